@@ -1,0 +1,807 @@
+//! The operations behind the NFS procedures, one function each, on a [`View`]. Objects are found
+//! by kernel handle (`open_by_handle_at`), names are resolved one component at a time with `*at`
+//! calls and `O_NOFOLLOW`, and every namespace change runs under [`ActAs`] so that the kernel
+//! applies the view's identity: ownership of new files, mode bits, sticky and setgid directories.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nfs3_types::nfs3::{
+    createverf3, fattr3, nfsstat3, nfstime3, post_op_attr, pre_op_attr, sattr3, set_atime,
+    set_mtime, stable_how, wcc_data,
+};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat, Timespec, Timestamps};
+
+use super::attr::{self, check_name, check_new_name, fattr, wcc};
+use super::creds::ActAs;
+use super::kernel::{self, KernelHandle};
+use super::{Fs, View, errno_to_nfs_rustix, io_to_nfs};
+
+type R<T> = Result<T, nfsstat3>;
+
+/// A file system object found or made by an operation.
+#[derive(Debug, Clone)]
+pub struct Obj {
+    pub kh: KernelHandle,
+    pub attr: fattr3,
+}
+
+/// How CREATE treats an existing name.
+#[derive(Debug, Clone)]
+pub enum CreateHow {
+    Unchecked(sattr3),
+    Guarded(sattr3),
+    Exclusive(createverf3),
+}
+
+/// One directory entry of a READDIR(PLUS) page.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub fileid: u64,
+    pub cookie: u64,
+    /// Only for READDIRPLUS, and not for `.` and `..`.
+    pub plus: Option<Obj>,
+}
+
+/// A page of a directory.
+#[derive(Debug, Clone)]
+pub struct DirPage {
+    pub entries: Vec<DirEntry>,
+    pub eof: bool,
+    pub dir_attr: fattr3,
+}
+
+/// Bytes an entry takes in a reply: fileid, name, cookie, list marker; READDIRPLUS adds the
+/// attributes and a handle of at most 64 bytes.
+fn entry_size(name_len: usize, plus: bool) -> usize {
+    let base = 8 + 4 + name_len.div_ceil(4) * 4 + 8 + 4;
+    if plus {
+        base + 4 + 84 + 4 + 4 + 64
+    } else {
+        base
+    }
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> R<Stat> {
+    rustix::fs::fstat(fd).map_err(errno_to_nfs_rustix)
+}
+
+fn post(view: &View, fd: BorrowedFd<'_>) -> post_op_attr {
+    match rustix::fs::fstat(fd) {
+        Ok(st) => post_op_attr::Some(fattr(view, &st)),
+        Err(_) => post_op_attr::None,
+    }
+}
+
+fn wcc_of(view: &View, before: &Stat, fd: BorrowedFd<'_>) -> wcc_data {
+    wcc_data {
+        before: pre_op_attr::Some(wcc(before)),
+        after: post(view, fd),
+    }
+}
+
+fn is_type(st: &Stat, t: u32) -> bool {
+    st.st_mode & libc::S_IFMT == t
+}
+
+/// `/proc/self/fd/N`: reaches exactly the inode an `O_PATH` descriptor holds, without resolving
+/// any name again. Used only for objects that are not symlinks.
+fn proc_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn nfs_time(t: nfstime3) -> Timespec {
+    Timespec {
+        tv_sec: i64::from(t.seconds),
+        tv_nsec: i64::from(t.nseconds),
+    }
+}
+
+const UTIME_NOW: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: libc::UTIME_NOW,
+};
+const UTIME_OMIT: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: libc::UTIME_OMIT,
+};
+
+impl Fs {
+    fn act(&self, view: &View) -> R<ActAs> {
+        ActAs::new(&view.ids).map_err(|e| {
+            tracing::error!(volume = %view.name, "cannot switch identity: {e}");
+            nfsstat3::NFS3ERR_SERVERFAULT
+        })
+    }
+
+    fn dir(&self, kh: &KernelHandle) -> R<OwnedFd> {
+        self.open(kh, libc::O_RDONLY | libc::O_DIRECTORY)
+    }
+
+    fn path(&self, kh: &KernelHandle) -> R<OwnedFd> {
+        self.open(kh, libc::O_PATH)
+    }
+
+    fn obj_at(&self, view: &View, dir: BorrowedFd<'_>, name: &OsStr) -> R<(OwnedFd, Obj)> {
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_to_nfs_rustix)?;
+        let obj = self.obj_of(view, fd.as_fd())?;
+        Ok((fd, obj))
+    }
+
+    fn obj_of(&self, view: &View, fd: BorrowedFd<'_>) -> R<Obj> {
+        let st = fstat(fd)?;
+        let kh = kernel::name_to_handle(fd, c"").map_err(|e| io_to_nfs(&e))?;
+        Ok(Obj {
+            kh,
+            attr: fattr(view, &st),
+        })
+    }
+
+    fn sync_dir(&self, dir: BorrowedFd<'_>) {
+        if self.options.sync_metadata {
+            if let Err(e) = rustix::fs::fsync(dir) {
+                tracing::warn!("fsync of a directory failed: {e}");
+            }
+        }
+    }
+
+    /// Attributes of any object.
+    pub fn getattr(&self, view: &View, kh: &KernelHandle) -> R<fattr3> {
+        let fd = self.path(kh)?;
+        Ok(fattr(view, &fstat(fd.as_fd())?))
+    }
+
+    /// Best-effort attributes for replies that carry them on failure.
+    pub fn post_attr(&self, view: &View, kh: &KernelHandle) -> post_op_attr {
+        self.getattr(view, kh)
+            .map_or(post_op_attr::None, post_op_attr::Some)
+    }
+
+    /// Finds `name` in `dir`. `..` of the view's root is the root itself.
+    pub fn lookup(&self, view: &View, dir: &KernelHandle, name: &[u8]) -> R<(Obj, fattr3)> {
+        let name = check_name(name)?;
+        let dfd = self.dir(dir)?;
+        let dir_attr = fattr(view, &fstat(dfd.as_fd())?);
+        if name == "." || (name == ".." && *dir == view.root) {
+            let obj = self.obj_of(view, dfd.as_fd())?;
+            return Ok((obj, dir_attr));
+        }
+        let _as = self.act(view)?;
+        let (_, obj) = self.obj_at(view, dfd.as_fd(), name)?;
+        Ok((obj, dir_attr))
+    }
+
+    /// Reads up to `count` bytes at `offset`; returns the data and whether it reached the end.
+    pub fn read(
+        &self,
+        view: &View,
+        kh: &KernelHandle,
+        offset: u64,
+        count: u32,
+    ) -> R<(Vec<u8>, bool, fattr3)> {
+        let fd = self.open(kh, libc::O_RDONLY)?;
+        let st = fstat(fd.as_fd())?;
+        if is_type(&st, libc::S_IFDIR) {
+            return Err(nfsstat3::NFS3ERR_ISDIR);
+        }
+        if !is_type(&st, libc::S_IFREG) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        attr::may_read(view, &st)?;
+        let size = st.st_size as u64;
+        let want = (count as u64).min(size.saturating_sub(offset)) as usize;
+        let mut buf = vec![0u8; want];
+        let mut done = 0;
+        while done < want {
+            let n = rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64)
+                .map_err(errno_to_nfs_rustix)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        let eof = offset + done as u64 >= size;
+        Ok((buf, eof, fattr(view, &st)))
+    }
+
+    /// Writes `data` at `offset`. Unstable writes are acknowledged as such (with this instance's
+    /// verifier); stable ones are on disk before the reply.
+    pub fn write(
+        &self,
+        view: &View,
+        kh: &KernelHandle,
+        offset: u64,
+        data: &[u8],
+        stable: stable_how,
+    ) -> R<(wcc_data, stable_how)> {
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let fd = self.open(kh, libc::O_WRONLY)?;
+        let before = fstat(fd.as_fd())?;
+        if !is_type(&before, libc::S_IFREG) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        attr::may_write(view, &before)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(nfsstat3::NFS3ERR_FBIG)?;
+        let growth = end.saturating_sub(before.st_size as u64).div_ceil(4096) * 4096;
+        if !view.usage.admits(growth) {
+            return Err(nfsstat3::NFS3ERR_DQUOT);
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let n = rustix::io::pwrite(fd.as_fd(), &data[done..], offset + done as u64)
+                .map_err(errno_to_nfs_rustix)?;
+            done += n;
+        }
+        let committed = match stable {
+            stable_how::UNSTABLE => stable_how::UNSTABLE,
+            stable_how::DATA_SYNC => {
+                rustix::fs::fdatasync(fd.as_fd()).map_err(errno_to_nfs_rustix)?;
+                stable_how::DATA_SYNC
+            }
+            stable_how::FILE_SYNC => {
+                rustix::fs::fsync(fd.as_fd()).map_err(errno_to_nfs_rustix)?;
+                stable_how::FILE_SYNC
+            }
+        };
+        let after = fstat(fd.as_fd())?;
+        view.usage
+            .add_blocks(before.st_blocks as u64, after.st_blocks as u64);
+        Ok((
+            wcc_data {
+                before: pre_op_attr::Some(wcc(&before)),
+                after: post_op_attr::Some(fattr(view, &after)),
+            },
+            committed,
+        ))
+    }
+
+    /// Makes everything written to the file durable.
+    pub fn commit(&self, view: &View, kh: &KernelHandle) -> R<wcc_data> {
+        let fd = self.open(kh, libc::O_RDONLY)?;
+        let before = fstat(fd.as_fd())?;
+        rustix::fs::fsync(fd.as_fd()).map_err(errno_to_nfs_rustix)?;
+        Ok(wcc_of(view, &before, fd.as_fd()))
+    }
+
+    /// Changes attributes. `guard` is the ctime the client expects (SETATTR's sattrguard3).
+    pub fn setattr(
+        &self,
+        view: &View,
+        kh: &KernelHandle,
+        set: &sattr3,
+        guard: Option<nfstime3>,
+    ) -> R<wcc_data> {
+        let fd = self.path(kh)?;
+        let before = fstat(fd.as_fd())?;
+        if let Some(ctime) = guard {
+            if wcc(&before).ctime != ctime {
+                return Err(nfsstat3::NFS3ERR_NOT_SYNC);
+            }
+        }
+        self.apply_sattr(view, fd.as_fd(), &before, set, true)?;
+        Ok(wcc_of(view, &before, fd.as_fd()))
+    }
+
+    fn apply_sattr(
+        &self,
+        view: &View,
+        fd: BorrowedFd<'_>,
+        st: &Stat,
+        set: &sattr3,
+        with_mode: bool,
+    ) -> R<()> {
+        use nfs3_types::nfs3::Nfs3Option::Some as Set;
+        let changes_anything = matches!(set.mode, Set(_)) && with_mode
+            || matches!(set.uid, Set(_))
+            || matches!(set.gid, Set(_))
+            || matches!(set.size, Set(_))
+            || !matches!(set.atime, set_atime::DONT_CHANGE)
+            || !matches!(set.mtime, set_mtime::DONT_CHANGE);
+        if !changes_anything {
+            return Ok(());
+        }
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let symlink = is_type(st, libc::S_IFLNK);
+        if let Set(size) = set.size {
+            if is_type(st, libc::S_IFDIR) {
+                return Err(nfsstat3::NFS3ERR_ISDIR);
+            }
+            if !is_type(st, libc::S_IFREG) {
+                return Err(nfsstat3::NFS3ERR_INVAL);
+            }
+            attr::may_write(view, st)?;
+            let wfd = rustix::fs::open(
+                proc_path(fd),
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno_to_nfs_rustix)?;
+            rustix::fs::ftruncate(&wfd, size).map_err(errno_to_nfs_rustix)?;
+            let after = fstat(wfd.as_fd())?;
+            view.usage
+                .add_blocks(st.st_blocks as u64, after.st_blocks as u64);
+        }
+        let _as = self.act(view)?;
+        if let (Set(mode), true, false) = (set.mode, with_mode, symlink) {
+            rustix::fs::chmod(proc_path(fd), Mode::from_raw_mode(mode & 0o7777))
+                .map_err(errno_to_nfs_rustix)?;
+        }
+        let uid = match set.uid {
+            Set(u) => Some(attr::store_uid(view, u)),
+            _ => None,
+        };
+        let gid = match set.gid {
+            Set(g) => Some(attr::store_gid(view, g)),
+            _ => None,
+        };
+        if uid.is_some() || gid.is_some() {
+            rustix::fs::chownat(
+                fd,
+                "",
+                uid.map(rustix::fs::Uid::from_raw),
+                gid.map(rustix::fs::Gid::from_raw),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno_to_nfs_rustix)?;
+        }
+        let atime = match set.atime {
+            set_atime::DONT_CHANGE => UTIME_OMIT,
+            set_atime::SET_TO_SERVER_TIME => UTIME_NOW,
+            set_atime::SET_TO_CLIENT_TIME(t) => nfs_time(t),
+        };
+        let mtime = match set.mtime {
+            set_mtime::DONT_CHANGE => UTIME_OMIT,
+            set_mtime::SET_TO_SERVER_TIME => UTIME_NOW,
+            set_mtime::SET_TO_CLIENT_TIME(t) => nfs_time(t),
+        };
+        if !(atime.tv_nsec == libc::UTIME_OMIT && mtime.tv_nsec == libc::UTIME_OMIT) && !symlink {
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                proc_path(fd),
+                &Timestamps {
+                    last_access: atime,
+                    last_modification: mtime,
+                },
+                AtFlags::empty(),
+            )
+            .map_err(errno_to_nfs_rustix)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a regular file.
+    pub fn create(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        name: &[u8],
+        how: &CreateHow,
+    ) -> R<(Obj, wcc_data)> {
+        let name = check_new_name(name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        let (exclusive, mode) = match how {
+            CreateHow::Unchecked(s) => (false, mode_of(s, 0o644)),
+            CreateHow::Guarded(s) => (true, mode_of(s, 0o644)),
+            CreateHow::Exclusive(_) => (true, 0o600),
+        };
+        let mut flags = OFlags::CREATE | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if exclusive {
+            flags |= OFlags::EXCL;
+        }
+        let act = self.act(view)?;
+        let fd = match rustix::fs::openat(dfd.as_fd(), name, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::EXIST) => {
+                if let CreateHow::Exclusive(verf) = how {
+                    // a retransmitted exclusive create finds its own verifier in the times
+                    let (fd, obj) = self.obj_at(view, dfd.as_fd(), name)?;
+                    let st = fstat(fd.as_fd())?;
+                    if is_type(&st, libc::S_IFREG) && verifier_matches(&st, verf) {
+                        return Ok((obj, wcc_of(view, &before, dfd.as_fd())));
+                    }
+                }
+                return Err(nfsstat3::NFS3ERR_EXIST);
+            }
+            Err(e) => return Err(errno_to_nfs_rustix(e)),
+        };
+        let st = fstat(fd.as_fd())?;
+        drop(act);
+        match how {
+            CreateHow::Unchecked(s) | CreateHow::Guarded(s) => {
+                // the mode was applied by the create itself (umask is 0)
+                self.apply_sattr(view, fd.as_fd(), &st, s, false)?;
+            }
+            CreateHow::Exclusive(verf) => {
+                let _as = self.act(view)?;
+                let (a, m) = verifier_times(verf);
+                rustix::fs::futimens(
+                    &fd,
+                    &Timestamps {
+                        last_access: a,
+                        last_modification: m,
+                    },
+                )
+                .map_err(errno_to_nfs_rustix)?;
+            }
+        }
+        view.usage.add_blocks(0, st.st_blocks as u64);
+        let obj = self.obj_of(view, fd.as_fd())?;
+        self.sync_dir(dfd.as_fd());
+        Ok((obj, wcc_of(view, &before, dfd.as_fd())))
+    }
+
+    /// Creates a directory with the requested mode (setgid and sticky bits included).
+    pub fn mkdir(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        name: &[u8],
+        set: &sattr3,
+    ) -> R<(Obj, wcc_data)> {
+        let name = check_new_name(name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        let mode = mode_of(set, 0o755);
+        let (fd, st) = {
+            let _as = self.act(view)?;
+            rustix::fs::mkdirat(dfd.as_fd(), name, Mode::from_raw_mode(mode & 0o1777))
+                .map_err(errno_to_nfs_rustix)?;
+            let fd = rustix::fs::openat(
+                dfd.as_fd(),
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno_to_nfs_rustix)?;
+            if mode & 0o6000 != 0 {
+                // mkdir(2) ignores setuid/setgid bits; nbgrader's inbound wants 2733
+                rustix::fs::chmod(proc_path(fd.as_fd()), Mode::from_raw_mode(mode & 0o7777))
+                    .map_err(errno_to_nfs_rustix)?;
+            }
+            let st = fstat(fd.as_fd())?;
+            (fd, st)
+        };
+        self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
+        view.usage.add_blocks(0, st.st_blocks as u64);
+        let obj = self.obj_of(view, fd.as_fd())?;
+        self.sync_dir(dfd.as_fd());
+        Ok((obj, wcc_of(view, &before, dfd.as_fd())))
+    }
+
+    /// Creates a symlink holding `target` verbatim (the server never follows it).
+    pub fn symlink(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        name: &[u8],
+        target: &[u8],
+        set: &sattr3,
+    ) -> R<(Obj, wcc_data)> {
+        let name = check_new_name(name)?;
+        if target.is_empty() || target.contains(&0) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        if target.len() > attr::PATH_MAX {
+            return Err(nfsstat3::NFS3ERR_NAMETOOLONG);
+        }
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        let (fd, obj) = {
+            let _as = self.act(view)?;
+            rustix::fs::symlinkat(OsStr::from_bytes(target), dfd.as_fd(), name)
+                .map_err(errno_to_nfs_rustix)?;
+            self.obj_at(view, dfd.as_fd(), name)?
+        };
+        let st = fstat(fd.as_fd())?;
+        let no_mode = sattr3 {
+            mode: nfs3_types::nfs3::Nfs3Option::None,
+            ..set.clone()
+        };
+        self.apply_sattr(view, fd.as_fd(), &st, &no_mode, false)?;
+        self.sync_dir(dfd.as_fd());
+        Ok((obj, wcc_of(view, &before, dfd.as_fd())))
+    }
+
+    /// The target of a symlink.
+    pub fn readlink(&self, view: &View, kh: &KernelHandle) -> R<(Vec<u8>, fattr3)> {
+        let fd = self.path(kh)?;
+        let st = fstat(fd.as_fd())?;
+        if !is_type(&st, libc::S_IFLNK) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
+        let target = rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(errno_to_nfs_rustix)?;
+        Ok((target.into_bytes(), fattr(view, &st)))
+    }
+
+    /// Removes a non-directory (`rmdir == false`) or an empty directory.
+    pub fn remove(&self, view: &View, dir: &KernelHandle, name: &[u8], rmdir: bool) -> R<wcc_data> {
+        let name = check_new_name(name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        {
+            let _as = self.act(view)?;
+            let victim = rustix::fs::statat(dfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno_to_nfs_rustix)?;
+            let is_dir = is_type(&victim, libc::S_IFDIR);
+            if rmdir && !is_dir {
+                return Err(nfsstat3::NFS3ERR_NOTDIR);
+            }
+            if !rmdir && is_dir {
+                return Err(nfsstat3::NFS3ERR_ISDIR);
+            }
+            let flags = if rmdir {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
+            rustix::fs::unlinkat(dfd.as_fd(), name, flags).map_err(|e| {
+                if rmdir && e == rustix::io::Errno::EXIST {
+                    nfsstat3::NFS3ERR_NOTEMPTY
+                } else {
+                    errno_to_nfs_rustix(e)
+                }
+            })?;
+            if victim.st_nlink <= 1 || is_dir {
+                view.usage.add_blocks(victim.st_blocks as u64, 0);
+            }
+        }
+        self.sync_dir(dfd.as_fd());
+        Ok(wcc_of(view, &before, dfd.as_fd()))
+    }
+
+    /// Renames within one view; an existing compatible target is replaced.
+    pub fn rename(
+        &self,
+        view: &View,
+        from_dir: &KernelHandle,
+        from_name: &[u8],
+        to_dir: &KernelHandle,
+        to_name: &[u8],
+    ) -> R<(wcc_data, wcc_data)> {
+        let from_name = check_new_name(from_name)?;
+        let to_name = check_new_name(to_name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let from = self.dir(from_dir)?;
+        let to = self.dir(to_dir)?;
+        let from_before = fstat(from.as_fd())?;
+        let to_before = fstat(to.as_fd())?;
+        {
+            let _as = self.act(view)?;
+            let source = rustix::fs::statat(from.as_fd(), from_name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno_to_nfs_rustix)?;
+            let target = rustix::fs::statat(to.as_fd(), to_name, AtFlags::SYMLINK_NOFOLLOW).ok();
+            rustix::fs::renameat(from.as_fd(), from_name, to.as_fd(), to_name).map_err(|e| {
+                if e == rustix::io::Errno::NOTEMPTY {
+                    nfsstat3::NFS3ERR_EXIST
+                } else {
+                    errno_to_nfs_rustix(e)
+                }
+            })?;
+            if let Some(t) = target {
+                let same = t.st_ino == source.st_ino && t.st_dev == source.st_dev;
+                if !same && (t.st_nlink <= 1 || is_type(&t, libc::S_IFDIR)) {
+                    view.usage.add_blocks(t.st_blocks as u64, 0);
+                }
+            }
+        }
+        self.sync_dir(from.as_fd());
+        if from_before.st_ino != to_before.st_ino {
+            self.sync_dir(to.as_fd());
+        }
+        Ok((
+            wcc_of(view, &from_before, from.as_fd()),
+            wcc_of(view, &to_before, to.as_fd()),
+        ))
+    }
+
+    /// Makes a hard link to `file` named `name` in `dir`.
+    pub fn link(
+        &self,
+        view: &View,
+        file: &KernelHandle,
+        dir: &KernelHandle,
+        name: &[u8],
+    ) -> R<(fattr3, wcc_data)> {
+        let name = check_new_name(name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let ffd = self.path(file)?;
+        let fst = fstat(ffd.as_fd())?;
+        if is_type(&fst, libc::S_IFDIR) {
+            return Err(nfsstat3::NFS3ERR_ISDIR);
+        }
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        {
+            let _as = self.act(view)?;
+            // linking through /proc needs no CAP_DAC_READ_SEARCH, so the kernel checks the
+            // view's own rights (protected_hardlinks included)
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path(ffd.as_fd()),
+                dfd.as_fd(),
+                name,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(errno_to_nfs_rustix)?;
+        }
+        self.sync_dir(dfd.as_fd());
+        let attr = fattr(view, &fstat(ffd.as_fd())?);
+        Ok((attr, wcc_of(view, &before, dfd.as_fd())))
+    }
+
+    /// ACCESS: the rights out of `asked` that the view's identity has.
+    pub fn access(&self, view: &View, kh: &KernelHandle, asked: u32) -> R<(u32, fattr3)> {
+        let fd = self.path(kh)?;
+        let st = fstat(fd.as_fd())?;
+        Ok((attr::access_bits(view, &st, asked), fattr(view, &st)))
+    }
+
+    /// Space of the view: its quota when it has one, else the file system's.
+    pub fn fsstat(&self, view: &View, kh: &KernelHandle) -> R<(FsStat, fattr3)> {
+        let fd = self.path(kh)?;
+        let st = fstat(fd.as_fd())?;
+        let vfs = rustix::fs::fstatvfs(&fd).map_err(errno_to_nfs_rustix)?;
+        let frsize = vfs.f_frsize.max(1);
+        let mut out = FsStat {
+            total: vfs.f_blocks * frsize,
+            free: vfs.f_bfree * frsize,
+            avail: vfs.f_bavail * frsize,
+            files: vfs.f_files,
+            ffree: vfs.f_ffree,
+        };
+        if let Some(limit) = view.usage.limit() {
+            let left = limit.saturating_sub(view.usage.used());
+            out.total = limit;
+            out.free = left.min(out.free);
+            out.avail = left.min(out.avail);
+        }
+        if view.readonly {
+            out.avail = 0;
+        }
+        Ok((out, fattr(view, &st)))
+    }
+
+    /// One page of `dir` from `cookie` (0 = start), filling at most `budget` bytes of entries and,
+    /// for READDIRPLUS, at most `dircount` bytes of names.
+    pub fn readdir(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        cookie: u64,
+        budget: usize,
+        dircount: Option<usize>,
+    ) -> R<DirPage> {
+        let plus = dircount.is_some();
+        let root_fd = self.dir(dir)?;
+        let at_root = *dir == view.root;
+        let _as = self.act(view)?;
+        // reopening "." as the view checks its read permission on the directory
+        let dfd = rustix::fs::openat(
+            root_fd.as_fd(),
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_to_nfs_rustix)?;
+        let dir_st = fstat(dfd.as_fd())?;
+        if cookie != 0 {
+            rustix::fs::seek(&dfd, rustix::fs::SeekFrom::Start(cookie))
+                .map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
+        }
+        let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let mut raw = rustix::fs::RawDir::new(dfd.as_fd(), &mut buf);
+        let mut entries = Vec::new();
+        let mut used = 0usize;
+        let mut names = 0usize;
+        let mut eof = true;
+        while let Some(item) = raw.next() {
+            let e = item.map_err(errno_to_nfs_rustix)?;
+            let name = e.file_name().to_bytes();
+            let size = entry_size(name.len(), plus);
+            let name_size = entry_size(name.len(), false);
+            if used + size > budget || dircount.is_some_and(|d| names + name_size > d) {
+                eof = false;
+                break;
+            }
+            used += size;
+            names += name_size;
+            let dots = name == b"." || name == b"..";
+            let fileid = if name == b".." && at_root {
+                view.root_ino
+            } else {
+                e.ino()
+            };
+            let plus_obj = if plus && !dots {
+                self.obj_at(view, dfd.as_fd(), OsStr::from_bytes(name))
+                    .ok()
+                    .map(|(_, obj)| obj)
+            } else {
+                None
+            };
+            entries.push(DirEntry {
+                name: name.to_vec(),
+                fileid,
+                cookie: e.next_entry_cookie(),
+                plus: plus_obj,
+            });
+        }
+        if !eof && entries.is_empty() {
+            return Err(nfsstat3::NFS3ERR_TOOSMALL);
+        }
+        Ok(DirPage {
+            entries,
+            eof,
+            dir_attr: fattr(view, &dir_st),
+        })
+    }
+}
+
+/// FSSTAT figures in bytes and inodes.
+#[derive(Debug, Clone, Copy)]
+pub struct FsStat {
+    pub total: u64,
+    pub free: u64,
+    pub avail: u64,
+    pub files: u64,
+    pub ffree: u64,
+}
+
+fn mode_of(s: &sattr3, default: u32) -> u32 {
+    match s.mode {
+        nfs3_types::nfs3::Nfs3Option::Some(m) => m & 0o7777,
+        nfs3_types::nfs3::Nfs3Option::None => default,
+    }
+}
+
+/// Exclusive create keeps the client's verifier in atime/mtime seconds, as knfsd does.
+fn verifier_times(verf: &createverf3) -> (Timespec, Timespec) {
+    let a = u32::from_be_bytes(verf.0[0..4].try_into().expect("4 bytes"));
+    let m = u32::from_be_bytes(verf.0[4..8].try_into().expect("4 bytes"));
+    (
+        Timespec {
+            tv_sec: i64::from(a),
+            tv_nsec: 0,
+        },
+        Timespec {
+            tv_sec: i64::from(m),
+            tv_nsec: 0,
+        },
+    )
+}
+
+fn verifier_matches(st: &Stat, verf: &createverf3) -> bool {
+    let (a, m) = verifier_times(verf);
+    st.st_atime as i64 == a.tv_sec && st.st_mtime as i64 == m.tv_sec
+}

@@ -1,0 +1,576 @@
+//! The live set of volumes: create-or-ensure, get, list, remove (the tree is moved aside, never
+//! deleted) and purge of moved-aside trees, each persisted to the registry before it takes
+//! effect; and the fast lookups the NFS side needs (view by id, view by export path).
+//! Identities come from explicit numbers or from LDAP by user name.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use swarmhub_control_api::{
+    ClientIdentity, CreateVolume, ErrorKind, ExplicitIdentity, NameError, OptionError, RemovedTree,
+    Volume, VolumeKind, validate_volume_name,
+};
+use thiserror::Error;
+
+use super::registry::{Registry, VolumeRecord};
+use crate::fs::View;
+use crate::fs::creds::StoreIds;
+use crate::fs::kernel;
+use crate::fs::usage::TreeUsage;
+use crate::identity::DirectoryError;
+use crate::identity::ldap::LdapDirectory;
+
+/// Why a volume operation failed. Each names the volume and the cause.
+#[derive(Debug, Error)]
+pub enum VolumeError {
+    /// a name that cannot be a volume
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// options that do not parse or do not fit together
+    #[error(transparent)]
+    Options(#[from] OptionError),
+    /// a volume of that name exists with different options
+    #[error(
+        "volume {name:?} exists with different settings ({differences}); remove it first or use another name"
+    )]
+    Conflict { name: String, differences: String },
+    /// no such volume
+    #[error("no volume named {name:?}")]
+    NotFound { name: String },
+    /// no such removed tree
+    #[error("no removed tree named {entry:?} under removed/")]
+    RemovedNotFound { entry: String },
+    /// the user is not in the directory, or the directory cannot be asked
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// a user name without LDAP configured and without explicit ids
+    #[error(
+        "volume {name:?} names user {user:?} but no LDAP directory is configured; configure [ldap] or give the identity explicitly"
+    )]
+    NoDirectory { name: String, user: String },
+    /// neither user nor identity
+    #[error("volume {name:?} needs user=<ldap name> or an explicit identity")]
+    NoIdentity { name: String },
+    /// uid or gid 0
+    #[error("volume {name:?} would act as root (uid {uid}, gid {gid}); volumes never act as root")]
+    Root { name: String, uid: u32, gid: u32 },
+    /// a file system operation on the data root failed
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl VolumeError {
+    /// The API error class of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VolumeError::Name(_)
+            | VolumeError::Options(_)
+            | VolumeError::NoDirectory { .. }
+            | VolumeError::NoIdentity { .. }
+            | VolumeError::Root { .. } => ErrorKind::Invalid,
+            VolumeError::Conflict { .. } => ErrorKind::Conflict,
+            VolumeError::NotFound { .. } | VolumeError::RemovedNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            VolumeError::Directory(DirectoryError::UnknownUser { .. }) => ErrorKind::UnknownUser,
+            VolumeError::Directory(DirectoryError::Unavailable { .. }) => {
+                ErrorKind::DirectoryUnavailable
+            }
+            VolumeError::Directory(_) => ErrorKind::Invalid,
+            VolumeError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> VolumeError + 'a {
+    move |source| VolumeError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[derive(Default)]
+struct State {
+    registry: Registry,
+    views: HashMap<u32, Arc<View>>,
+    by_export: HashMap<String, u32>,
+    usage: HashMap<String, Arc<TreeUsage>>,
+}
+
+/// All volumes of one data root.
+pub struct Volumes {
+    root: PathBuf,
+    registry_path: PathBuf,
+    root_dev: u64,
+    // std lock: held only for map lookups and updates, never across an await
+    state: RwLock<State>,
+    // serialises changes, including the LDAP lookup of a create
+    changes: tokio::sync::Mutex<()>,
+    directory: Option<Arc<LdapDirectory>>,
+}
+
+impl std::fmt::Debug for Volumes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volumes").field("root", &self.root).finish()
+    }
+}
+
+/// The subdirectories of the data root.
+pub const HOMES: &str = "volumes";
+pub const SHARES: &str = "shares";
+pub const REMOVED: &str = "removed";
+pub const REGISTRY: &str = "registry.json";
+
+impl Volumes {
+    /// Opens the data root (creating its layout when new) and builds a view for every volume
+    /// in the registry. A volume whose tree is missing is reported and not served; nothing is
+    /// recreated or deleted.
+    pub fn open(root: &Path, directory: Option<Arc<LdapDirectory>>) -> Result<Self, VolumeError> {
+        for sub in [HOMES, SHARES, REMOVED] {
+            let p = root.join(sub);
+            std::fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o711))
+                .map_err(io_err("setting mode of", &p))?;
+        }
+        let registry_path = root.join(REGISTRY);
+        let registry = Registry::load(&registry_path).map_err(io_err("loading", &registry_path))?;
+        let root_dev = std::fs::metadata(root)
+            .map_err(io_err("reading", root))?
+            .dev();
+        let volumes = Self {
+            root: root.to_path_buf(),
+            registry_path,
+            root_dev,
+            state: RwLock::new(State::default()),
+            changes: tokio::sync::Mutex::new(()),
+            directory,
+        };
+        let mut state = State {
+            registry,
+            ..State::default()
+        };
+        let records: Vec<VolumeRecord> = state.registry.volumes.values().cloned().collect();
+        for rec in records {
+            match volumes.build_view(&mut state, &rec) {
+                Ok(view) => {
+                    state.by_export.insert(export_of(&rec.name), view.id);
+                    state.views.insert(view.id, view);
+                }
+                Err(e) => tracing::error!(volume = %rec.name, "volume not served: {e}"),
+            }
+        }
+        *volumes.state.write().expect("poisoned") = state;
+        Ok(volumes)
+    }
+
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The view a handle names.
+    pub fn view(&self, id: u32) -> Option<Arc<View>> {
+        self.state.read().expect("poisoned").views.get(&id).cloned()
+    }
+
+    /// The view behind an export path (`/<name>`, trailing slashes ignored).
+    pub fn by_export(&self, path: &str) -> Option<Arc<View>> {
+        let path = format!("/{}", path.trim_matches('/'));
+        let state = self.state.read().expect("poisoned");
+        state
+            .by_export
+            .get(&path)
+            .and_then(|id| state.views.get(id).cloned())
+    }
+
+    /// Export paths of every served volume.
+    pub fn exports(&self) -> Vec<String> {
+        let state = self.state.read().expect("poisoned");
+        let mut v: Vec<String> = state.by_export.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Number of volumes in the registry.
+    pub fn count(&self) -> usize {
+        self.state.read().expect("poisoned").registry.volumes.len()
+    }
+
+    fn info(&self, state: &State, rec: &VolumeRecord) -> Volume {
+        let used_bytes = state
+            .usage
+            .get(&rec.tree)
+            .filter(|u| u.limit().is_some())
+            .map(|u| u.used());
+        Volume {
+            name: rec.name.clone(),
+            export: export_of(&rec.name),
+            kind: rec.kind,
+            tree: rec.tree.clone(),
+            options: rec.options.clone(),
+            store_uid: rec.store_uid,
+            store_gid: rec.store_gid,
+            groups: rec.groups.clone(),
+            client_uid: rec.client_uid,
+            client_gid: rec.client_gid,
+            created_at: rec.created_at.clone(),
+            used_bytes,
+        }
+    }
+
+    /// One volume.
+    pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
+        validate_volume_name(name)?;
+        let state = self.state.read().expect("poisoned");
+        let rec = state
+            .registry
+            .volumes
+            .get(name)
+            .ok_or_else(|| VolumeError::NotFound { name: name.into() })?;
+        Ok(self.info(&state, rec))
+    }
+
+    /// Every volume, by name.
+    pub fn list(&self) -> Vec<Volume> {
+        let state = self.state.read().expect("poisoned");
+        state
+            .registry
+            .volumes
+            .values()
+            .map(|r| self.info(&state, r))
+            .collect()
+    }
+
+    /// Creates a volume, or returns the existing one when it has the same settings. The bool
+    /// says whether it was created now.
+    pub async fn create(&self, req: CreateVolume) -> Result<(Volume, bool), VolumeError> {
+        validate_volume_name(&req.name)?;
+        req.options.check()?;
+        let _changes = self.changes.lock().await;
+        let client = req.client.unwrap_or_default();
+        if let Some(existing) = self.existing(&req, client)? {
+            return Ok((existing, false));
+        }
+        let ids = self.resolve_identity(&req).await?;
+        if ids.uid == 0 || ids.gid == 0 {
+            return Err(VolumeError::Root {
+                name: req.name.clone(),
+                uid: ids.uid,
+                gid: ids.gid,
+            });
+        }
+        let (kind, tree) = match &req.options.share {
+            Some(share) => (VolumeKind::Share, format!("{SHARES}/{share}")),
+            None => (VolumeKind::Home, format!("{HOMES}/{}", req.name)),
+        };
+        if kind == VolumeKind::Share {
+            self.check_share_size(&tree, req.options.size)?;
+        }
+        let tree_path = self.root.join(&tree);
+        self.prepare_tree(kind, &tree_path, &ids)?;
+        let mut state = self.state.write().expect("poisoned");
+        let rec = VolumeRecord {
+            view_id: state.registry.next_view_id,
+            name: req.name.clone(),
+            kind,
+            tree,
+            options: req.options.clone(),
+            explicit: req.identity.clone(),
+            store_uid: ids.uid,
+            store_gid: ids.gid,
+            groups: ids.groups.clone(),
+            client_uid: client.uid,
+            client_gid: client.gid,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let view = self.build_view(&mut state, &rec)?;
+        let mut next = state.registry.clone();
+        next.next_view_id += 1;
+        next.volumes.insert(rec.name.clone(), rec.clone());
+        next.save(&self.registry_path)
+            .map_err(io_err("saving", &self.registry_path))?;
+        state.registry = next;
+        state.by_export.insert(export_of(&rec.name), view.id);
+        state.views.insert(view.id, view);
+        tracing::info!(volume = %rec.name, uid = rec.store_uid, gid = rec.store_gid, tree = %rec.tree, "volume created");
+        Ok((self.info(&state, &rec), true))
+    }
+
+    fn existing(
+        &self,
+        req: &CreateVolume,
+        client: ClientIdentity,
+    ) -> Result<Option<Volume>, VolumeError> {
+        let state = self.state.read().expect("poisoned");
+        let Some(rec) = state.registry.volumes.get(&req.name) else {
+            return Ok(None);
+        };
+        let mut diffs = Vec::new();
+        if rec.options != req.options {
+            diffs.push(format!(
+                "options {:?} vs requested {:?}",
+                rec.options.to_map(),
+                req.options.to_map()
+            ));
+        }
+        if req.identity.is_some() && rec.explicit != req.identity {
+            diffs.push(format!(
+                "identity {}:{} vs requested {:?}",
+                rec.store_uid, rec.store_gid, req.identity
+            ));
+        }
+        if (rec.client_uid, rec.client_gid) != (client.uid, client.gid) {
+            diffs.push(format!(
+                "client ids {}:{} vs requested {}:{}",
+                rec.client_uid, rec.client_gid, client.uid, client.gid
+            ));
+        }
+        if !diffs.is_empty() {
+            return Err(VolumeError::Conflict {
+                name: req.name.clone(),
+                differences: diffs.join("; "),
+            });
+        }
+        Ok(Some(self.info(&state, rec)))
+    }
+
+    async fn resolve_identity(&self, req: &CreateVolume) -> Result<StoreIds, VolumeError> {
+        if let Some(ExplicitIdentity { uid, gid, groups }) = &req.identity {
+            return Ok(StoreIds {
+                uid: *uid,
+                gid: *gid,
+                groups: groups.clone(),
+            });
+        }
+        let Some(user) = req.options.user.as_deref() else {
+            return Err(VolumeError::NoIdentity {
+                name: req.name.clone(),
+            });
+        };
+        let Some(dir) = &self.directory else {
+            return Err(VolumeError::NoDirectory {
+                name: req.name.clone(),
+                user: user.into(),
+            });
+        };
+        let u = dir.lookup(user).await?;
+        Ok(StoreIds {
+            uid: u.uid,
+            gid: u.gid,
+            groups: u.groups,
+        })
+    }
+
+    fn check_share_size(&self, tree: &str, size: Option<u64>) -> Result<(), VolumeError> {
+        let state = self.state.read().expect("poisoned");
+        for rec in state.registry.volumes.values() {
+            if rec.tree == tree
+                && rec.options.size.is_some()
+                && size.is_some()
+                && rec.options.size != size
+            {
+                return Err(VolumeError::Conflict {
+                    name: tree.into(),
+                    differences: format!(
+                        "share has size {} (set by volume {:?}), requested {}",
+                        rec.options.size.unwrap_or(0),
+                        rec.name,
+                        size.unwrap_or(0)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure the tree exists: a home tree owned by its user (an existing one is adopted as
+    /// it is), a shared tree `1777` owned by root like `/tmp`.
+    fn prepare_tree(
+        &self,
+        kind: VolumeKind,
+        path: &Path,
+        ids: &StoreIds,
+    ) -> Result<(), VolumeError> {
+        if path.exists() {
+            tracing::info!(tree = %path.display(), "using the existing tree");
+            return Ok(());
+        }
+        std::fs::create_dir(path).map_err(io_err("creating tree", path))?;
+        let (mode, owner) = match kind {
+            VolumeKind::Home => (0o750, Some((ids.uid, ids.gid))),
+            VolumeKind::Share => (0o1777, None),
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err("setting mode of", path))?;
+        if let Some((u, g)) = owner {
+            std::os::unix::fs::chown(path, Some(u), Some(g)).map_err(io_err("chown of", path))?;
+        }
+        Ok(())
+    }
+
+    fn build_view(&self, state: &mut State, rec: &VolumeRecord) -> Result<Arc<View>, VolumeError> {
+        let path = self.root.join(&rec.tree);
+        let dir = std::fs::File::open(&path).map_err(io_err("opening tree", &path))?;
+        let md = dir.metadata().map_err(io_err("reading tree", &path))?;
+        if !md.is_dir() {
+            return Err(VolumeError::Io {
+                what: "tree is not a directory:",
+                path: path.display().to_string(),
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        if md.dev() != self.root_dev {
+            return Err(VolumeError::Io {
+                what: "tree is on another file system than the data root:",
+                path: path.display().to_string(),
+                source: std::io::Error::from_raw_os_error(libc::EXDEV),
+            });
+        }
+        let root = kernel::name_to_handle(dir.as_fd(), c"").map_err(io_err("handle of", &path))?;
+        let limit = self.tree_limit(state, rec);
+        let usage = match state.usage.get(&rec.tree) {
+            Some(u) => {
+                if u.limit().is_none() && limit.is_some() {
+                    let counted =
+                        TreeUsage::count(&path, limit).map_err(io_err("counting", &path))?;
+                    u.add_blocks(0, counted.used() / 512);
+                    u.set_limit(limit);
+                }
+                u.clone()
+            }
+            None => {
+                let u = match limit {
+                    Some(_) => TreeUsage::count(&path, limit).map_err(io_err("counting", &path))?,
+                    None => TreeUsage::default(),
+                };
+                let u = Arc::new(u);
+                state.usage.insert(rec.tree.clone(), u.clone());
+                u
+            }
+        };
+        Ok(Arc::new(View {
+            id: rec.view_id,
+            name: rec.name.clone(),
+            root,
+            root_ino: md.ino(),
+            ids: StoreIds {
+                uid: rec.store_uid,
+                gid: rec.store_gid,
+                groups: rec.groups.clone(),
+            },
+            client_uid: rec.client_uid,
+            client_gid: rec.client_gid,
+            readonly: rec.options.readonly,
+            usage,
+        }))
+    }
+
+    fn tree_limit(&self, state: &State, rec: &VolumeRecord) -> Option<u64> {
+        rec.options.size.or_else(|| {
+            state
+                .registry
+                .volumes
+                .values()
+                .filter(|r| r.tree == rec.tree)
+                .find_map(|r| r.options.size)
+        })
+    }
+
+    /// Removes a volume. A home tree is moved to `removed/<name>.<UTC time>`; a shared tree stays
+    /// for its other views. The registry is saved first, so a crash in between leaves the tree in
+    /// place and a later create of the same name adopts it.
+    pub async fn remove(&self, name: &str) -> Result<swarmhub_control_api::Removed, VolumeError> {
+        validate_volume_name(name)?;
+        let _changes = self.changes.lock().await;
+        let mut state = self.state.write().expect("poisoned");
+        let rec = state
+            .registry
+            .volumes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| VolumeError::NotFound { name: name.into() })?;
+        let mut next = state.registry.clone();
+        next.volumes.remove(name);
+        next.save(&self.registry_path)
+            .map_err(io_err("saving", &self.registry_path))?;
+        state.registry = next;
+        state.by_export.remove(&export_of(name));
+        state.views.remove(&rec.view_id);
+        let moved = match rec.kind {
+            VolumeKind::Share => None,
+            VolumeKind::Home => {
+                state.usage.remove(&rec.tree);
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+                let entry = format!("{name}.{stamp}");
+                let from = self.root.join(&rec.tree);
+                let to = self.root.join(REMOVED).join(&entry);
+                std::fs::rename(&from, &to).map_err(io_err("moving aside", &from))?;
+                Some(format!("{REMOVED}/{entry}"))
+            }
+        };
+        tracing::info!(volume = %name, moved_to = ?moved, "volume removed");
+        Ok(swarmhub_control_api::Removed {
+            name: name.into(),
+            tree_moved_to: moved,
+        })
+    }
+
+    /// Trees waiting under `removed/`.
+    pub fn removed(&self) -> Result<Vec<RemovedTree>, VolumeError> {
+        let dir = self.root.join(REMOVED);
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
+            let e = e.map_err(io_err("listing", &dir))?;
+            out.push(RemovedTree {
+                entry: e.file_name().to_string_lossy().into_owned(),
+            });
+        }
+        out.sort_by(|a, b| a.entry.cmp(&b.entry));
+        Ok(out)
+    }
+
+    /// Deletes a moved-aside tree for good. The only call in nfsd that deletes user data.
+    pub async fn purge(&self, entry: &str) -> Result<(), VolumeError> {
+        let _changes = self.changes.lock().await;
+        let valid = !entry.is_empty()
+            && entry.len() <= 200
+            && !entry.starts_with('.')
+            && entry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        let path = self.root.join(REMOVED).join(entry);
+        if !valid || !path.is_dir() {
+            return Err(VolumeError::RemovedNotFound {
+                entry: entry.escape_default().to_string(),
+            });
+        }
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&p))
+            .await
+            .map_err(|e| VolumeError::Io {
+                what: "purging",
+                path: path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io_err("purging", &path))?;
+        tracing::warn!(entry, "removed tree purged");
+        Ok(())
+    }
+}
+
+/// Export path of a volume.
+pub fn export_of(name: &str) -> String {
+    format!("/{name}")
+}

@@ -1,0 +1,7 @@
+//! Volumes: the registry on disk and the live set of views built from it.
+
+pub mod manager;
+pub mod registry;
+
+pub use manager::{VolumeError, Volumes, export_of};
+pub use registry::atomic_write;

@@ -1,0 +1,172 @@
+//! The volume registry on disk: one JSON file in the data root, rewritten atomically (temp file,
+//! fsync, rename, fsync of the directory) after every change, so a crash leaves either the old or
+//! the new registry and never a torn one. It also remembers the next view id: ids are never
+//! reused, so a handle of a removed volume can never name a later one.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use swarmhub_control_api::{ExplicitIdentity, VolumeKind, VolumeOptions};
+
+/// Current on-disk format.
+pub const FORMAT: u32 = 1;
+
+/// One volume as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRecord {
+    pub view_id: u32,
+    pub name: String,
+    pub kind: VolumeKind,
+    /// Relative to the data root.
+    pub tree: String,
+    pub options: VolumeOptions,
+    /// Set when the identity was given explicitly rather than looked up in LDAP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<ExplicitIdentity>,
+    pub store_uid: u32,
+    pub store_gid: u32,
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    pub client_uid: u32,
+    pub client_gid: u32,
+    pub created_at: String,
+}
+
+/// The whole registry file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    pub format: u32,
+    pub next_view_id: u32,
+    pub volumes: BTreeMap<String, VolumeRecord>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            format: FORMAT,
+            next_view_id: 1,
+            volumes: BTreeMap::new(),
+        }
+    }
+}
+
+impl Registry {
+    /// Reads the registry, or an empty one when the file does not exist yet.
+    pub fn load(path: &Path) -> io::Result<Self> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("reading registry {}: {e}", path.display()),
+                ));
+            }
+        };
+        let reg: Registry = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "registry {} is not valid ({e}); nothing was changed — restore it from {}.bak or fix it by hand",
+                    path.display(),
+                    path.display()
+                ),
+            )
+        })?;
+        if reg.format != FORMAT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "registry {} has format {}, this nfsd reads format {FORMAT}",
+                    path.display(),
+                    reg.format
+                ),
+            ));
+        }
+        Ok(reg)
+    }
+
+    /// Writes the registry atomically, keeping the previous version as `<path>.bak`.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        json.push(b'\n');
+        if path.exists() {
+            let bak = path.with_extension("json.bak");
+            std::fs::copy(path, &bak)?;
+        }
+        atomic_write(path, &json, 0o600)
+    }
+}
+
+/// Replaces `path` with `data` so that readers and crashes see the old or the new content, never
+/// a mix.
+pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip_and_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("registry.json");
+        assert_eq!(Registry::load(&p).unwrap(), Registry::default());
+        let mut r = Registry::default();
+        r.volumes.insert(
+            "home-a".into(),
+            VolumeRecord {
+                view_id: 1,
+                name: "home-a".into(),
+                kind: VolumeKind::Home,
+                tree: "volumes/home-a".into(),
+                options: VolumeOptions::default(),
+                explicit: None,
+                store_uid: 5,
+                store_gid: 6,
+                groups: vec![],
+                client_uid: 1000,
+                client_gid: 100,
+                created_at: "now".into(),
+            },
+        );
+        r.next_view_id = 2;
+        r.save(&p).unwrap();
+        r.save(&p).unwrap();
+        assert_eq!(Registry::load(&p).unwrap(), r);
+        assert!(dir.path().join("registry.json.bak").exists());
+        std::fs::write(&p, b"{torn").unwrap();
+        let err = Registry::load(&p).unwrap_err().to_string();
+        assert!(err.contains("not valid"), "{err}");
+    }
+}
