@@ -71,17 +71,35 @@ fn check(
 /// A volume name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128 bytes (Docker's own pattern, bounded).
 /// Because the first character cannot be `.`, the names `.` and `..` are impossible.
 pub fn validate_volume_name(name: &str) -> Result<(), NameError> {
-    check("volume", name, MAX_VOLUME_NAME, &['_', '.', '-'], "'_', '.', '-'")
+    check(
+        "volume",
+        name,
+        MAX_VOLUME_NAME,
+        &['_', '.', '-'],
+        "'_', '.', '-'",
+    )
 }
 
 /// A share name (a shared tree such as `exchange` or `course-101`): like a volume name, at most 64 bytes.
 pub fn validate_share_name(name: &str) -> Result<(), NameError> {
-    check("share", name, MAX_SHARE_NAME, &['_', '.', '-'], "'_', '.', '-'")
+    check(
+        "share",
+        name,
+        MAX_SHARE_NAME,
+        &['_', '.', '-'],
+        "'_', '.', '-'",
+    )
 }
 
 /// An LDAP user name (posixAccount `uid`): letters, digits, `_`, `.`, `-`, at most 64 bytes.
 pub fn validate_user_name(name: &str) -> Result<(), NameError> {
-    check("user", name, MAX_USER_NAME, &['_', '.', '-'], "'_', '.', '-'")
+    check(
+        "user",
+        name,
+        MAX_USER_NAME,
+        &['_', '.', '-'],
+        "'_', '.', '-'",
+    )
 }
 
 #[cfg(test)]
@@ -98,7 +116,9 @@ mod tests {
     #[test]
     fn refuses_hostile_volume_names() {
         let long = "x".repeat(300);
-        for n in ["", "../x", "a/b", "/", ".", "..", ".hidden", "a\0b", "-a", "a b", &long, "é"] {
+        for n in [
+            "", "../x", "a/b", "/", ".", "..", ".hidden", "a\0b", "-a", "a b", &long, "é",
+        ] {
             let err = validate_volume_name(n).unwrap_err();
             assert!(!err.to_string().is_empty(), "{n:?}");
         }

@@ -73,13 +73,17 @@ impl VolumeOptions {
         for (key, value) in map {
             match key.as_str() {
                 "user" => {
-                    validate_user_name(value)
-                        .map_err(|source| OptionError::BadName { key: "user", source })?;
+                    validate_user_name(value).map_err(|source| OptionError::BadName {
+                        key: "user",
+                        source,
+                    })?;
                     opts.user = Some(value.clone());
                 }
                 "share" => {
-                    validate_share_name(value)
-                        .map_err(|source| OptionError::BadName { key: "share", source })?;
+                    validate_share_name(value).map_err(|source| OptionError::BadName {
+                        key: "share",
+                        source,
+                    })?;
                     opts.share = Some(value.clone());
                 }
                 "size" => opts.size = Some(parse_size(value)?),
@@ -94,11 +98,16 @@ impl VolumeOptions {
     /// Consistency rules that hold whatever way the options arrived.
     pub fn check(&self) -> Result<(), OptionError> {
         if let Some(user) = &self.user {
-            validate_user_name(user).map_err(|source| OptionError::BadName { key: "user", source })?;
+            validate_user_name(user).map_err(|source| OptionError::BadName {
+                key: "user",
+                source,
+            })?;
         }
         if let Some(share) = &self.share {
-            validate_share_name(share)
-                .map_err(|source| OptionError::BadName { key: "share", source })?;
+            validate_share_name(share).map_err(|source| OptionError::BadName {
+                key: "share",
+                source,
+            })?;
             if self.user.is_none() {
                 return Err(OptionError::ShareWithoutUser {
                     share: share.clone(),
@@ -199,7 +208,10 @@ mod tests {
     fn unknown_key_names_the_key_and_the_known_ones() {
         let err = VolumeOptions::from_map(&map(&[("user", "a"), ("sise", "1G")])).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("\"sise\"") && msg.contains("user, share, size, readonly"), "{msg}");
+        assert!(
+            msg.contains("\"sise\"") && msg.contains("user, share, size, readonly"),
+            "{msg}"
+        );
     }
 
     #[test]

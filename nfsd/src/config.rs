@@ -149,7 +149,9 @@ impl Settings {
                 .clone()
                 .or(ldap.as_ref().map(|l| l.base_dn.clone()))
                 .context("--ldap-url needs --ldap-base-dn (or ldap.base_dn in the config file)")?;
-            let mut l = ldap.take().unwrap_or_else(|| LdapSettings::new(&url, &base));
+            let mut l = ldap
+                .take()
+                .unwrap_or_else(|| LdapSettings::new(&url, &base));
             l.url = url;
             l.base_dn = base;
             ldap = Some(l);

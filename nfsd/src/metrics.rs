@@ -53,10 +53,35 @@ pub struct Metrics {
 
 /// Every procedure name we count (NFSv3 and MOUNT).
 pub const PROCEDURES: &[&str] = &[
-    "NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE", "CREATE",
-    "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK", "READDIR", "READDIRPLUS",
-    "FSSTAT", "FSINFO", "PATHCONF", "COMMIT", "MOUNT_NULL", "MOUNT_MNT", "MOUNT_DUMP",
-    "MOUNT_UMNT", "MOUNT_UMNTALL", "MOUNT_EXPORT", "UNKNOWN",
+    "NULL",
+    "GETATTR",
+    "SETATTR",
+    "LOOKUP",
+    "ACCESS",
+    "READLINK",
+    "READ",
+    "WRITE",
+    "CREATE",
+    "MKDIR",
+    "SYMLINK",
+    "MKNOD",
+    "REMOVE",
+    "RMDIR",
+    "RENAME",
+    "LINK",
+    "READDIR",
+    "READDIRPLUS",
+    "FSSTAT",
+    "FSINFO",
+    "PATHCONF",
+    "COMMIT",
+    "MOUNT_NULL",
+    "MOUNT_MNT",
+    "MOUNT_DUMP",
+    "MOUNT_UMNT",
+    "MOUNT_UMNTALL",
+    "MOUNT_EXPORT",
+    "UNKNOWN",
 ];
 
 impl Metrics {
@@ -86,7 +111,11 @@ impl Metrics {
         );
         registry.register("read_bytes", "Bytes returned by READ", read_bytes.clone());
         registry.register("write_bytes", "Bytes written by WRITE", write_bytes.clone());
-        registry.register("connections", "Open client connections", connections.clone());
+        registry.register(
+            "connections",
+            "Open client connections",
+            connections.clone(),
+        );
         registry.register(
             "connections_refused",
             "Connections closed on accept, by reason",

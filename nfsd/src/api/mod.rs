@@ -95,7 +95,12 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn auth(State(st): State<ApiState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn auth(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

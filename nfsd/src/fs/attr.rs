@@ -62,9 +62,9 @@ pub fn fattr(view: &View, st: &Stat) -> fattr3 {
         },
         fsid: u64::from(view.id),
         fileid: st.st_ino,
-        atime: time(st.st_atime as i64, st.st_atime_nsec as i64),
-        mtime: time(st.st_mtime as i64, st.st_mtime_nsec as i64),
-        ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        atime: time(st.st_atime, st.st_atime_nsec as i64),
+        mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
     }
 }
 
@@ -72,8 +72,8 @@ pub fn fattr(view: &View, st: &Stat) -> fattr3 {
 pub fn wcc(st: &Stat) -> wcc_attr {
     wcc_attr {
         size: st.st_size as u64,
-        mtime: time(st.st_mtime as i64, st.st_mtime_nsec as i64),
-        ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
     }
 }
 

@@ -5,7 +5,8 @@
 //! inode of a real handle yields `NFS3ERR_BADHANDLE`.
 //!
 //! Layout (at most 64 bytes, the NFSv3 limit):
-//! `version:1 | view_id:4 | handle_type:4 | len:1 | kernel handle:len | mac:16`.
+//! `version:1 | view_id:4 | handle_type:1 | len:1 | kernel handle:len | mac:16` (Linux handle
+//! types are small numbers; a file system with a type above 255 is refused at start).
 
 use std::io;
 use std::path::Path;
@@ -14,7 +15,7 @@ use super::kernel::{KernelHandle, MAX_KERNEL_HANDLE};
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
-const HEADER: usize = 1 + 4 + 4 + 1;
+const HEADER: usize = 1 + 4 + 1 + 1;
 /// Size of the secret key file.
 pub const KEY_LEN: usize = 32;
 
@@ -85,10 +86,11 @@ impl HandleCodec {
     /// The wire form of a handle for `kernel` seen through view `view_id`.
     pub fn encode(&self, view_id: u32, kernel: &KernelHandle) -> Vec<u8> {
         debug_assert!(kernel.bytes.len() <= MAX_KERNEL_HANDLE);
+        debug_assert!((0..=255).contains(&kernel.handle_type));
         let mut out = Vec::with_capacity(HEADER + kernel.bytes.len() + MAC_LEN);
         out.push(VERSION);
         out.extend_from_slice(&view_id.to_be_bytes());
-        out.extend_from_slice(&kernel.handle_type.to_be_bytes());
+        out.push(kernel.handle_type as u8);
         out.push(kernel.bytes.len() as u8);
         out.extend_from_slice(&kernel.bytes);
         let mac = self.mac(&out);
@@ -101,7 +103,7 @@ impl HandleCodec {
         if wire.len() < HEADER + MAC_LEN || wire[0] != VERSION {
             return Err(HandleError::Bad);
         }
-        let len = wire[9] as usize;
+        let len = wire[6] as usize;
         if len > MAX_KERNEL_HANDLE || wire.len() != HEADER + len + MAC_LEN {
             return Err(HandleError::Bad);
         }
@@ -112,7 +114,7 @@ impl HandleCodec {
             return Err(HandleError::Bad);
         }
         let view_id = u32::from_be_bytes(wire[1..5].try_into().expect("4 bytes"));
-        let handle_type = i32::from_be_bytes(wire[5..9].try_into().expect("4 bytes"));
+        let handle_type = i32::from(wire[5]);
         Ok(Decoded {
             view_id,
             kernel: KernelHandle {

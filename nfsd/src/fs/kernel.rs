@@ -69,6 +69,12 @@ pub fn name_to_handle(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<KernelHand
         }
         return Err(err);
     }
+    if !(0..=255).contains(&raw.handle_type) {
+        return Err(io::Error::other(format!(
+            "the file system's handle type {} does not fit swarmhub's handles",
+            raw.handle_type
+        )));
+    }
     let len = (raw.handle_bytes as usize).min(MAX_KERNEL_HANDLE);
     Ok(KernelHandle {
         handle_type: raw.handle_type,

@@ -146,10 +146,10 @@ impl Fs {
     }
 
     fn sync_dir(&self, dir: BorrowedFd<'_>) {
-        if self.options.sync_metadata {
-            if let Err(e) = rustix::fs::fsync(dir) {
-                tracing::warn!("fsync of a directory failed: {e}");
-            }
+        if self.options.sync_metadata
+            && let Err(e) = rustix::fs::fsync(dir)
+        {
+            tracing::warn!("fsync of a directory failed: {e}");
         }
     }
 
@@ -286,10 +286,10 @@ impl Fs {
     ) -> R<wcc_data> {
         let fd = self.path(kh)?;
         let before = fstat(fd.as_fd())?;
-        if let Some(ctime) = guard {
-            if wcc(&before).ctime != ctime {
-                return Err(nfsstat3::NFS3ERR_NOT_SYNC);
-            }
+        if let Some(ctime) = guard
+            && wcc(&before).ctime != ctime
+        {
+            return Err(nfsstat3::NFS3ERR_NOT_SYNC);
         }
         self.apply_sattr(view, fd.as_fd(), &before, set, true)?;
         Ok(wcc_of(view, &before, fd.as_fd()))
@@ -369,7 +369,8 @@ impl Fs {
             set_mtime::SET_TO_SERVER_TIME => UTIME_NOW,
             set_mtime::SET_TO_CLIENT_TIME(t) => nfs_time(t),
         };
-        if !(atime.tv_nsec == libc::UTIME_OMIT && mtime.tv_nsec == libc::UTIME_OMIT) && !symlink {
+        let times_change = atime.tv_nsec != libc::UTIME_OMIT || mtime.tv_nsec != libc::UTIME_OMIT;
+        if times_change && !symlink {
             rustix::fs::utimensat(
                 rustix::fs::CWD,
                 proc_path(fd),
@@ -803,5 +804,5 @@ fn verifier_times(verf: &createverf3) -> (Timespec, Timespec) {
 
 fn verifier_matches(st: &Stat, verf: &createverf3) -> bool {
     let (a, m) = verifier_times(verf);
-    st.st_atime as i64 == a.tv_sec && st.st_mtime as i64 == m.tv_sec
+    st.st_atime == a.tv_sec && st.st_mtime == m.tv_sec
 }

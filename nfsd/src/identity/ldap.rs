@@ -30,7 +30,8 @@ const MAX_USER_LEN: usize = 256;
 ///
 /// In `user_filter` and `group_filter`, `{user}` and `{dn}` are replaced by the user name and the user's entry DN,
 /// escaped for a filter value (`*`, `(`, `)`, `\` and NUL become `\2a`, `\28`, `\29`, `\5c`, `\00`). Substitution is a
-/// single pass, so a name containing `{dn}` stays literal. An empty `group_filter` disables the group search.
+/// single pass, so a name containing `{dn}` stays literal. `{dn}` is empty in `user_filter` (there is no entry yet), and
+/// the group search uses the `uid` spelling stored in the entry. An empty `group_filter` disables the group search.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapSettings {
@@ -218,6 +219,7 @@ impl LdapDirectory {
         }
     }
 
+    /// The settings this directory was made with.
     pub fn settings(&self) -> &LdapSettings {
         &self.settings
     }

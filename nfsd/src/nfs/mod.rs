@@ -108,7 +108,10 @@ impl Service for Arc<NfsService> {
         let h = &req.header;
         let xid = h.xid;
         if h.rpcvers != 2 {
-            return Some(message::denied(xid, rejected_reply::RPC_MISMATCH { low: 2, high: 2 }));
+            return Some(message::denied(
+                xid,
+                rejected_reply::RPC_MISMATCH { low: 2, high: 2 },
+            ));
         }
         if let Credential::Other(flavor) = h.cred {
             tracing::debug!(peer = %req.peer, flavor, "refusing an unsupported credential flavor");

@@ -22,7 +22,10 @@ pub fn name(proc_: u32) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
-fn done<T: nfs3_types::xdr_codec::Pack + Send + 'static, E: nfs3_types::xdr_codec::Pack + Send + 'static>(
+fn done<
+    T: nfs3_types::xdr_codec::Pack + Send + 'static,
+    E: nfs3_types::xdr_codec::Pack + Send + 'static,
+>(
     r: Nfs3Result<T, E>,
 ) -> Answer {
     let error = match &r {
@@ -65,7 +68,9 @@ pub async fn dispatch(svc: &NfsService, req: &Request) -> Answer {
             let _ = args!(MKNOD3args<'static>, req);
             done(MKNOD3res::Err((
                 nfsstat3::NFS3ERR_NOTSUPP,
-                MKNOD3resfail { dir_wcc: wcc_data::default() },
+                MKNOD3resfail {
+                    dir_wcc: wcc_data::default(),
+                },
             )))
         }
         NFSPROC3_REMOVE => {
@@ -119,9 +124,7 @@ async fn setattr(svc: &NfsService, a: SETATTR3args) -> SETATTR3res {
     };
     let set = a.new_attributes;
     let r = svc
-        .blocking(move |fs| {
-            fs.setattr(&view, &kh, &set, guard)
-        })
+        .blocking(move |fs| fs.setattr(&view, &kh, &set, guard))
         .await;
     match r {
         Ok(obj_wcc) => SETATTR3res::Ok(SETATTR3resok { obj_wcc }),
@@ -221,13 +224,24 @@ async fn write(svc: &NfsService, a: WRITE3args<'static>) -> WRITE3res {
 }
 
 async fn commit(svc: &NfsService, a: COMMIT3args) -> COMMIT3res {
-    let (view, kh) = resolve!(svc, a.file, COMMIT3resfail { file_wcc: wcc_data::default() });
+    let (view, kh) = resolve!(
+        svc,
+        a.file,
+        COMMIT3resfail {
+            file_wcc: wcc_data::default()
+        }
+    );
     match svc.blocking(move |fs| fs.commit(&view, &kh)).await {
         Ok(file_wcc) => COMMIT3res::Ok(COMMIT3resok {
             file_wcc,
             verf: writeverf3(svc.fs.write_verifier),
         }),
-        Err(s) => COMMIT3res::Err((s, COMMIT3resfail { file_wcc: wcc_data::default() })),
+        Err(s) => COMMIT3res::Err((
+            s,
+            COMMIT3resfail {
+                file_wcc: wcc_data::default(),
+            },
+        )),
     }
 }
 
@@ -325,10 +339,30 @@ async fn rename(svc: &NfsService, a: RENAME3args<'static, 'static>) -> RENAME3re
 }
 
 async fn link(svc: &NfsService, a: LINK3args<'static>) -> LINK3res {
-    let (view, file) = resolve!(svc, a.file, LINK3resfail { file_attributes: post_op_attr::None, linkdir_wcc: wcc_data::default() });
-    let (dir_view, dir) = resolve!(svc, a.link.dir, LINK3resfail { file_attributes: post_op_attr::None, linkdir_wcc: wcc_data::default() });
+    let (view, file) = resolve!(
+        svc,
+        a.file,
+        LINK3resfail {
+            file_attributes: post_op_attr::None,
+            linkdir_wcc: wcc_data::default()
+        }
+    );
+    let (dir_view, dir) = resolve!(
+        svc,
+        a.link.dir,
+        LINK3resfail {
+            file_attributes: post_op_attr::None,
+            linkdir_wcc: wcc_data::default()
+        }
+    );
     if view.id != dir_view.id {
-        return LINK3res::Err((nfsstat3::NFS3ERR_XDEV, LINK3resfail { file_attributes: post_op_attr::None, linkdir_wcc: wcc_data::default() }));
+        return LINK3res::Err((
+            nfsstat3::NFS3ERR_XDEV,
+            LINK3resfail {
+                file_attributes: post_op_attr::None,
+                linkdir_wcc: wcc_data::default(),
+            },
+        ));
     }
     let name = a.link.name.0.into_owned();
     match svc
@@ -339,7 +373,13 @@ async fn link(svc: &NfsService, a: LINK3args<'static>) -> LINK3res {
             file_attributes: post_op_attr::Some(attr),
             linkdir_wcc,
         }),
-        Err(s) => LINK3res::Err((s, LINK3resfail { file_attributes: post_op_attr::None, linkdir_wcc: wcc_data::default() })),
+        Err(s) => LINK3res::Err((
+            s,
+            LINK3resfail {
+                file_attributes: post_op_attr::None,
+                linkdir_wcc: wcc_data::default(),
+            },
+        )),
     }
 }
 
@@ -349,7 +389,9 @@ const DIR_REPLY_OVERHEAD: usize = 4 + 4 + 84 + 8 + 4 + 4;
 
 async fn readdir(svc: &NfsService, a: READDIR3args) -> READDIR3res<'static> {
     let (view, dir) = resolve!(svc, a.dir, READDIR3resfail::default());
-    let budget = (a.count as usize).min(MAX_IO as usize).saturating_sub(DIR_REPLY_OVERHEAD);
+    let budget = (a.count as usize)
+        .min(MAX_IO as usize)
+        .saturating_sub(DIR_REPLY_OVERHEAD);
     let cookie = a.cookie;
     match svc
         .blocking(move |fs| fs.readdir(&view, &dir, cookie, budget, None))
@@ -379,7 +421,9 @@ async fn readdir(svc: &NfsService, a: READDIR3args) -> READDIR3res<'static> {
 
 async fn readdirplus(svc: &NfsService, a: READDIRPLUS3args) -> READDIRPLUS3res<'static> {
     let (view, dir) = resolve!(svc, a.dir, READDIRPLUS3resfail::default());
-    let budget = (a.maxcount as usize).min(MAX_IO as usize).saturating_sub(DIR_REPLY_OVERHEAD);
+    let budget = (a.maxcount as usize)
+        .min(MAX_IO as usize)
+        .saturating_sub(DIR_REPLY_OVERHEAD);
     let dircount = (a.dircount as usize).max(512);
     let cookie = a.cookie;
     let v = view.clone();

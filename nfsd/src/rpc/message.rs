@@ -92,7 +92,9 @@ pub fn parse_call(record: &[u8]) -> Result<CallHeader, HeaderError> {
         .ok_or(HeaderError::BadCredential { xid })?;
     let cred = match flavor {
         AUTH_NONE => Credential::None,
-        AUTH_SYS => Credential::Unix(parse_auth_unix(body).ok_or(HeaderError::BadCredential { xid })?),
+        AUTH_SYS => {
+            Credential::Unix(parse_auth_unix(body).ok_or(HeaderError::BadCredential { xid })?)
+        }
         other => Credential::Other(other),
     };
     let _verf_flavor = r.u32().ok_or(HeaderError::BadCredential { xid })?;

@@ -88,7 +88,13 @@ mod tests {
         let wire = (0x7fff_ffffu32 | LAST_FRAGMENT).to_be_bytes();
         let mut r = wire.as_slice();
         let err = read_record(&mut r, 1 << 20).await.unwrap_err();
-        assert!(matches!(err, RecordError::TooLarge { announced: 0x7fff_ffff, .. }));
+        assert!(matches!(
+            err,
+            RecordError::TooLarge {
+                announced: 0x7fff_ffff,
+                ..
+            }
+        ));
         // many small fragments cannot add up past the cap either
         let mut wire = Vec::new();
         for _ in 0..5 {

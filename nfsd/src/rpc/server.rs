@@ -211,7 +211,13 @@ async fn connection<S: Service, E: Events>(
         let service = service.clone();
         let tx = tx.clone();
         calls.spawn(async move {
-            let reply = service.call(Request { peer, header, record }).await;
+            let reply = service
+                .call(Request {
+                    peer,
+                    header,
+                    record,
+                })
+                .await;
             if let Some(reply) = reply {
                 let _ = tx.send(reply).await;
             }
