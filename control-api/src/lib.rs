@@ -1,10 +1,14 @@
 //! The one home of everything that crosses a process boundary between swarmhub's programs:
 //! the JSON bodies of nfsd's control API (`/v1/...`), the volume options users write
 //! (`-o user=alice,size=10G`), and the rules for names. The plugin and the CLI depend on this
-//! crate instead of restating any of it. It holds no I/O.
+//! crate instead of restating any of it. Its only I/O is the optional control API client
+//! (feature `client`) and the atomic state-file writer both daemons use.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod names;
 pub mod options;
+pub mod persist;
 pub mod wire;
 
 pub use names::{NameError, validate_share_name, validate_user_name, validate_volume_name};

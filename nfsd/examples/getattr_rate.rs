@@ -16,7 +16,11 @@ use swarmhub_nfsd::config::{Args, Settings};
 async fn main() -> anyhow::Result<()> {
     let mut argv = std::env::args().skip(1);
     let conns: usize = argv.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
-    let calls: usize = argv.next().map(|s| s.parse()).transpose()?.unwrap_or(20_000);
+    let calls: usize = argv
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let dir = tempfile::tempdir()?;
     let settings = Settings::resolve(Args::parse_from([
         "swarmhub-nfsd",

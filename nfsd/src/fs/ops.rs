@@ -117,7 +117,12 @@ impl Fs {
     }
 
     fn dir(&self, kh: &KernelHandle) -> R<OwnedFd> {
+        // a symlink opened with O_DIRECTORY is ELOOP (mapped to INVAL); clients expect NOTDIR
         self.open(kh, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|s| match s {
+                nfsstat3::NFS3ERR_INVAL => nfsstat3::NFS3ERR_NOTDIR,
+                s => s,
+            })
     }
 
     fn path(&self, kh: &KernelHandle) -> R<OwnedFd> {
@@ -235,7 +240,13 @@ impl Fs {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(nfsstat3::NFS3ERR_FBIG)?;
-        let growth = end.saturating_sub(before.st_size as u64).div_ceil(4096) * 4096;
+        let growth = write_growth(
+            fd.as_fd(),
+            &before,
+            offset,
+            end,
+            view.usage.limit().is_some(),
+        );
         if !view.usage.admits(growth) {
             return Err(nfsstat3::NFS3ERR_DQUOT);
         }
@@ -461,6 +472,9 @@ impl Fs {
         let name = check_new_name(name)?;
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        if !view.usage.admits(4096) {
+            return Err(nfsstat3::NFS3ERR_DQUOT);
         }
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
@@ -767,6 +781,22 @@ impl Fs {
             dir_attr: fattr(view, &dir_st),
         })
     }
+}
+
+/// Bytes a write of `[offset, end)` may allocate: what lies past the end of the file, and, when
+/// quotas matter, the whole range if it touches a hole (a sparse file must not dodge the quota).
+fn write_growth(fd: BorrowedFd<'_>, st: &Stat, offset: u64, end: u64, exact: bool) -> u64 {
+    let size = st.st_size as u64;
+    let past_end = end.saturating_sub(size.max(offset));
+    let inside = end.min(size).saturating_sub(offset);
+    let hole_inside = exact
+        && inside > 0
+        && match rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(offset)) {
+            Ok(hole) => hole < offset + inside,
+            Err(_) => true,
+        };
+    let growth = if hole_inside { end - offset } else { past_end };
+    growth.div_ceil(4096) * 4096
 }
 
 /// FSSTAT figures in bytes and inodes.

@@ -4,6 +4,7 @@
 
 pub mod mount;
 pub mod nfs3;
+pub mod precheck;
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -121,13 +122,21 @@ impl Service for Arc<NfsService> {
             (nfs3_types::nfs3::PROGRAM, nfs3_types::nfs3::VERSION) => {
                 let name = nfs3::name(h.proc_);
                 let start = Instant::now();
-                let answer = nfs3::dispatch(self, &req).await;
+                let answer = if precheck::nfs_args_bounded(h.proc_, req.args()) {
+                    nfs3::dispatch(self, &req).await
+                } else {
+                    Answer::Garbage
+                };
                 (Some((name, start)), answer)
             }
             (nfs3_types::mount::PROGRAM, nfs3_types::mount::VERSION) => {
                 let name = mount::name(h.proc_);
                 let start = Instant::now();
-                let answer = mount::dispatch(self, &req).await;
+                let answer = if precheck::mount_args_bounded(h.proc_, req.args()) {
+                    mount::dispatch(self, &req).await
+                } else {
+                    Answer::Garbage
+                };
                 (Some((name, start)), answer)
             }
             (nfs3_types::nfs3::PROGRAM, _) | (nfs3_types::mount::PROGRAM, _) => {

@@ -4,9 +4,10 @@
 //! reused, so a handle of a removed volume can never name a later one.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
+
+pub use swarmhub_control_api::persist::atomic_write;
 
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::{ExplicitIdentity, VolumeKind, VolumeOptions};
@@ -101,36 +102,6 @@ impl Registry {
         }
         atomic_write(path, &json, 0o600)
     }
-}
-
-/// Replaces `path` with `data` so that readers and crashes see the old or the new content, never
-/// a mix.
-pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
 }
 
 #[cfg(test)]
