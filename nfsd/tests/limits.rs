@@ -85,13 +85,14 @@ async fn connections_past_the_cap_are_closed_and_others_keep_working() {
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let mut s = TcpStream::connect(r.nfs_addr).await.unwrap();
-        if s.write_all(&null_call(5)).await.is_ok() {
-            if let Ok(Ok(5)) =
-                tokio::time::timeout(Duration::from_millis(500), read_reply_xid(&mut s)).await
-            {
-                d = Some(s);
-                break;
-            }
+        let answered = s.write_all(&null_call(5)).await.is_ok()
+            && matches!(
+                tokio::time::timeout(Duration::from_millis(500), read_reply_xid(&mut s)).await,
+                Ok(Ok(5))
+            );
+        if answered {
+            d = Some(s);
+            break;
         }
     }
     assert!(

@@ -259,6 +259,45 @@ async fn rename_symlink_link_setattr_mkdir() {
         Nfs3Result::Err((nfsstat3::NFS3ERR_EXIST, _))
     ));
 
+    // MKNOD: FIFOs and sockets are made as the view; device nodes are refused
+    let fifo = c
+        .mknod(&MKNOD3args {
+            where_: dirop(&root, "fifo"),
+            what: mknoddata3::NF3FIFO(mode(0o600)),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fifo.obj_attributes.unwrap().type_, ftype3::NF3FIFO);
+    assert_eq!(owner(&tree.join("fifo")), U);
+    let sock = c
+        .mknod(&MKNOD3args {
+            where_: dirop(&root, "sock"),
+            what: mknoddata3::NF3SOCK(mode(0o600)),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sock.obj_attributes.unwrap().type_, ftype3::NF3SOCK);
+    let dev = c
+        .mknod(&MKNOD3args {
+            where_: dirop(&root, "null"),
+            what: mknoddata3::NF3CHR(devicedata3 {
+                dev_attributes: mode(0o666),
+                spec: specdata3 {
+                    specdata1: 1,
+                    specdata2: 3,
+                },
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(dev, Nfs3Result::Err((nfsstat3::NFS3ERR_PERM, _))),
+        "{dev:?}"
+    );
+    assert!(!tree.join("null").exists());
+
     // remove and rmdir
     let rm = c
         .rmdir(&RMDIR3args {

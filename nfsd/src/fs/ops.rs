@@ -505,6 +505,39 @@ impl Fs {
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
+    /// Creates a FIFO or a unix socket (MKNOD). Device nodes are refused with `NFS3ERR_PERM`.
+    pub fn mknod(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        name: &[u8],
+        kind: SpecialKind,
+        set: &sattr3,
+    ) -> R<(Obj, wcc_data)> {
+        let name = check_new_name(name)?;
+        if view.readonly {
+            return Err(nfsstat3::NFS3ERR_ROFS);
+        }
+        let file_type = match kind {
+            SpecialKind::Fifo => rustix::fs::FileType::Fifo,
+            SpecialKind::Socket => rustix::fs::FileType::Socket,
+            SpecialKind::Device => return Err(nfsstat3::NFS3ERR_PERM),
+        };
+        let dfd = self.dir(dir)?;
+        let before = fstat(dfd.as_fd())?;
+        let mode = mode_of(set, 0o644) & 0o777;
+        let (fd, obj) = {
+            let _as = self.act(view)?;
+            rustix::fs::mknodat(dfd.as_fd(), name, file_type, Mode::from_raw_mode(mode), 0)
+                .map_err(errno_to_nfs_rustix)?;
+            self.obj_at(view, dfd.as_fd(), name)?
+        };
+        let st = fstat(fd.as_fd())?;
+        self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
+        self.sync_dir(dfd.as_fd());
+        Ok((obj, wcc_of(view, &before, dfd.as_fd())))
+    }
+
     /// Creates a symlink holding `target` verbatim (the server never follows it).
     pub fn symlink(
         &self,
@@ -797,6 +830,15 @@ fn write_growth(fd: BorrowedFd<'_>, st: &Stat, offset: u64, end: u64, exact: boo
         };
     let growth = if hole_inside { end - offset } else { past_end };
     growth.div_ceil(4096) * 4096
+}
+
+/// What MKNOD may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialKind {
+    Fifo,
+    Socket,
+    /// Character and block devices: never created for clients.
+    Device,
 }
 
 /// FSSTAT figures in bytes and inodes.

@@ -1,13 +1,13 @@
 //! The NFSv3 procedures (RFC 1813): each decodes its arguments, resolves handles to a view,
 //! runs one operation of [`crate::fs::ops`] on a blocking thread, and builds the reply with the
-//! attributes the client caches. MKNOD is refused with `NFS3ERR_NOTSUPP`; everything else is
-//! served. Handles of two different views in one call (RENAME, LINK) are `NFS3ERR_XDEV`.
+//! attributes the client caches. MKNOD makes FIFOs and sockets; device nodes are refused with
+//! `NFS3ERR_PERM`. Handles of two different views in one call (RENAME, LINK) are `NFS3ERR_XDEV`.
 
 use nfs3_types::nfs3::*;
 use nfs3_types::xdr_codec::{BoundedList, Opaque, Void};
 
 use super::{Answer, NfsService, Outcome, decode};
-use crate::fs::ops::CreateHow;
+use crate::fs::ops::{CreateHow, SpecialKind};
 use crate::rpc::Request;
 
 /// Largest READ and WRITE we offer (and FSINFO advertises).
@@ -64,15 +64,7 @@ pub async fn dispatch(svc: &NfsService, req: &Request) -> Answer {
         NFSPROC3_CREATE => done(create(svc, args!(CREATE3args<'static>, req)).await),
         NFSPROC3_MKDIR => done(mkdir(svc, args!(MKDIR3args<'static>, req)).await),
         NFSPROC3_SYMLINK => done(symlink(svc, args!(SYMLINK3args<'static>, req)).await),
-        NFSPROC3_MKNOD => {
-            let _ = args!(MKNOD3args<'static>, req);
-            done(MKNOD3res::Err((
-                nfsstat3::NFS3ERR_NOTSUPP,
-                MKNOD3resfail {
-                    dir_wcc: wcc_data::default(),
-                },
-            )))
-        }
+        NFSPROC3_MKNOD => done(mknod(svc, args!(MKNOD3args<'static>, req)).await),
         NFSPROC3_REMOVE => {
             let a = args!(REMOVE3args<'static>, req);
             done(match remove(svc, a.object, false).await {
@@ -301,6 +293,32 @@ async fn symlink(svc: &NfsService, a: SYMLINK3args<'static>) -> SYMLINK3res {
             dir_wcc,
         }),
         Err(s) => SYMLINK3res::Err((s, SYMLINK3resfail::default())),
+    }
+}
+
+async fn mknod(svc: &NfsService, a: MKNOD3args<'static>) -> MKNOD3res {
+    let fail = || MKNOD3resfail {
+        dir_wcc: wcc_data::default(),
+    };
+    let (view, dir) = resolve!(svc, a.where_.dir, fail());
+    let name = a.where_.name.0.into_owned();
+    let (kind, set) = match a.what {
+        mknoddata3::NF3FIFO(s) => (SpecialKind::Fifo, s),
+        mknoddata3::NF3SOCK(s) => (SpecialKind::Socket, s),
+        mknoddata3::NF3CHR(d) | mknoddata3::NF3BLK(d) => (SpecialKind::Device, d.dev_attributes),
+        mknoddata3::default => return MKNOD3res::Err((nfsstat3::NFS3ERR_BADTYPE, fail())),
+    };
+    let v = view.clone();
+    match svc
+        .blocking(move |fs| fs.mknod(&v, &dir, &name, kind, &set))
+        .await
+    {
+        Ok((obj, dir_wcc)) => MKNOD3res::Ok(MKNOD3resok {
+            obj: post_op_fh3::Some(svc.handle(&view, &obj.kh)),
+            obj_attributes: post_op_attr::Some(obj.attr),
+            dir_wcc,
+        }),
+        Err(s) => MKNOD3res::Err((s, fail())),
     }
 }
 
