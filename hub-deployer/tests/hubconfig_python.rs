@@ -1,0 +1,317 @@
+//! The generated `jupyterhub_config.py` against the real Python packages.
+//!
+//! Each test renders a config, checks that `python3 -m py_compile` accepts it, and runs
+//! `tests/python/check_hubconfig.py` in a virtual environment holding the real JupyterHub,
+//! dockerspawner 14.x, jupyterhub-ldapauthenticator 2.x, docker and jupyterhub-idle-culler from
+//! PyPI. The environment lives in `$SWARMHUB_PYENV` (default `/var/cache/swarmhub-pyenv`) and is
+//! reused while it holds the same requirements. When it cannot be built (no `python3 -m venv`,
+//! no PyPI) the tests fail: they never skip.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use hub_deployer::hubconfig::{ByteSize, HubSettings, LdapTls, render};
+use serde_json::json;
+
+/// What the checks run against. Bump to rebuild every cached environment.
+const REQUIREMENTS: &[&str] = &[
+    "jupyterhub>=4,<6",
+    "dockerspawner>=14,<15",
+    "jupyterhub-ldapauthenticator>=2,<3",
+    "docker>=7",
+    "jupyterhub-idle-culler>=1.4",
+];
+const STAMP: &str = "swarmhub-requirements.txt";
+
+fn show(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run(what: &str, cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{}", show(what, &out));
+    out
+}
+
+/// The Python of the environment with the real packages, built once per test process.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(build_env)
+}
+
+fn build_env() -> PathBuf {
+    let dir = std::env::var_os("SWARMHUB_PYENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/swarmhub-pyenv"));
+    let want = REQUIREMENTS.join("\n") + "\n";
+    let ready = |d: &Path| {
+        d.join("bin/python").exists() && fs::read_to_string(d.join(STAMP)).is_ok_and(|s| s == want)
+    };
+    if ready(&dir) {
+        return dir.join("bin/python");
+    }
+    // Build next to the final place and rename it there, so that a concurrent test process never
+    // sees a half-built environment (`python -m` works from a moved venv: pyvenv.cfg sits next
+    // to bin/).
+    let parent = dir.parent().expect("SWARMHUB_PYENV has a parent directory");
+    fs::create_dir_all(parent)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        dir.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    run(
+        "python3 -m venv (install python3-venv?)",
+        Command::new("python3").arg("-m").arg("venv").arg(&tmp),
+    );
+    let py = tmp.join("bin/python");
+    run(
+        "pip install of the hub's Python packages from PyPI",
+        Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+            ])
+            .args(REQUIREMENTS),
+    );
+    fs::write(tmp.join(STAMP), &want).expect("write the requirements stamp");
+    if dir.exists() && !ready(&dir) {
+        let old = parent.join(format!(
+            ".{}.old-{}",
+            dir.file_name().unwrap().to_string_lossy(),
+            std::process::id()
+        ));
+        fs::rename(&dir, &old).expect("move the outdated environment aside");
+        let _ = fs::remove_dir_all(&old);
+    }
+    match fs::rename(&tmp, &dir) {
+        Ok(()) => {}
+        // another process installed it meanwhile
+        Err(_) if ready(&dir) => {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        Err(e) => panic!("cannot move {} to {}: {e}", tmp.display(), dir.display()),
+    }
+    assert!(ready(&dir), "environment {} is not complete", dir.display());
+    dir.join("bin/python")
+}
+
+fn driver() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_hubconfig.py")
+}
+
+/// Render, compile with the system python3, then run the checks with the real packages.
+fn check(settings: &HubSettings, expect: serde_json::Value, dir: &Path) -> String {
+    let text = render(settings).expect("settings render");
+    let config = dir.join("jupyterhub_config.py");
+    fs::write(&config, &text).unwrap();
+    run(
+        "python3 -m py_compile of the generated config",
+        Command::new("python3")
+            .arg("-m")
+            .arg("py_compile")
+            .arg(&config),
+    );
+    let expect_file = dir.join("expect.json");
+    fs::write(&expect_file, serde_json::to_vec_pretty(&expect).unwrap()).unwrap();
+    let out = Command::new(python())
+        .arg(driver())
+        .arg(&config)
+        .arg(&expect_file)
+        .current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run check_hubconfig.py");
+    let report = show("check_hubconfig.py", &out);
+    assert!(
+        out.status.success(),
+        "{report}\n--- generated config\n{text}"
+    );
+    println!("{report}");
+    text
+}
+
+fn base_settings() -> HubSettings {
+    toml::from_str(
+        r#"
+        public_url = "https://hub.example.edu/"
+        hub_service = "swarmhub-hub"
+        admin_users = ["admin1"]
+        [notebook]
+        student_image = "swarmhub/notebook-student:1.0"
+        teacher_image = "registry.example.edu:5000/swarmhub/notebook-teacher@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        cpu_limit = 1.5
+        cpu_guarantee = 0.25
+        mem_limit = "2G"
+        mem_guarantee = "512M"
+        placement_constraints = ["node.role==worker", "node.labels.swarmhub!=off"]
+        default_url = "/lab"
+        [ldap]
+        server_address = "ldap.example.edu"
+        user_search_base = "ou=people,dc=example,dc=edu"
+        search_user_dn = "cn=reader,dc=example,dc=edu"
+        search_password_file = "/run/secrets/swarmhub-ldap-password"
+        student_groups = ["cn=students,ou=groups,dc=example,dc=edu"]
+        teacher_group = "cn=teachers,ou=groups,dc=example,dc=edu"
+        [nbgrader]
+        course_id = "intro-python"
+        "#,
+    )
+    .expect("base settings parse")
+}
+
+#[test]
+fn generated_config_works_with_the_real_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let password = "pw with \"quotes\", \\backslash and spaces ";
+    let password_file = dir.join("ldap-password");
+    fs::write(&password_file, format!("{password}\n")).unwrap();
+    let pwned = dir.join("pwned");
+
+    let mut s = base_settings();
+    s.ldap.search_password_file = Some(password_file.to_str().unwrap().into());
+    // values that would break a naive template: quotes of every kind, backslashes, newlines,
+    // braces (str.format), non-ASCII, and an attempt to run code when the config loads
+    let teacher_group = format!(
+        "cn=te\"ach'ers\\,x\n{{username}}\"\"\"),__import__('os').system('touch {}')#,dc=\u{e9}\u{1f600}",
+        pwned.display()
+    );
+    let student_group = "cn=stu'''dents,ou=gr\\oups\r\n,dc=example,dc=edu".to_string();
+    s.ldap.teacher_group = teacher_group.clone();
+    s.ldap.student_groups = vec![student_group.clone()];
+    s.ldap.search_user_dn = Some("cn=\"reader\",dc=example,dc=edu".into());
+    s.ldap.user_search_base = Some("ou=people\\2c x,dc=example,dc=edu".into());
+
+    let text = check(
+        &s,
+        json!({
+            "port": 8000,
+            "base_path": "/",
+            "public_url": "https://hub.example.edu/",
+            "hub_api_port": 8081,
+            "hub_service": "swarmhub-hub",
+            "ldap_server_address": "ldap.example.edu",
+            "ldap_server_port": 389,
+            "tls_strategy": "before_bind",
+            "lookup_dn": true,
+            "user_search_base": s.ldap.user_search_base,
+            "search_user_dn": s.ldap.search_user_dn,
+            "password": password.trim_end_matches('\n'),
+            "password_file": password_file,
+            "bind_dn_templates": [],
+            "allowed_groups": [student_group, teacher_group],
+            "student_group": student_group,
+            "teacher_group": teacher_group,
+            "admin_users": ["admin1"],
+            "cmd": ["jupyterhub-singleuser"],
+            "student_image": s.notebook.student_image,
+            "teacher_image": s.notebook.teacher_image,
+            "network": "swarmhub",
+            "start_timeout": 300,
+            "http_timeout": 120,
+            "placement_constraints": ["node.role==worker", "node.labels.swarmhub!=off"],
+            "mem_limit": 2u64 << 30,
+            "cpu_limit": 1.5,
+            "volume_driver": "swarmhub-nfs",
+            "home_target": "/home/jovyan/work",
+            "exchange_share": "exchange",
+            "exchange_target": "/srv/nbgrader/exchange",
+            "course_id": "intro-python",
+            "idle_culler": true,
+            "idle_culler_timeout": 3600,
+        }),
+        dir,
+    );
+    assert!(!text.contains(password), "the password is in the config");
+    assert!(
+        !pwned.exists(),
+        "a setting ran code when the config was loaded"
+    );
+}
+
+#[test]
+fn generated_config_with_bind_templates_ldaps_and_no_culler() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = base_settings();
+    s.public_url = "http://hub.example.edu:8080/jupyter".into();
+    s.port = 9000;
+    s.hub_api_port = 9081;
+    s.hub_service = "hub".into();
+    s.network = "course-net".into();
+    s.admin_users = vec![];
+    s.start_timeout_seconds = 60;
+    s.http_timeout_seconds = 30;
+    s.notebook.cmd = vec!["start-singleuser.sh".into(), "--debug".into()];
+    s.notebook.cpu_limit = None;
+    s.notebook.cpu_guarantee = None;
+    s.notebook.mem_limit = Some(ByteSize::Bytes(1 << 30));
+    s.notebook.mem_guarantee = None;
+    s.notebook.placement_constraints = vec![];
+    s.notebook.default_url = None;
+    s.ldap.tls = LdapTls::Ldaps;
+    s.ldap.lookup_dn = false;
+    s.ldap.user_search_base = None;
+    s.ldap.search_user_dn = None;
+    s.ldap.search_password_file = None;
+    s.ldap.bind_dn_templates = vec![
+        "uid={username},ou=people,dc=example,dc=edu".into(),
+        "uid={username},ou=staff,dc=example,dc=edu".into(),
+    ];
+    s.storage.home_target = "/home/jovyan".into();
+    s.nbgrader.course_id = "ds101".into();
+    s.nbgrader.exchange_share = "ds101-exchange".into();
+    s.nbgrader.exchange_target = "/srv/exchange".into();
+    s.idle_culler.enabled = false;
+
+    check(
+        &s,
+        json!({
+            "port": 9000,
+            "base_path": "/jupyter/",
+            "public_url": "http://hub.example.edu:8080/jupyter/",
+            "hub_api_port": 9081,
+            "hub_service": "hub",
+            "ldap_server_address": "ldap.example.edu",
+            "ldap_server_port": 636,
+            "tls_strategy": "on_connect",
+            "lookup_dn": false,
+            "bind_dn_templates": s.ldap.bind_dn_templates,
+            "allowed_groups": [s.ldap.student_groups[0], s.ldap.teacher_group],
+            "student_group": s.ldap.student_groups[0],
+            "teacher_group": s.ldap.teacher_group,
+            "admin_users": [],
+            "cmd": ["start-singleuser.sh", "--debug"],
+            "student_image": s.notebook.student_image,
+            "teacher_image": s.notebook.teacher_image,
+            "network": "course-net",
+            "start_timeout": 60,
+            "http_timeout": 30,
+            "placement_constraints": [],
+            "mem_limit": 1u64 << 30,
+            "cpu_limit": null,
+            "volume_driver": "swarmhub-nfs",
+            "home_target": "/home/jovyan",
+            "exchange_share": "ds101-exchange",
+            "exchange_target": "/srv/exchange",
+            "course_id": "ds101",
+            "idle_culler": false,
+        }),
+        tmp.path(),
+    );
+}
