@@ -1,6 +1,13 @@
-//! The `swarmhub-nfs` managed Docker volume plugin: Docker's volume plugin protocol on a unix
-//! socket, a driver that asks nfsd for volumes, and mount backends (kernel NFS, FUSE). This crate
-//! is laid out by the workspace issue and filled in by the plugin issue; today it only re-exports
-//! the shared option parser it will use, so the workspace builds as one.
+//! The `swarmhub-nfs` managed Docker volume plugin. Layers: `api` (Docker's protocol on a unix
+//! socket, wire types in `protocol`) → `driver` (volume semantics, references, persisted `state`)
+//! → `mounter` (kernel NFS or FUSE, behind one trait). `reaper` releases mounts of containers
+//! that no longer run; `server` assembles it; `main.rs` only parses arguments.
 
-pub use swarmhub_control_api::VolumeOptions;
+pub mod api;
+pub mod config;
+pub mod driver;
+pub mod mounter;
+pub mod protocol;
+pub mod reaper;
+pub mod server;
+pub mod state;

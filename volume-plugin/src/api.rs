@@ -1,0 +1,139 @@
+//! The plugin's HTTP endpoints on its unix socket: `/Plugin.Activate` and `/VolumeDriver.*`,
+//! each parsing Docker's JSON, calling the [`Driver`], and answering `{"Err": ...}` on failure.
+//! Bodies are small; anything over 64 KiB or not JSON is an `Err` reply, never a crash.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use axum::{Json, Router};
+
+use crate::driver::Driver;
+use crate::protocol::*;
+
+type St = State<Arc<Driver>>;
+
+fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, String> {
+    r.map(|Json(t)| t)
+        .map_err(|e| format!("malformed request from dockerd: {}", e.body_text()))
+}
+
+/// The router Docker talks to.
+pub fn router(driver: Arc<Driver>) -> Router {
+    Router::new()
+        .route("/Plugin.Activate", post(activate))
+        .route("/VolumeDriver.Create", post(create))
+        .route("/VolumeDriver.Remove", post(remove))
+        .route("/VolumeDriver.Mount", post(mount))
+        .route("/VolumeDriver.Unmount", post(unmount))
+        .route("/VolumeDriver.Path", post(path))
+        .route("/VolumeDriver.Get", post(get))
+        .route("/VolumeDriver.List", post(list))
+        .route("/VolumeDriver.Capabilities", post(capabilities))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(driver)
+}
+
+async fn activate() -> Json<ActivateResponse> {
+    Json(ActivateResponse {
+        implements: vec!["VolumeDriver".into()],
+    })
+}
+
+fn err(r: Result<(), String>) -> Json<ErrResponse> {
+    Json(ErrResponse {
+        err: r.err().unwrap_or_default(),
+    })
+}
+
+async fn create(
+    State(d): St,
+    req: Result<Json<CreateRequest>, JsonRejection>,
+) -> Json<ErrResponse> {
+    let r = match body(req) {
+        Ok(req) => d.create(&req.name, &req.opts.unwrap_or_default()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &r {
+        tracing::warn!("VolumeDriver.Create refused: {e}");
+    }
+    err(r)
+}
+
+async fn remove(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<ErrResponse> {
+    err(match body(req) {
+        Ok(req) => d.remove(&req.name).await,
+        Err(e) => Err(e),
+    })
+}
+
+async fn mount(
+    State(d): St,
+    req: Result<Json<MountRequest>, JsonRejection>,
+) -> Json<MountResponse> {
+    match body(req) {
+        Ok(req) => match d.mount(&req.name, &req.id).await {
+            Ok(mountpoint) => Json(MountResponse {
+                mountpoint,
+                err: String::new(),
+            }),
+            Err(err) => Json(MountResponse {
+                mountpoint: String::new(),
+                err,
+            }),
+        },
+        Err(err) => Json(MountResponse {
+            mountpoint: String::new(),
+            err,
+        }),
+    }
+}
+
+async fn unmount(
+    State(d): St,
+    req: Result<Json<MountRequest>, JsonRejection>,
+) -> Json<ErrResponse> {
+    err(match body(req) {
+        Ok(req) => d.unmount(&req.name, &req.id).await,
+        Err(e) => Err(e),
+    })
+}
+
+async fn path(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<MountResponse> {
+    match body(req).and_then(|r| d.path(&r.name)) {
+        Ok(mountpoint) => Json(MountResponse {
+            mountpoint,
+            err: String::new(),
+        }),
+        Err(err) => Json(MountResponse {
+            mountpoint: String::new(),
+            err,
+        }),
+    }
+}
+
+async fn get(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<GetResponse> {
+    match body(req).and_then(|r| d.get(&r.name)) {
+        Ok(v) => Json(GetResponse {
+            volume: Some(v),
+            err: String::new(),
+        }),
+        Err(err) => Json(GetResponse { volume: None, err }),
+    }
+}
+
+async fn list(State(d): St) -> Json<ListResponse> {
+    Json(ListResponse {
+        volumes: d.list(),
+        err: String::new(),
+    })
+}
+
+async fn capabilities() -> Json<CapabilitiesResponse> {
+    Json(CapabilitiesResponse {
+        capabilities: Capabilities {
+            scope: "global".into(),
+        },
+    })
+}

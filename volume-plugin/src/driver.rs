@@ -1,0 +1,473 @@
+//! The driver: Docker's volume semantics over nfsd and a mount backend. Get/List/Path answer
+//! from local state and never touch NFS; Create validates options and asks nfsd to ensure the
+//! volume; Mount and Unmount count references per (volume, mount ID), mount on the first and
+//! unmount on the last; Remove forgets the volume on this node and never deletes data. Every
+//! change is persisted before it is acknowledged.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use swarmhub_control_api::{CreateVolume, VolumeOptions, validate_volume_name};
+
+use crate::mounter::{MountSpec, Mounter};
+use crate::protocol::VolumeInfo;
+use crate::state::{PluginState, VolumeState};
+
+/// What the driver needs from nfsd: ensure a volume exists, get its export path.
+pub trait Provisioner: Send + Sync + 'static {
+    fn ensure<'a>(
+        &'a self,
+        name: &'a str,
+        options: &'a VolumeOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// The real provisioner: nfsd's control API, with the token read from its file at each call
+/// (so a token written after the plugin started is picked up).
+pub struct NfsdProvisioner {
+    pub base_url: String,
+    pub token_file: PathBuf,
+    pub timeout: Duration,
+}
+
+impl Provisioner for NfsdProvisioner {
+    fn ensure<'a>(
+        &'a self,
+        name: &'a str,
+        options: &'a VolumeOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
+                format!(
+                    "reading the nfsd API token {}: {e}; the swarmhub CLI's plugin rollout writes it",
+                    self.token_file.display()
+                )
+            })?;
+            let client = swarmhub_control_api::client::ControlClient::new(
+                &self.base_url,
+                token.trim(),
+                self.timeout,
+            );
+            let v = client
+                .create(&CreateVolume {
+                    name: name.to_string(),
+                    options: options.clone(),
+                    identity: None,
+                    client: None,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(v.export)
+        })
+    }
+}
+
+/// Fixed settings of a driver.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Where mounts go; must lie under the plugin's propagated mount.
+    pub mount_root: PathBuf,
+    /// `state.json` lives here.
+    pub state_dir: PathBuf,
+    /// nfsd's NFS address as `host:port` (resolved at each mount).
+    pub server: String,
+    /// Extra kernel mount options.
+    pub extra_options: Option<String>,
+    /// Bound on one mount; Docker's plugin client gives up after 30 s in `plugin enable`.
+    pub mount_timeout: Duration,
+}
+
+/// The volume driver of one node.
+pub struct Driver {
+    config: DriverConfig,
+    state_path: PathBuf,
+    // std locks: held for map updates only, never across an await
+    state: Mutex<PluginState>,
+    mounted: Mutex<HashSet<String>>,
+    last_error: Mutex<HashMap<String, String>>,
+    // one async lock per volume serialises its mounts and unmounts
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    mounter: Arc<dyn Mounter>,
+    provisioner: Arc<dyn Provisioner>,
+}
+
+impl Driver {
+    /// Loads the state (before the socket listens) and notes which volumes are mounted now.
+    pub fn open(
+        config: DriverConfig,
+        mounter: Arc<dyn Mounter>,
+        provisioner: Arc<dyn Provisioner>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.state_dir)?;
+        std::fs::create_dir_all(&config.mount_root)?;
+        let state_path = config.state_dir.join("state.json");
+        let state = PluginState::load(&state_path)?;
+        let mounted = state
+            .volumes
+            .keys()
+            .filter(|n| mounter.is_mounted(&config.mount_root.join(n)))
+            .cloned()
+            .collect();
+        Ok(Self {
+            config,
+            state_path,
+            state: Mutex::new(state),
+            mounted: Mutex::new(mounted),
+            last_error: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            mounter,
+            provisioner,
+        })
+    }
+
+    /// The mount backend's name.
+    pub fn backend(&self) -> &'static str {
+        self.mounter.name()
+    }
+
+    fn target(&self, name: &str) -> PathBuf {
+        self.config.mount_root.join(name)
+    }
+
+    fn lock_of(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("poisoned")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn save(&self, state: &PluginState) -> Result<(), String> {
+        state
+            .save(&self.state_path)
+            .map_err(|e| format!("saving plugin state: {e}"))
+    }
+
+    fn is_mounted(&self, name: &str) -> bool {
+        self.mounted.lock().expect("poisoned").contains(name)
+    }
+
+    /// `VolumeDriver.Create`.
+    pub async fn create(&self, name: &str, opts: &BTreeMap<String, String>) -> Result<(), String> {
+        validate_volume_name(name).map_err(|e| e.to_string())?;
+        let options = VolumeOptions::from_map(opts).map_err(|e| e.to_string())?;
+        options.require_user().map_err(|e| e.to_string())?;
+        let canonical = options.to_map();
+        if let Some(existing) = self.state.lock().expect("poisoned").volumes.get(name) {
+            if existing.options == canonical {
+                return Ok(());
+            }
+            return Err(format!(
+                "volume {name:?} exists on this node with options {:?}, not {canonical:?}; remove it first (its data is kept) or use another name",
+                existing.options
+            ));
+        }
+        let export = self.provisioner.ensure(name, &options).await?;
+        let mut state = self.state.lock().expect("poisoned");
+        let mut next = state.clone();
+        next.volumes.entry(name.to_string()).or_insert(VolumeState {
+            options: canonical,
+            export,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            refs: BTreeMap::new(),
+        });
+        self.save(&next)?;
+        *state = next;
+        tracing::info!(volume = name, "volume created");
+        Ok(())
+    }
+
+    /// `VolumeDriver.Remove`: forgets the volume here; nfsd keeps the data.
+    pub async fn remove(&self, name: &str) -> Result<(), String> {
+        let lock = self.lock_of(name);
+        let _g = lock.lock().await;
+        {
+            let state = self.state.lock().expect("poisoned");
+            match state.volumes.get(name) {
+                None => return Ok(()),
+                Some(v) if v.total_refs() > 0 => {
+                    return Err(format!(
+                        "volume {name:?} is still mounted by {} container mount(s) on this node; stop them first",
+                        v.total_refs()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if self.is_mounted(name) {
+            self.unmount_now(name).await?;
+        }
+        let mut state = self.state.lock().expect("poisoned");
+        let mut next = state.clone();
+        next.volumes.remove(name);
+        self.save(&next)?;
+        *state = next;
+        tracing::info!(
+            volume = name,
+            "volume forgotten on this node (data kept on nfsd)"
+        );
+        Ok(())
+    }
+
+    fn spec(&self, v: &VolumeState) -> MountSpec {
+        let readonly = v.options.get("readonly").is_some_and(|r| r == "true");
+        MountSpec {
+            server: "0.0.0.0:0".parse().expect("valid"),
+            export: v.export.clone(),
+            readonly,
+            extra_options: self.config.extra_options.clone(),
+        }
+    }
+
+    async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), String> {
+        let target = self.target(name);
+        let mut spec = self.spec(v);
+        let server = self.config.server.clone();
+        let mounter = self.mounter.clone();
+        let deadline = self.config.mount_timeout;
+        let result = tokio::task::spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            spec.server = server
+                .to_socket_addrs()
+                .map_err(|e| format!("resolving nfsd address {server}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("nfsd address {server} resolves to nothing"))?;
+            std::fs::create_dir_all(&target)
+                .map_err(|e| format!("creating mount point {}: {e}", target.display()))?;
+            mounter
+                .mount(&spec, &target, deadline)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("mount task failed: {e}"))?;
+        match &result {
+            Ok(()) => {
+                self.mounted
+                    .lock()
+                    .expect("poisoned")
+                    .insert(name.to_string());
+                self.last_error.lock().expect("poisoned").remove(name);
+                tracing::info!(volume = name, backend = self.backend(), "mounted");
+            }
+            Err(e) => {
+                self.last_error
+                    .lock()
+                    .expect("poisoned")
+                    .insert(name.to_string(), e.clone());
+                tracing::error!(volume = name, "mount failed: {e}");
+            }
+        }
+        result
+    }
+
+    async fn unmount_now(&self, name: &str) -> Result<(), String> {
+        let target = self.target(name);
+        let mounter = self.mounter.clone();
+        tokio::task::spawn_blocking(move || {
+            mounter.unmount(&target).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_dir(&target);
+            Ok::<_, String>(())
+        })
+        .await
+        .map_err(|e| format!("unmount task failed: {e}"))??;
+        self.mounted.lock().expect("poisoned").remove(name);
+        tracing::info!(volume = name, "unmounted");
+        Ok(())
+    }
+
+    /// `VolumeDriver.Mount`: returns the mount point.
+    pub async fn mount(&self, name: &str, id: &str) -> Result<String, String> {
+        let lock = self.lock_of(name);
+        let _g = lock.lock().await;
+        let vol = self
+            .state
+            .lock()
+            .expect("poisoned")
+            .volumes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| no_such_volume(name))?;
+        let target = self.target(name);
+        if !self.is_mounted(name) || !self.mounter.is_mounted(&target) {
+            self.mount_now(name, &vol).await?;
+        }
+        let mut state = self.state.lock().expect("poisoned");
+        let mut next = state.clone();
+        if let Some(v) = next.volumes.get_mut(name) {
+            *v.refs.entry(id.to_string()).or_insert(0) += 1;
+        }
+        self.save(&next)?;
+        *state = next;
+        Ok(target.display().to_string())
+    }
+
+    /// `VolumeDriver.Unmount`: unknown volumes and IDs succeed.
+    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), String> {
+        let lock = self.lock_of(name);
+        let _g = lock.lock().await;
+        let remaining = {
+            let mut state = self.state.lock().expect("poisoned");
+            let mut next = state.clone();
+            let Some(v) = next.volumes.get_mut(name) else {
+                return Ok(());
+            };
+            if let Some(n) = v.refs.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    v.refs.remove(id);
+                }
+            }
+            let remaining = v.total_refs();
+            self.save(&next)?;
+            *state = next;
+            remaining
+        };
+        if remaining == 0 && self.is_mounted(name) {
+            self.unmount_now(name).await?;
+        }
+        Ok(())
+    }
+
+    /// `VolumeDriver.Path`: the mount point while mounted, else empty.
+    pub fn path(&self, name: &str) -> Result<String, String> {
+        let state = self.state.lock().expect("poisoned");
+        if !state.volumes.contains_key(name) {
+            return Err(no_such_volume(name));
+        }
+        Ok(if self.is_mounted(name) {
+            self.target(name).display().to_string()
+        } else {
+            String::new()
+        })
+    }
+
+    fn info(&self, name: &str, v: &VolumeState, with_status: bool) -> VolumeInfo {
+        let mounted = self.is_mounted(name);
+        let status = with_status.then(|| {
+            let mut s = BTreeMap::new();
+            s.insert("server".into(), json!(self.config.server));
+            s.insert("export".into(), json!(v.export));
+            s.insert("options".into(), json!(v.options));
+            s.insert("backend".into(), json!(self.backend()));
+            s.insert("mounted".into(), json!(mounted));
+            s.insert("references".into(), json!(v.total_refs()));
+            s.insert("created_at".into(), json!(v.created_at));
+            if let Some(e) = self.last_error.lock().expect("poisoned").get(name) {
+                s.insert("last_error".into(), json!(e));
+            }
+            s
+        });
+        VolumeInfo {
+            name: name.to_string(),
+            mountpoint: if mounted {
+                self.target(name).display().to_string()
+            } else {
+                String::new()
+            },
+            status,
+        }
+    }
+
+    /// `VolumeDriver.Get`: `Err` for unknown names, so Docker calls Create with the options.
+    pub fn get(&self, name: &str) -> Result<VolumeInfo, String> {
+        let state = self.state.lock().expect("poisoned");
+        let v = state
+            .volumes
+            .get(name)
+            .ok_or_else(|| no_such_volume(name))?;
+        Ok(self.info(name, v, true))
+    }
+
+    /// `VolumeDriver.List`.
+    pub fn list(&self) -> Vec<VolumeInfo> {
+        let state = self.state.lock().expect("poisoned");
+        state
+            .volumes
+            .iter()
+            .map(|(n, v)| self.info(n, v, false))
+            .collect()
+    }
+
+    /// Brings mounts in line with references after a start: remounts volumes that containers
+    /// still reference (a FUSE mount ends with the plugin process, a node may have rebooted),
+    /// unmounts what nothing references.
+    pub async fn reconcile(&self) {
+        let volumes: Vec<(String, VolumeState)> = self
+            .state
+            .lock()
+            .expect("poisoned")
+            .volumes
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, v) in volumes {
+            let lock = self.lock_of(&name);
+            let _g = lock.lock().await;
+            let target = self.target(&name);
+            let mounted = self.mounter.is_mounted(&target);
+            if v.total_refs() > 0 && !mounted {
+                tracing::info!(volume = %name, "remounting a volume that containers still reference");
+                let _ = self.mount_now(&name, &v).await;
+            } else if v.total_refs() == 0 && mounted {
+                tracing::info!(volume = %name, "unmounting a volume nothing references");
+                self.mounted.lock().expect("poisoned").insert(name.clone());
+                if let Err(e) = self.unmount_now(&name).await {
+                    tracing::warn!(volume = %name, "{e}");
+                }
+            }
+        }
+    }
+
+    /// Volumes with references, for the reaper.
+    pub fn referenced(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("poisoned")
+            .volumes
+            .iter()
+            .filter(|(_, v)| v.total_refs() > 0)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Drops every reference of `name` and unmounts it: used for mounts no running container
+    /// holds any more (dockerd's live-restore never sends Unmount for them).
+    pub async fn reap(&self, name: &str) -> Result<(), String> {
+        let lock = self.lock_of(name);
+        let _g = lock.lock().await;
+        {
+            let mut state = self.state.lock().expect("poisoned");
+            let mut next = state.clone();
+            if let Some(v) = next.volumes.get_mut(name) {
+                v.refs.clear();
+            }
+            self.save(&next)?;
+            *state = next;
+        }
+        if self.is_mounted(name) {
+            self.unmount_now(name).await?;
+        }
+        tracing::warn!(
+            volume = name,
+            "reaped references left by containers that no longer run"
+        );
+        Ok(())
+    }
+
+    /// The mount root.
+    pub fn mount_root(&self) -> &Path {
+        &self.config.mount_root
+    }
+}
+
+fn no_such_volume(name: &str) -> String {
+    format!(
+        "no such volume {name:?} on this node; create it with: docker volume create -d swarmhub-nfs -o user=<ldap name> {name}"
+    )
+}

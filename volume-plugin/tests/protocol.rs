@@ -1,0 +1,514 @@
+//! Docker's volume plugin protocol over the plugin's unix socket, spoken the way dockerd speaks
+//! it (HTTP POST with JSON through hyperlocal), with a recording mounter and, for the nfsd side,
+//! either a recording provisioner or a real in-process swarmhub-nfsd.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyperlocal::{UnixClientExt, UnixConnector};
+use serde_json::{Value, json};
+use swarmhub_control_api::VolumeOptions;
+use swarmhub_volume_plugin::config::{Args, ServeArgs};
+use swarmhub_volume_plugin::driver::Provisioner;
+use swarmhub_volume_plugin::mounter::Mounter;
+use swarmhub_volume_plugin::mounter::recording::{Call, RecordingMounter};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct RecordingProvisioner {
+    ensured: Mutex<Vec<(String, VolumeOptions)>>,
+}
+
+impl Provisioner for RecordingProvisioner {
+    fn ensure<'a>(
+        &'a self,
+        name: &'a str,
+        options: &'a VolumeOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.ensured
+                .lock()
+                .unwrap()
+                .push((name.to_string(), options.clone()));
+            Ok(format!("/{name}"))
+        })
+    }
+}
+
+struct Plugin {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    mounter: Arc<RecordingMounter>,
+    http: Client<UnixConnector, Full<Bytes>>,
+}
+
+fn serve_args(dir: &Path) -> ServeArgs {
+    use clap::Parser;
+    let a = Args::parse_from([
+        "p",
+        "--state-dir",
+        dir.join("state").to_str().unwrap(),
+        "--mount-root",
+        dir.join("mnt").to_str().unwrap(),
+        "--socket",
+        dir.join("run/swarmhub-nfs.sock").to_str().unwrap(),
+        "--server",
+        "127.0.0.1",
+    ]);
+    a.serve
+}
+
+impl Plugin {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        mounter: Arc<RecordingMounter>,
+        prov: Arc<dyn Provisioner>,
+    ) -> Plugin {
+        let args = serve_args(dir.path());
+        let socket = args.socket.clone();
+        let driver = Arc::new(
+            swarmhub_volume_plugin::server::driver(
+                &args,
+                mounter.clone() as Arc<dyn Mounter>,
+                prov,
+            )
+            .unwrap(),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(swarmhub_volume_plugin::server::serve(
+            args,
+            driver,
+            stop.clone(),
+        ));
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Plugin {
+            dir,
+            socket,
+            stop,
+            task,
+            mounter,
+            http: Client::unix(),
+        }
+    }
+
+    async fn start() -> Plugin {
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            Arc::default(),
+            Arc::new(RecordingProvisioner::default()),
+        )
+        .await
+    }
+
+    async fn call(&self, endpoint: &str, body: Value) -> Value {
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, endpoint).into();
+        let req = hyper::Request::post(uri)
+            .header("content-type", "application/vnd.docker.plugins.v1.2+json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let resp = self.http.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{endpoint}");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    async fn restart(self) -> Plugin {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        assert!(!self.socket.exists(), "socket removed on stop");
+        Plugin::start_in(
+            self.dir,
+            self.mounter,
+            Arc::new(RecordingProvisioner::default()),
+        )
+        .await
+    }
+}
+
+fn err(v: &Value) -> &str {
+    v["Err"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn the_whole_protocol() {
+    let p = Plugin::start().await;
+    assert_eq!(
+        p.call("/Plugin.Activate", json!({})).await,
+        json!({"Implements": ["VolumeDriver"]})
+    );
+    assert_eq!(
+        p.call("/VolumeDriver.Capabilities", json!({})).await,
+        json!({"Capabilities": {"Scope": "global"}})
+    );
+    // Docker calls Get before Create: unknown names must be an error so Create gets the options
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert!(err(&g).contains("no such volume"), "{g}");
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-alice", "Opts": {"user": "alice", "size": "1G"}}),
+        )
+        .await;
+    assert_eq!(err(&c), "", "{c}");
+    // idempotent, and conflicting options are refused
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Create",
+                json!({"Name": "home-alice", "Opts": {"user": "alice", "size": "1G"}})
+            )
+            .await),
+        ""
+    );
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-alice", "Opts": {"user": "bob"}}),
+        )
+        .await;
+    assert!(err(&c).contains("exists on this node"), "{c}");
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(g["Volume"]["Status"]["export"], "/home-alice");
+    assert_eq!(g["Volume"]["Status"]["references"], 0);
+    let l = p.call("/VolumeDriver.List", json!({})).await;
+    assert_eq!(l["Volumes"][0]["Name"], "home-alice");
+
+    // mounts are counted per (volume, ID); one real mount
+    let m1 = p
+        .call(
+            "/VolumeDriver.Mount",
+            json!({"Name": "home-alice", "ID": "c1"}),
+        )
+        .await;
+    assert_eq!(err(&m1), "");
+    let mp = m1["Mountpoint"].as_str().unwrap().to_string();
+    assert!(mp.ends_with("/mnt/home-alice"), "{mp}");
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Mount",
+                json!({"Name": "home-alice", "ID": "c1"})
+            )
+            .await),
+        ""
+    );
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Mount",
+                json!({"Name": "home-alice", "ID": "c2"})
+            )
+            .await),
+        ""
+    );
+    let mounts = p
+        .mounter
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Mount { .. }))
+        .count();
+    assert_eq!(mounts, 1);
+    assert_eq!(
+        p.call("/VolumeDriver.Path", json!({"Name": "home-alice"}))
+            .await["Mountpoint"],
+        mp
+    );
+    assert_eq!(
+        p.call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+            .await["Volume"]["Status"]["references"],
+        3
+    );
+    // removing a mounted volume is refused
+    let r = p
+        .call("/VolumeDriver.Remove", json!({"Name": "home-alice"}))
+        .await;
+    assert!(err(&r).contains("still mounted"), "{r}");
+    // unknown ID and unknown volume unmount fine
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Unmount",
+                json!({"Name": "home-alice", "ID": "nope"})
+            )
+            .await),
+        ""
+    );
+    assert_eq!(
+        err(&p
+            .call("/VolumeDriver.Unmount", json!({"Name": "nope", "ID": "c1"}))
+            .await),
+        ""
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            err(&p
+                .call(
+                    "/VolumeDriver.Unmount",
+                    json!({"Name": "home-alice", "ID": "c1"})
+                )
+                .await),
+            ""
+        );
+    }
+    assert!(
+        !p.mounter
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Unmount { .. })),
+        "c2 still holds it"
+    );
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Unmount",
+                json!({"Name": "home-alice", "ID": "c2"})
+            )
+            .await),
+        ""
+    );
+    assert!(
+        p.mounter
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Unmount { .. }))
+    );
+    assert_eq!(
+        p.call("/VolumeDriver.Path", json!({"Name": "home-alice"}))
+            .await["Mountpoint"],
+        ""
+    );
+
+    // a restart over the same state directory remembers volumes and references
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Mount",
+                json!({"Name": "home-alice", "ID": "c3"})
+            )
+            .await),
+        ""
+    );
+    let p = p.restart().await;
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(g["Volume"]["Status"]["references"], 1, "{g}");
+    assert_eq!(
+        err(&p
+            .call(
+                "/VolumeDriver.Unmount",
+                json!({"Name": "home-alice", "ID": "c3"})
+            )
+            .await),
+        ""
+    );
+    // remove forgets the volume here; nfsd was never asked to delete anything
+    assert_eq!(
+        err(&p
+            .call("/VolumeDriver.Remove", json!({"Name": "home-alice"}))
+            .await),
+        ""
+    );
+    assert!(
+        err(&p
+            .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+            .await)
+        .contains("no such volume")
+    );
+    assert_eq!(
+        err(&p
+            .call("/VolumeDriver.Remove", json!({"Name": "home-alice"}))
+            .await),
+        "",
+        "idempotent"
+    );
+    // mount of an unknown volume
+    let m = p
+        .call("/VolumeDriver.Mount", json!({"Name": "ghost", "ID": "x"}))
+        .await;
+    assert!(
+        err(&m).contains("no such volume") && err(&m).contains("docker volume create"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_names_options_and_bodies() {
+    let p = Plugin::start().await;
+    let long = "x".repeat(300);
+    for name in ["../x", "a/b", "", long.as_str(), "a\u{0}b", "/"] {
+        let c = p
+            .call(
+                "/VolumeDriver.Create",
+                json!({"Name": name, "Opts": {"user": "alice"}}),
+            )
+            .await;
+        assert!(!err(&c).is_empty(), "{name:?} accepted");
+    }
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "v", "Opts": {"user": "alice", "sise": "1G"}}),
+        )
+        .await;
+    assert!(
+        err(&c).contains("\"sise\"") && err(&c).contains("user, share, size, readonly"),
+        "{c}"
+    );
+    let c = p
+        .call("/VolumeDriver.Create", json!({"Name": "v", "Opts": null}))
+        .await;
+    assert!(err(&c).contains("user=<ldap name>"), "{c}");
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "v", "Opts": {"user": "alice", "size": "lots"}}),
+        )
+        .await;
+    assert!(err(&c).contains("size"), "{c}");
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "v", "Opts": {"user": "a)(uid=*"}}),
+        )
+        .await;
+    assert!(!err(&c).is_empty());
+    let c = p.call("/VolumeDriver.Create", json!({"Nom": "v"})).await;
+    assert!(err(&c).contains("malformed request"), "{c}");
+    assert_eq!(
+        p.call("/VolumeDriver.List", json!({})).await["Volumes"],
+        json!([])
+    );
+    assert!(!p.dir.path().join("mnt/..").join("x").exists());
+}
+
+#[tokio::test]
+async fn a_failed_mount_is_reported_and_leaves_no_reference() {
+    let p = Plugin::start().await;
+    p.call(
+        "/VolumeDriver.Create",
+        json!({"Name": "v", "Opts": {"user": "alice"}}),
+    )
+    .await;
+    p.mounter.fail(Some("connection refused (errno 111)"));
+    let m = p
+        .call("/VolumeDriver.Mount", json!({"Name": "v", "ID": "c"}))
+        .await;
+    assert!(
+        err(&m).contains("errno 111") && err(&m).contains("/v"),
+        "{m}"
+    );
+    let g = p.call("/VolumeDriver.Get", json!({"Name": "v"})).await;
+    assert_eq!(g["Volume"]["Status"]["references"], 0);
+    assert!(
+        g["Volume"]["Status"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("errno 111"),
+        "{g}"
+    );
+    p.mounter.fail(None);
+    assert_eq!(
+        err(&p
+            .call("/VolumeDriver.Mount", json!({"Name": "v", "ID": "c"}))
+            .await),
+        ""
+    );
+    assert!(
+        p.call("/VolumeDriver.Get", json!({"Name": "v"})).await["Volume"]["Status"]
+            .get("last_error")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
+    use clap::Parser;
+    let data = tempfile::tempdir().unwrap();
+    let settings =
+        swarmhub_nfsd::config::Settings::resolve(swarmhub_nfsd::config::Args::parse_from([
+            "nfsd",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ]))
+        .unwrap();
+    let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &nfsd.token).unwrap();
+    let prov = Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
+        base_url: format!("http://{}", nfsd.api_addr),
+        token_file: token_file.clone(),
+        timeout: Duration::from_secs(5),
+    });
+    let p = Plugin::start_in(dir, Arc::default(), prov).await;
+    // nfsd has no LDAP here, so a user name alone is refused by nfsd with its own message
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-alice", "Opts": {"user": "alice"}}),
+        )
+        .await;
+    assert!(err(&c).contains("LDAP"), "{c}");
+    assert!(nfsd.volumes.get("home-alice").is_err());
+    // with the volume made on nfsd by an admin, the plugin's create ensures the same one
+    nfsd.volumes
+        .create(swarmhub_control_api::CreateVolume {
+            name: "home-alice".into(),
+            options: VolumeOptions {
+                user: Some("alice".into()),
+                ..Default::default()
+            },
+            identity: Some(swarmhub_control_api::ExplicitIdentity {
+                uid: 20001,
+                gid: 20000,
+                groups: vec![],
+            }),
+            client: None,
+        })
+        .await
+        .unwrap();
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-alice", "Opts": {"user": "alice"}}),
+        )
+        .await;
+    assert_eq!(err(&c), "", "{c}");
+    // nfsd unreachable: Create fails quickly naming the URL; List still answers at once
+    nfsd.stop().await.unwrap();
+    let start = std::time::Instant::now();
+    let c = p
+        .call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-bob", "Opts": {"user": "bob"}}),
+        )
+        .await;
+    assert!(err(&c).contains("unreachable"), "{c}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let start = std::time::Instant::now();
+    let l = p.call("/VolumeDriver.List", json!({})).await;
+    assert_eq!(l["Volumes"].as_array().unwrap().len(), 1);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
