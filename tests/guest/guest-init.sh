@@ -1,7 +1,8 @@
 #!/bin/sh
 # /init of the swarmhub test guest (busybox sh, PID 1). Installed into the base
 # initramfs by build-guest.sh; run-guest.sh appends a second cpio holding
-# /harness/env (parameters) and /harness/test.sh (the test script).
+# /harness/env (parameters), /harness/test.sh (the test script) and any --extra-file.
+# With NO_MOUNT=1 in /harness/env nothing is mounted here: the script mounts by itself.
 #
 # Protocol on the second serial port (/dev/ttyS1, a host file): lines starting
 # with "@@SWARMHUB " are harness markers; everything else is the test script's
@@ -82,15 +83,22 @@ do_mount() { # export mountpoint
         finish 242
     fi
 }
-do_mount "$EXPORT" /mnt/nfs
-[ -n "${EXPORT2:-}" ] && do_mount "$EXPORT2" /mnt/nfs2
-mark stage=mounted
-grep ' nfs ' /proc/mounts
+if [ "${NO_MOUNT:-0}" = 1 ]; then
+    mkdir -p /mnt/nfs /mnt/nfs2
+    mark stage=no-mount
+    SCRIPT_CWD=/
+else
+    do_mount "$EXPORT" /mnt/nfs
+    [ -n "${EXPORT2:-}" ] && do_mount "$EXPORT2" /mnt/nfs2
+    mark stage=mounted
+    grep ' nfs ' /proc/mounts
+    SCRIPT_CWD=/mnt/nfs
+fi
 
 # --- the test script -----------------------------------------------------------
 NFS_MNT=/mnt/nfs; NFS_MNT2=; [ -n "${EXPORT2:-}" ] && NFS_MNT2=/mnt/nfs2
-export NFS_MNT NFS_MNT2 HOME=/tmp
-run_with_timeout "$SCRIPT_TIMEOUT" /tmp/script.timedout sh -c 'cd /mnt/nfs && exec sh /harness/test.sh' >$R 2>&1
+export NFS_MNT NFS_MNT2 HOME=/tmp NFS_SERVER NFS_PORT MOUNT_PORT EXPORT EXPORT2 SCRIPT_CWD
+run_with_timeout "$SCRIPT_TIMEOUT" /tmp/script.timedout sh -c 'cd "$SCRIPT_CWD" && exec sh /harness/test.sh' >$R 2>&1
 src=$?
 if [ -e /tmp/script.timedout ]; then
     mark stage=script-timeout seconds=$SCRIPT_TIMEOUT

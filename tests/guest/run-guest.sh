@@ -4,7 +4,8 @@
 #
 #   tests/guest/run-guest.sh --nfs-port P --mount-port M --export /path --script FILE \
 #       [--server 10.0.2.2] [--export2 /path] [--timeout SECS] [--script-timeout SECS] \
-#       [--mount-opts OPTS] [--cache DIR] [--log-dir DIR] [--keep-logs]
+#       [--mount-opts OPTS] [--cache DIR] [--log-dir DIR] [--keep-logs] \
+#       [--no-mount] [--extra-file SRC[:DEST]]...
 #
 # Exit status: the test script's exit status, or one of the harness codes
 #   240 usage / setup error (bad arguments, guest not built, qemu missing)
@@ -18,6 +19,11 @@
 # --server is the NFS server address as seen from the guest; host 127.0.0.1 is 10.0.2.2.
 # --mount-port may equal --nfs-port (swarmhub-nfsd serves MOUNT and NFS on one port).
 # --export2 mounts a second export at /mnt/nfs2 (same options) for two-view tests.
+# --no-mount: the guest does not mount anything; the script mounts itself (e.g. through the
+#   plugin binary) at $NFS_MNT; the parameters are still in its env (NFS_SERVER, NFS_PORT,
+#   MOUNT_PORT, EXPORT, EXPORT2), --export is then optional, and the script's cwd is /.
+# --extra-file SRC[:DEST] (repeatable) ships a host file into the guest at DEST (an absolute
+#   path, default /basename(SRC)), mode kept, in the same appended cpio as the script.
 # --mount-opts are appended to vers=3,proto=tcp,port=P,mountport=M,mountproto=tcp,
 #   nolock,hard,addr=SERVER (e.g. rsize=65536,nosharecache,actimeo=0).
 # --timeout (default 180, env SWARMHUB_GUEST_TIMEOUT) is the host-side hard limit for the
@@ -43,7 +49,8 @@ usage() { # $1 = exit status
 die() { echo "run-guest: ERROR: $*" >&2; exit $E_USAGE; }
 
 SERVER=10.0.2.2
-NFS_PORT="" MOUNT_PORT="" EXPORT="" EXPORT2="" SCRIPT=""
+NFS_PORT="" MOUNT_PORT="" EXPORT="" EXPORT2="" SCRIPT="" NO_MOUNT=0
+EXTRA_FILES=()
 TIMEOUT="${SWARMHUB_GUEST_TIMEOUT:-180}"
 SCRIPT_TIMEOUT=""
 MOUNT_OPTS="${SWARMHUB_GUEST_MOUNT_OPTS:-}"
@@ -67,6 +74,8 @@ while [ $# -gt 0 ]; do
         --cache) CACHE_DIR="$2"; shift 2 ;;
         --log-dir) LOG_PARENT="$2"; shift 2 ;;
         --keep-logs) KEEP_LOGS=1; shift ;;
+        --no-mount) NO_MOUNT=1; shift ;;
+        --extra-file) EXTRA_FILES+=("$2"); shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "run-guest: unknown argument: $1" >&2; usage ;;
     esac
@@ -74,7 +83,7 @@ done
 isnum() { [[ "$1" =~ ^[0-9]+$ ]]; }
 isnum "$NFS_PORT" || die "--nfs-port is required (number)"
 isnum "$MOUNT_PORT" || die "--mount-port is required (number)"
-[[ "$EXPORT" == /* ]] || die "--export is required (absolute export path)"
+[[ "$EXPORT" == /* ]] || { [ $NO_MOUNT = 1 ] && [ -z "$EXPORT" ]; } || die "--export is required (absolute export path)"
 [ -z "$EXPORT2" ] || [[ "$EXPORT2" == /* ]] || die "--export2 must be an absolute path"
 [ -n "$SCRIPT" ] && [ -f "$SCRIPT" ] || die "--script FILE is required and must exist"
 isnum "$TIMEOUT" && [ "$TIMEOUT" -ge 10 ] || die "--timeout must be >= 10 seconds"
@@ -103,6 +112,7 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null
     done
     rm -f "$RUN/initrd" "$RUN/extra.cpio"
+    rm -rf "$RUN/extra"
     if [ "${KEEP_LOGS}" != 1 ] && [ "${RESULT_OK:-0}" = 1 ]; then rm -rf "$RUN"; fi
 }
 trap cleanup EXIT
@@ -121,9 +131,18 @@ mkdir -p "$RUN/extra/harness"
     echo "SCRIPT_TIMEOUT=$SCRIPT_TIMEOUT"
     echo "MOUNT_TIMEOUT=${SWARMHUB_GUEST_MOUNT_TIMEOUT:-30}"
     echo "TEARDOWN_TIMEOUT=${SWARMHUB_GUEST_TEARDOWN_TIMEOUT:-30}"
+    echo "NO_MOUNT=$NO_MOUNT"
 } >"$RUN/extra/harness/env"
 cp "$SCRIPT" "$RUN/extra/harness/test.sh"
-(cd "$RUN/extra" && find harness | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 >"$RUN/extra.cpio") \
+for spec in "${EXTRA_FILES[@]}"; do
+    src="${spec%%:*}" dest="/$(basename "${spec%%:*}")"
+    [ "$spec" != "$src" ] && dest="${spec#*:}"
+    [ -f "$src" ] || die "--extra-file: $src is not a file"
+    [[ "$dest" == /* && "$dest" != */ && "$dest" != *..* ]] || die "--extra-file: bad destination $dest"
+    mkdir -p "$RUN/extra$(dirname "$dest")"
+    cp -p "$src" "$RUN/extra$dest" || die "cannot copy $src"
+done
+(cd "$RUN/extra" && find . -mindepth 1 | sed 's#^\./##' | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 >"$RUN/extra.cpio") \
     || die "cpio failed"
 cat "$BASE/initrd.cpio" "$RUN/extra.cpio" >"$RUN/initrd" || die "cannot write $RUN/initrd"
 : >"$RUN/console.log"; : >"$RUN/result.log"

@@ -106,12 +106,17 @@ impl Nfsd {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                self.child = None;
                 bail!(
                     "swarmhub-nfsd exited with {status} at start; log:\n{}",
                     self.log_text()
                 );
             }
-            if http(self.api, "GET", "/v1/health", None, None).is_ok() {
+            // the API answering is not enough for clients that connect right away (the kernel
+            // client after a restart): wait for the NFS port too
+            if http(self.api, "GET", "/v1/health", None, None).is_ok()
+                && std::net::TcpStream::connect_timeout(&self.nfs, Duration::from_secs(1)).is_ok()
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -142,11 +147,28 @@ impl Nfsd {
 
     /// SIGKILL, then start again on the same ports.
     pub fn restart_killed(&mut self) -> anyhow::Result<()> {
+        self.kill()?;
+        self.spawn()
+    }
+
+    /// SIGKILL and reap, without starting again (see `start_again`).
+    pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut c) = self.child.take() {
             c.kill()?;
             c.wait()?;
         }
-        self.spawn()
+        Ok(())
+    }
+
+    /// Starts the stopped (`stop`) or killed (`kill`) server again on the same ports and data
+    /// dir; returns how long it took until it answered.
+    pub fn start_again(&mut self) -> anyhow::Result<Duration> {
+        if self.child.is_some() {
+            bail!("swarmhub-nfsd is still running");
+        }
+        let start = Instant::now();
+        self.spawn()?;
+        Ok(start.elapsed())
     }
 
     /// SIGTERM and wait; returns how long the exit took.
@@ -203,6 +225,15 @@ impl Drop for Nfsd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- swarmhub-nfsd log tail ({}) ---\n{}",
+                self.log.display(),
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
         }
     }
 }
