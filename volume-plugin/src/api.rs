@@ -1,10 +1,12 @@
 //! The plugin's HTTP endpoints on its unix socket: `/Plugin.Activate` and `/VolumeDriver.*`,
 //! each parsing Docker's JSON, calling the [`Driver`], and answering `{"Err": ...}` on failure.
 //! Bodies are small; anything over 64 KiB or not JSON is an `Err` reply, never a crash.
+//! dockerd sends its JSON without a `Content-Type` header (only `Accept:
+//! application/vnd.docker.plugins.v1.2+json`), so bodies are parsed whatever the header says.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,9 +16,9 @@ use crate::protocol::*;
 
 type St = State<Arc<Driver>>;
 
-fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, String> {
-    r.map(|Json(t)| t)
-        .map_err(|e| format!("malformed request from dockerd: {}", e.body_text()))
+/// Parses a request body as JSON, with or without a content type.
+fn body<T: serde::de::DeserializeOwned>(bytes: Bytes) -> Result<T, String> {
+    serde_json::from_slice(&bytes).map_err(|e| format!("malformed request from dockerd: {e}"))
 }
 
 /// The router Docker talks to.
@@ -47,11 +49,8 @@ fn err(r: Result<(), String>) -> Json<ErrResponse> {
     })
 }
 
-async fn create(
-    State(d): St,
-    req: Result<Json<CreateRequest>, JsonRejection>,
-) -> Json<ErrResponse> {
-    let r = match body(req) {
+async fn create(State(d): St, req: Bytes) -> Json<ErrResponse> {
+    let r = match body::<CreateRequest>(req) {
         Ok(req) => d.create(&req.name, &req.opts.unwrap_or_default()).await,
         Err(e) => Err(e),
     };
@@ -61,18 +60,15 @@ async fn create(
     err(r)
 }
 
-async fn remove(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<ErrResponse> {
-    err(match body(req) {
+async fn remove(State(d): St, req: Bytes) -> Json<ErrResponse> {
+    err(match body::<NameRequest>(req) {
         Ok(req) => d.remove(&req.name).await,
         Err(e) => Err(e),
     })
 }
 
-async fn mount(
-    State(d): St,
-    req: Result<Json<MountRequest>, JsonRejection>,
-) -> Json<MountResponse> {
-    match body(req) {
+async fn mount(State(d): St, req: Bytes) -> Json<MountResponse> {
+    match body::<MountRequest>(req) {
         Ok(req) => match d.mount(&req.name, &req.id).await {
             Ok(mountpoint) => Json(MountResponse {
                 mountpoint,
@@ -90,18 +86,15 @@ async fn mount(
     }
 }
 
-async fn unmount(
-    State(d): St,
-    req: Result<Json<MountRequest>, JsonRejection>,
-) -> Json<ErrResponse> {
-    err(match body(req) {
+async fn unmount(State(d): St, req: Bytes) -> Json<ErrResponse> {
+    err(match body::<MountRequest>(req) {
         Ok(req) => d.unmount(&req.name, &req.id).await,
         Err(e) => Err(e),
     })
 }
 
-async fn path(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<MountResponse> {
-    match body(req).and_then(|r| d.path(&r.name)) {
+async fn path(State(d): St, req: Bytes) -> Json<MountResponse> {
+    match body::<NameRequest>(req).and_then(|r| d.path(&r.name)) {
         Ok(mountpoint) => Json(MountResponse {
             mountpoint,
             err: String::new(),
@@ -113,8 +106,8 @@ async fn path(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Js
     }
 }
 
-async fn get(State(d): St, req: Result<Json<NameRequest>, JsonRejection>) -> Json<GetResponse> {
-    match body(req).and_then(|r| d.get(&r.name)) {
+async fn get(State(d): St, req: Bytes) -> Json<GetResponse> {
+    match body::<NameRequest>(req).and_then(|r| d.get(&r.name)) {
         Ok(v) => Json(GetResponse {
             volume: Some(v),
             err: String::new(),

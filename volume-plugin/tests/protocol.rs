@@ -116,7 +116,8 @@ impl Plugin {
     async fn call(&self, endpoint: &str, body: Value) -> Value {
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, endpoint).into();
         let req = hyper::Request::post(uri)
-            .header("content-type", "application/vnd.docker.plugins.v1.2+json")
+            // exactly what dockerd sends: an Accept header and no Content-Type
+            .header("accept", "application/vnd.docker.plugins.v1.2+json")
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap();
         let resp = self.http.request(req).await.unwrap();
