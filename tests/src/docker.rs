@@ -1,0 +1,771 @@
+//! A real dockerd for tests, driven through the `docker` CLI: makes sure a daemon answers (starts
+//! one when none runs), restarts it for real, builds a tiny local image without a registry,
+//! builds and installs the `swarmhub-nfs` managed plugin with `plugin-config/build.sh`, and talks
+//! to the plugin's socket directly.
+//!
+//! Everything a daemon holds is global (plugin names, volume names, the swarm), so tests take
+//! [`lock`] first. The harness needs root, the `docker` CLI and `dockerd` (Debian: `docker.io`),
+//! `/dev/fuse` (Debian: `fuse3`, kernel module `fuse`) and `busybox-static`; without them it fails
+//! with what to install, never skips.
+//!
+//! dockerd ownership: when no daemon answers, [`Dockerd::ensure`] starts `dockerd` itself (log in
+//! [`TEST_ROOT`]`/dockerd.log`) and stops it when dropped. When a daemon already runs (pid in
+//! `/var/run/docker.pid`), [`Dockerd::restart`] stops it with SIGTERM and starts it again with the
+//! same command line, working directory and environment, detached so it outlives the test (its
+//! output then goes to the harness's log file); an adopted daemon is left running at the end.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+/// Directory for everything the harness writes (logs, plugin state, image rootfs).
+pub const TEST_ROOT: &str = "/tmp/swarmhub-docker-tests";
+/// The lock file serialising tests that use the daemon.
+pub const LOCK_FILE: &str = "/tmp/swarmhub-docker-tests.lock";
+/// Label put on containers and services the tests create, so cleanup finds leftovers.
+pub const LABEL: &str = "swarmhub-test";
+const PID_FILE: &str = "/var/run/docker.pid";
+const DOCKER_HINT: &str =
+    "install Docker with `apt-get install -y docker.io` (CI does this in .ci/run)";
+
+/// How long a docker CLI call may take before the harness kills it.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+/// Output of a finished command.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub cmd: String,
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+    pub timed_out: bool,
+}
+
+impl Out {
+    pub fn success(&self) -> bool {
+        !self.timed_out && self.status.is_some_and(|s| s.success())
+    }
+
+    /// stdout and stderr for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` {} after {:.2?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmd,
+            if self.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exited with {:?}", self.status)
+            },
+            self.took,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+}
+
+/// Runs `cmd`, killing it after `timeout`; captures stdout and stderr.
+pub fn run_timeout(mut cmd: Command, timeout: Duration) -> anyhow::Result<Out> {
+    let desc = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| {
+                let a = a.to_string_lossy();
+                if a.contains(' ') || a.is_empty() {
+                    format!("'{a}'")
+                } else {
+                    a.into_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{desc}`"))?;
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = start.elapsed();
+    Ok(Out {
+        cmd: desc,
+        status,
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
+        took,
+        timed_out,
+    })
+}
+
+/// `docker ARGS` with [`CLI_TIMEOUT`].
+pub fn docker(args: &[&str]) -> Out {
+    docker_timeout(args, CLI_TIMEOUT)
+}
+
+/// `docker ARGS`, killed after `timeout`.
+pub fn docker_timeout(args: &[&str], timeout: Duration) -> Out {
+    let mut c = Command::new("docker");
+    c.args(args);
+    run_timeout(c, timeout).unwrap_or_else(|e| panic!("{e:#}; {DOCKER_HINT}"))
+}
+
+/// `docker ARGS` that must succeed; returns trimmed stdout, panics with the full output otherwise.
+#[track_caller]
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(out.success(), "docker command failed: {}", out.describe());
+    out.stdout.trim().to_string()
+}
+
+/// `docker ARGS` that must fail; returns stderr (and stdout), panics if it succeeded.
+#[track_caller]
+pub fn docker_fails(args: &[&str]) -> Out {
+    let out = docker(args);
+    assert!(
+        !out.success() && !out.timed_out,
+        "docker command was expected to fail: {}",
+        out.describe()
+    );
+    out
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // a zombie is as good as gone: its parent (not us) reaps it
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status()?;
+    ensure!(st.success(), "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// lock
+
+/// Holds [`LOCK_FILE`] (flock(1), exclusive) until dropped: one docker test at a time per host.
+pub struct Lock {
+    child: Child,
+}
+
+/// Waits (at most 15 minutes) for the docker test lock.
+pub fn lock() -> anyhow::Result<Lock> {
+    let mut child = Command::new("flock")
+        .args([
+            "--exclusive",
+            "--timeout",
+            "900",
+            LOCK_FILE,
+            "-c",
+            "echo locked; exec cat",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("running flock(1) (util-linux) for the docker test lock")?;
+    let mut buf = [0u8; 7];
+    child
+        .stdout
+        .as_mut()
+        .expect("piped")
+        .read_exact(&mut buf)
+        .context("waiting for the docker test lock")?;
+    ensure!(
+        &buf == b"locked\n",
+        "flock said {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    Ok(Lock { child })
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // cat sees EOF and exits: the lock is released
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dockerd
+
+/// The daemon the tests use.
+pub struct Dockerd {
+    argv: Vec<String>,
+    cwd: PathBuf,
+    env: Option<Vec<(String, String)>>,
+    pid: Option<u32>,
+    child: Option<Child>,
+    /// true when the harness started the first daemon itself (then it also stops it)
+    owned: bool,
+    log: PathBuf,
+}
+
+/// Checks that the host can run the docker tests at all.
+pub fn preflight() -> anyhow::Result<()> {
+    ensure!(
+        is_root(),
+        "the docker tests need root (dockerd, plugins, /dev/fuse); run them as root"
+    );
+    for (bin, hint) in [
+        ("docker", DOCKER_HINT),
+        ("dockerd", DOCKER_HINT),
+        ("flock", "install util-linux"),
+        ("tar", "install tar"),
+    ] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).exists()))
+            .unwrap_or(false);
+        ensure!(found, "`{bin}` is not on PATH; {hint}");
+    }
+    ensure!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: the plugin's fuse backend needs it; `apt-get install -y fuse3` and `modprobe fuse`"
+    );
+    Ok(())
+}
+
+fn daemon_answers() -> bool {
+    docker_timeout(
+        &["version", "--format", "{{.Server.Version}}"],
+        Duration::from_secs(10),
+    )
+    .success()
+}
+
+impl Dockerd {
+    /// Uses the running daemon, or starts one; waits (bounded) until it answers.
+    pub fn ensure() -> anyhow::Result<Dockerd> {
+        preflight()?;
+        std::fs::create_dir_all(TEST_ROOT)?;
+        let log = Path::new(TEST_ROOT).join("dockerd.log");
+        let running_pid = std::fs::read_to_string(PID_FILE)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|p| process_alive(*p));
+        if let Some(pid) = running_pid {
+            // adopt it: remember how it was started so a restart is faithful
+            let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))?
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or("/".into());
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok().map(|e| {
+                e.split(|b| *b == 0)
+                    .filter_map(|kv| {
+                        let kv = String::from_utf8_lossy(kv);
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect()
+            });
+            let d = Dockerd {
+                argv,
+                cwd,
+                env,
+                pid: Some(pid),
+                child: None,
+                owned: false,
+                log,
+            };
+            d.wait_ready(Duration::from_secs(60))?;
+            eprintln!(
+                "docker harness: using the running dockerd (pid {pid}, `{}`)",
+                d.argv.join(" ")
+            );
+            return Ok(d);
+        }
+        if daemon_answers() {
+            bail!(
+                "a dockerd answers but {PID_FILE} names no live process, so the harness could not restart it; start dockerd with its default pid file"
+            );
+        }
+        let mut d = Dockerd {
+            argv: vec!["dockerd".into()],
+            cwd: "/".into(),
+            env: None,
+            pid: None,
+            child: None,
+            owned: true,
+            log,
+        };
+        eprintln!(
+            "docker harness: no dockerd answers; starting `dockerd` (log {})",
+            d.log.display()
+        );
+        d.start()?;
+        Ok(d)
+    }
+
+    /// The daemon's log file as far as the harness writes it (daemons it started or restarted).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Last `n` lines of the harness's dockerd log that contain `needle` (all lines if empty).
+    pub fn log_tail(&self, needle: &str, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+        let from = lines.len().saturating_sub(n);
+        if lines.is_empty() && self.child.is_none() {
+            return format!(
+                "(dockerd was started outside the harness: its log is wherever it was sent, not {})",
+                self.log.display()
+            );
+        }
+        lines[from..].join("\n")
+    }
+
+    fn start(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // its own process group: a ^C of the test does not take the daemon down with it
+            .process_group(0);
+        if let Some(env) = &self.env {
+            cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting `{}`; {DOCKER_HINT}", self.argv.join(" ")))?;
+        self.pid = Some(child.id());
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(60))
+    }
+
+    fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            if daemon_answers() {
+                return Ok(());
+            }
+            if let Some(pid) = self.pid
+                && !process_alive(pid)
+            {
+                bail!(
+                    "dockerd (pid {pid}) exited while starting; log tail ({}):\n{}",
+                    self.log.display(),
+                    self.log_tail("", 40)
+                );
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "dockerd did not answer within {limit:?}; log tail ({}):\n{}",
+                    self.log.display(),
+                    self.log_tail("", 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM and wait (at most 60 s, then SIGKILL).
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(pid) = self.pid.take() else {
+            return Ok(());
+        };
+        signal(pid, "TERM")?;
+        let start = Instant::now();
+        while process_alive(pid) {
+            if let Some(c) = self.child.as_mut() {
+                let _ = c.try_wait();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                eprintln!("docker harness: dockerd {pid} ignored SIGTERM for 60 s; killing it");
+                let _ = signal(pid, "KILL");
+                std::thread::sleep(Duration::from_secs(1));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    /// Really restarts the daemon (SIGTERM, wait for exit, start with the same command line);
+    /// returns how long until it answered again.
+    pub fn restart(&mut self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        ensure!(self.pid.is_some(), "no dockerd pid known; cannot restart");
+        self.stop()?;
+        self.start()?;
+        Ok(start.elapsed())
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if self.owned {
+            eprintln!("docker harness: stopping the dockerd it started");
+            if let Err(e) = self.stop() {
+                eprintln!("docker harness: stopping dockerd: {e:#}");
+            }
+        }
+        // an adopted daemon (restarted or not) keeps running
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// image
+
+/// Builds (once) a tiny image from busybox-static: `/bin/busybox` and its applets, `/tmp`, and
+/// `/etc/passwd` with `jovyan` 1000:100. `docker import`, no registry.
+pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
+    if docker(&["image", "inspect", tag]).success() {
+        return Ok(());
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .context("busybox is missing; `apt-get install -y busybox-static`")?;
+    let bytes = std::fs::read(busybox)?;
+    ensure!(
+        !bytes
+            .windows(b"/lib64/ld-linux".len())
+            .take(8192)
+            .any(|w| w == b"/lib64/ld-linux"),
+        "{} is dynamically linked; `apt-get install -y busybox-static`",
+        busybox.display()
+    );
+    let root = Path::new(TEST_ROOT).join("busybox-rootfs");
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "etc", "tmp", "home/jovyan"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    std::fs::write(root.join("bin/busybox"), &bytes)?;
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )?;
+    let list = Command::new(busybox).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\njovyan:x:1000:100:jovyan:/home/jovyan:/bin/sh\n",
+    )?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\nusers:x:100:jovyan\n")?;
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let import = Command::new("docker")
+        .args(["import", "--change", "ENV PATH=/bin", "-", tag])
+        .stdin(tar.stdout.take().expect("piped"))
+        .output()?;
+    tar.wait()?;
+    ensure!(
+        import.status.success(),
+        "docker import failed: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// plugin
+
+/// The repository root (for `plugin-config/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// An installed managed plugin.
+pub struct Plugin {
+    pub name: String,
+    pub id: String,
+    /// host directory bound at the plugin's /state
+    pub state_dir: PathBuf,
+}
+
+/// Removes what earlier runs of the tests left in the daemon: labelled containers and
+/// services, volumes of `driver`, and the plugin `name` if its state directory lies under
+/// [`TEST_ROOT`] (a plugin installed by someone else is never touched: that is an error).
+pub fn remove_leftovers(name: &str) -> anyhow::Result<()> {
+    let ids = docker_ok(&["ps", "-aq", "--filter", &format!("label={LABEL}")]);
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        docker(&["rm", "-f", id]);
+    }
+    if docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])
+        .stdout
+        .trim()
+        == "true"
+    {
+        let ids = docker(&["service", "ls", "-q", "--filter", &format!("label={LABEL}")]).stdout;
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            docker(&["service", "rm", id]);
+        }
+    }
+    let inspect = docker(&[
+        "plugin",
+        "inspect",
+        "-f",
+        "{{range .Settings.Mounts}}{{if eq .Name \"state\"}}{{.Source}}{{end}}{{end}}",
+        name,
+    ]);
+    if inspect.success() {
+        let state = inspect.stdout.trim();
+        ensure!(
+            state.starts_with(TEST_ROOT),
+            "a plugin {name} that the tests did not install exists in this daemon (state dir {state:?}); the tests will not touch it. Remove it, or set SWARMHUB_TEST_PLUGIN to another name"
+        );
+        for vol in docker_ok(&["volume", "ls", "-q", "--filter", &format!("driver={name}")])
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            docker(&["volume", "rm", "-f", vol]);
+        }
+        docker(&["plugin", "disable", "-f", name]);
+        docker_ok(&["plugin", "rm", "-f", name]);
+    }
+    Ok(())
+}
+
+impl Plugin {
+    /// Builds the plugin with `plugin-config/build.sh` (binary from `$SWARMHUB_PLUGIN_STATIC_BIN`
+    /// if set, else `cargo build --release` with crt-static), creates it as `name`, copies
+    /// `token` to its state directory, applies `settings` (`KEY=VALUE`) and enables it.
+    pub fn install(name: &str, token: &str, settings: &[String]) -> anyhow::Result<Plugin> {
+        remove_leftovers(name)?;
+        let state_dir = Path::new(TEST_ROOT).join("plugin-state");
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir)?;
+        std::fs::write(state_dir.join("nfsd-token"), token)?;
+        std::fs::set_permissions(
+            state_dir.join("nfsd-token"),
+            std::fs::Permissions::from_mode(0o600),
+        )?;
+        let mut build = Command::new(repo_root().join("plugin-config/build.sh"));
+        build
+            .arg("--out")
+            .arg(Path::new(TEST_ROOT).join("plugin-dir"))
+            .arg("--state-dir")
+            .arg(&state_dir);
+        if let Ok(bin) = std::env::var("SWARMHUB_PLUGIN_STATIC_BIN") {
+            build.arg("--binary").arg(bin);
+        }
+        build.arg(name);
+        let out = run_timeout(build, Duration::from_secs(1200))?;
+        ensure!(
+            out.success(),
+            "plugin-config/build.sh failed: {}",
+            out.describe()
+        );
+        let mut set = vec![
+            "plugin".to_string(),
+            "set".into(),
+            name.into(),
+            format!("state.source={}", state_dir.display()),
+        ];
+        set.extend(settings.iter().cloned());
+        let set: Vec<&str> = set.iter().map(String::as_str).collect();
+        docker_ok(&set);
+        let p = Plugin {
+            name: name.to_string(),
+            id: docker_ok(&["plugin", "inspect", "-f", "{{.Id}}", name]),
+            state_dir,
+        };
+        p.enable()?;
+        Ok(p)
+    }
+
+    /// `docker plugin enable` (bounded), then waits until the socket answers.
+    pub fn enable(&self) -> anyhow::Result<Duration> {
+        let out = docker_timeout(&["plugin", "enable", &self.name], Duration::from_secs(60));
+        ensure!(
+            out.success(),
+            "enabling plugin {}: {}",
+            self.name,
+            out.describe()
+        );
+        let start = Instant::now();
+        while self.call("/Plugin.Activate", "{}").is_err() {
+            ensure!(
+                start.elapsed() < Duration::from_secs(10),
+                "plugin {} is enabled but its socket {} does not answer",
+                self.name,
+                self.socket().display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(out.took)
+    }
+
+    /// `docker plugin disable -f`.
+    pub fn disable_force(&self) -> Out {
+        docker_timeout(
+            &["plugin", "disable", "-f", &self.name],
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Disables (forced), sets `KEY=VALUE`s, enables.
+    pub fn reconfigure(&self, settings: &[String]) -> anyhow::Result<()> {
+        let out = self.disable_force();
+        ensure!(out.success(), "{}", out.describe());
+        let mut args = vec!["plugin", "set", self.name.as_str()];
+        args.extend(settings.iter().map(String::as_str));
+        docker_ok(&args);
+        self.enable()?;
+        Ok(())
+    }
+
+    /// The plugin's socket as dockerd sees it on the host.
+    pub fn socket(&self) -> PathBuf {
+        Path::new("/run/docker/plugins")
+            .join(&self.id)
+            .join("swarmhub-nfs.sock")
+    }
+
+    /// A call as dockerd makes it: POST, JSON body, `Accept: application/vnd.docker.plugins.v1.2+json`
+    /// and no Content-Type (moby's pkg/plugins/transport sets none). Returns (status, body).
+    pub fn call(&self, method: &str, body: &str) -> anyhow::Result<(u16, String)> {
+        let mut s = std::os::unix::net::UnixStream::connect(self.socket())
+            .with_context(|| format!("connecting to {}", self.socket().display()))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        write!(
+            s,
+            "POST {method} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp)?;
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("malformed HTTP response: {text:?}"))?;
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Ok((status, body))
+    }
+
+    /// A call whose reply must carry an empty `Err`; returns the parsed reply.
+    pub fn call_ok(&self, method: &str, body: &str) -> anyhow::Result<serde_json::Value> {
+        let (status, text) = self.call(method, body)?;
+        ensure!(status == 200, "{method} {body}: HTTP {status}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{method}: {text:?}"))?;
+        let err = v.get("Err").and_then(|e| e.as_str()).unwrap_or("");
+        ensure!(err.is_empty(), "{method} {body}: Err {err:?}");
+        Ok(v)
+    }
+
+    /// Disables (forced) and removes the plugin.
+    pub fn remove(&self) {
+        let _ = self.disable_force();
+        let out = docker(&["plugin", "rm", "-f", &self.name]);
+        if !out.success() {
+            eprintln!("docker harness: removing plugin: {}", out.describe());
+        }
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Percentile (0..=100) of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
