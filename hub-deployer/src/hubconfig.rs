@@ -718,7 +718,7 @@ fn check_port(field: &'static str, port: u16) -> Result<(), HubConfigError> {
 
 /// Docker object names (services, networks): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63 bytes
 /// (a DNS label, since the hub's service name is resolved by Docker's DNS).
-fn check_docker_name(field: &'static str, name: &str) -> Result<(), HubConfigError> {
+pub(crate) fn check_docker_name(field: &'static str, name: &str) -> Result<(), HubConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
@@ -736,7 +736,7 @@ fn check_docker_name(field: &'static str, name: &str) -> Result<(), HubConfigErr
     Ok(())
 }
 
-fn check_abs_path(field: &'static str, path: &str) -> Result<(), HubConfigError> {
+pub(crate) fn check_abs_path(field: &'static str, path: &str) -> Result<(), HubConfigError> {
     let ok = path.starts_with('/')
         && !path.chars().any(char::is_control)
         && !path.split('/').any(|seg| seg == "." || seg == "..");
@@ -750,7 +750,7 @@ fn check_abs_path(field: &'static str, path: &str) -> Result<(), HubConfigError>
 }
 
 /// A pinned image reference: no spaces, and a digest or a tag other than `latest`.
-fn check_image(field: &'static str, image: &str) -> Result<(), HubConfigError> {
+pub(crate) fn check_image(field: &'static str, image: &str) -> Result<(), HubConfigError> {
     if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
             field,

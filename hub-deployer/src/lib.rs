@@ -1,8 +1,32 @@
-//! The `swarmhub` CLI (`cli → plan → apply` over bollard). This crate is laid out by the
-//! workspace issue and filled in by the CLI issue.
+//! The `swarmhub` CLI: deploys and operates JupyterHub, swarmhub-nfsd and the `swarmhub-nfs`
+//! volume plugin on Docker Swarm, talking to dockerd through bollard (never the docker CLI).
 //!
+//! Layers: `cli` (flags) → [`config`] (settings) → [`plan`] (desired Docker objects, pure) →
+//! apply (makes the swarm match; next). Lifecycle commands never touch user data.
+//!
+//! - [`cli`]: the command line and its `--help`.
+//! - [`commands`]: what each subcommand does.
+//! - [`config`]: `swarmhub.toml`, `SWARMHUB_<SECTION>_<KEY>` overrides, validation.
+//! - [`plan`]: network, secrets, the hub's Docker config, the nfsd, hub and plugin-rollout
+//!   services as bollard types.
 //! - [`hubconfig`]: the generator of the hub's `jupyterhub_config.py` (stored as a Docker config).
+//! - [`secrets`]: values of secrets the CLI creates (random or given by the admin).
+//! - [`docker`]: reaching dockerd.
+//! - [`exit`]: errors and documented exit codes.
+//!
+//! This version offers `init` and `config check|render-hub|plan`, which need no daemon. Next,
+//! with the apply layer (which needs dockerd): `run`, `start`, `stop`, `remove`, `restart`,
+//! `rerun`, `rebuild`; `nfs run|config|start|stop|remove|restart`;
+//! `hub run|start|remove|restart|build|push`; `status`; `doctor`; `plugin install|rollout`; and
+//! the separate, confirmed command that deletes user data.
 
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod docker;
+pub mod exit;
 pub mod hubconfig;
+pub mod plan;
+pub mod secrets;
 
 pub use swarmhub_control_api::API_PREFIX;

@@ -1,0 +1,1032 @@
+//! `swarmhub.toml`: the schema of the CLI's settings, how a file and the environment become one
+//! validated [`Config`], and the hub settings derived from it.
+//!
+//! Every setting is `<section>.<key>` in the file and `SWARMHUB_<SECTION>_<KEY>` in the
+//! environment (the environment wins). The override is generic: variables are mapped onto the
+//! file's TOML table before it is deserialized, typed by the setting's default, so a new setting
+//! needs no extra code. Unknown keys, in the file or in a known section's variables, are errors
+//! naming the key. Nothing secret is a setting: secrets are Docker secrets (see `plan`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::hubconfig::{
+    self, HubConfigError, HubSettings, IdleCullerSettings, LdapSettings, LdapTls, NbgraderSettings,
+    NotebookSettings, StorageSettings,
+};
+
+/// Prefix of every setting's environment variable.
+pub const ENV_PREFIX: &str = "SWARMHUB_";
+/// Where the CLI looks for its file when `--config`/`SWARMHUB_CONFIG` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "swarmhub.toml";
+/// The commented default file `swarmhub init` writes. A test checks it parses to
+/// [`Config::default`] and mentions every key.
+pub const INIT_TEMPLATE: &str = include_str!("config/swarmhub.toml.tmpl");
+
+/// Port the hub's proxy listens on inside its container (published as `cluster.hub_port`).
+pub const HUB_CONTAINER_PORT: u16 = 8000;
+/// Port of the hub's internal API inside the overlay network (notebooks call it).
+pub const HUB_API_PORT: u16 = 8081;
+/// The hub's persisted directory inside its container: database (and JupyterHub's fallback
+/// cookie secret file). Kept apart from `/srv/jupyterhub`, where the generated config is mounted,
+/// so the Docker config is never placed inside the volume.
+pub const HUB_DATA_DIR: &str = "/srv/jupyterhub/data";
+
+/// Why settings cannot be used. All of these exit with code 2.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}{hint}", hint = if source.kind() == std::io::ErrorKind::NotFound { " (create one with `swarmhub init`)" } else { "" })]
+    Read {
+        /// the file
+        path: PathBuf,
+        /// why
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (the message names the key and line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// the file
+        path: PathBuf,
+        /// toml's message, with line and key
+        message: String,
+    },
+    /// An environment variable names a setting that does not exist.
+    #[error("{var}: no setting {section}.{key} (known keys of [{section}]: {known})")]
+    UnknownEnvKey {
+        /// the variable
+        var: String,
+        /// its section
+        section: String,
+        /// its key
+        key: String,
+        /// the keys the section has
+        known: String,
+    },
+    /// An environment variable names a section that does not exist but looks like one.
+    #[error("{var}: no section [{section}] (did you mean SWARMHUB_{suggestion}_...?)")]
+    UnknownEnvSection {
+        /// the variable
+        var: String,
+        /// the section it names
+        section: String,
+        /// the section it probably means, upper case
+        suggestion: String,
+    },
+    /// An environment variable's value does not have the setting's type.
+    #[error("{var}: {reason}")]
+    EnvValue {
+        /// the variable
+        var: String,
+        /// what is expected
+        reason: String,
+    },
+    /// A setting has a value swarmhub cannot use.
+    #[error("setting {key}: {reason}")]
+    Invalid {
+        /// `<section>.<key>` as in `swarmhub.toml`
+        key: String,
+        /// what is wrong and what is expected
+        reason: String,
+    },
+}
+
+/// The whole `swarmhub.toml`. Every section and key has a default fit for one node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where things run and how they are reached.
+    pub cluster: ClusterConfig,
+    /// Pinned images.
+    pub images: ImagesConfig,
+    /// The LDAP directory (hub login, nfsd's uid/gid lookup).
+    pub ldap: LdapConfig,
+    /// JupyterHub and the notebooks it spawns.
+    pub hub: HubConfig,
+    /// The registry images are pushed to (optional).
+    pub registry: RegistryConfig,
+    /// How long the CLI waits.
+    pub timeouts: TimeoutsConfig,
+}
+
+/// `[cluster]`: names, placement and ports of the stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Attachable overlay network of the hub, nfsd and the notebooks.
+    pub network: String,
+    /// Node label of the storage node: nfsd runs where `node.labels.<label>==true`.
+    pub storage_node_label: String,
+    /// Host path on the storage node holding all user data (nfsd's data root).
+    pub nfsd_data_dir: String,
+    /// Port of NFS + MOUNT, published in host mode on the storage node.
+    pub nfsd_port: u16,
+    /// Port of nfsd's control API, published in host mode on the storage node.
+    pub nfsd_api_port: u16,
+    /// Port the hub is published on (host mode) on the manager that runs it.
+    pub hub_port: u16,
+    /// URL users open (TLS may end in front of the hub); its path is the hub's base URL.
+    pub public_url: String,
+    /// Name of nfsd's service.
+    pub nfsd_service: String,
+    /// Name of the hub's service (notebooks reach the hub by this name).
+    pub hub_service: String,
+    /// Local volume of the hub's database on the manager.
+    pub hub_data_volume: String,
+    /// Host directory of the volume plugin's state on every node.
+    pub plugin_state_dir: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            network: "swarmhub".into(),
+            storage_node_label: "swarmhub.storage".into(),
+            nfsd_data_dir: "/srv/swarmhub".into(),
+            nfsd_port: 2049,
+            nfsd_api_port: 8049,
+            hub_port: 8000,
+            public_url: "http://localhost:8000/".into(),
+            nfsd_service: "swarmhub-nfsd".into(),
+            hub_service: "swarmhub-hub".into(),
+            hub_data_volume: "swarmhub-hub-data".into(),
+            plugin_state_dir: "/var/lib/swarmhub-nfs".into(),
+        }
+    }
+}
+
+/// `[images]`: every image pinned to a tag other than `latest` or to a digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// swarmhub-nfsd.
+    pub nfsd: String,
+    /// JupyterHub with dockerspawner, ldapauthenticator and the idle culler.
+    pub hub: String,
+    /// Notebook image of students.
+    pub notebook_student: String,
+    /// Notebook image of the teacher group.
+    pub notebook_teacher: String,
+    /// The `swarmhub-nfs` managed plugin (`docker plugin install` reference).
+    pub plugin: String,
+    /// The swarmhub CLI itself; runs the one-shot plugin rollout on every node.
+    pub cli: String,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            nfsd: "swarmhub/nfsd:0.1.0".into(),
+            hub: "swarmhub/hub:0.1.0".into(),
+            notebook_student: "swarmhub/notebook-student:0.1.0".into(),
+            notebook_teacher: "swarmhub/notebook-teacher:0.1.0".into(),
+            plugin: "swarmhub/swarmhub-nfs:0.1.0".into(),
+            cli: "swarmhub/swarmhub:0.1.0".into(),
+        }
+    }
+}
+
+/// `[ldap]`: one directory for the hub's logins and nfsd's identities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://host[:port]` (StartTLS unless `starttls = false`) or `ldaps://host[:port]`.
+    pub url: String,
+    /// Use StartTLS on an `ldap://` URL. Only tests should turn it off.
+    pub starttls: bool,
+    /// Base DN of users and groups.
+    pub base_dn: String,
+    /// Where the hub searches for users. Default: `base_dn`.
+    pub user_search_base: Option<String>,
+    /// Attribute holding the login name.
+    pub user_attribute: String,
+    /// DN to search as. Default: anonymous search.
+    pub bind_dn: Option<String>,
+    /// Docker secret holding `bind_dn`'s password (given with `--ldap-password-file`).
+    pub password_secret: String,
+    /// DNs of the groups whose members may log in as students.
+    pub student_groups: Vec<String>,
+    /// DN of the teacher group (teacher image; exact DN match).
+    pub teacher_group: String,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            url: "ldap://ldap.example.org".into(),
+            starttls: true,
+            base_dn: "dc=example,dc=org".into(),
+            user_search_base: None,
+            user_attribute: "uid".into(),
+            bind_dn: None,
+            password_secret: "swarmhub-ldap-password".into(),
+            student_groups: vec!["cn=students,ou=groups,dc=example,dc=org".into()],
+            teacher_group: "cn=teachers,ou=groups,dc=example,dc=org".into(),
+        }
+    }
+}
+
+/// `[hub]`: JupyterHub and the notebook services it spawns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// JupyterHub admin user names.
+    pub admin_users: Vec<String>,
+    /// nbgrader course id.
+    pub course_id: String,
+    /// Name of the shared nbgrader exchange tree.
+    pub exchange_share: String,
+    /// Command of notebook containers.
+    pub notebook_cmd: Vec<String>,
+    /// URL path notebooks open at, e.g. `/lab`. Default: the image's.
+    pub default_url: Option<String>,
+    /// CPU cores a notebook may use; 0 = no limit.
+    pub cpu_limit: f64,
+    /// Memory a notebook may use (`2G`, `512M`, bytes); `0` = no limit.
+    pub mem_limit: String,
+    /// Swarm constraints of notebook services, e.g. `["node.role==worker"]`.
+    pub notebook_constraints: Vec<String>,
+    /// Seconds a notebook service may take to start.
+    pub start_timeout_seconds: u32,
+    /// Seconds a started notebook may take to answer HTTP.
+    pub http_timeout_seconds: u32,
+    /// Stop notebooks idle this many seconds; 0 = never.
+    pub idle_timeout_seconds: u32,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            admin_users: Vec::new(),
+            course_id: "course".into(),
+            exchange_share: "exchange".into(),
+            notebook_cmd: vec!["jupyterhub-singleuser".into()],
+            default_url: None,
+            cpu_limit: 0.0,
+            mem_limit: "0".into(),
+            notebook_constraints: Vec::new(),
+            start_timeout_seconds: 300,
+            http_timeout_seconds: 120,
+            idle_timeout_seconds: 3600,
+        }
+    }
+}
+
+/// `[registry]`: where `hub build`/`hub push` put images. Unset: images stay local.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `host[:port]` of the registry.
+    pub address: Option<String>,
+    /// User to log in as (the password is read from a file or stdin, never stored).
+    pub username: Option<String>,
+}
+
+/// `[timeouts]`: every wait of the CLI ends after one of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// One Docker API call, and reaching dockerd at all.
+    pub docker_seconds: u64,
+    /// A service converging (tasks running) after create or update.
+    pub service_seconds: u64,
+    /// The plugin rollout job completing on every node.
+    pub rollout_seconds: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            docker_seconds: 30,
+            service_seconds: 180,
+            rollout_seconds: 300,
+        }
+    }
+}
+
+/// The sections of [`Config`] and their keys, read from the types (serde's field lists) so they
+/// cannot drift from the schema.
+pub fn schema() -> Vec<(&'static str, &'static [&'static str])> {
+    fields::<Config>()
+        .iter()
+        .map(|&section| {
+            let keys = match section {
+                "cluster" => fields::<ClusterConfig>(),
+                "images" => fields::<ImagesConfig>(),
+                "ldap" => fields::<LdapConfig>(),
+                "hub" => fields::<HubConfig>(),
+                "registry" => fields::<RegistryConfig>(),
+                "timeouts" => fields::<TimeoutsConfig>(),
+                other => unreachable!("section {other} is missing from config::schema"),
+            };
+            (section, keys)
+        })
+        .collect()
+}
+
+/// Field names of a struct, as serde's derive declares them.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field probe")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = fields;
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut out: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut out));
+    out
+}
+
+impl Config {
+    /// Read `path`, apply the `SWARMHUB_*` variables of `env`, and validate.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path, env)
+    }
+
+    /// Parse file text, apply the environment, validate. `path` only names the file in errors.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        };
+        // Deserialize the file alone first: toml then reports unknown keys and wrong types with
+        // the line they are on.
+        toml::from_str::<Config>(text).map_err(parse_err)?;
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let applied = apply_env(&mut table, env)?;
+        let config: Config =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::EnvValue {
+                    var: applied.join(", "),
+                    reason: e.to_string().trim_end().to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check what serde cannot: value ranges, names, pinned images, and everything the hub's
+    /// config generator checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        let name = |key: &'static str, v: &str| {
+            hubconfig::check_docker_name(key, v).map_err(from_hub_error)
+        };
+        name("cluster.network", &c.network)?;
+        name("cluster.nfsd_service", &c.nfsd_service)?;
+        name("cluster.hub_service", &c.hub_service)?;
+        name("cluster.hub_data_volume", &c.hub_data_volume)?;
+        name("ldap.password_secret", &self.ldap.password_secret)?;
+        let label_ok = !c.storage_node_label.is_empty()
+            && c.storage_node_label
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_'));
+        if !label_ok {
+            return Err(invalid(
+                "cluster.storage_node_label",
+                format!(
+                    "{:?} must be a node label key (letters, digits, '.', '-', '_')",
+                    c.storage_node_label
+                ),
+            ));
+        }
+        for (key, dir) in [
+            ("cluster.nfsd_data_dir", &c.nfsd_data_dir),
+            ("cluster.plugin_state_dir", &c.plugin_state_dir),
+        ] {
+            hubconfig::check_abs_path("", dir).map_err(|_| {
+                invalid(
+                    key,
+                    format!("{dir:?} must be an absolute path without . or .."),
+                )
+            })?;
+            if dir.trim_end_matches('/').is_empty() {
+                return Err(invalid(key, "must not be /"));
+            }
+        }
+        let ports = [
+            ("cluster.nfsd_port", c.nfsd_port),
+            ("cluster.nfsd_api_port", c.nfsd_api_port),
+            ("cluster.hub_port", c.hub_port),
+        ];
+        for (i, (key, port)) in ports.iter().enumerate() {
+            if *port == 0 {
+                return Err(invalid(key, "must be 1..65535"));
+            }
+            // all three may land on one node (the single-node default), so they must differ
+            if let Some((other, _)) = ports[..i].iter().find(|(_, p)| p == port) {
+                return Err(invalid(key, format!("{port} is also {other}")));
+            }
+        }
+        let i = &self.images;
+        for (key, image) in [
+            ("images.nfsd", &i.nfsd),
+            ("images.hub", &i.hub),
+            ("images.plugin", &i.plugin),
+            ("images.cli", &i.cli),
+        ] {
+            hubconfig::check_image("", image).map_err(|e| retarget(e, key))?;
+        }
+        ldap_endpoint(&self.ldap)?;
+        if self.ldap.base_dn.trim().is_empty() {
+            return Err(invalid("ldap.base_dn", "must be a DN"));
+        }
+        if let Some(a) = &self.registry.address
+            && (a.is_empty() || a.contains("://") || a.chars().any(|ch| ch.is_whitespace()))
+        {
+            return Err(invalid(
+                "registry.address",
+                format!("{a:?} must be host[:port] without a scheme"),
+            ));
+        }
+        let t = &self.timeouts;
+        for (key, v) in [
+            ("timeouts.docker_seconds", t.docker_seconds),
+            ("timeouts.service_seconds", t.service_seconds),
+            ("timeouts.rollout_seconds", t.rollout_seconds),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(self.hub.cpu_limit.is_finite() && self.hub.cpu_limit >= 0.0) {
+            return Err(invalid("hub.cpu_limit", "must be 0 (no limit) or more"));
+        }
+        hubconfig::render(&self.hub_settings()).map_err(from_hub_error)?;
+        Ok(())
+    }
+
+    /// The settings of the generated `jupyterhub_config.py`.
+    pub fn hub_settings(&self) -> HubSettings {
+        let (c, l, h) = (&self.cluster, &self.ldap, &self.hub);
+        // an invalid URL is reported by validate(); render it as given so the error names it
+        let (tls, host, port) =
+            ldap_endpoint(l).unwrap_or((LdapTls::Starttls, l.url.clone(), None));
+        HubSettings {
+            public_url: c.public_url.clone(),
+            port: HUB_CONTAINER_PORT,
+            hub_service: c.hub_service.clone(),
+            hub_api_port: HUB_API_PORT,
+            network: c.network.clone(),
+            data_dir: HUB_DATA_DIR.into(),
+            admin_users: h.admin_users.clone(),
+            start_timeout_seconds: h.start_timeout_seconds,
+            http_timeout_seconds: h.http_timeout_seconds,
+            notebook: NotebookSettings {
+                student_image: self.images.notebook_student.clone(),
+                teacher_image: self.images.notebook_teacher.clone(),
+                cmd: h.notebook_cmd.clone(),
+                default_url: h.default_url.clone(),
+                cpu_limit: (h.cpu_limit != 0.0).then_some(h.cpu_limit),
+                cpu_guarantee: None,
+                mem_limit: (h.mem_limit.trim() != "0")
+                    .then(|| hubconfig::ByteSize::Text(h.mem_limit.clone())),
+                mem_guarantee: None,
+                placement_constraints: h.notebook_constraints.clone(),
+            },
+            ldap: LdapSettings {
+                server_address: host,
+                server_port: port,
+                tls,
+                ca_certs_file: None,
+                lookup_dn: true,
+                user_search_base: Some(l.user_search_base.clone().unwrap_or(l.base_dn.clone())),
+                user_attribute: l.user_attribute.clone(),
+                search_user_dn: l.bind_dn.clone(),
+                search_password_file: l.bind_dn.as_ref().map(|_| secret_path(&l.password_secret)),
+                bind_dn_templates: Vec::new(),
+                student_groups: l.student_groups.clone(),
+                teacher_group: l.teacher_group.clone(),
+                auth_state_attributes: vec!["uidNumber".into(), "gidNumber".into()],
+            },
+            storage: StorageSettings::default(),
+            nbgrader: NbgraderSettings {
+                course_id: h.course_id.clone(),
+                exchange_share: h.exchange_share.clone(),
+                exchange_target: "/srv/nbgrader/exchange".into(),
+            },
+            idle_culler: IdleCullerSettings {
+                enabled: h.idle_timeout_seconds > 0,
+                timeout_seconds: h.idle_timeout_seconds,
+                ..IdleCullerSettings::default()
+            },
+        }
+    }
+}
+
+/// Where a Docker secret appears in a container.
+pub fn secret_path(name: &str) -> String {
+    format!("/run/secrets/{name}")
+}
+
+/// `ldap.url` (+ `starttls`) → TLS mode, host, explicit port.
+fn ldap_endpoint(l: &LdapConfig) -> Result<(LdapTls, String, Option<u16>), ConfigError> {
+    let bad = || {
+        invalid(
+            "ldap.url",
+            format!(
+                "{:?} must be ldap://host[:port] or ldaps://host[:port]",
+                l.url
+            ),
+        )
+    };
+    let (tls, rest) = if let Some(r) = l.url.strip_prefix("ldaps://") {
+        (LdapTls::Ldaps, r)
+    } else if let Some(r) = l.url.strip_prefix("ldap://") {
+        let tls = if l.starttls {
+            LdapTls::Starttls
+        } else {
+            LdapTls::Insecure
+        };
+        (tls, r)
+    } else {
+        return Err(bad());
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        // an IPv6 literal in brackets has colons of its own
+        Some((h, p)) if !p.contains(']') => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+        _ => (rest, None),
+    };
+    if host.is_empty() || host.contains(['/', '?', '@']) || port == Some(0) {
+        return Err(bad());
+    }
+    Ok((tls, host.to_string(), port))
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn retarget(e: HubConfigError, key: &str) -> ConfigError {
+    let HubConfigError::Invalid { reason, .. } = e;
+    invalid(key, reason)
+}
+
+/// A hub setting's error under the `swarmhub.toml` key it comes from.
+pub(crate) fn from_hub_error(e: HubConfigError) -> ConfigError {
+    let HubConfigError::Invalid { field, reason } = &e;
+    let key = match *field {
+        "public_url" => "cluster.public_url",
+        "hub_service" => "cluster.hub_service",
+        "network" => "cluster.network",
+        "admin_users" => "hub.admin_users",
+        "start_timeout_seconds" => "hub.start_timeout_seconds",
+        "http_timeout_seconds" => "hub.http_timeout_seconds",
+        "notebook.student_image" => "images.notebook_student",
+        "notebook.teacher_image" => "images.notebook_teacher",
+        "notebook.cmd" => "hub.notebook_cmd",
+        "notebook.default_url" => "hub.default_url",
+        "notebook.cpu_limit" => "hub.cpu_limit",
+        "notebook.mem_limit" => "hub.mem_limit",
+        "notebook.placement_constraints" => "hub.notebook_constraints",
+        "ldap.server_address" | "ldap.server_port" => "ldap.url",
+        "ldap.user_search_base" => "ldap.user_search_base",
+        "ldap.user_attribute" => "ldap.user_attribute",
+        "ldap.search_user_dn" => "ldap.bind_dn",
+        "ldap.search_password_file" => "ldap.password_secret",
+        "ldap.student_groups" => "ldap.student_groups",
+        "ldap.teacher_group" => "ldap.teacher_group",
+        "nbgrader.course_id" => "hub.course_id",
+        "nbgrader.exchange_share" => "hub.exchange_share",
+        "idle_culler.timeout_seconds" | "idle_culler.every_seconds" => "hub.idle_timeout_seconds",
+        // keys the CLI sets itself (or already checked under their own names)
+        other => other,
+    };
+    invalid(key, reason.clone())
+}
+
+/// Map `SWARMHUB_<SECTION>_<KEY>` variables onto `table`; returns the variables used.
+///
+/// Variables whose section is not one of ours belong to other swarmhub programs (nfsd reads
+/// `SWARMHUB_NFSD_*`, the plugin `SWARMHUB_NFS_*`, tests their own) and are left alone, except
+/// names one edit away from a section, which are typos. A value is typed by the setting's
+/// default: strings are taken as written, numbers and booleans parsed, lists written as TOML
+/// arrays (`["a", "b"]`). Settings without a default (optional ones) are strings.
+pub fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfigError> {
+    let schema: BTreeMap<&str, &[&str]> = schema().into_iter().collect();
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    let mut applied = Vec::new();
+    for (var, value) in vars {
+        let rest = &var[ENV_PREFIX.len()..];
+        let Some((section_up, key_up)) = rest.split_once('_') else {
+            continue; // SWARMHUB_CONFIG, SWARMHUB_OUTPUT, ...: global flags, not settings
+        };
+        let section = section_up.to_ascii_lowercase();
+        let key = key_up.to_ascii_lowercase();
+        let Some(keys) = schema.get(section.as_str()) else {
+            if let Some(near) = schema.keys().find(|s| edit_distance(s, &section) == 1) {
+                return Err(ConfigError::UnknownEnvSection {
+                    var,
+                    section,
+                    suggestion: near.to_ascii_uppercase(),
+                });
+            }
+            continue;
+        };
+        // the variable is upper case, like every other environment variable of swarmhub
+        if !keys.contains(&key.as_str()) || rest.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(ConfigError::UnknownEnvKey {
+                var,
+                section,
+                key,
+                known: keys.join(", "),
+            });
+        }
+        let default = defaults
+            .get(&section)
+            .and_then(|s| s.as_table())
+            .and_then(|s| s.get(&key));
+        let typed = env_value(default, &value).map_err(|reason| ConfigError::EnvValue {
+            var: var.clone(),
+            reason,
+        })?;
+        let section_table = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = section_table.as_table_mut() else {
+            return Err(invalid(&section, "must be a table"));
+        };
+        section_table.insert(key, typed);
+        applied.push(var);
+    }
+    Ok(applied)
+}
+
+/// An environment value typed like the setting's default.
+fn env_value(default: Option<&toml::Value>, raw: &str) -> Result<toml::Value, String> {
+    use toml::Value as V;
+    let literal = || -> Result<V, String> {
+        let t: toml::Table = toml::from_str(&format!("v = {raw}"))
+            .map_err(|_| format!("{raw:?} is not a TOML value"))?;
+        Ok(t["v"].clone())
+    };
+    Ok(match default {
+        None | Some(V::String(_)) => V::String(raw.to_string()),
+        Some(V::Integer(_)) => V::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not an integer"))?,
+        ),
+        Some(V::Float(_)) => V::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a number"))?,
+        ),
+        Some(V::Boolean(_)) => match raw.trim() {
+            "true" => V::Boolean(true),
+            "false" => V::Boolean(false),
+            _ => return Err(format!("{raw:?} is not true or false")),
+        },
+        Some(V::Array(_)) => match literal()? {
+            v @ V::Array(_) => v,
+            _ => return Err(format!("{raw:?} is not a TOML array like [\"a\", \"b\"]")),
+        },
+        Some(_) => literal()?,
+    })
+}
+
+/// Levenshtein distance of two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Write the commented default file to `path`; an existing file is kept unless `force`.
+pub fn write_init(path: &Path, force: bool) -> Result<(), anyhow::Error> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = match opts.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(crate::exit::CliError::Usage(format!(
+                "{} exists; keeping it (use --force to overwrite)",
+                path.display()
+            ))
+            .into());
+        }
+        r => r.with_context(|| format!("cannot create {}", path.display()))?,
+    };
+    f.write_all(INIT_TEMPLATE.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("swarmhub.toml"), env(vars))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+        assert_eq!(load("", &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn init_template_parses_to_the_defaults_and_names_every_key() {
+        assert_eq!(load(INIT_TEMPLATE, &[]).unwrap(), Config::default());
+        for (section, keys) in schema() {
+            assert!(
+                INIT_TEMPLATE.contains(&format!("[{section}]\n")),
+                "[{section}] missing"
+            );
+            for key in keys {
+                let set = format!("\n{key} = ");
+                let commented = format!("\n# {key} = ");
+                assert!(
+                    INIT_TEMPLATE.contains(&set) || INIT_TEMPLATE.contains(&commented),
+                    "{section}.{key} missing from the init template"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn schema_lists_sections_and_keys() {
+        let s: BTreeMap<_, _> = schema().into_iter().collect();
+        assert_eq!(
+            s.keys().copied().collect::<Vec<_>>(),
+            ["cluster", "hub", "images", "ldap", "registry", "timeouts"]
+        );
+        assert!(s["cluster"].contains(&"storage_node_label"));
+        assert!(s["ldap"].contains(&"bind_dn"));
+    }
+
+    #[test]
+    fn env_overrides_every_type() {
+        let c = load(
+            "[cluster]\nnetwork = \"fromfile\"\n",
+            &[
+                ("SWARMHUB_CLUSTER_NETWORK", "fromenv"),
+                ("SWARMHUB_CLUSTER_HUB_PORT", "8443"),
+                ("SWARMHUB_LDAP_STARTTLS", "false"),
+                ("SWARMHUB_HUB_CPU_LIMIT", "2"),
+                (
+                    "SWARMHUB_LDAP_STUDENT_GROUPS",
+                    r#"["cn=a,dc=x", "cn=b,dc=x"]"#,
+                ),
+                ("SWARMHUB_LDAP_BIND_DN", "cn=reader,dc=example,dc=org"),
+                ("SWARMHUB_REGISTRY_ADDRESS", "10.0.0.5:5000"),
+                // a string setting that looks like a number stays a string
+                ("SWARMHUB_HUB_COURSE_ID", "2024"),
+                // not ours: global flags, nfsd's and the tests' variables
+                ("SWARMHUB_CONFIG", "/x.toml"),
+                ("SWARMHUB_NFSD_DATA_DIR", "/x"),
+                ("SWARMHUB_PLUGIN_STATIC_BIN", "/x"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.cluster.network, "fromenv");
+        assert_eq!(c.cluster.hub_port, 8443);
+        assert!(!c.ldap.starttls);
+        assert_eq!(c.hub.cpu_limit, 2.0);
+        assert_eq!(c.ldap.student_groups, ["cn=a,dc=x", "cn=b,dc=x"]);
+        assert_eq!(
+            c.ldap.bind_dn.as_deref(),
+            Some("cn=reader,dc=example,dc=org")
+        );
+        assert_eq!(c.registry.address.as_deref(), Some("10.0.0.5:5000"));
+        assert_eq!(c.hub.course_id, "2024");
+    }
+
+    #[test]
+    fn every_optional_setting_takes_a_string_from_the_environment() {
+        // settings without a default are typed as strings: they must all be strings
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in schema() {
+            for key in keys {
+                if defaults[section].as_table().unwrap().contains_key(*key) {
+                    continue;
+                }
+                let var = format!("SWARMHUB_{}_{}", section, key).to_ascii_uppercase();
+                let mut t = toml::Table::new();
+                apply_env(&mut t, env(&[(&var, "/x")])).unwrap();
+                toml::Table::try_into::<Config>(t).unwrap_or_else(|e| panic!("{var}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn env_typos_name_the_variable() {
+        let e = load("", &[("SWARMHUB_CLUSTER_NETWRK", "x")]).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.starts_with("SWARMHUB_CLUSTER_NETWRK: no setting cluster.netwrk"),
+            "{m}"
+        );
+        assert!(m.contains("network"), "{m}");
+        let e = load("", &[("SWARMHUB_CLUSTR_NETWORK", "x")]).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "SWARMHUB_CLUSTR_NETWORK: no section [clustr] (did you mean SWARMHUB_CLUSTER_"
+            ),
+            "{e}"
+        );
+        // lower case is not the same variable
+        let e = load("", &[("SWARMHUB_cluster_network", "x")]).unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownEnvKey { .. }), "{e}");
+        let e = load("", &[("SWARMHUB_CLUSTER_HUB_PORT", "eighty")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SWARMHUB_CLUSTER_HUB_PORT: \"eighty\" is not an integer"
+        );
+        let e = load("", &[("SWARMHUB_CLUSTER_HUB_PORT", "70000")]).unwrap_err();
+        assert!(e.to_string().contains("SWARMHUB_CLUSTER_HUB_PORT"), "{e}");
+        let e = load("", &[("SWARMHUB_LDAP_STUDENT_GROUPS", "cn=a,dc=x")]).unwrap_err();
+        assert!(e.to_string().contains("is not a TOML"), "{e}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_with_their_name() {
+        let e = load("[cluster]\nnetwrk = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("netwrk"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = load("[clustr]\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("clustr"), "{e}");
+        let e = load("[cluster]\nhub_port = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("hub_port"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_swarmhub_key() {
+        let cases: &[(&str, &str)] = &[
+            ("[images]\nhub = \"swarmhub/hub\"", "images.hub"),
+            (
+                "[images]\nnotebook_student = \"x:latest\"",
+                "images.notebook_student",
+            ),
+            (
+                "[cluster]\npublic_url = \"hub.example.edu\"",
+                "cluster.public_url",
+            ),
+            ("[cluster]\nhub_port = 2049", "cluster.hub_port"),
+            (
+                "[cluster]\nnfsd_data_dir = \"data\"",
+                "cluster.nfsd_data_dir",
+            ),
+            ("[cluster]\nnfsd_data_dir = \"/\"", "cluster.nfsd_data_dir"),
+            (
+                "[cluster]\nstorage_node_label = \"a b\"",
+                "cluster.storage_node_label",
+            ),
+            ("[cluster]\nnetwork = \"a b\"", "cluster.network"),
+            ("[ldap]\nurl = \"http://x\"", "ldap.url"),
+            ("[ldap]\nurl = \"ldap://x:0\"", "ldap.url"),
+            ("[ldap]\nstudent_groups = []", "ldap.student_groups"),
+            ("[hub]\ncourse_id = \"a b\"", "hub.course_id"),
+            ("[hub]\nmem_limit = \"2 GB\"", "hub.mem_limit"),
+            (
+                "[hub]\nidle_timeout_seconds = 5",
+                "hub.idle_timeout_seconds",
+            ),
+            ("[registry]\naddress = \"https://r\"", "registry.address"),
+            (
+                "[timeouts]\nservice_seconds = 0",
+                "timeouts.service_seconds",
+            ),
+        ];
+        for (text, key) in cases {
+            match load(text, &[]) {
+                Err(ConfigError::Invalid { key: k, reason }) => {
+                    assert_eq!(k, *key, "{text}: {reason}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hub_settings_follow_the_config() {
+        let mut c = Config::default();
+        c.ldap.url = "ldaps://ldap.example.edu:1636".into();
+        c.ldap.bind_dn = Some("cn=reader,dc=example,dc=org".into());
+        c.hub.cpu_limit = 1.5;
+        c.hub.mem_limit = "2G".into();
+        c.hub.idle_timeout_seconds = 0;
+        c.validate().unwrap();
+        let s = c.hub_settings();
+        assert_eq!(s.ldap.server_address, "ldap.example.edu");
+        assert_eq!(s.ldap.server_port, Some(1636));
+        assert_eq!(s.ldap.tls, LdapTls::Ldaps);
+        assert_eq!(
+            s.ldap.search_password_file.as_deref(),
+            Some("/run/secrets/swarmhub-ldap-password")
+        );
+        assert_eq!(
+            s.ldap.user_search_base.as_deref(),
+            Some("dc=example,dc=org")
+        );
+        assert_eq!(s.notebook.cpu_limit, Some(1.5));
+        assert!(!s.idle_culler.enabled);
+        assert_eq!(s.data_dir, HUB_DATA_DIR);
+        let d = Config::default().hub_settings();
+        assert_eq!(d.ldap.tls, LdapTls::Starttls);
+        assert_eq!(d.ldap.server_port, None);
+        assert_eq!(d.notebook.cpu_limit, None);
+        assert_eq!(d.notebook.mem_limit, None);
+        assert_eq!(d.ldap.search_password_file, None);
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("swarmhub.toml");
+        write_init(&p, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), INIT_TEMPLATE);
+        std::fs::write(&p, "# mine\n").unwrap();
+        let e = write_init(&p, false).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "# mine\n");
+        write_init(&p, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), INIT_TEMPLATE);
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("cluster", "clustr"), 1);
+        assert_eq!(edit_distance("images", "image"), 1);
+        assert_eq!(edit_distance("hub", "nfs"), 3);
+        assert_eq!(edit_distance("ldap", "ldap"), 0);
+    }
+}

@@ -1,0 +1,777 @@
+//! The desired Docker objects of a deployment, computed from [`Config`] as bollard types.
+//!
+//! Pure functions only: nothing here talks to dockerd, reads secrets or generates them. The
+//! apply layer compares these objects with what the swarm has and creates or updates the
+//! difference; it resolves secret and config names to ids (the specs reference them by name).
+//! Every object carries the label `swarmhub.managed=true` so status and removal find exactly
+//! what swarmhub made. No secret value ever appears in a plan: secrets are referenced by name,
+//! with the way their value is obtained when the secret is missing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use base64::Engine;
+use bollard::models::{
+    ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum,
+    EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, Mount, MountType,
+    NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1,
+    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
+};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError, HUB_CONTAINER_PORT, HUB_DATA_DIR};
+use crate::hubconfig;
+
+/// Label on every object swarmhub creates.
+pub const MANAGED_LABEL: &str = "swarmhub.managed";
+/// Label naming which part of the stack an object belongs to.
+pub const COMPONENT_LABEL: &str = "swarmhub.component";
+/// Secret: nfsd's control API bearer token (also installed on every node for the plugin).
+pub const NFSD_TOKEN_SECRET: &str = "swarmhub-nfsd-token";
+/// Secret: the hub's cookie secret (hex; the hub image exports it as `JPY_COOKIE_SECRET`).
+pub const COOKIE_SECRET: &str = "swarmhub-hub-cookie-secret";
+/// Secret: `JUPYTERHUB_CRYPT_KEY` (hex), which encrypts auth state.
+pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
+/// Where the generated `jupyterhub_config.py` is mounted in the hub container.
+pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
+/// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
+/// configs are immutable: a changed file is a new config and a service update.
+pub const HUB_CONFIG_PREFIX: &str = "swarmhub-hub-config-";
+/// The one-shot global job that installs or upgrades the plugin on every node.
+pub const ROLLOUT_SERVICE: &str = "swarmhub-plugin-rollout";
+/// Alias the plugin is installed under (its volume driver name).
+pub const PLUGIN_ALIAS: &str = "swarmhub-nfs";
+/// nfsd's ports inside its container (published as `cluster.nfsd_port`/`nfsd_api_port`).
+pub const NFSD_CONTAINER_PORT: u16 = 2049;
+/// See [`NFSD_CONTAINER_PORT`].
+pub const NFSD_CONTAINER_API_PORT: u16 = 8049;
+/// nfsd's data root inside its container (a bind of `cluster.nfsd_data_dir`).
+pub const NFSD_CONTAINER_DATA: &str = "/data";
+/// dockerd's socket on every node.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Random bytes of a generated secret (written as hex).
+pub const GENERATED_SECRET_BYTES: usize = 32;
+/// Capabilities nfsd needs beyond none at all: open files by handle, act as each volume's
+/// identity, give new files the store owner. Most are in Docker's default set; they are listed
+/// so a daemon with a reduced default set still runs nfsd, and `CAP_DAC_READ_SEARCH` (not a
+/// default) also unlocks `open_by_handle_at` in Docker's default seccomp profile.
+pub const NFSD_CAPABILITIES: &[&str] = &[
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SETUID",
+    "CAP_SETGID",
+    "CAP_CHOWN",
+];
+
+/// How the admin hands over a secret's value for this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretInput {
+    /// read this file
+    File(PathBuf),
+    /// read standard input
+    Stdin,
+}
+
+/// What the CLI was given for this run besides the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// The LDAP bind password (`--ldap-password-file FILE|-`).
+    pub ldap_password: Option<SecretInput>,
+}
+
+/// Where a secret's value comes from when it must be created. Existing secrets are never
+/// replaced by the lifecycle commands (rotating one would log every user out or make stored
+/// auth state unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SecretSource {
+    /// Random bytes, written as lower-case hex, created only when the secret is missing.
+    Generated {
+        /// how many random bytes
+        bytes: usize,
+    },
+    /// Given by the admin this run (replaces the secret's value if it differs).
+    Input {
+        /// file or stdin
+        from: SecretInput,
+    },
+    /// Must already exist in the swarm; the admin gave no value this run.
+    Existing {
+        /// the flag that provides it
+        flag: String,
+    },
+}
+
+/// One Docker secret of the deployment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedSecret {
+    /// the secret's name (and its file name under `/run/secrets/`)
+    pub name: String,
+    /// how its value is obtained if it has to be created
+    pub source: SecretSource,
+    /// labels it is created with
+    pub labels: HashMap<String, String>,
+}
+
+/// Everything a full deployment consists of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// the attachable overlay network
+    pub network: NetworkCreateRequest,
+    /// secrets, referenced by name from the services
+    pub secrets: Vec<PlannedSecret>,
+    /// the generated `jupyterhub_config.py`
+    pub hub_config: ConfigSpec,
+    /// swarmhub-nfsd, pinned to the storage node
+    pub nfsd: ServiceSpec,
+    /// JupyterHub on a manager
+    pub hub: ServiceSpec,
+}
+
+/// The plan of `cfg` (which [`Config::load`] has validated).
+pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
+    let hub_config = hub_config(cfg)?;
+    Ok(Plan {
+        network: network(cfg),
+        secrets: secrets(cfg, inputs),
+        nfsd: nfsd_service(cfg),
+        hub: hub_service(cfg, hub_config.name.as_deref().unwrap_or_default()),
+        hub_config,
+    })
+}
+
+/// `swarmhub.managed=true` and `swarmhub.component=<component>`.
+pub fn labels(component: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+        (COMPONENT_LABEL.to_string(), component.to_string()),
+    ])
+}
+
+/// The overlay network: attachable, so the hub's SwarmSpawner can attach notebook services and
+/// admins can attach debugging containers.
+pub fn network(cfg: &Config) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: cfg.cluster.network.clone(),
+        driver: Some("overlay".into()),
+        scope: Some("swarm".into()),
+        attachable: Some(true),
+        labels: Some(labels("network")),
+        ..Default::default()
+    }
+}
+
+/// The secrets: three generated, the LDAP password only when a bind DN is configured.
+pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
+    let generated = |name: &str| PlannedSecret {
+        name: name.to_string(),
+        source: SecretSource::Generated {
+            bytes: GENERATED_SECRET_BYTES,
+        },
+        labels: labels("secret"),
+    };
+    let mut out = vec![
+        generated(NFSD_TOKEN_SECRET),
+        generated(COOKIE_SECRET),
+        generated(CRYPT_KEY_SECRET),
+    ];
+    if cfg.ldap.bind_dn.is_some() {
+        out.push(PlannedSecret {
+            name: cfg.ldap.password_secret.clone(),
+            source: match &inputs.ldap_password {
+                Some(from) => SecretSource::Input { from: from.clone() },
+                None => SecretSource::Existing {
+                    flag: "--ldap-password-file".into(),
+                },
+            },
+            labels: labels("secret"),
+        });
+    }
+    out
+}
+
+/// The hub's `jupyterhub_config.py` as a Docker config named after its content.
+pub fn hub_config(cfg: &Config) -> Result<ConfigSpec, ConfigError> {
+    let text = hubconfig::render(&cfg.hub_settings()).map_err(crate::config::from_hub_error)?;
+    let hash = blake3::hash(text.as_bytes()).to_hex();
+    Ok(ConfigSpec {
+        name: Some(format!("{HUB_CONFIG_PREFIX}{}", &hash[..12])),
+        labels: Some(labels("hub")),
+        data: Some(base64::engine::general_purpose::STANDARD.encode(text)),
+        ..Default::default()
+    })
+}
+
+/// swarmhub-nfsd: one replica on the node labelled `cluster.storage_node_label=true`, its data
+/// root a bind of `cluster.nfsd_data_dir`, both ports published in host mode on that node (the
+/// plugins of all nodes reach it at the node's address), reachable by name on the overlay.
+pub fn nfsd_service(cfg: &Config) -> ServiceSpec {
+    let c = &cfg.cluster;
+    let l = &cfg.ldap;
+    let mut env = vec![
+        format!("SWARMHUB_NFSD_DATA_DIR={NFSD_CONTAINER_DATA}"),
+        format!("SWARMHUB_NFSD_LISTEN=0.0.0.0:{NFSD_CONTAINER_PORT}"),
+        format!("SWARMHUB_NFSD_API_LISTEN=0.0.0.0:{NFSD_CONTAINER_API_PORT}"),
+        format!(
+            "SWARMHUB_NFSD_TOKEN_FILE={}",
+            crate::config::secret_path(NFSD_TOKEN_SECRET)
+        ),
+        format!("SWARMHUB_NFSD_LDAP_URL={}", l.url),
+        format!("SWARMHUB_NFSD_LDAP_BASE_DN={}", l.base_dn),
+    ];
+    let mut secrets = vec![secret_ref(NFSD_TOKEN_SECRET)];
+    if let Some(dn) = &l.bind_dn {
+        env.push(format!("SWARMHUB_NFSD_LDAP_BIND_DN={dn}"));
+        env.push(format!(
+            "SWARMHUB_NFSD_LDAP_PASSWORD_FILE={}",
+            crate::config::secret_path(&l.password_secret)
+        ));
+        secrets.push(secret_ref(&l.password_secret));
+    }
+    ServiceSpec {
+        name: Some(c.nfsd_service.clone()),
+        labels: Some(labels("nfsd")),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.images.nfsd.clone()),
+                labels: Some(labels("nfsd")),
+                env: Some(env),
+                mounts: Some(vec![bind(&c.nfsd_data_dir, NFSD_CONTAINER_DATA, false)]),
+                secrets: Some(secrets),
+                capability_add: Some(NFSD_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+                // nfsd drains calls in flight and exits within 10 s of SIGTERM
+                stop_grace_period: Some(15_000_000_000),
+                ..Default::default()
+            }),
+            placement: Some(constraints(vec![format!(
+                "node.labels.{}==true",
+                c.storage_node_label
+            )])),
+            restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::ANY)),
+            networks: Some(vec![attach(cfg)]),
+            ..Default::default()
+        }),
+        mode: Some(replicas(1)),
+        update_config: Some(stop_first()),
+        endpoint_spec: Some(endpoint(vec![
+            host_port(NFSD_CONTAINER_PORT, c.nfsd_port),
+            host_port(NFSD_CONTAINER_API_PORT, c.nfsd_api_port),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// JupyterHub: one replica on a manager (SwarmSpawner creates services, which only a manager
+/// can), dockerd's socket bound in, the database on a local volume, the generated config
+/// mounted, its secrets attached; published in host mode, reachable by name on the overlay.
+pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
+    let c = &cfg.cluster;
+    let l = &cfg.ldap;
+    let mut secrets = vec![secret_ref(COOKIE_SECRET), secret_ref(CRYPT_KEY_SECRET)];
+    if l.bind_dn.is_some() {
+        // read by the generated config at start (ldap.search_password_file)
+        secrets.push(secret_ref(&l.password_secret));
+    }
+    ServiceSpec {
+        name: Some(c.hub_service.clone()),
+        labels: Some(labels("hub")),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.images.hub.clone()),
+                labels: Some(labels("hub")),
+                args: Some(vec![
+                    "jupyterhub".into(),
+                    "--config".into(),
+                    HUB_CONFIG_TARGET.into(),
+                ]),
+                // the hub image's entrypoint exports JUPYTERHUB_CRYPT_KEY and JPY_COOKIE_SECRET
+                // from these files before it starts jupyterhub; the values are never in env
+                // settings of the service, which every docker user can read
+                env: Some(vec![
+                    format!(
+                        "JUPYTERHUB_CRYPT_KEY_FILE={}",
+                        crate::config::secret_path(CRYPT_KEY_SECRET)
+                    ),
+                    format!(
+                        "JPY_COOKIE_SECRET_FILE={}",
+                        crate::config::secret_path(COOKIE_SECRET)
+                    ),
+                ]),
+                mounts: Some(vec![
+                    bind(DOCKER_SOCKET, DOCKER_SOCKET, false),
+                    Mount {
+                        target: Some(HUB_DATA_DIR.into()),
+                        source: Some(c.hub_data_volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        ..Default::default()
+                    },
+                ]),
+                configs: Some(vec![TaskSpecContainerSpecConfigs {
+                    file: Some(TaskSpecContainerSpecFile1 {
+                        name: Some(HUB_CONFIG_TARGET.into()),
+                        uid: Some("0".into()),
+                        gid: Some("0".into()),
+                        mode: Some(0o444),
+                    }),
+                    config_name: Some(hub_config_name.to_string()),
+                    ..Default::default()
+                }]),
+                secrets: Some(secrets),
+                ..Default::default()
+            }),
+            placement: Some(constraints(vec!["node.role==manager".into()])),
+            restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::ANY)),
+            networks: Some(vec![attach(cfg)]),
+            ..Default::default()
+        }),
+        mode: Some(replicas(1)),
+        update_config: Some(stop_first()),
+        endpoint_spec: Some(endpoint(vec![host_port(HUB_CONTAINER_PORT, c.hub_port)])),
+        ..Default::default()
+    }
+}
+
+/// Arguments of the node-side installer that the rollout job runs (the swarmhub CLI image's
+/// entrypoint is `swarmhub`). The subcommand comes with the apply layer.
+fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
+    let c = &cfg.cluster;
+    let mut args: Vec<String> = ["plugin", "node-install", "--plugin"]
+        .map(String::from)
+        .into();
+    args.push(cfg.images.plugin.clone());
+    args.extend(["--alias".into(), PLUGIN_ALIAS.into()]);
+    for setting in [
+        format!("SWARMHUB_NFS_SERVER={nfs_server}"),
+        format!("SWARMHUB_NFS_PORT={}", c.nfsd_port),
+        format!("SWARMHUB_NFS_API_PORT={}", c.nfsd_api_port),
+        format!("state.source={}", c.plugin_state_dir),
+    ] {
+        args.extend(["--setting".into(), setting]);
+    }
+    args.extend([
+        "--token-file".into(),
+        crate::config::secret_path(NFSD_TOKEN_SECRET),
+        "--state-dir".into(),
+        format!("/host{}", c.plugin_state_dir),
+    ]);
+    args
+}
+
+/// The one-shot global job that installs or upgrades the `swarmhub-nfs` plugin on every node
+/// through that node's own dockerd socket, and puts nfsd's token into the plugin's state
+/// directory. `nfs_server` is the storage node's address as the nodes reach it (the plugin's
+/// static binary cannot resolve names). The state directory's parent is bound, not the directory
+/// itself, because a bind source must exist and the job creates the directory on fresh nodes.
+pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
+    let state = std::path::Path::new(&cfg.cluster.plugin_state_dir);
+    let parent = state
+        .parent()
+        .map_or("/".to_string(), |p| p.display().to_string());
+    ServiceSpec {
+        name: Some(ROLLOUT_SERVICE.into()),
+        labels: Some(labels("plugin-rollout")),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.images.cli.clone()),
+                labels: Some(labels("plugin-rollout")),
+                args: Some(rollout_args(cfg, nfs_server)),
+                mounts: Some(vec![
+                    bind(DOCKER_SOCKET, DOCKER_SOCKET, false),
+                    bind(&parent, &format!("/host{parent}"), false),
+                ]),
+                secrets: Some(vec![secret_ref(NFSD_TOKEN_SECRET)]),
+                ..Default::default()
+            }),
+            // a failed node is reported by the CLI, not retried behind the admin's back
+            restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::NONE)),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            global_job: Some(HashMap::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn secret_ref(name: &str) -> TaskSpecContainerSpecSecrets {
+    TaskSpecContainerSpecSecrets {
+        file: Some(TaskSpecContainerSpecFile {
+            name: Some(name.to_string()),
+            uid: Some("0".into()),
+            gid: Some("0".into()),
+            mode: Some(0o400),
+        }),
+        secret_name: Some(name.to_string()),
+        ..Default::default()
+    }
+}
+
+fn bind(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: Some(source.to_string()),
+        target: Some(target.to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+fn constraints(c: Vec<String>) -> TaskSpecPlacement {
+    TaskSpecPlacement {
+        constraints: Some(c),
+        ..Default::default()
+    }
+}
+
+fn restart(condition: TaskSpecRestartPolicyConditionEnum) -> TaskSpecRestartPolicy {
+    TaskSpecRestartPolicy {
+        condition: Some(condition),
+        delay: Some(5_000_000_000),
+        ..Default::default()
+    }
+}
+
+fn replicas(n: i64) -> ServiceSpecMode {
+    ServiceSpecMode {
+        replicated: Some(ServiceSpecModeReplicated { replicas: Some(n) }),
+        ..Default::default()
+    }
+}
+
+/// Host-mode ports cannot be held by an old and a new task at once: stop first, roll back when
+/// the new task fails.
+fn stop_first() -> ServiceSpecUpdateConfig {
+    ServiceSpecUpdateConfig {
+        parallelism: Some(1),
+        order: Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST),
+        failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        ..Default::default()
+    }
+}
+
+fn attach(cfg: &Config) -> NetworkAttachmentConfig {
+    NetworkAttachmentConfig {
+        target: Some(cfg.cluster.network.clone()),
+        ..Default::default()
+    }
+}
+
+/// dnsrr (service VIPs need IPVS, which not every kernel has) with host-mode ports (the ingress
+/// mesh needs IPVS as well).
+fn endpoint(ports: Vec<EndpointPortConfig>) -> EndpointSpec {
+    EndpointSpec {
+        mode: Some(EndpointSpecModeEnum::DNSRR),
+        ports: Some(ports),
+    }
+}
+
+fn host_port(target: u16, published: u16) -> EndpointPortConfig {
+    EndpointPortConfig {
+        protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+        target_port: Some(target.into()),
+        published_port: Some(published.into()),
+        publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(s: &ServiceSpec) -> &TaskSpecContainerSpec {
+        s.task_template
+            .as_ref()
+            .unwrap()
+            .container_spec
+            .as_ref()
+            .unwrap()
+    }
+
+    fn constraints_of(s: &ServiceSpec) -> Vec<String> {
+        s.task_template
+            .as_ref()
+            .unwrap()
+            .placement
+            .as_ref()
+            .unwrap()
+            .constraints
+            .clone()
+            .unwrap()
+    }
+
+    fn ports_of(s: &ServiceSpec) -> Vec<(i64, i64, EndpointPortConfigPublishModeEnum)> {
+        let e = s.endpoint_spec.as_ref().unwrap();
+        assert_eq!(e.mode, Some(EndpointSpecModeEnum::DNSRR));
+        e.ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p.target_port.unwrap(),
+                    p.published_port.unwrap(),
+                    p.publish_mode.unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn secret_names(s: &ServiceSpec) -> Vec<(String, String)> {
+        container(s)
+            .secrets
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r.secret_id, None, "ids are resolved by apply");
+                (
+                    r.secret_name.clone().unwrap(),
+                    r.file.as_ref().unwrap().name.clone().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn managed(l: &Option<HashMap<String, String>>) -> bool {
+        l.as_ref()
+            .is_some_and(|l| l.get(MANAGED_LABEL).map(String::as_str) == Some("true"))
+    }
+
+    fn default_plan() -> Plan {
+        plan(&Config::default(), &PlanInputs::default()).unwrap()
+    }
+
+    #[test]
+    fn network_is_an_attachable_overlay() {
+        let n = default_plan().network;
+        assert_eq!(n.name, "swarmhub");
+        assert_eq!(n.driver.as_deref(), Some("overlay"));
+        assert_eq!(n.attachable, Some(true));
+        assert!(managed(&n.labels));
+    }
+
+    #[test]
+    fn nfsd_is_pinned_to_the_storage_node() {
+        let p = default_plan();
+        let s = &p.nfsd;
+        assert_eq!(s.name.as_deref(), Some("swarmhub-nfsd"));
+        assert_eq!(constraints_of(s), ["node.labels.swarmhub.storage==true"]);
+        use EndpointPortConfigPublishModeEnum::HOST;
+        assert_eq!(ports_of(s), [(2049, 2049, HOST), (8049, 8049, HOST)]);
+        let c = container(s);
+        assert_eq!(c.image.as_deref(), Some("swarmhub/nfsd:0.1.0"));
+        let m = &c.mounts.as_ref().unwrap()[0];
+        assert_eq!(m.typ, Some(MountType::BIND));
+        assert_eq!(m.source.as_deref(), Some("/srv/swarmhub"));
+        assert_eq!(m.target.as_deref(), Some("/data"));
+        let caps = c.capability_add.as_ref().unwrap();
+        assert!(caps.contains(&"CAP_DAC_READ_SEARCH".to_string()));
+        let env = c.env.as_ref().unwrap();
+        assert!(env.contains(&"SWARMHUB_NFSD_TOKEN_FILE=/run/secrets/swarmhub-nfsd-token".into()));
+        assert!(env.contains(&"SWARMHUB_NFSD_DATA_DIR=/data".into()));
+        assert!(env.contains(&"SWARMHUB_NFSD_LDAP_URL=ldap://ldap.example.org".into()));
+        assert!(
+            !env.iter()
+                .any(|e| e.starts_with("SWARMHUB_NFSD_LDAP_BIND_DN"))
+        );
+        assert_eq!(
+            secret_names(s),
+            [(NFSD_TOKEN_SECRET.to_string(), NFSD_TOKEN_SECRET.to_string())]
+        );
+        assert!(managed(&s.labels) && managed(&c.labels));
+        let net = &s.task_template.as_ref().unwrap().networks.as_ref().unwrap()[0];
+        assert_eq!(net.target.as_deref(), Some("swarmhub"));
+        assert_eq!(
+            s.mode
+                .as_ref()
+                .unwrap()
+                .replicated
+                .as_ref()
+                .unwrap()
+                .replicas,
+            Some(1)
+        );
+        assert_eq!(
+            s.update_config.as_ref().unwrap().order,
+            Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST)
+        );
+    }
+
+    #[test]
+    fn hub_runs_on_a_manager_with_socket_volume_config_and_secrets() {
+        let p = default_plan();
+        let s = &p.hub;
+        assert_eq!(s.name.as_deref(), Some("swarmhub-hub"));
+        assert_eq!(constraints_of(s), ["node.role==manager"]);
+        use EndpointPortConfigPublishModeEnum::HOST;
+        assert_eq!(ports_of(s), [(8000, 8000, HOST)]);
+        let c = container(s);
+        let mounts: Vec<_> = c
+            .mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m.typ.unwrap(),
+                    m.source.clone().unwrap(),
+                    m.target.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (
+                    MountType::BIND,
+                    "/var/run/docker.sock".into(),
+                    "/var/run/docker.sock".into()
+                ),
+                (
+                    MountType::VOLUME,
+                    "swarmhub-hub-data".into(),
+                    "/srv/jupyterhub/data".into()
+                ),
+            ]
+        );
+        let cfg = &c.configs.as_ref().unwrap()[0];
+        assert_eq!(
+            cfg.file.as_ref().unwrap().name.as_deref(),
+            Some("/srv/jupyterhub/jupyterhub_config.py")
+        );
+        assert_eq!(cfg.config_name, p.hub_config.name);
+        let names: Vec<_> = secret_names(s).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [COOKIE_SECRET, CRYPT_KEY_SECRET]);
+        assert!(managed(&s.labels));
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &[
+                "jupyterhub",
+                "--config",
+                "/srv/jupyterhub/jupyterhub_config.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn hub_config_is_the_rendered_file_named_by_its_hash() {
+        let cfg = Config::default();
+        let spec = hub_config(&cfg).unwrap();
+        let text = hubconfig::render(&cfg.hub_settings()).unwrap();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(spec.data.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(String::from_utf8(data).unwrap(), text);
+        let name = spec.name.unwrap();
+        assert!(name.starts_with(HUB_CONFIG_PREFIX) && name.len() == HUB_CONFIG_PREFIX.len() + 12);
+        assert!(managed(&spec.labels));
+        // a changed setting is a new config
+        let mut other = Config::default();
+        other.hub.course_id = "other".into();
+        assert_ne!(hub_config(&other).unwrap().name.unwrap(), name);
+    }
+
+    #[test]
+    fn secrets_are_named_and_sourced_never_valued() {
+        let p = default_plan();
+        let names: Vec<_> = p.secrets.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, [NFSD_TOKEN_SECRET, COOKIE_SECRET, CRYPT_KEY_SECRET]);
+        for s in &p.secrets {
+            assert_eq!(s.source, SecretSource::Generated { bytes: 32 });
+            assert!(managed(&Some(s.labels.clone())));
+        }
+
+        let mut cfg = Config::default();
+        cfg.ldap.bind_dn = Some("cn=reader,dc=example,dc=org".into());
+        let without = plan(&cfg, &PlanInputs::default()).unwrap();
+        assert_eq!(
+            without.secrets[3].source,
+            SecretSource::Existing {
+                flag: "--ldap-password-file".into()
+            }
+        );
+        let inputs = PlanInputs {
+            ldap_password: Some(SecretInput::Stdin),
+        };
+        let with = plan(&cfg, &inputs).unwrap();
+        assert_eq!(with.secrets[3].name, "swarmhub-ldap-password");
+        assert_eq!(
+            with.secrets[3].source,
+            SecretSource::Input {
+                from: SecretInput::Stdin
+            }
+        );
+        // both services get the password as a file, never as a value
+        assert!(secret_names(&with.nfsd).contains(&(
+            "swarmhub-ldap-password".into(),
+            "swarmhub-ldap-password".into()
+        )));
+        assert!(
+            secret_names(&with.hub)
+                .iter()
+                .any(|(n, _)| n == "swarmhub-ldap-password")
+        );
+        let env = container(&with.nfsd).env.clone().unwrap();
+        assert!(env.contains(
+            &"SWARMHUB_NFSD_LDAP_PASSWORD_FILE=/run/secrets/swarmhub-ldap-password".into()
+        ));
+        // the serialized plan holds names and sources only
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains("\"kind\":\"input\""));
+    }
+
+    #[test]
+    fn rollout_is_a_one_shot_global_job_on_each_nodes_socket() {
+        let s = plugin_rollout_service(&Config::default(), "10.0.0.5");
+        assert_eq!(s.name.as_deref(), Some(ROLLOUT_SERVICE));
+        let mode = s.mode.as_ref().unwrap();
+        assert!(mode.global_job.is_some() && mode.replicated.is_none() && mode.global.is_none());
+        let t = s.task_template.as_ref().unwrap();
+        assert_eq!(
+            t.restart_policy.as_ref().unwrap().condition,
+            Some(TaskSpecRestartPolicyConditionEnum::NONE)
+        );
+        let c = container(&s);
+        assert_eq!(c.image.as_deref(), Some("swarmhub/swarmhub:0.1.0"));
+        let m = c.mounts.as_ref().unwrap();
+        assert_eq!(m[0].source.as_deref(), Some(DOCKER_SOCKET));
+        assert_eq!(m[1].source.as_deref(), Some("/var/lib"));
+        assert_eq!(m[1].target.as_deref(), Some("/host/var/lib"));
+        let args = c.args.as_ref().unwrap().join(" ");
+        assert!(
+            args.contains("--plugin swarmhub/swarmhub-nfs:0.1.0 --alias swarmhub-nfs"),
+            "{args}"
+        );
+        assert!(
+            args.contains("--setting SWARMHUB_NFS_SERVER=10.0.0.5"),
+            "{args}"
+        );
+        assert!(
+            args.contains("--state-dir /host/var/lib/swarmhub-nfs"),
+            "{args}"
+        );
+        assert!(managed(&s.labels));
+        // a job has no ports and no network
+        assert!(s.endpoint_spec.is_none() && t.networks.is_none());
+    }
+
+    #[test]
+    fn specs_serialize_in_docker_api_shape() {
+        let p = default_plan();
+        let v = serde_json::to_value(&p.nfsd).unwrap();
+        assert_eq!(v["EndpointSpec"]["Mode"], "dnsrr");
+        assert_eq!(v["EndpointSpec"]["Ports"][0]["PublishMode"], "host");
+        assert_eq!(
+            v["TaskTemplate"]["ContainerSpec"]["CapabilityAdd"][0],
+            "CAP_DAC_READ_SEARCH"
+        );
+        let r = serde_json::to_value(plugin_rollout_service(&Config::default(), "x")).unwrap();
+        assert_eq!(r["Mode"]["GlobalJob"], serde_json::json!({}));
+    }
+}
