@@ -45,6 +45,11 @@ impl std::fmt::Debug for HandleCodec {
     }
 }
 
+/// Length of the wire handle for a kernel handle of `kernel_len` bytes.
+pub const fn wire_len(kernel_len: usize) -> usize {
+    HEADER + kernel_len + MAC_LEN
+}
+
 impl HandleCodec {
     pub fn new(key: [u8; KEY_LEN]) -> Self {
         Self { key }

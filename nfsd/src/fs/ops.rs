@@ -53,15 +53,19 @@ pub struct DirPage {
     pub dir_attr: fattr3,
 }
 
-/// Bytes an entry takes in a reply: fileid, name, cookie, list marker; READDIRPLUS adds the
-/// attributes and a handle of at most 64 bytes.
-fn entry_size(name_len: usize, plus: bool) -> usize {
-    let base = 8 + 4 + name_len.div_ceil(4) * 4 + 8 + 4;
-    if plus {
-        base + 4 + 84 + 4 + 4 + 64
-    } else {
-        base
-    }
+/// Bytes an entry takes in a READDIR reply: list marker, fileid, name, cookie.
+fn entry_size(name_len: usize) -> usize {
+    4 + 8 + 4 + name_len.div_ceil(4) * 4 + 8
+}
+
+/// Bytes a READDIRPLUS entry takes: the READDIR part, then the optional attributes and the
+/// optional handle (its real length, so pages are as full as the client allows).
+fn entry_plus_size(name_len: usize, obj: Option<&Obj>) -> usize {
+    entry_size(name_len)
+        + match obj {
+            Some(o) => 4 + 84 + 4 + 4 + super::handle::wire_len(o.kh.bytes.len()).div_ceil(4) * 4,
+            None => 4 + 4,
+        }
 }
 
 fn fstat(fd: BorrowedFd<'_>) -> R<Stat> {
@@ -777,26 +781,34 @@ impl Fs {
         while let Some(item) = raw.next() {
             let e = item.map_err(errno_to_nfs_rustix)?;
             let name = e.file_name().to_bytes();
-            let size = entry_size(name.len(), plus);
-            let name_size = entry_size(name.len(), false);
-            if used + size > budget || dircount.is_some_and(|d| names + name_size > d) {
+            let name_size = entry_size(name.len());
+            if dircount.is_some_and(|d| names + name_size > d) {
                 eof = false;
                 break;
             }
-            used += size;
-            names += name_size;
             let dots = name == b"." || name == b"..";
-            let fileid = if name == b".." && at_root {
-                view.root_ino
-            } else {
-                e.ino()
-            };
             let plus_obj = if plus && !dots {
                 self.obj_at(view, dfd.as_fd(), OsStr::from_bytes(name))
                     .ok()
                     .map(|(_, obj)| obj)
             } else {
                 None
+            };
+            let size = if plus {
+                entry_plus_size(name.len(), plus_obj.as_ref())
+            } else {
+                name_size
+            };
+            if used + size > budget {
+                eof = false;
+                break;
+            }
+            used += size;
+            names += name_size;
+            let fileid = if name == b".." && at_root {
+                view.root_ino
+            } else {
+                e.ino()
             };
             entries.push(DirEntry {
                 name: name.to_vec(),

@@ -266,6 +266,14 @@ pub async fn list(
                 .unwrap()
             {
                 Nfs3Result::Ok(ok) => {
+                    use nfs3_client::nfs3_types::xdr_codec::Pack;
+                    // the whole reply (status + resok) must fit the client's maxcount
+                    let size = 4 + ok.packed_size();
+                    assert!(
+                        size <= (count * 4) as usize,
+                        "READDIRPLUS reply of {size} bytes over maxcount {}",
+                        count * 4
+                    );
                     for e in &ok.reply.entries.0 {
                         if e.name.0.as_ref() != b"." && e.name.0.as_ref() != b".." {
                             assert!(e.name_handle.is_some(), "readdirplus entry without handle");
@@ -295,16 +303,24 @@ pub async fn list(
                 .await
                 .unwrap()
             {
-                Nfs3Result::Ok(ok) => (
-                    ok.reply
-                        .entries
-                        .0
-                        .into_iter()
-                        .map(|e| (String::from_utf8(e.name.0.to_vec()).unwrap(), e.cookie))
-                        .collect(),
-                    ok.reply.eof,
-                    ok.cookieverf,
-                ),
+                Nfs3Result::Ok(ok) => {
+                    use nfs3_client::nfs3_types::xdr_codec::Pack;
+                    let size = 4 + ok.packed_size();
+                    assert!(
+                        size <= count as usize,
+                        "READDIR reply of {size} bytes over count {count}"
+                    );
+                    (
+                        ok.reply
+                            .entries
+                            .0
+                            .into_iter()
+                            .map(|e| (String::from_utf8(e.name.0.to_vec()).unwrap(), e.cookie))
+                            .collect(),
+                        ok.reply.eof,
+                        ok.cookieverf,
+                    )
+                }
                 Nfs3Result::Err((s, _)) => return Err(s),
             }
         };
