@@ -211,15 +211,19 @@ fn has_elf_interpreter(path: &Path) -> Result<bool> {
 // nfs-ganesha reference server
 // ----------------------------------------------------------------------------------------------
 
-/// A private nfs-ganesha (`tests/guest/ganesha.sh`) exporting a temp dir: NFS on `port`, MOUNT on
-/// `port + 1`, export path = the temp dir's absolute path. Stopped on drop.
+/// A private nfs-ganesha (`tests/guest/ganesha.sh`) exporting a directory: NFS on `port`, MOUNT
+/// on `port + 1`, export path = the directory's absolute path. Stopped on drop.
 pub struct Ganesha {
-    pub export: TempDir,
+    /// The exported directory (absolute, symlinks resolved).
+    pub dir: PathBuf,
     pub port: u16,
-    state: TempDir,
+    state: PathBuf,
+    /// The export and state temp dirs of `start`, removed after the server stopped.
+    _temp: Option<(TempDir, TempDir)>,
 }
 
 impl Ganesha {
+    /// Exports a fresh temp dir, with its state in another one.
     pub fn start() -> Result<Self> {
         let export = tempfile::Builder::new()
             .prefix("swarmhub-ganesha-export.")
@@ -227,30 +231,54 @@ impl Ganesha {
         let state = tempfile::Builder::new()
             .prefix("swarmhub-ganesha-state.")
             .tempdir()?;
-        let port = free_port_pair();
-        let out = Command::new(guest_dir().join("ganesha.sh"))
-            .arg("start")
-            .arg(export.path())
-            .arg(port.to_string())
-            .env("SWARMHUB_GANESHA_STATE", state.path())
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "ganesha.sh start failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(Ganesha {
-            export,
-            port,
-            state,
-        })
+        let mut g = Self::start_in(export.path(), state.path())?;
+        g._temp = Some((export, state));
+        Ok(g)
+    }
+
+    /// Exports `dir` (which must exist), keeping ganesha's config, logs and pids in `state`
+    /// (`ganesha.sh` recreates it). Retries on other ports when one is taken meanwhile.
+    pub fn start_in(dir: &Path, state: &Path) -> Result<Self> {
+        let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port_pair();
+            let out = Command::new(guest_dir().join("ganesha.sh"))
+                .arg("start")
+                .arg(&dir)
+                .arg(port.to_string())
+                .env("SWARMHUB_GANESHA_STATE", state)
+                .output()
+                .context("running ganesha.sh")?;
+            if out.status.success() {
+                return Ok(Ganesha {
+                    dir,
+                    port,
+                    state: state.to_path_buf(),
+                    _temp: None,
+                });
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                attempt < 3 && stderr.contains("in use"),
+                "ganesha.sh start failed ({}):\n{}{stderr}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 
     /// The export path clients mount.
     pub fn export_path(&self) -> String {
-        self.export.path().to_string_lossy().into_owned()
+        self.dir.to_string_lossy().into_owned()
+    }
+
+    /// The ganesha.nfsd process's id (from the state dir).
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.state.join("ganesha.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
     }
 }
 
@@ -258,9 +286,9 @@ impl Drop for Ganesha {
     fn drop(&mut self) {
         let _ = Command::new(guest_dir().join("ganesha.sh"))
             .arg("stop")
-            .arg(self.export.path())
+            .arg(&self.dir)
             .arg(self.port.to_string())
-            .env("SWARMHUB_GANESHA_STATE", self.state.path())
+            .env("SWARMHUB_GANESHA_STATE", &self.state)
             .output();
     }
 }

@@ -10,30 +10,111 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// Path of a binary built in this workspace.
+/// Path of a binary built in this workspace (debug build first, then release).
 pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
-    let env_name = format!(
-        "SWARMHUB_{}_BIN",
-        name.trim_start_matches("swarmhub-")
-            .replace('-', "_")
-            .to_uppercase()
-    );
-    if let Ok(p) = std::env::var(&env_name) {
-        return Ok(PathBuf::from(p));
+    workspace_bin_prefer(name, false)
+}
+
+/// Like `workspace_bin`, but looks for the release build first when `release`.
+pub fn workspace_bin_prefer(name: &str, release: bool) -> anyhow::Result<PathBuf> {
+    if let Some(p) = bin_override(name)? {
+        return Ok(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    for profile in ["debug", "release"] {
+    let target = target_dir();
+    for profile in profiles(release) {
         let p = target.join(profile).join(name);
         if p.exists() {
             return Ok(p);
         }
     }
     bail!(
-        "{name} is not built under {}; run `cargo build --workspace --bins` first (or set {env_name})",
-        target.display()
+        "{name} is not built under {}; run `cargo build --workspace --bins` first (or set {})",
+        target.display(),
+        bin_env_name(name)
     )
+}
+
+/// Builds `cargo build [--release] -p PACKAGE --bin NAME` into `target_dir()` (a no-op when
+/// current) and returns the binary's path; `$SWARMHUB_<NAME>_BIN` instead when set.
+pub fn build_workspace_bin(package: &str, name: &str, release: bool) -> anyhow::Result<PathBuf> {
+    if let Some(p) = bin_override(name)? {
+        return Ok(p);
+    }
+    let target = target_dir();
+    let profile = profiles(release)[0];
+    eprintln!("building {name} ({profile}) into {}", target.display());
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(["build", "-p", package, "--bin", name]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(crate::guest::repo_root())
+        .status()
+        .with_context(|| format!("running cargo to build {name} (is cargo on PATH?)"))?;
+    if !status.success() {
+        bail!("cargo build -p {package} failed with {status}");
+    }
+    let p = target.join(profile).join(name);
+    if !p.exists() {
+        bail!("cargo built {name} but {} is missing", p.display());
+    }
+    Ok(p)
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR` (relative to the workspace root), else the
+/// one the running executable was built into (`<target>/<profile>/[deps/]<exe>`), else
+/// `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let root = crate::guest::repo_root();
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return root.join(t);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let mut dir = exe.parent().map(Path::to_path_buf);
+        if dir.as_ref().is_some_and(|d| d.ends_with("deps")) {
+            dir = dir.and_then(|d| d.parent().map(Path::to_path_buf));
+        }
+        if let Some(profile_dir) = dir
+            && let Some(t) = profile_dir.parent()
+            && t.join("CACHEDIR.TAG").exists()
+        {
+            return t.to_path_buf();
+        }
+    }
+    root.join("target")
+}
+
+fn profiles(release: bool) -> [&'static str; 2] {
+    if release {
+        ["release", "debug"]
+    } else {
+        ["debug", "release"]
+    }
+}
+
+/// `SWARMHUB_NFSD_BIN` for `swarmhub-nfsd`.
+fn bin_env_name(name: &str) -> String {
+    format!(
+        "SWARMHUB_{}_BIN",
+        name.trim_start_matches("swarmhub-")
+            .replace('-', "_")
+            .to_uppercase()
+    )
+}
+
+/// The binary `$SWARMHUB_<NAME>_BIN` names, if set; an error when it does not exist.
+fn bin_override(name: &str) -> anyhow::Result<Option<PathBuf>> {
+    let env_name = bin_env_name(name);
+    let Some(p) = std::env::var_os(&env_name).map(PathBuf::from) else {
+        return Ok(None);
+    };
+    if !p.is_file() {
+        bail!("{env_name}={} does not exist", p.display());
+    }
+    Ok(Some(p))
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests that start right after).
@@ -44,6 +125,27 @@ pub fn free_port() -> u16 {
         .expect("binding port 0 on loopback")
 }
 
+/// How `Nfsd::start_with` runs the server; the default is what `Nfsd::start` does.
+#[derive(Clone, Debug)]
+pub struct NfsdOptions {
+    /// The binary; `None`: `workspace_bin("swarmhub-nfsd")`.
+    pub bin: Option<PathBuf>,
+    /// The server's `RUST_LOG`.
+    pub rust_log: String,
+    /// On drop: `stop` (SIGTERM, wait) instead of SIGKILL.
+    pub stop_on_drop: bool,
+}
+
+impl Default for NfsdOptions {
+    fn default() -> Self {
+        NfsdOptions {
+            bin: None,
+            rust_log: "info".into(),
+            stop_on_drop: false,
+        }
+    }
+}
+
 /// A running `swarmhub-nfsd`.
 pub struct Nfsd {
     pub data_dir: PathBuf,
@@ -51,6 +153,7 @@ pub struct Nfsd {
     pub api: SocketAddr,
     pub token: String,
     extra_args: Vec<String>,
+    options: NfsdOptions,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -58,12 +161,22 @@ pub struct Nfsd {
 impl Nfsd {
     /// Starts nfsd over `data_dir` with extra flags; waits until `/v1/health` answers.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Nfsd> {
+        Self::start_with(data_dir, extra_args, NfsdOptions::default())
+    }
+
+    /// `start` with another binary or log level.
+    pub fn start_with(
+        data_dir: &Path,
+        extra_args: &[&str],
+        options: NfsdOptions,
+    ) -> anyhow::Result<Nfsd> {
         let mut n = Nfsd {
             data_dir: data_dir.to_path_buf(),
             nfs: SocketAddr::from(([127, 0, 0, 1], free_port())),
             api: SocketAddr::from(([127, 0, 0, 1], free_port())),
             token: String::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            options,
             child: None,
             log: data_dir.with_extension("log"),
         };
@@ -83,7 +196,10 @@ impl Nfsd {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let bin = workspace_bin("swarmhub-nfsd")?;
+        let bin = match &self.options.bin {
+            Some(b) => b.clone(),
+            None => workspace_bin("swarmhub-nfsd")?,
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -97,7 +213,7 @@ impl Nfsd {
             .arg("--api-listen")
             .arg(self.api.to_string())
             .args(&self.extra_args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.options.rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -131,6 +247,11 @@ impl Nfsd {
             .trim()
             .to_string();
         Ok(())
+    }
+
+    /// The server process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The server's log so far.
@@ -194,6 +315,7 @@ impl Nfsd {
             }
             if start.elapsed() > Duration::from_secs(15) {
                 let _ = c.kill();
+                let _ = c.wait();
                 bail!("swarmhub-nfsd did not exit within 15 s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -222,6 +344,9 @@ impl Nfsd {
 
 impl Drop for Nfsd {
     fn drop(&mut self) {
+        if self.options.stop_on_drop {
+            let _ = self.stop();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
