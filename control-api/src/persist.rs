@@ -1,6 +1,7 @@
-//! Atomic replacement of small state files (registries, plugin state, keys): temp file, fsync,
-//! rename, fsync of the directory. Readers and crashes see the old or the new content, never a
-//! mix. Shared by nfsd and the plugin, which both keep state that must survive crashes.
+//! Small state files that must survive crashes (nfsd's registry, the plugin's state, keys):
+//! atomic replacement (temp file, fsync, rename, fsync of the directory), so readers and crashes
+//! see the old or the new content, never a mix; and loading of versioned JSON state that refuses
+//! a torn or foreign file loudly instead of starting empty. Shared by nfsd and the plugin.
 
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,4 +34,61 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+}
+
+/// A JSON state file with a format number.
+pub trait StateFile: serde::Serialize + serde::de::DeserializeOwned + Default {
+    /// The format this program reads and writes.
+    const FORMAT: u32;
+    /// What the file is, for messages (`registry`, `plugin state`).
+    const WHAT: &'static str;
+    /// What to do when the file is not valid.
+    const HINT: &'static str;
+    /// The format number read from the file.
+    fn format(&self) -> u32;
+
+    /// Loads the file, or the default when it does not exist yet.
+    fn load(path: &Path) -> io::Result<Self> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("reading {} {}: {e}", Self::WHAT, path.display()),
+                ));
+            }
+        };
+        let value: Self = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} {} is not valid ({e}); {}",
+                    Self::WHAT,
+                    path.display(),
+                    Self::HINT
+                ),
+            )
+        })?;
+        if value.format() != Self::FORMAT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} {} has format {}, this program reads format {}",
+                    Self::WHAT,
+                    path.display(),
+                    value.format(),
+                    Self::FORMAT
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Writes the file atomically, mode 0600.
+    fn save(&self, path: &Path) -> io::Result<()> {
+        let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        json.push(b'\n');
+        atomic_write(path, &json, 0o600)
+    }
 }

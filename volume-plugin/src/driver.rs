@@ -16,7 +16,7 @@ use swarmhub_control_api::{CreateVolume, VolumeOptions, validate_volume_name};
 
 use crate::mounter::{MountSpec, Mounter};
 use crate::protocol::VolumeInfo;
-use crate::state::{PluginState, VolumeState};
+use crate::state::{PluginState, StateFile, VolumeState};
 
 /// What the driver needs from nfsd: ensure a volume exists, get its export path.
 pub trait Provisioner: Send + Sync + 'static {

@@ -4,10 +4,9 @@
 //! ones on the next mount, so losing this file is not an option; a torn file is refused loudly.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+pub use swarmhub_control_api::persist::StateFile;
 
 /// On-disk format version.
 pub const FORMAT: u32 = 1;
@@ -49,46 +48,13 @@ impl Default for PluginState {
     }
 }
 
-impl PluginState {
-    /// Loads the state, or an empty one when the file does not exist yet.
-    pub fn load(path: &Path) -> io::Result<Self> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("reading plugin state {}: {e}", path.display()),
-                ));
-            }
-        };
-        let state: PluginState = serde_json::from_slice(&bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "plugin state {} is not valid ({e}); fix or restore it — starting without it would make Docker create empty volumes",
-                    path.display()
-                ),
-            )
-        })?;
-        if state.format != FORMAT {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "plugin state {} has format {}, expected {FORMAT}",
-                    path.display(),
-                    state.format
-                ),
-            ));
-        }
-        Ok(state)
-    }
-
-    /// Writes the state atomically.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
-        let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        json.push(b'\n');
-        swarmhub_control_api::persist::atomic_write(path, &json, 0o600)
+impl StateFile for PluginState {
+    const FORMAT: u32 = FORMAT;
+    const WHAT: &'static str = "plugin state";
+    const HINT: &'static str =
+        "fix or restore it: starting without it would make Docker create empty volumes";
+    fn format(&self) -> u32 {
+        self.format
     }
 }
 

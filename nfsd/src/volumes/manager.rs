@@ -15,7 +15,7 @@ use swarmhub_control_api::{
 };
 use thiserror::Error;
 
-use super::registry::{Registry, VolumeRecord};
+use super::registry::{Registry, StateFile, VolumeRecord};
 use crate::fs::View;
 use crate::fs::creds::StoreIds;
 use crate::fs::kernel;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-pub use swarmhub_control_api::persist::atomic_write;
+pub use swarmhub_control_api::persist::{StateFile, atomic_write};
 
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::{ExplicitIdentity, VolumeKind, VolumeOptions};
@@ -56,49 +56,21 @@ impl Default for Registry {
     }
 }
 
-impl Registry {
-    /// Reads the registry, or an empty one when the file does not exist yet.
-    pub fn load(path: &Path) -> io::Result<Self> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("reading registry {}: {e}", path.display()),
-                ));
-            }
-        };
-        let reg: Registry = serde_json::from_slice(&bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "registry {} is not valid ({e}); nothing was changed — restore it from {}.bak or fix it by hand",
-                    path.display(),
-                    path.display()
-                ),
-            )
-        })?;
-        if reg.format != FORMAT {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "registry {} has format {}, this nfsd reads format {FORMAT}",
-                    path.display(),
-                    reg.format
-                ),
-            ));
-        }
-        Ok(reg)
+impl StateFile for Registry {
+    const FORMAT: u32 = FORMAT;
+    const WHAT: &'static str = "registry";
+    const HINT: &'static str =
+        "nothing was changed: restore it from registry.json.bak or fix it by hand";
+    fn format(&self) -> u32 {
+        self.format
     }
 
     /// Writes the registry atomically, keeping the previous version as `<path>.bak`.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
+    fn save(&self, path: &Path) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         json.push(b'\n');
         if path.exists() {
-            let bak = path.with_extension("json.bak");
-            std::fs::copy(path, &bak)?;
+            std::fs::copy(path, path.with_extension("json.bak"))?;
         }
         atomic_write(path, &json, 0o600)
     }
