@@ -47,7 +47,6 @@ struct Dirty {
     verf: writeverf3,
     /// Unstable writes were answered with different verifiers (nfsd restarted with a new one).
     mixed: bool,
-    seq: u64,
     pending: Vec<(u64, Vec<u8>)>,
     pending_bytes: usize,
 }
@@ -102,7 +101,6 @@ pub struct NfsFs {
     dirs: Mutex<HashMap<u64, DirState>>,
     recent: Mutex<HashMap<(u64, Vec<u8>), Recent>>,
     next_fh: AtomicU64,
-    seq: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,7 +183,6 @@ impl NfsFs {
             dirs: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            seq: AtomicU64::new(1),
         }
     }
 
@@ -901,17 +898,14 @@ impl Filesystem for NfsFs {
                 let written = (ok.count as usize).min(chunk.len());
                 if ok.committed != stable_how::FILE_SYNC {
                     let full = {
-                        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                         let mut dirty = lock(&self.dirty);
                         let d = dirty.entry(ino.0).or_insert(Dirty {
                             verf: ok.verf,
                             mixed: false,
-                            seq,
                             pending: Vec::new(),
                             pending_bytes: 0,
                         });
                         d.mixed |= d.verf != ok.verf;
-                        d.seq = seq;
                         d.pending
                             .push((offset + done as u64, chunk[..written].to_vec()));
                         d.pending_bytes += written;
