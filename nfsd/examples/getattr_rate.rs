@@ -5,12 +5,11 @@
 
 use std::time::Instant;
 
-use clap::Parser;
 use nfs3_client::Nfs3ConnectionBuilder;
 use nfs3_client::nfs3_types::nfs3::GETATTR3args;
 use nfs3_client::tokio::TokioConnector;
 use swarmhub_control_api::{CreateVolume, ExplicitIdentity, VolumeOptions};
-use swarmhub_nfsd::config::{Args, Settings};
+use swarmhub_nfsd::config::Settings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,15 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20_000);
     let dir = tempfile::tempdir()?;
-    let settings = Settings::resolve(Args::parse_from([
-        "swarmhub-nfsd",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]))?;
+    let settings = Settings::ephemeral(dir.path());
     let server = swarmhub_nfsd::server::start(settings).await?;
     server
         .volumes

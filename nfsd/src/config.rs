@@ -192,6 +192,16 @@ impl Settings {
         })
     }
 
+    /// Defaults for a server over `data_dir` on loopback ports chosen by the kernel: how tests,
+    /// examples and embedding programs start nfsd in-process.
+    pub fn ephemeral(data_dir: &Path) -> Self {
+        let mut args = Args::parse_from(["swarmhub-nfsd"]);
+        args.data_dir = Some(data_dir.to_path_buf());
+        args.listen = Some("127.0.0.1:0".parse().expect("valid"));
+        args.api_listen = Some("127.0.0.1:0".parse().expect("valid"));
+        Self::resolve(args).expect("defaults without a config file always resolve")
+    }
+
     /// Reads the API token: from the configured file (which must exist), or from
     /// `<data_dir>/api-token`, created with a random token when missing.
     pub fn load_token(&self) -> anyhow::Result<String> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use swarmhub_control_api::{CreateVolume, ExplicitIdentity, VolumeOptions};
-use swarmhub_nfsd::config::{Args, Settings};
+use swarmhub_nfsd::config::Settings;
 use swarmhub_nfsd::server::{self, Running};
 use swarmhub_volume_plugin::mounter::fuse::FuseMounter;
 use swarmhub_volume_plugin::mounter::{MountError, MountSpec, Mounter, is_mounted};
@@ -37,17 +37,7 @@ struct Nfsd {
 }
 
 fn settings(dir: &Path, listen: SocketAddr) -> Settings {
-    use clap::Parser;
-    let mut s = Settings::resolve(Args::parse_from([
-        "swarmhub-nfsd",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]))
-    .unwrap();
+    let mut s = Settings::ephemeral(dir);
     s.listen = listen;
     s.sync_metadata = false;
     s

@@ -441,19 +441,8 @@ async fn a_failed_mount_is_reported_and_leaves_no_reference() {
 
 #[tokio::test]
 async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
-    use clap::Parser;
     let data = tempfile::tempdir().unwrap();
-    let settings =
-        swarmhub_nfsd::config::Settings::resolve(swarmhub_nfsd::config::Args::parse_from([
-            "nfsd",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-        ]))
-        .unwrap();
+    let settings = swarmhub_nfsd::config::Settings::ephemeral(data.path());
     let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");

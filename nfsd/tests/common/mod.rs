@@ -12,7 +12,7 @@ use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
 use nfs3_client::{Nfs3Client, Nfs3ConnectionBuilder};
 use swarmhub_control_api::{CreateVolume, ExplicitIdentity, VolumeOptions};
-use swarmhub_nfsd::config::{Args, Settings};
+use swarmhub_nfsd::config::Settings;
 use swarmhub_nfsd::server::{self, Running};
 use tokio::net::TcpStream;
 
@@ -25,17 +25,7 @@ pub struct Server {
 }
 
 pub fn settings(dir: &Path) -> Settings {
-    use clap::Parser;
-    let mut s = Settings::resolve(Args::parse_from([
-        "swarmhub-nfsd",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-    ]))
-    .unwrap();
+    let mut s = Settings::ephemeral(dir);
     s.sync_metadata = false;
     s
 }
