@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::{ApiError, CreateVolume, ErrorKind, Health, Volume, VolumeList};
+use crate::{ApiError, CreateVolume, ErrorKind, Health, Purged, Removed, Volume, VolumeList};
 
 /// Why a control API call failed.
 #[derive(Debug, Error)]
@@ -198,6 +198,24 @@ impl ControlClient {
             .call(Method::GET, "/v1/volumes", None, "the volume list")
             .await?;
         Ok(l.volumes)
+    }
+
+    /// `DELETE /v1/volumes/{name}`: nfsd moves the tree aside (nothing is deleted yet).
+    pub async fn remove(&self, name: &str) -> Result<Removed, ClientError> {
+        let what = format!("volume {name:?}");
+        Ok(self
+            .call(Method::DELETE, &format!("/v1/volumes/{name}"), None, &what)
+            .await?
+            .1)
+    }
+
+    /// `DELETE /v1/removed/{entry}`: delete a tree that a removal moved aside, for good.
+    pub async fn purge(&self, entry: &str) -> Result<Purged, ClientError> {
+        let what = format!("removed tree {entry:?}");
+        Ok(self
+            .call(Method::DELETE, &format!("/v1/removed/{entry}"), None, &what)
+            .await?
+            .1)
     }
 }
 

@@ -13,7 +13,8 @@ use crate::config::DEFAULT_CONFIG_PATH;
 /// SWARMHUB_<SECTION>_<KEY> environment variables, which win over the file.
 ///
 /// Exit codes: 0 ok, 1 other failure, 2 bad usage or settings, 3 dockerd unreachable,
-/// 4 not a swarm manager, 5 a wait timed out, 6 a health check failed.
+/// 4 not a swarm manager, 5 a wait timed out, 6 a health check failed, 7 the swarm lacks
+/// something the command needs (the message says the fix).
 #[derive(Debug, Parser)]
 #[command(name = "swarmhub", version, max_term_width = 100)]
 pub struct Cli {
@@ -65,6 +66,210 @@ pub enum Command {
     /// Inspect the settings and what they produce, without touching Docker.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Create what is missing and start everything: network, secrets, nfsd, the plugin on every
+    /// node, the hub. Safe to re-run: what exists as planned is left alone.
+    Run(DeployArgs),
+    /// Start the deployed nfsd and hub (after `stop`).
+    Start,
+    /// Stop the hub and nfsd (their tasks end; services, secrets and all data stay).
+    Stop,
+    /// Remove the services, configs and network. Secrets, volumes and user data stay.
+    Remove,
+    /// Replace the running nfsd and hub tasks (e.g. after a rebuilt image).
+    Restart,
+    /// `remove`, then `run`.
+    Rerun(DeployArgs),
+    /// Build the images, push them when a registry is configured, roll the plugin out to every
+    /// node and restart the services.
+    Rebuild(BuildArgs),
+    /// swarmhub-nfsd alone.
+    #[command(subcommand)]
+    Nfs(NfsCommand),
+    /// The hub alone.
+    #[command(subcommand)]
+    Hub(HubCommand),
+    /// The swarmhub-nfs volume plugin on the nodes.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Show nodes (with plugin state and version), services and their tasks with errors,
+    /// notebooks and volumes.
+    Status,
+    /// Check the whole deployment and say how to fix each problem (exit code 6 if any check
+    /// fails).
+    Doctor {
+        /// The LDAP bind password (a file, or - for stdin), to check the bind.
+        #[arg(long, env = "SWARMHUB_LDAP_PASSWORD_FILE", value_name = "FILE")]
+        ldap_password_file: Option<PathBuf>,
+    },
+    /// User data: the only commands that delete it, each asking for confirmation.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+/// Flags of the commands that may create secrets.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DeployArgs {
+    /// The LDAP bind password (a file, or - for stdin); stored once as the Docker secret named
+    /// by ldap.password_secret. Needed the first time when ldap.bind_dn is set.
+    #[arg(long, env = "SWARMHUB_LDAP_PASSWORD_FILE", value_name = "FILE")]
+    pub ldap_password_file: Option<PathBuf>,
+}
+
+/// Flags of the commands that build images.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BuildArgs {
+    /// The build context: a checkout of swarmhub with its Dockerfile.
+    #[arg(
+        long,
+        env = "SWARMHUB_BUILD_CONTEXT",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub context: PathBuf,
+    /// Build the Rust images (nfsd, cli) from binaries already in target/dist instead of
+    /// compiling them in Docker (for daemons without a Rust base image).
+    #[arg(long, env = "SWARMHUB_BUILD_PREBUILT")]
+    pub prebuilt: bool,
+    /// A build argument KEY=VALUE for the Dockerfile (repeatable), e.g. BASE_IMAGE=...
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Network of the build containers (e.g. host, when the default bridge cannot reach the
+    /// package registries).
+    #[arg(
+        long = "build-network",
+        env = "SWARMHUB_BUILD_NETWORK",
+        value_name = "MODE"
+    )]
+    pub network: Option<String>,
+    /// Registry password (a file, or - for stdin) for pushing to registry.address.
+    #[arg(long, env = "SWARMHUB_REGISTRY_PASSWORD_FILE", value_name = "FILE")]
+    pub registry_password_file: Option<PathBuf>,
+}
+
+/// `swarmhub nfs ...`.
+#[derive(Debug, Subcommand)]
+pub enum NfsCommand {
+    /// Create what nfsd needs (network, secrets) and start it on the storage node.
+    Run(DeployArgs),
+    /// Show where nfsd runs and how every node's plugin reaches it.
+    Config,
+    /// Start the deployed nfsd.
+    Start,
+    /// Stop nfsd (mounts of running notebooks wait until it is back).
+    Stop,
+    /// Remove nfsd's service (its data directory stays).
+    Remove,
+    /// Replace nfsd's task.
+    Restart,
+}
+
+/// `swarmhub hub ...`.
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Create what the hub needs (network, secrets, its config) and start it.
+    Run(DeployArgs),
+    /// Start the deployed hub.
+    Start,
+    /// Stop the hub (running notebooks keep running).
+    Stop,
+    /// Remove the hub's service and configs (its database volume stays).
+    Remove,
+    /// Replace the hub's task.
+    Restart,
+    /// Build the hub and notebook images.
+    Build(BuildArgs),
+    /// Push the hub and notebook images to registry.address.
+    Push(BuildArgs),
+}
+
+/// `swarmhub plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install or upgrade the plugin on this node only, through its dockerd.
+    Install {
+        /// The plugin bundle (config.json + rootfs/), e.g. from plugin-config/build.sh --no-create.
+        #[arg(long, value_name = "DIR", default_value = crate::plan::PLUGIN_BUNDLE_DIR)]
+        bundle: PathBuf,
+        /// nfsd's address as this node reaches it (default: the storage node's, asked from
+        /// the swarm, which needs a manager).
+        #[arg(long, value_name = "ADDR")]
+        server: Option<String>,
+        /// A file with nfsd's API token, copied into the plugin's state directory.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// Install or upgrade the plugin on every node (a one-shot global job that uses each
+    /// node's dockerd socket) and record the version on each node.
+    Rollout,
+    /// The node side of the rollout (run by the rollout job in the swarmhub image).
+    #[command(hide = true)]
+    NodeInstall {
+        /// The plugin's name (its volume driver name).
+        #[arg(long, default_value = crate::plan::PLUGIN_ALIAS)]
+        alias: String,
+        /// The plugin bundle.
+        #[arg(long, value_name = "DIR", default_value = crate::plan::PLUGIN_BUNDLE_DIR)]
+        bundle: PathBuf,
+        /// Pull this plugin reference instead of using the bundle.
+        #[arg(long, value_name = "REF")]
+        remote: Option<String>,
+        /// A plugin setting KEY=VALUE or mount.source=PATH (repeatable).
+        #[arg(long = "setting", value_name = "SETTING")]
+        settings: Vec<String>,
+        /// nfsd's token, copied to <state-dir>/nfsd-token.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// The plugin's state directory as this process sees it.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// `swarmhub volume ...`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List nfsd's volumes (asked through a one-shot job that holds nfsd's token).
+    List,
+    /// Delete a volume: nfsd moves its tree aside (removed/<name>.<time>); with --purge the
+    /// tree is deleted for good. Asks to type the volume's name unless --confirm NAME is given.
+    Delete {
+        /// The volume, e.g. home-alice.
+        name: String,
+        /// Also delete the tree (cannot be undone).
+        #[arg(long)]
+        purge: bool,
+        /// The volume's name again, to confirm without a prompt.
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+    },
+    /// The job side of list/delete (run by a one-shot job in the swarmhub image).
+    #[command(hide = true)]
+    Api {
+        /// nfsd's control API, http://ADDR:PORT.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// nfsd's token.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: ApiCommand,
+    },
+}
+
+/// `swarmhub volume api ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// List the volumes.
+    List,
+    /// Remove a volume (and with --purge its tree).
+    Delete {
+        /// The volume.
+        name: String,
+        /// Delete the moved tree too.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 /// `swarmhub config ...`.
@@ -96,6 +301,19 @@ mod tests {
         for word in [
             "init",
             "config",
+            "run",
+            "start",
+            "stop",
+            "remove",
+            "restart",
+            "rerun",
+            "rebuild",
+            "nfs",
+            "hub",
+            "plugin",
+            "status",
+            "doctor",
+            "volume",
             "--config",
             "--output",
             "--yes",

@@ -1,16 +1,28 @@
-//! What each subcommand does, over `config` and `plan`. Results go to the given writer (stdout in
-//! the binary) as text or JSON; errors are returned, never printed here.
+//! What each subcommand does: dispatch to `config`/`plan` (no daemon needed), the lifecycle,
+//! the plugin, status, doctor, images and volumes. Results go to the given writer (stdout in
+//! the binary) as text or JSON; progress goes to stderr; errors are returned, never printed here.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::{Cli, Command, ConfigCommand, Output};
+use crate::apply::Step;
+use crate::cli::{
+    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DeployArgs, HubCommand, NfsCommand, Output,
+    PluginCommand, VolumeCommand,
+};
+use crate::cluster::Cluster;
 use crate::config::{self, Config};
 use crate::exit::CliError;
 use crate::hubconfig;
-use crate::plan::{self, Plan, PlanInputs, SecretSource};
+use crate::lifecycle::{self, Ctx, Part};
+use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
+use crate::plugin::{self, NodeInstall};
+use crate::progress::Progress;
+use crate::volume::{self, ApiAction, ApiResult};
+use crate::{docker, images};
 
 /// Run the parsed command line with the given environment.
 pub fn run(
@@ -28,6 +40,355 @@ pub fn run(
                 ConfigCommand::Plan => show_plan(cli, &config, out),
             }
         }
+        // the job sides run in the swarmhub image, which has no settings file
+        Command::Plugin(PluginCommand::NodeInstall {
+            alias,
+            bundle,
+            remote,
+            settings,
+            token_file,
+            state_dir,
+        }) => {
+            let req = NodeInstall {
+                alias: alias.clone(),
+                bundle: bundle.clone(),
+                remote: remote.clone(),
+                settings: settings.clone(),
+                token_file: token_file.clone(),
+                state_dir: state_dir.clone(),
+            };
+            runtime()?.block_on(async {
+                let d = docker::connect(&config::TimeoutsConfig::default()).await?;
+                let r = plugin::node_install(&d, &req).await?;
+                emit(out, &(plugin::result_line(&r) + "\n"))
+            })
+        }
+        Command::Volume(VolumeCommand::Api {
+            server,
+            token_file,
+            action,
+        }) => {
+            let action = match action {
+                ApiCommand::List => ApiAction::List,
+                ApiCommand::Delete { name, purge } => ApiAction::Delete {
+                    name: name.clone(),
+                    purge: *purge,
+                },
+            };
+            runtime()?.block_on(async {
+                let r = volume::node_api(server, token_file, &action).await;
+                emit(out, &(volume::result_line(&r) + "\n"))?;
+                match r {
+                    ApiResult::Failed { error } => Err(anyhow::anyhow!("nfsd: {error}").into()),
+                    _ => Ok(()),
+                }
+            })
+        }
+        _ => {
+            let config = Config::load(&cli.config, env)?;
+            runtime()?.block_on(on_swarm(cli, &config, out))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
+}
+
+fn inputs(args: &DeployArgs) -> PlanInputs {
+    PlanInputs {
+        ldap_password: args.ldap_password_file.as_ref().map(|p| {
+            if p.as_os_str() == "-" {
+                SecretInput::Stdin
+            } else {
+                SecretInput::File(p.clone())
+            }
+        }),
+    }
+}
+
+/// Commands that need a swarm manager.
+async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), CliError> {
+    let progress = if cli.output == Output::Json {
+        Progress::quiet()
+    } else {
+        Progress::stderr()
+    };
+    if let Command::Doctor { ldap_password_file } = &cli.command {
+        return doctor(cli, cfg, ldap_password_file.as_ref(), out).await;
+    }
+    let cluster = Cluster::connect(cfg).await?;
+    let no_args = DeployArgs::default();
+    let deploy_args = match &cli.command {
+        Command::Run(a) | Command::Rerun(a) => a,
+        Command::Nfs(NfsCommand::Run(a)) | Command::Hub(HubCommand::Run(a)) => a,
+        _ => &no_args,
+    };
+    let ctx = Ctx {
+        cluster: &cluster,
+        cfg,
+        inputs: inputs(deploy_args),
+        progress,
+    };
+    let mut stdin = std::io::stdin().lock();
+    let steps = match &cli.command {
+        Command::Run(_) => lifecycle::run(&ctx, Part::All, &mut stdin).await?,
+        Command::Start => lifecycle::start(&ctx, Part::All).await?,
+        Command::Stop => lifecycle::stop(&ctx, Part::All).await?,
+        Command::Remove => lifecycle::remove(&ctx, Part::All).await?,
+        Command::Restart => lifecycle::restart(&ctx, Part::All).await?,
+        Command::Rerun(_) => lifecycle::rerun(&ctx, Part::All, &mut stdin).await?,
+        Command::Rebuild(b) => rebuild(&ctx, b).await?,
+        Command::Nfs(n) => match n {
+            NfsCommand::Run(_) => lifecycle::run(&ctx, Part::Nfs, &mut stdin).await?,
+            NfsCommand::Config => return nfs_config(cli, &ctx, out).await,
+            NfsCommand::Start => lifecycle::start(&ctx, Part::Nfs).await?,
+            NfsCommand::Stop => lifecycle::stop(&ctx, Part::Nfs).await?,
+            NfsCommand::Remove => lifecycle::remove(&ctx, Part::Nfs).await?,
+            NfsCommand::Restart => lifecycle::restart(&ctx, Part::Nfs).await?,
+        },
+        Command::Hub(h) => match h {
+            HubCommand::Run(_) => lifecycle::run(&ctx, Part::Hub, &mut stdin).await?,
+            HubCommand::Start => lifecycle::start(&ctx, Part::Hub).await?,
+            HubCommand::Stop => lifecycle::stop(&ctx, Part::Hub).await?,
+            HubCommand::Remove => lifecycle::remove(&ctx, Part::Hub).await?,
+            HubCommand::Restart => lifecycle::restart(&ctx, Part::Hub).await?,
+            HubCommand::Build(b) => images::build(&ctx, b, &images::hub_images(cfg)).await?,
+            HubCommand::Push(b) => images::push(&ctx, b, &images::hub_images(cfg)).await?,
+        },
+        Command::Plugin(p) => match p {
+            PluginCommand::Rollout => lifecycle::rollout(&ctx).await?,
+            PluginCommand::Install {
+                bundle,
+                server,
+                token_file,
+            } => install_here(&ctx, bundle, server.as_deref(), token_file.clone()).await?,
+            PluginCommand::NodeInstall { .. } => unreachable!("handled without a swarm"),
+        },
+        Command::Status => return status(cli, &ctx, out).await,
+        Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
+        Command::Init { .. } | Command::Config(_) | Command::Doctor { .. } => {
+            unreachable!("handled without a swarm")
+        }
+    };
+    emit_steps(cli, &steps, out)
+}
+
+fn emit_steps(cli: &Cli, steps: &[Step], out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.output {
+        Output::Text => {
+            let mut text = String::new();
+            for s in steps {
+                text.push_str(&s.line());
+                text.push('\n');
+            }
+            emit(out, &text)
+        }
+        Output::Json => emit_json(out, &json!({ "steps": steps })),
+    }
+}
+
+/// `rebuild`: images, push, plugin on every node, restart.
+async fn rebuild(ctx: &Ctx<'_>, b: &BuildArgs) -> Result<Vec<Step>, CliError> {
+    let all = images::all_images(ctx.cfg);
+    let mut steps = images::build(ctx, b, &all).await?;
+    if ctx.cfg.registry.address.is_some() {
+        steps.extend(images::push(ctx, b, &all).await?);
+    }
+    steps.extend(lifecycle::rollout(ctx).await?);
+    steps.extend(lifecycle::restart(ctx, Part::All).await?);
+    Ok(steps)
+}
+
+/// `plugin install`: this node only.
+async fn install_here(
+    ctx: &Ctx<'_>,
+    bundle: &std::path::Path,
+    server: Option<&str>,
+    token_file: Option<PathBuf>,
+) -> Result<Vec<Step>, CliError> {
+    let server = match server {
+        Some(s) => s.to_string(),
+        None => {
+            ctx.cluster
+                .storage_node(&ctx.cfg.cluster.storage_node_label)
+                .await?
+                .addr
+        }
+    };
+    let req = NodeInstall {
+        alias: plan::PLUGIN_ALIAS.into(),
+        bundle: bundle.to_path_buf(),
+        remote: None,
+        settings: plan::plugin_settings(ctx.cfg, &server),
+        token_file,
+        state_dir: Some(PathBuf::from(&ctx.cfg.cluster.plugin_state_dir)),
+    };
+    let r = plugin::node_install(&ctx.cluster.docker, &req).await?;
+    let outcome = plugin::NodeOutcome {
+        node: r.node.clone(),
+        result: Some(r),
+        error: None,
+    };
+    Ok(plugin::outcome_steps(&[outcome]).0)
+}
+
+/// `nfs config`: where nfsd runs and how the plugins reach it.
+async fn nfs_config(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
+    let c = &ctx.cfg.cluster;
+    let storage = ctx.cluster.storage_node(&c.storage_node_label).await?;
+    let settings = plan::plugin_settings(ctx.cfg, &storage.addr);
+    let v = json!({
+        "service": c.nfsd_service,
+        "image": ctx.cfg.images.nfsd,
+        "storage_node": storage.hostname,
+        "address": storage.addr,
+        "nfs_port": c.nfsd_port,
+        "api_port": c.nfsd_api_port,
+        "data_dir": c.nfsd_data_dir,
+        "plugin_settings": settings,
+    });
+    match cli.output {
+        Output::Json => emit_json(out, &v),
+        Output::Text => emit(
+            out,
+            &format!(
+                "nfsd: service {} (image {}) on storage node {} ({})\n  NFS + MOUNT: {}:{}   control API: http://{}:{}/v1/health\n  data directory on {}: {}\nplugin settings on every node:\n  {}\n",
+                c.nfsd_service,
+                ctx.cfg.images.nfsd,
+                storage.hostname,
+                storage.addr,
+                storage.addr,
+                c.nfsd_port,
+                storage.addr,
+                c.nfsd_api_port,
+                storage.hostname,
+                c.nfsd_data_dir,
+                settings.join("\n  ")
+            ),
+        ),
+    }
+}
+
+async fn status(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
+    let s = crate::status::gather(ctx.cluster, ctx.cfg).await?;
+    match cli.output {
+        Output::Json => emit_json(
+            out,
+            &serde_json::to_value(&s).context("cannot encode the status")?,
+        ),
+        Output::Text => emit(out, &s.text()),
+    }
+}
+
+async fn doctor(
+    cli: &Cli,
+    cfg: &Config,
+    password_file: Option<&PathBuf>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let ldap_password = match password_file {
+        Some(p) => {
+            let input = if p.as_os_str() == "-" {
+                SecretInput::Stdin
+            } else {
+                SecretInput::File(p.clone())
+            };
+            let v = crate::secrets::read_input(&input, &mut std::io::stdin().lock())?;
+            Some(String::from_utf8(v).context("the LDAP password is not UTF-8")?)
+        }
+        None => None,
+    };
+    let opts = crate::doctor::DoctorOptions { ldap_password };
+    let report = crate::doctor::examine(cfg, &opts).await;
+    match cli.output {
+        Output::Json => emit_json(
+            out,
+            &serde_json::to_value(&report).context("cannot encode the report")?,
+        )?,
+        Output::Text => emit(out, &report.text())?,
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(CliError::HealthCheck(
+            "some checks failed; each says how to fix it above".into(),
+        ))
+    }
+}
+
+async fn volumes(
+    cli: &Cli,
+    ctx: &Ctx<'_>,
+    v: &VolumeCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let action = match v {
+        VolumeCommand::List => ApiAction::List,
+        VolumeCommand::Delete {
+            name,
+            purge,
+            confirm,
+        } => {
+            let interactive = std::io::stdin().is_terminal();
+            volume::confirm_delete(
+                name,
+                *purge,
+                confirm.as_deref(),
+                interactive,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stderr(),
+            )?;
+            ApiAction::Delete {
+                name: name.clone(),
+                purge: *purge,
+            }
+        }
+        VolumeCommand::Api { .. } => unreachable!("handled without a swarm"),
+    };
+    let r = volume::call(ctx.cluster, ctx.cfg, &action, &ctx.progress).await?;
+    match cli.output {
+        Output::Json => emit_json(
+            out,
+            &serde_json::to_value(&r).context("cannot encode the result")?,
+        ),
+        Output::Text => emit(out, &volume_text(&r)),
+    }
+}
+
+fn volume_text(r: &ApiResult) -> String {
+    match r {
+        ApiResult::Volumes { volumes } => {
+            let mut s = String::new();
+            for v in volumes {
+                s.push_str(&format!(
+                    "{}\n",
+                    serde_json::to_string(v).unwrap_or_default()
+                ));
+            }
+            if volumes.is_empty() {
+                s.push_str("no volumes\n");
+            }
+            s
+        }
+        ApiResult::Deleted { removed, purged } => match (&removed.tree_moved_to, purged) {
+            (Some(t), true) => format!(
+                "volume {}: removed; its tree ({t}) was deleted\n",
+                removed.name
+            ),
+            (Some(t), false) => format!(
+                "volume {}: removed; its tree was moved to {t} under nfsd's data directory (delete it with --purge)\n",
+                removed.name
+            ),
+            (None, _) => format!(
+                "volume {}: removed (a view of a shared tree, which stays)\n",
+                removed.name
+            ),
+        },
+        ApiResult::Failed { error } => format!("failed: {error}\n"),
     }
 }
 

@@ -139,6 +139,32 @@ pub struct ClusterConfig {
     pub hub_data_volume: String,
     /// Host directory of the volume plugin's state on every node.
     pub plugin_state_dir: String,
+    /// How the plugin mounts volumes on the nodes: the kernel NFS client, or the userspace
+    /// (FUSE) client for kernels without NFS support.
+    pub plugin_backend: PluginBackend,
+    /// dockerd's API socket on every node (bound into the hub, the rollout job and the plugin).
+    pub docker_socket: String,
+}
+
+/// `cluster.plugin_backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginBackend {
+    /// The Linux NFS client (mounts survive plugin restarts).
+    #[default]
+    Kernel,
+    /// nfs3_client behind FUSE (for kernels without an NFS client).
+    Fuse,
+}
+
+impl PluginBackend {
+    /// The plugin's `SWARMHUB_NFS_BACKEND` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginBackend::Kernel => "kernel",
+            PluginBackend::Fuse => "fuse",
+        }
+    }
 }
 
 impl Default for ClusterConfig {
@@ -155,6 +181,8 @@ impl Default for ClusterConfig {
             hub_service: "swarmhub-hub".into(),
             hub_data_volume: "swarmhub-hub-data".into(),
             plugin_state_dir: "/var/lib/swarmhub-nfs".into(),
+            plugin_backend: PluginBackend::Kernel,
+            docker_socket: "/var/run/docker.sock".into(),
         }
     }
 }
@@ -256,6 +284,9 @@ pub struct HubConfig {
     pub http_timeout_seconds: u32,
     /// Stop notebooks idle this many seconds; 0 = never.
     pub idle_timeout_seconds: u32,
+    /// Mount every notebook's home and exchange volumes; false only for diagnosis and
+    /// measurements (a notebook's files then die with its container).
+    pub mount_volumes: bool,
 }
 
 impl Default for HubConfig {
@@ -272,6 +303,7 @@ impl Default for HubConfig {
             start_timeout_seconds: 300,
             http_timeout_seconds: 120,
             idle_timeout_seconds: 3600,
+            mount_volumes: true,
         }
     }
 }
@@ -436,6 +468,7 @@ impl Config {
         for (key, dir) in [
             ("cluster.nfsd_data_dir", &c.nfsd_data_dir),
             ("cluster.plugin_state_dir", &c.plugin_state_dir),
+            ("cluster.docker_socket", &c.docker_socket),
         ] {
             hubconfig::check_abs_path("", dir).map_err(|_| {
                 invalid(
@@ -542,7 +575,10 @@ impl Config {
                 teacher_group: l.teacher_group.clone(),
                 auth_state_attributes: vec!["uidNumber".into(), "gidNumber".into()],
             },
-            storage: StorageSettings::default(),
+            storage: StorageSettings {
+                mount_volumes: h.mount_volumes,
+                ..StorageSettings::default()
+            },
             nbgrader: NbgraderSettings {
                 course_id: h.course_id.clone(),
                 exchange_share: h.exchange_share.clone(),

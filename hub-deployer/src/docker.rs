@@ -60,7 +60,7 @@ pub async fn connect_to(host: &str, timeouts: &TimeoutsConfig) -> Result<Docker,
 }
 
 /// An error with its causes (hyper hides the OS error, e.g. "connection refused", in a source).
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -9,6 +9,7 @@
 //! | 4 | dockerd is not a manager of a swarm |
 //! | 5 | a wait timed out |
 //! | 6 | a health check failed (`doctor`) |
+//! | 7 | the swarm is not ready for the command (e.g. no storage node label, a missing image); the message says the fix |
 //!
 //! Commands return [`CliError`]; `main` prints its whole chain and exits with [`CliError::code`].
 //! This module must not print or exit itself.
@@ -54,6 +55,14 @@ pub enum CliError {
         /// the limit that ran out (from `[timeouts]`)
         seconds: u64,
     },
+    /// The swarm lacks something the command needs, which the admin must provide.
+    #[error("{what}\n  fix: {fix}")]
+    Precondition {
+        /// what is missing or wrong
+        what: String,
+        /// what to do about it
+        fix: String,
+    },
     /// A `doctor` check failed.
     #[error("health check failed: {0}")]
     HealthCheck(String),
@@ -71,6 +80,7 @@ impl CliError {
             CliError::NotManager { .. } => 4,
             CliError::Timeout { .. } => 5,
             CliError::HealthCheck(_) => 6,
+            CliError::Precondition { .. } => 7,
             // a CliError wrapped in context keeps its code
             CliError::Other(e) => e.downcast_ref::<CliError>().map_or(1, CliError::code),
         }
@@ -136,6 +146,13 @@ mod tests {
                 5,
             ),
             (CliError::HealthCheck("x".into()), 6),
+            (
+                CliError::Precondition {
+                    what: "x".into(),
+                    fix: "y".into(),
+                },
+                7,
+            ),
             (CliError::Other(anyhow::anyhow!("x")), 1),
         ];
         for (e, code) in cases {

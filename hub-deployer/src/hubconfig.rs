@@ -217,6 +217,10 @@ pub struct StorageSettings {
     /// Where the user's home volume `home-<user>` is mounted. Default `/home/jovyan/work`.
     #[serde(default = "default_home_target")]
     pub home_target: String,
+    /// Mount the home and exchange volumes (default true). Without them a notebook's files
+    /// live and die with its container: for diagnosis and for measuring what the volumes cost.
+    #[serde(default = "default_true")]
+    pub mount_volumes: bool,
 }
 
 impl Default for StorageSettings {
@@ -224,6 +228,7 @@ impl Default for StorageSettings {
         StorageSettings {
             volume_driver: default_volume_driver(),
             home_target: default_home_target(),
+            mount_volumes: true,
         }
     }
 }
@@ -659,6 +664,7 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
     put("ldap_auth_state_attributes", json!(l.auth_state_attributes));
     put("volume_driver", json!(st.volume_driver));
     put("home_target", json!(st.home_target));
+    put("mount_volumes", json!(st.mount_volumes));
     put("course_id", json!(nb.course_id));
     put("exchange_share", json!(nb.exchange_share));
     put("exchange_target", json!(nb.exchange_target));

@@ -12,6 +12,9 @@
 //! - [`hubconfig`]: the generator of the hub's `jupyterhub_config.py` (stored as a Docker config).
 //! - [`secrets`]: values of secrets the CLI creates (random or given by the admin).
 //! - [`docker`]: reaching dockerd.
+//! - [`status`]: what the swarm runs now (`swarmhub status`), and the judgements doctor shares.
+//! - [`doctor`]: health checks with a fix for each failure (`swarmhub doctor`).
+//! - [`probe`]: HTTP GETs of JSON with a timeout (nfsd's health, the hub's API).
 //! - [`exit`]: errors and documented exit codes.
 //!
 //! This version offers `init` and `config check|render-hub|plan`, which need no daemon. Next,
@@ -20,13 +23,23 @@
 //! `hub run|start|remove|restart|build|push`; `status`; `doctor`; `plugin install|rollout`; and
 //! the separate, confirmed command that deletes user data.
 
+pub mod apply;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod exit;
 pub mod hubconfig;
+pub mod images;
+pub mod lifecycle;
 pub mod plan;
+pub mod plugin;
+pub mod probe;
+pub mod progress;
 pub mod secrets;
+pub mod status;
+pub mod volume;
 
 pub use swarmhub_control_api::API_PREFIX;

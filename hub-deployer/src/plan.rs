@@ -51,16 +51,20 @@ pub const NFSD_CONTAINER_PORT: u16 = 2049;
 pub const NFSD_CONTAINER_API_PORT: u16 = 8049;
 /// nfsd's data root inside its container (a bind of `cluster.nfsd_data_dir`).
 pub const NFSD_CONTAINER_DATA: &str = "/data";
-/// dockerd's socket on every node.
+/// Where dockerd's socket (`cluster.docker_socket` on the node) appears in the hub and the
+/// rollout job.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Random bytes of a generated secret (written as hex).
 pub const GENERATED_SECRET_BYTES: usize = 32;
-/// Capabilities nfsd needs beyond none at all: open files by handle, act as each volume's
-/// identity, give new files the store owner. Most are in Docker's default set; they are listed
-/// so a daemon with a reduced default set still runs nfsd, and `CAP_DAC_READ_SEARCH` (not a
-/// default) also unlocks `open_by_handle_at` in Docker's default seccomp profile.
+/// Capabilities nfsd needs on top of Docker's defaults: open files by handle, act as each
+/// volume's identity, give new files the store owner. Most are in Docker's default set; they
+/// are listed so a daemon with a reduced default set still runs nfsd. `CAP_DAC_READ_SEARCH` (not
+/// a default) unlocks `open_by_handle_at` in Docker's default seccomp profile, and
+/// `CAP_SYS_ADMIN` unlocks `name_to_handle_at`, which that profile otherwise refuses with EPERM
+/// (measured with docker.io 20.10; Swarm services cannot choose another seccomp profile there).
 pub const NFSD_CAPABILITIES: &[&str] = &[
     "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_ADMIN",
     "CAP_SETUID",
     "CAP_SETGID",
     "CAP_CHOWN",
@@ -302,7 +306,7 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
                     ),
                 ]),
                 mounts: Some(vec![
-                    bind(DOCKER_SOCKET, DOCKER_SOCKET, false),
+                    bind(&c.docker_socket, DOCKER_SOCKET, false),
                     Mount {
                         target: Some(HUB_DATA_DIR.into()),
                         source: Some(c.hub_data_volume.clone()),
@@ -335,21 +339,41 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
     }
 }
 
-/// Arguments of the node-side installer that the rollout job runs (the swarmhub CLI image's
-/// entrypoint is `swarmhub`). The subcommand comes with the apply layer.
-fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
+/// Where the swarmhub CLI image carries the plugin it was built with (`config.json` and
+/// `rootfs/`), so nodes install it without a registry.
+pub const PLUGIN_BUNDLE_DIR: &str = "/usr/share/swarmhub/plugin";
+
+/// The plugin's settings on every node: where nfsd is, how to mount, where its state lives.
+pub fn plugin_settings(cfg: &Config, nfs_server: &str) -> Vec<String> {
     let c = &cfg.cluster;
-    let mut args: Vec<String> = ["plugin", "node-install", "--plugin"]
-        .map(String::from)
-        .into();
-    args.push(cfg.images.plugin.clone());
-    args.extend(["--alias".into(), PLUGIN_ALIAS.into()]);
-    for setting in [
+    vec![
         format!("SWARMHUB_NFS_SERVER={nfs_server}"),
         format!("SWARMHUB_NFS_PORT={}", c.nfsd_port),
         format!("SWARMHUB_NFS_API_PORT={}", c.nfsd_api_port),
+        format!("SWARMHUB_NFS_BACKEND={}", c.plugin_backend.as_str()),
         format!("state.source={}", c.plugin_state_dir),
-    ] {
+        format!("docker-socket.source={}", c.docker_socket),
+    ]
+}
+
+/// Arguments of the node-side installer (`swarmhub plugin node-install`) that the rollout job
+/// runs; the swarmhub CLI image's entrypoint is `swarmhub`.
+fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
+    let c = &cfg.cluster;
+    let mut args: Vec<String> = [
+        "plugin",
+        "node-install",
+        "--alias",
+        PLUGIN_ALIAS,
+        "--bundle",
+    ]
+    .map(String::from)
+    .into();
+    args.push(PLUGIN_BUNDLE_DIR.into());
+    if cfg.registry.address.is_some() {
+        args.extend(["--remote".into(), cfg.images.plugin.clone()]);
+    }
+    for setting in plugin_settings(cfg, nfs_server) {
         args.extend(["--setting".into(), setting]);
     }
     args.extend([
@@ -380,7 +404,7 @@ pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
                 labels: Some(labels("plugin-rollout")),
                 args: Some(rollout_args(cfg, nfs_server)),
                 mounts: Some(vec![
-                    bind(DOCKER_SOCKET, DOCKER_SOCKET, false),
+                    bind(&cfg.cluster.docker_socket, DOCKER_SOCKET, false),
                     bind(&parent, &format!("/host{parent}"), false),
                 ]),
                 secrets: Some(vec![secret_ref(NFSD_TOKEN_SECRET)]),
@@ -745,13 +769,22 @@ mod tests {
         assert_eq!(m[1].target.as_deref(), Some("/host/var/lib"));
         let args = c.args.as_ref().unwrap().join(" ");
         assert!(
-            args.contains("--plugin swarmhub/swarmhub-nfs:0.1.0 --alias swarmhub-nfs"),
+            args.starts_with(
+                "plugin node-install --alias swarmhub-nfs --bundle /usr/share/swarmhub/plugin --setting"
+            ),
             "{args}"
         );
         assert!(
             args.contains("--setting SWARMHUB_NFS_SERVER=10.0.0.5"),
             "{args}"
         );
+        assert!(
+            args.contains(
+                "--setting SWARMHUB_NFS_BACKEND=kernel --setting state.source=/var/lib/swarmhub-nfs"
+            ),
+            "{args}"
+        );
+        assert!(!args.contains("--remote"), "{args}");
         assert!(
             args.contains("--state-dir /host/var/lib/swarmhub-nfs"),
             "{args}"

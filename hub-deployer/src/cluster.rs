@@ -1,0 +1,437 @@
+//! The swarm as the CLI sees it through the manager's dockerd: the connection (which must be a
+//! swarm manager), nodes and the storage node, services and their tasks, and the typed
+//! reading of Docker's errors. Commands build on this; nothing here changes the swarm.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    LocalNodeState, Node, NodeSpecRoleEnum, NodeState, Service, Task, TaskState,
+};
+use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions};
+use serde::Serialize;
+
+use crate::config::{Config, TimeoutsConfig};
+use crate::docker;
+use crate::exit::CliError;
+use crate::plan::{MANAGED_LABEL, PLUGIN_ALIAS};
+
+/// A connection to a swarm manager's dockerd.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The client (API version agreed with the daemon).
+    pub docker: Docker,
+    /// The address it was reached at, for messages.
+    pub host: String,
+    /// How long waits may take.
+    pub timeouts: TimeoutsConfig,
+}
+
+/// A node, reduced to what status, doctor and placement need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    /// Swarm node id.
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `ready`, `down`, `disconnected`, `unknown`.
+    pub state: String,
+    /// The address other nodes reach it at.
+    pub addr: String,
+    /// Node labels.
+    pub labels: HashMap<String, String>,
+    /// Whether an enabled volume plugin named `swarmhub-nfs` is reported by this node's engine.
+    pub plugin_enabled: bool,
+    /// The plugin version the last rollout installed (node label), if any.
+    pub plugin_version: Option<String>,
+    /// dockerd's version on the node.
+    pub engine_version: String,
+}
+
+/// Node label the rollout writes with the plugin version it installed on that node.
+pub const PLUGIN_VERSION_LABEL: &str = "swarmhub.plugin-version";
+
+impl NodeInfo {
+    /// From the Docker API's node.
+    pub fn from_node(n: &Node) -> NodeInfo {
+        let spec = n.spec.clone().unwrap_or_default();
+        let desc = n.description.clone().unwrap_or_default();
+        let status = n.status.clone().unwrap_or_default();
+        let engine = desc.engine.unwrap_or_default();
+        let plugin_enabled = engine.plugins.unwrap_or_default().iter().any(|p| {
+            p.typ.as_deref() == Some("Volume")
+                && p.name
+                    .as_deref()
+                    .is_some_and(|name| name == PLUGIN_ALIAS || name == "swarmhub-nfs:latest")
+        });
+        let labels = spec.labels.unwrap_or_default();
+        NodeInfo {
+            id: n.id.clone().unwrap_or_default(),
+            hostname: desc.hostname.unwrap_or_default(),
+            role: match spec.role {
+                Some(NodeSpecRoleEnum::MANAGER) => "manager".into(),
+                _ => "worker".into(),
+            },
+            availability: spec.availability.map(|a| a.to_string()).unwrap_or_default(),
+            state: status.state.unwrap_or(NodeState::UNKNOWN).to_string(),
+            addr: status.addr.unwrap_or_default(),
+            plugin_version: labels.get(PLUGIN_VERSION_LABEL).cloned(),
+            labels,
+            plugin_enabled,
+            engine_version: engine.engine_version.unwrap_or_default(),
+        }
+    }
+
+    /// Ready and accepting tasks.
+    pub fn usable(&self) -> bool {
+        self.state == "ready" && self.availability == "active"
+    }
+}
+
+/// One task of a service, reduced to what a person needs to see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskInfo {
+    /// Task id.
+    pub id: String,
+    /// Node id it was placed on (empty while pending).
+    pub node_id: String,
+    /// Host name of that node, when known.
+    pub node: String,
+    /// What Swarm wants (`running`, `shutdown`, `complete`).
+    pub desired: String,
+    /// Where it is (`running`, `pending`, `rejected`, `failed`, `complete`, ...).
+    pub state: String,
+    /// Swarm's message (e.g. `started`, `no suitable node ...`).
+    pub message: String,
+    /// The error, when it failed or was rejected (e.g. `No such image: ...`).
+    pub error: Option<String>,
+    /// When its state last changed (RFC 3339).
+    pub since: String,
+}
+
+impl TaskInfo {
+    fn from_task(t: &Task, hostnames: &HashMap<String, String>) -> TaskInfo {
+        let status = t.status.clone().unwrap_or_default();
+        let node_id = t.node_id.clone().unwrap_or_default();
+        TaskInfo {
+            id: t.id.clone().unwrap_or_default(),
+            node: hostnames.get(&node_id).cloned().unwrap_or_default(),
+            node_id,
+            desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
+            state: status.state.unwrap_or(TaskState::NEW).to_string(),
+            message: status.message.unwrap_or_default(),
+            error: status.err.filter(|e| !e.is_empty()),
+            since: status.timestamp.map(|t| t.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// A terminal state that means it did not work.
+    pub fn failed(&self) -> bool {
+        matches!(self.state.as_str(), "failed" | "rejected" | "orphaned")
+    }
+
+    /// One line: `node: state (error or message)`.
+    pub fn describe(&self) -> String {
+        let node = if self.node.is_empty() {
+            "unassigned"
+        } else {
+            &self.node
+        };
+        match &self.error {
+            Some(e) => format!("{node}: {} ({e})", self.state),
+            None if self.message.is_empty() => format!("{node}: {}", self.state),
+            None => format!("{node}: {} ({})", self.state, self.message),
+        }
+    }
+}
+
+/// The 404 of a Docker API call, as `None`.
+pub fn not_found<T>(r: Result<T, DockerError>) -> Result<Option<T>, DockerError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Docker's message of a failed call (without bollard's wrapping), for error texts.
+pub fn docker_message(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Filters `{key: [value]}` for the list calls.
+pub fn filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(key.to_string(), vec![value.to_string()])])
+}
+
+impl Cluster {
+    /// Connect to `DOCKER_HOST` (or the local socket) and check it manages a swarm.
+    pub async fn connect(cfg: &Config) -> Result<Cluster, CliError> {
+        let env = std::env::var("DOCKER_HOST").ok();
+        let host = docker::docker_host(env.as_deref());
+        let docker = docker::connect_to(&host, &cfg.timeouts).await?;
+        let cluster = Cluster {
+            docker,
+            host,
+            timeouts: cfg.timeouts.clone(),
+        };
+        cluster.require_manager().await?;
+        Ok(cluster)
+    }
+
+    /// Exit code 4 unless this dockerd is an active swarm manager.
+    pub async fn require_manager(&self) -> Result<(), CliError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .with_context(|| format!("cannot ask dockerd at {} for its state", self.host))?;
+        let swarm = info.swarm.unwrap_or_default();
+        let state = swarm.local_node_state.unwrap_or(LocalNodeState::INACTIVE);
+        if state == LocalNodeState::ACTIVE && swarm.control_available == Some(true) {
+            return Ok(());
+        }
+        let state = if state == LocalNodeState::ACTIVE {
+            "worker".to_string()
+        } else {
+            state.to_string()
+        };
+        Err(CliError::NotManager {
+            host: self.host.clone(),
+            state,
+        })
+    }
+
+    /// Id of the node this dockerd runs on.
+    pub async fn self_node_id(&self) -> anyhow::Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .context("cannot ask dockerd for its state")?;
+        Ok(info.swarm.and_then(|s| s.node_id).unwrap_or_default())
+    }
+
+    /// All nodes, sorted by host name.
+    pub async fn nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .context("cannot list the swarm's nodes")?;
+        let mut out: Vec<NodeInfo> = nodes.iter().map(NodeInfo::from_node).collect();
+        out.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The one node labelled `<label>=true`, which must be ready: nfsd runs there and every
+    /// node's plugin reaches it at its address.
+    pub async fn storage_node(&self, label: &str) -> Result<NodeInfo, CliError> {
+        let nodes = self.nodes().await?;
+        let labelled: Vec<&NodeInfo> = nodes
+            .iter()
+            .filter(|n| n.labels.get(label).map(String::as_str) == Some("true"))
+            .collect();
+        match labelled.as_slice() {
+            [] => Err(CliError::Precondition {
+                what: format!("no node has the label {label}=true, so nfsd has nowhere to run"),
+                fix: format!(
+                    "label the node that holds the data: docker node update --label-add {label}=true <node>   (nodes: {})",
+                    nodes
+                        .iter()
+                        .map(|n| n.hostname.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            [one] if one.addr.is_empty() || one.addr == "0.0.0.0" => Err(CliError::Precondition {
+                what: format!("storage node {} reports no address", one.hostname),
+                fix: "re-join it with --advertise-addr <its IP>".into(),
+            }),
+            [one] => Ok((*one).clone()),
+            many => Err(CliError::Precondition {
+                what: format!(
+                    "{} nodes have the label {label}=true ({}); user data must live on exactly one",
+                    many.len(),
+                    many.iter()
+                        .map(|n| n.hostname.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                fix: format!("keep it on one: docker node update --label-rm {label} <node>"),
+            }),
+        }
+    }
+
+    /// The service of that name, if it exists.
+    pub async fn service(&self, name: &str) -> anyhow::Result<Option<Service>> {
+        not_found(self.docker.inspect_service(name, None).await)
+            .with_context(|| format!("cannot inspect service {name}"))
+    }
+
+    /// Services swarmhub created (label `swarmhub.managed=true`).
+    pub async fn managed_services(&self) -> anyhow::Result<Vec<Service>> {
+        let opts = ListServicesOptions {
+            filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
+            status: Some(true),
+        };
+        self.docker
+            .list_services(Some(opts))
+            .await
+            .context("cannot list services")
+    }
+
+    /// Every service with its task counts (for notebooks: SwarmSpawner's services).
+    pub async fn all_services(&self) -> anyhow::Result<Vec<Service>> {
+        let opts = ListServicesOptions {
+            filters: None,
+            status: Some(true),
+        };
+        self.docker
+            .list_services(Some(opts))
+            .await
+            .context("cannot list services")
+    }
+
+    /// The tasks of a service, newest first, with node host names.
+    pub async fn tasks(&self, service: &str) -> anyhow::Result<Vec<TaskInfo>> {
+        let opts = ListTasksOptions {
+            filters: Some(filter("service", service)),
+        };
+        let mut tasks = self
+            .docker
+            .list_tasks(Some(opts))
+            .await
+            .with_context(|| format!("cannot list the tasks of service {service}"))?;
+        tasks.sort_by(|a, b| {
+            let ts = |t: &Task| {
+                t.status
+                    .as_ref()
+                    .and_then(|s| s.timestamp.as_ref())
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            };
+            ts(b).cmp(&ts(a))
+        });
+        let hostnames = self.hostnames().await?;
+        Ok(tasks
+            .iter()
+            .map(|t| TaskInfo::from_task(t, &hostnames))
+            .collect())
+    }
+
+    /// Node id → host name.
+    pub async fn hostnames(&self) -> anyhow::Result<HashMap<String, String>> {
+        Ok(self
+            .nodes()
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n.hostname))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{
+        EngineDescription, EngineDescriptionPlugins, NodeDescription, NodeSpec,
+        NodeSpecAvailabilityEnum, NodeStatus, TaskStatus,
+    };
+
+    fn node(plugins: &[(&str, &str)], labels: &[(&str, &str)]) -> Node {
+        Node {
+            id: Some("n1".into()),
+            spec: Some(NodeSpec {
+                role: Some(NodeSpecRoleEnum::MANAGER),
+                availability: Some(NodeSpecAvailabilityEnum::ACTIVE),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            description: Some(NodeDescription {
+                hostname: Some("alpha".into()),
+                engine: Some(EngineDescription {
+                    engine_version: Some("20.10.24".into()),
+                    plugins: Some(
+                        plugins
+                            .iter()
+                            .map(|(t, n)| EngineDescriptionPlugins {
+                                typ: Some(t.to_string()),
+                                name: Some(n.to_string()),
+                            })
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            status: Some(NodeStatus {
+                state: Some(NodeState::READY),
+                addr: Some("10.0.0.1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_reports_the_plugin_only_as_an_enabled_volume_driver() {
+        let n = NodeInfo::from_node(&node(
+            &[("Volume", "local"), ("Volume", "swarmhub-nfs:latest")],
+            &[(PLUGIN_VERSION_LABEL, "0.1.0+abc")],
+        ));
+        assert!(n.plugin_enabled);
+        assert_eq!(n.plugin_version.as_deref(), Some("0.1.0+abc"));
+        assert_eq!(
+            (n.role.as_str(), n.state.as_str(), n.addr.as_str()),
+            ("manager", "ready", "10.0.0.1")
+        );
+        assert!(n.usable());
+        let n = NodeInfo::from_node(&node(
+            &[("Volume", "local"), ("Network", "swarmhub-nfs")],
+            &[],
+        ));
+        assert!(!n.plugin_enabled);
+        assert_eq!(n.plugin_version, None);
+    }
+
+    #[test]
+    fn a_task_line_names_node_state_and_error() {
+        let t = Task {
+            id: Some("t1".into()),
+            node_id: Some("n1".into()),
+            status: Some(TaskStatus {
+                state: Some(TaskState::REJECTED),
+                err: Some("No such image: swarmhub/nfsd:0.1.0".into()),
+                message: Some("preparing".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let info = TaskInfo::from_task(&t, &HashMap::from([("n1".into(), "alpha".into())]));
+        assert!(info.failed());
+        assert_eq!(
+            info.describe(),
+            "alpha: rejected (No such image: swarmhub/nfsd:0.1.0)"
+        );
+        let pending = TaskInfo::from_task(&Task::default(), &HashMap::new());
+        assert!(!pending.failed());
+        assert_eq!(pending.describe(), "unassigned: new");
+    }
+}

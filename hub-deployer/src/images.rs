@@ -1,0 +1,336 @@
+//! Building and pushing swarmhub's images through dockerd's build API (`hub build`,
+//! `hub push`, `rebuild`): the repository's Dockerfile, one target per image, tagged with the
+//! pinned references of `[images]`.
+//!
+//! The build context is packed here as a tar (the repository without `.git` and without
+//! `target/` except `target/dist`, where `--prebuilt` binaries live). Without a registry the
+//! images stay on the node that built them; other nodes need `docker save | docker load`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{BuildImageOptions, PushImageOptions};
+use futures_util::StreamExt;
+
+use crate::apply::{Change, Step};
+use crate::cli::BuildArgs;
+use crate::config::Config;
+use crate::exit::CliError;
+use crate::lifecycle::Ctx;
+
+/// One image: the Dockerfile target that builds it and the reference it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTarget {
+    /// Dockerfile target (`hub`, `notebook-student`, ...).
+    pub target: String,
+    /// The pinned reference from `[images]`.
+    pub tag: String,
+    /// Whether the Rust binaries are compiled by the target (so `--prebuilt` switches it to
+    /// `<target>-prebuilt`).
+    pub rust: bool,
+}
+
+fn image(target: &str, tag: &str, rust: bool) -> ImageTarget {
+    ImageTarget {
+        target: target.into(),
+        tag: tag.into(),
+        rust,
+    }
+}
+
+/// The hub and the two notebook images.
+pub fn hub_images(cfg: &Config) -> Vec<ImageTarget> {
+    let i = &cfg.images;
+    vec![
+        image("hub", &i.hub, false),
+        image("notebook-student", &i.notebook_student, false),
+        image("notebook-teacher", &i.notebook_teacher, false),
+    ]
+}
+
+/// Every image of the stack: nfsd, the CLI (which carries the plugin), hub and notebooks.
+pub fn all_images(cfg: &Config) -> Vec<ImageTarget> {
+    let i = &cfg.images;
+    let mut v = vec![image("nfsd", &i.nfsd, true), image("cli", &i.cli, true)];
+    v.extend(hub_images(cfg));
+    v
+}
+
+/// The build context as a tar: everything under `dir` but `.git` and `target/` (except
+/// `target/dist`).
+pub fn context_tar(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if !dir.join("Dockerfile").is_file() {
+        anyhow::bail!(
+            "{} has no Dockerfile: give the swarmhub checkout with --context DIR",
+            dir.display()
+        );
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    add_dir(&mut b, dir, Path::new(""))?;
+    b.into_inner().context("cannot finish the build context")
+}
+
+fn add_dir(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) -> anyhow::Result<()> {
+    let dir = root.join(rel);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = rel.join(e.file_name());
+        let n = name.to_string_lossy();
+        if n == ".git" || (n == "target" && !root.join("target/dist").exists()) {
+            continue;
+        }
+        let ft = e.file_type().with_context(|| format!("cannot stat {n}"))?;
+        if n == "target" {
+            b.append_dir(&name, e.path())
+                .with_context(|| format!("cannot pack {n}"))?;
+            add_dir(b, root, &Path::new("target").join("dist"))?;
+            continue;
+        }
+        if ft.is_dir() {
+            b.append_dir(&name, e.path())
+                .with_context(|| format!("cannot pack {n}"))?;
+            add_dir(b, root, &name)?;
+        } else {
+            b.append_path_with_name(e.path(), &name)
+                .with_context(|| format!("cannot pack {n}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn build_args(args: &BuildArgs) -> Result<HashMap<String, String>, CliError> {
+    args.build_args
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(CliError::Usage(format!(
+                "--build-arg {a:?} is not KEY=VALUE"
+            ))),
+        })
+        .collect()
+}
+
+/// Build `images` from the context in `args`, one target each.
+pub async fn build(
+    ctx: &Ctx<'_>,
+    args: &BuildArgs,
+    images: &[ImageTarget],
+) -> Result<Vec<Step>, CliError> {
+    let buildargs = build_args(args)?;
+    let tar = context_tar(&args.context)?;
+    let docker = &ctx.cluster.docker;
+    let mut steps = Vec::new();
+    for img in images {
+        let target = if img.rust && args.prebuilt {
+            format!("{}-prebuilt", img.target)
+        } else {
+            img.target.clone()
+        };
+        let bar = ctx
+            .progress
+            .spinner(format!("building {} (target {target})", img.tag));
+        let opts = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(img.tag.clone()),
+            target: target.clone(),
+            buildargs: Some(buildargs.clone()),
+            rm: true,
+            networkmode: args.network.clone(),
+            ..Default::default()
+        };
+        let mut stream =
+            docker.build_image(opts, None, Some(bollard::body_full(tar.clone().into())));
+        let mut last = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot build {} (target {target}): {}\n  last output: {last}",
+                    img.tag,
+                    crate::cluster::docker_message(&e)
+                )
+            })?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(anyhow::anyhow!(
+                    "building {} (target {target}) failed: {detail}\n  last output: {last}",
+                    img.tag
+                )
+                .into());
+            }
+            if let Some(s) = info.stream {
+                let s = s.trim();
+                if !s.is_empty() {
+                    last = s.to_string();
+                    bar.set_message(format!("building {}: {}", img.tag, truncate(s, 80)));
+                }
+            }
+        }
+        bar.finish();
+        steps.push(
+            Step::new("image", &img.tag, Change::Created).note(format!("built target {target}")),
+        );
+    }
+    Ok(steps)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+/// Push `images` to `registry.address` (each reference must name that registry).
+pub async fn push(
+    ctx: &Ctx<'_>,
+    args: &BuildArgs,
+    images: &[ImageTarget],
+) -> Result<Vec<Step>, CliError> {
+    let reg = &ctx.cfg.registry;
+    let Some(address) = &reg.address else {
+        return Err(CliError::Precondition {
+            what: "no registry is configured, so there is nowhere to push".into(),
+            fix: "set registry.address (and registry.username) in swarmhub.toml, and name it in every [images] reference; without a registry, copy images with docker save | docker load".into(),
+        });
+    };
+    let password = match &args.registry_password_file {
+        Some(p) => {
+            let input = if p.as_os_str() == "-" {
+                crate::plan::SecretInput::Stdin
+            } else {
+                crate::plan::SecretInput::File(p.clone())
+            };
+            let v = crate::secrets::read_input(&input, &mut std::io::stdin().lock())?;
+            Some(String::from_utf8(v).context("the registry password is not UTF-8")?)
+        }
+        None => None,
+    };
+    let creds = DockerCredentials {
+        username: reg.username.clone(),
+        password,
+        serveraddress: Some(address.clone()),
+        ..Default::default()
+    };
+    let mut steps = Vec::new();
+    for img in images {
+        if !img.tag.starts_with(&format!("{address}/")) {
+            return Err(CliError::Precondition {
+                what: format!("image {} does not name the registry {address}", img.tag),
+                fix: format!("set it to {address}/{} in [images]", img.tag),
+            });
+        }
+        let (name, tag) = split_tag(&img.tag);
+        let bar = ctx.progress.spinner(format!("pushing {}", img.tag));
+        let mut stream = ctx.cluster.docker.push_image(
+            name,
+            Some(PushImageOptions {
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            }),
+            Some(creds.clone()),
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot push {}: {}",
+                    img.tag,
+                    crate::cluster::docker_message(&e)
+                )
+            })?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(anyhow::anyhow!("pushing {} failed: {e}", img.tag).into());
+            }
+            if let Some(s) = info.status {
+                bar.set_message(format!("pushing {}: {s}", img.tag));
+            }
+        }
+        bar.finish();
+        steps.push(
+            Step::new("image", &img.tag, Change::Updated).note(format!("pushed to {address}")),
+        );
+    }
+    Ok(steps)
+}
+
+/// `reg:5000/a/b:1.0` → (`reg:5000/a/b`, `1.0`); a digest reference stays whole.
+pub fn split_tag(r: &str) -> (&str, &str) {
+    if r.contains('@') {
+        return (r, "");
+    }
+    match r.rfind(':') {
+        Some(i) if !r[i..].contains('/') => (&r[..i], &r[i + 1..]),
+        _ => (r, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_not_the_port() {
+        assert_eq!(
+            split_tag("reg:5000/swarmhub/hub:0.1.0"),
+            ("reg:5000/swarmhub/hub", "0.1.0")
+        );
+        assert_eq!(
+            split_tag("reg:5000/swarmhub/hub"),
+            ("reg:5000/swarmhub/hub", "latest")
+        );
+        assert_eq!(split_tag("swarmhub/hub:0.1.0"), ("swarmhub/hub", "0.1.0"));
+    }
+
+    #[test]
+    fn the_context_leaves_out_git_and_build_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::create_dir_all(d.join(".git")).unwrap();
+        std::fs::write(d.join(".git/HEAD"), "x").unwrap();
+        std::fs::create_dir_all(d.join("target/debug")).unwrap();
+        std::fs::write(d.join("target/debug/big"), "x").unwrap();
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::write(d.join("src/main.rs"), "fn main() {}").unwrap();
+        let names = |tar: Vec<u8>| -> Vec<String> {
+            tar::Archive::new(tar.as_slice())
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        let n = names(context_tar(d).unwrap());
+        assert!(
+            n.contains(&"Dockerfile".to_string()) && n.contains(&"src/main.rs".to_string()),
+            "{n:?}"
+        );
+        assert!(
+            !n.iter()
+                .any(|x| x.starts_with(".git") || x.starts_with("target")),
+            "{n:?}"
+        );
+        std::fs::create_dir_all(d.join("target/dist")).unwrap();
+        std::fs::write(d.join("target/dist/swarmhub"), "bin").unwrap();
+        let n = names(context_tar(d).unwrap());
+        assert!(n.contains(&"target/dist/swarmhub".to_string()), "{n:?}");
+        assert!(!n.iter().any(|x| x.starts_with("target/debug")), "{n:?}");
+        let e = context_tar(&d.join("src")).unwrap_err();
+        assert!(e.to_string().contains("--context"), "{e}");
+    }
+
+    #[test]
+    fn every_image_of_the_stack_is_built() {
+        let cfg = Config::default();
+        let all: Vec<String> = all_images(&cfg).into_iter().map(|i| i.target).collect();
+        assert_eq!(
+            all,
+            ["nfsd", "cli", "hub", "notebook-student", "notebook-teacher"]
+        );
+    }
+}

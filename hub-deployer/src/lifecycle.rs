@@ -1,0 +1,220 @@
+//! The lifecycle commands over the apply layer: what `run`, `start`, `stop`, `remove`,
+//! `restart` and `rerun` do for the whole stack, for nfsd alone (`nfs ...`) and for the hub
+//! alone (`hub ...`). Each returns the steps it took; each is safe to re-run.
+//!
+//! What none of them touches: nfsd's data directory (every user's files), volumes (the hub's
+//! database), and secrets (`remove` keeps them, so a later `run` finds the same cookie secret,
+//! crypt key and nfsd token). Deleting user data is `swarmhub volume delete`, nowhere here.
+
+use std::io::Read;
+
+use anyhow::Context;
+
+use crate::apply::{self, Change, Step};
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::exit::CliError;
+use crate::plan::{self, Plan, PlanInputs};
+use crate::plugin;
+use crate::progress::Progress;
+
+/// Which part of the stack a command is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// nfsd, the plugin and the hub.
+    All,
+    /// swarmhub-nfsd only.
+    Nfs,
+    /// The hub only.
+    Hub,
+}
+
+/// Everything a lifecycle command works with.
+pub struct Ctx<'a> {
+    /// The manager's dockerd.
+    pub cluster: &'a Cluster,
+    /// The settings.
+    pub cfg: &'a Config,
+    /// Values given on the command line (the LDAP password file).
+    pub inputs: PlanInputs,
+    /// Where spinners and notes go.
+    pub progress: Progress,
+}
+
+impl Ctx<'_> {
+    fn plan(&self) -> Result<Plan, CliError> {
+        Ok(plan::plan(self.cfg, &self.inputs)?)
+    }
+}
+
+/// `run`: create what is missing and start everything of `part`, in dependency order
+/// (network and secrets, nfsd, the plugin on every node, the hub's config and the hub).
+pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
+    let c = ctx.cluster;
+    let p = ctx.plan()?;
+    let mut steps = vec![apply::ensure_network(c, &p.network).await?];
+    steps.extend(apply::ensure_secrets(c, &p.secrets, stdin).await?);
+    if part != Part::Hub {
+        steps.extend(run_nfsd(ctx, &p).await?);
+    }
+    if part == Part::All {
+        steps.extend(ensure_plugin(ctx).await?);
+    }
+    if part != Part::Nfs {
+        steps.extend(run_hub(ctx, &p).await?);
+    }
+    Ok(steps)
+}
+
+async fn run_nfsd(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
+    let c = ctx.cluster;
+    let mut steps = Vec::new();
+    let storage = c.storage_node(&ctx.cfg.cluster.storage_node_label).await?;
+    // on a one-node swarm (or when run on the storage node) the data directory can be made
+    // here; elsewhere Docker reports a missing bind source, which wait_running turns into a fix
+    if storage.id == c.self_node_id().await? {
+        let dir = std::path::Path::new(&ctx.cfg.cluster.nfsd_data_dir);
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("cannot create nfsd's data directory {}", dir.display())
+            })?;
+            steps.push(Step::new(
+                "directory",
+                &dir.display().to_string(),
+                Change::Created,
+            ));
+        }
+    }
+    steps.push(apply::ensure_service(c, &p.nfsd, true).await?);
+    apply::wait_running(c, &ctx.cfg.cluster.nfsd_service, 1, &ctx.progress).await?;
+    Ok(steps)
+}
+
+async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
+    let c = ctx.cluster;
+    let mut steps = vec![apply::ensure_config(c, &p.hub_config).await?];
+    steps.push(apply::ensure_service(c, &p.hub, true).await?);
+    apply::wait_running(c, &ctx.cfg.cluster.hub_service, 1, &ctx.progress).await?;
+    steps.extend(
+        apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
+    );
+    Ok(steps)
+}
+
+/// Roll the plugin out when a usable node lacks it (enabled, with a version recorded by a
+/// rollout); otherwise report it unchanged.
+pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
+    let nodes = ctx.cluster.nodes().await?;
+    let usable: Vec<_> = nodes.iter().filter(|n| n.usable()).collect();
+    let missing = usable
+        .iter()
+        .filter(|n| !n.plugin_enabled || n.plugin_version.is_none())
+        .count();
+    if missing == 0 {
+        return Ok(vec![
+            Step::new("plugin", plan::PLUGIN_ALIAS, Change::Unchanged).note(format!(
+                "enabled on {} of {} node(s)",
+                usable.len(),
+                usable.len()
+            )),
+        ]);
+    }
+    rollout(ctx).await
+}
+
+/// `plugin rollout`: install or upgrade the plugin on every node.
+pub async fn rollout(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
+    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, &ctx.progress).await?;
+    let (steps, err) = plugin::outcome_steps(&outcomes);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(steps),
+    }
+}
+
+fn services(cfg: &Config, part: Part) -> Vec<&str> {
+    let c = &cfg.cluster;
+    match part {
+        Part::All => vec![c.nfsd_service.as_str(), c.hub_service.as_str()],
+        Part::Nfs => vec![c.nfsd_service.as_str()],
+        Part::Hub => vec![c.hub_service.as_str()],
+    }
+}
+
+/// `start`: scale the deployed services back to one task each, nfsd first.
+pub async fn start(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
+    let mut steps = Vec::new();
+    for name in services(ctx.cfg, part) {
+        steps.push(apply::scale(ctx.cluster, name, 1).await?);
+        apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+    }
+    Ok(steps)
+}
+
+/// `stop`: scale the services to zero, the hub first (so no new notebook needs nfsd), and wait
+/// until their tasks are gone. Specs, secrets and data stay.
+pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
+    let mut steps = Vec::new();
+    for name in services(ctx.cfg, part).into_iter().rev() {
+        if ctx.cluster.service(name).await?.is_none() {
+            steps.push(Step::new("service", name, Change::Absent));
+            continue;
+        }
+        steps.push(apply::scale(ctx.cluster, name, 0).await?);
+        apply::wait_stopped(ctx.cluster, name, &ctx.progress).await?;
+    }
+    Ok(steps)
+}
+
+/// `restart`: replace the running tasks (a forced update), nfsd first, waiting for each.
+pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
+    let mut steps = Vec::new();
+    for name in services(ctx.cfg, part) {
+        steps.push(apply::force_restart(ctx.cluster, name).await?);
+        apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+    }
+    Ok(steps)
+}
+
+/// `remove`: remove the services, swarmhub's configs and (for the whole stack) the network.
+/// Secrets, volumes and nfsd's data directory are kept and reported as kept.
+pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
+    let c = ctx.cluster;
+    let mut steps = Vec::new();
+    let mut names: Vec<String> = services(ctx.cfg, part)
+        .into_iter()
+        .rev()
+        .map(str::to_string)
+        .collect();
+    if part == Part::All {
+        names.push(plan::ROLLOUT_SERVICE.into());
+    }
+    for name in &names {
+        steps.push(apply::remove_service(c, name).await?);
+    }
+    for name in &names {
+        apply::wait_stopped(c, name, &ctx.progress).await?;
+    }
+    if part != Part::Nfs {
+        steps.extend(apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, None).await?);
+    }
+    if part == Part::All {
+        steps.push(apply::remove_network(c, &ctx.cfg.cluster.network, &ctx.progress).await?);
+        let p = ctx.plan()?;
+        for s in &p.secrets {
+            steps.push(Step::new("secret", &s.name, Change::Kept).note("secrets survive remove"));
+        }
+        steps.push(
+            Step::new("directory", &ctx.cfg.cluster.nfsd_data_dir, Change::Kept)
+                .note("user data is never removed by lifecycle commands"),
+        );
+    }
+    Ok(steps)
+}
+
+/// `rerun`: `remove` then `run`.
+pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
+    let mut steps = remove(ctx, part).await?;
+    steps.extend(run(ctx, part, stdin).await?);
+    Ok(steps)
+}

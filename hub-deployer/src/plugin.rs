@@ -1,0 +1,638 @@
+//! The `swarmhub-nfs` volume plugin on the nodes.
+//!
+//! - Node side ([`node_install`]): through one node's own dockerd, install the plugin (from the
+//!   bundle the swarmhub CLI image carries, or from a registry), give it its settings, put nfsd's
+//!   token into its state directory, and enable it. Safe to re-run: a plugin that already has
+//!   this version and these settings is left alone (an enabled plugin is never disabled without
+//!   need, since disabling it breaks the mounts of running notebooks).
+//! - Manager side ([`rollout`]): run the node side on every node at once as a one-shot global
+//!   job (`swarmhub-plugin-rollout`), wait for each node's task, read its result from the task's
+//!   log, and record the installed version as the node label `swarmhub.plugin-version`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::models::{NodeSpec, Plugin};
+use bollard::query_parameters::{
+    CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
+    InstallPluginOptions, LogsOptions, RemovePluginOptions,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{self, Change, Step};
+use crate::cluster::{Cluster, PLUGIN_VERSION_LABEL, docker_message, not_found};
+use crate::config::Config;
+use crate::exit::CliError;
+use crate::plan;
+use crate::progress::Progress;
+
+/// The name of the setting that records the installed version in the plugin itself.
+pub const VERSION_SETTING: &str = "SWARMHUB_NFS_PLUGIN_VERSION";
+/// The token file's name in the plugin's state directory (the plugin's default
+/// `SWARMHUB_NFS_TOKEN_FILE` is `/state/nfsd-token`).
+pub const TOKEN_FILE_NAME: &str = "nfsd-token";
+/// Prefix of the one line of JSON the node side prints for the manager to read.
+pub const RESULT_PREFIX: &str = "swarmhub-node-result: ";
+
+/// What to install on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInstall {
+    /// The plugin's name on the node (its volume driver name).
+    pub alias: String,
+    /// A directory with `config.json` and `rootfs/` (used unless `remote` is given).
+    pub bundle: PathBuf,
+    /// A plugin reference to pull instead (`registry/swarmhub-nfs:0.1.0`).
+    pub remote: Option<String>,
+    /// `KEY=VALUE` env settings and `mount.source=PATH` mount settings.
+    pub settings: Vec<String>,
+    /// nfsd's API token, copied to `<state_dir>/nfsd-token`.
+    pub token_file: Option<PathBuf>,
+    /// The plugin's state directory as this process sees it (created 0700 if missing).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What the node side did, printed as one JSON line after [`RESULT_PREFIX`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeResult {
+    /// The node's host name.
+    pub node: String,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The version now installed.
+    pub version: String,
+    /// `created`, `updated`, `started` (enabled), `unchanged`.
+    pub change: Change,
+    /// The token file was written or replaced.
+    pub token_written: bool,
+}
+
+/// The version of a bundle: this CLI's version and a hash of the plugin's files, so a rebuilt
+/// plugin of the same release is still told apart.
+pub fn bundle_version(bundle: &Path) -> anyhow::Result<String> {
+    let mut h = blake3::Hasher::new();
+    for rel in ["config.json", "rootfs/swarmhub-volume-plugin"] {
+        let p = bundle.join(rel);
+        let bytes = std::fs::read(&p).with_context(|| {
+            format!(
+                "cannot read the plugin bundle's {} (build it with plugin-config/build.sh --no-create --out DIR, or use the swarmhub CLI image, which carries it at {})",
+                p.display(),
+                plan::PLUGIN_BUNDLE_DIR
+            )
+        })?;
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(format!(
+        "{}+{}",
+        env!("CARGO_PKG_VERSION"),
+        &h.finalize().to_hex()[..12]
+    ))
+}
+
+/// The bundle as the tar archive `POST /plugins/create` takes.
+fn bundle_tar(bundle: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.append_path_with_name(bundle.join("config.json"), "config.json")
+        .with_context(|| format!("cannot pack {}/config.json", bundle.display()))?;
+    b.append_dir_all("rootfs", bundle.join("rootfs"))
+        .with_context(|| format!("cannot pack {}/rootfs", bundle.display()))?;
+    b.into_inner().context("cannot finish the plugin archive")
+}
+
+/// Settings that differ between the plugin as installed and as wanted.
+pub fn settings_differ(current: &Plugin, wanted: &[String]) -> Vec<String> {
+    let env: HashMap<&str, &str> = current
+        .settings
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    let mounts: HashMap<&str, &str> = current
+        .settings
+        .mounts
+        .iter()
+        .map(|m| (m.name.as_str(), m.source.as_str()))
+        .collect();
+    wanted
+        .iter()
+        .filter(|s| {
+            let Some((k, v)) = s.split_once('=') else {
+                return true;
+            };
+            match k.strip_suffix(".source") {
+                Some(mount) => mounts.get(mount) != Some(&v),
+                None => env.get(k) != Some(&v),
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+/// The version recorded in the installed plugin's settings.
+fn installed_version(p: &Plugin) -> Option<String> {
+    p.settings.env.iter().find_map(|e| {
+        e.strip_prefix(VERSION_SETTING)
+            .and_then(|r| r.strip_prefix('='))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    })
+}
+
+/// Write `value` to `path` (mode 0600) unless it already holds it; true if written.
+fn write_token(path: &Path, value: &[u8]) -> anyhow::Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::read(path).is_ok_and(|cur| cur == value) {
+        return Ok(false);
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(value)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(true)
+}
+
+/// Install or upgrade the plugin on the node whose dockerd `docker` is (see the module docs).
+pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResult, CliError> {
+    let alias = req.alias.as_str();
+    // the token first: an enabled plugin reads it on every call
+    let mut token_written = false;
+    if let Some(dir) = &req.state_dir {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the plugin state directory {}", dir.display())
+        })?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+        if let Some(tf) = &req.token_file {
+            let token = std::fs::read(tf)
+                .with_context(|| format!("cannot read nfsd's token from {}", tf.display()))?;
+            token_written = write_token(&dir.join(TOKEN_FILE_NAME), token.trim_ascii())?;
+        }
+    }
+    let version = match &req.remote {
+        Some(r) => r.clone(),
+        None => bundle_version(&req.bundle)?,
+    };
+    let mut settings = req.settings.clone();
+    settings.push(format!("{VERSION_SETTING}={version}"));
+    let info = docker
+        .info()
+        .await
+        .context("cannot ask this node's dockerd for its name")?;
+    let node = info.name.unwrap_or_default();
+
+    let current = not_found(docker.inspect_plugin(alias).await)
+        .with_context(|| format!("cannot inspect plugin {alias}"))?;
+    let change = match current {
+        Some(p) if installed_version(&p).as_deref() == Some(version.as_str()) => {
+            let differ = settings_differ(&p, &settings);
+            if differ.is_empty() && p.enabled {
+                Change::Unchanged
+            } else {
+                if !differ.is_empty() {
+                    disable(docker, alias, &p).await?;
+                    set(docker, alias, &differ).await?;
+                }
+                enable(docker, alias).await?;
+                if differ.is_empty() {
+                    Change::Started
+                } else {
+                    Change::Updated
+                }
+            }
+        }
+        Some(p) => {
+            disable(docker, alias, &p).await?;
+            docker
+                .remove_plugin(alias, Some(RemovePluginOptions { force: false }))
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot remove the old plugin {alias}: {}",
+                        docker_message(&e)
+                    )
+                })?;
+            create(docker, req, alias).await?;
+            set(docker, alias, &settings).await?;
+            enable(docker, alias).await?;
+            Change::Updated
+        }
+        None => {
+            create(docker, req, alias).await?;
+            set(docker, alias, &settings).await?;
+            enable(docker, alias).await?;
+            Change::Created
+        }
+    };
+    Ok(NodeResult {
+        node,
+        plugin: alias.to_string(),
+        version,
+        change,
+        token_written,
+    })
+}
+
+async fn create(docker: &Docker, req: &NodeInstall, alias: &str) -> anyhow::Result<()> {
+    if let Some(remote) = &req.remote {
+        let privileges = docker
+            .get_plugin_privileges(GetPluginPrivilegesOptions {
+                remote: remote.clone(),
+            })
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot get the privileges of {remote}: {}",
+                    docker_message(&e)
+                )
+            })?;
+        let opts = InstallPluginOptions {
+            remote: remote.clone(),
+            name: Some(alias.to_string()),
+        };
+        let mut stream = docker.install_plugin(opts, privileges, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| {
+                anyhow::anyhow!("cannot pull plugin {remote}: {}", docker_message(&e))
+            })?;
+        }
+        // a pulled plugin is enabled by the pull; settings need it disabled
+        if let Some(p) = not_found(docker.inspect_plugin(alias).await)? {
+            disable(docker, alias, &p).await?;
+        }
+        return Ok(());
+    }
+    let tar = bundle_tar(&req.bundle)?;
+    docker
+        .create_plugin(
+            CreatePluginOptions {
+                name: alias.to_string(),
+            },
+            bollard::body_full(tar.into()),
+        )
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create plugin {alias} from {}: {}",
+                req.bundle.display(),
+                docker_message(&e)
+            )
+        })?;
+    Ok(())
+}
+
+async fn set(docker: &Docker, alias: &str, settings: &[String]) -> anyhow::Result<()> {
+    docker
+        .set_plugin_config(alias, settings.to_vec())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot set {} on plugin {alias}: {}",
+                settings.join(" "),
+                docker_message(&e)
+            )
+        })
+}
+
+async fn enable(docker: &Docker, alias: &str) -> anyhow::Result<()> {
+    docker
+        .enable_plugin(alias, Some(EnablePluginOptions { timeout: 30 }))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot enable plugin {alias}: {}", docker_message(&e)))
+}
+
+/// Disable without force: Docker refuses while volumes of the plugin are in use, which is
+/// what protects running notebooks; say so.
+async fn disable(docker: &Docker, alias: &str, p: &Plugin) -> Result<(), CliError> {
+    if !p.enabled {
+        return Ok(());
+    }
+    match docker
+        .disable_plugin(alias, Some(DisablePluginOptions { force: Some(false) }))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if docker_message(&e).contains("in use") => Err(CliError::Precondition {
+            what: format!(
+                "plugin {alias} must be replaced but its volumes are in use on this node ({})",
+                docker_message(&e)
+            ),
+            fix: "stop the notebooks on this node (JupyterHub admin page, or `swarmhub hub stop` and wait for notebook services to end), then re-run".into(),
+        }),
+        Err(e) => Err(anyhow::anyhow!("cannot disable plugin {alias}: {}", docker_message(&e)).into()),
+    }
+}
+
+/// The result line the node side prints.
+pub fn result_line(r: &NodeResult) -> String {
+    format!(
+        "{RESULT_PREFIX}{}",
+        serde_json::to_string(r).unwrap_or_default()
+    )
+}
+
+/// Find the result in a task's log.
+pub fn parse_result(log: &str) -> Option<NodeResult> {
+    log.lines()
+        .rev()
+        .find_map(|l| l.split_once(RESULT_PREFIX))
+        .and_then(|(_, json)| serde_json::from_str(json.trim()).ok())
+}
+
+/// The outcome of a rollout on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeOutcome {
+    /// Host name.
+    pub node: String,
+    /// The node side's result, when it completed.
+    pub result: Option<NodeResult>,
+    /// Why it did not, with the task's log.
+    pub error: Option<String>,
+}
+
+/// Install or upgrade the plugin on every ready node (see the module docs).
+pub async fn rollout(
+    c: &Cluster,
+    cfg: &Config,
+    progress: &Progress,
+) -> Result<Vec<NodeOutcome>, CliError> {
+    let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
+    let spec = plan::plugin_rollout_service(cfg, &storage.addr);
+    let name = plan::ROLLOUT_SERVICE;
+    // a job from an earlier rollout (finished or interrupted) is replaced
+    if c.service(name).await?.is_some() {
+        apply::remove_service(c, name).await?;
+        apply::wait_stopped(c, name, progress).await?;
+    }
+    apply::create_job(c, &spec).await?;
+    let nodes = c.nodes().await?;
+    let expected: Vec<_> = nodes.iter().filter(|n| n.usable()).collect();
+    let seconds = cfg.timeouts.rollout_seconds;
+    let start = Instant::now();
+    let bar = progress.spinner(format!(
+        "installing the plugin on {} node(s)",
+        expected.len()
+    ));
+    let tasks = loop {
+        let tasks = c.tasks(name).await?;
+        let done = tasks
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.state.as_str(),
+                    "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
+                )
+            })
+            .count();
+        bar.set_message(format!(
+            "installing the plugin: {done} of {} node(s) done ({} s)",
+            expected.len(),
+            start.elapsed().as_secs()
+        ));
+        if done >= expected.len() && tasks.len() >= expected.len() {
+            break tasks;
+        }
+        if start.elapsed() >= Duration::from_secs(seconds) {
+            bar.finish();
+            let pending = tasks
+                .iter()
+                .map(|t| t.describe())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(CliError::Timeout {
+                what: format!("the plugin rollout on every node (tasks: {pending})"),
+                seconds,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    bar.finish();
+    let mut outcomes = Vec::new();
+    for t in &tasks {
+        let log = task_log(c, &t.id).await;
+        let result = if t.state == "complete" {
+            parse_result(&log)
+        } else {
+            None
+        };
+        let error = match &result {
+            Some(_) => None,
+            None => Some(format!(
+                "{}{}",
+                t.describe(),
+                if log.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("; log: {}", log.trim())
+                }
+            )),
+        };
+        if let Some(r) = &result {
+            label_node(c, &t.node_id, &r.version).await?;
+        }
+        outcomes.push(NodeOutcome {
+            node: t.node.clone(),
+            result,
+            error,
+        });
+    }
+    apply::remove_service(c, name).await?;
+    outcomes.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(outcomes)
+}
+
+/// The steps of a rollout for the report, and an error if a node failed.
+pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) {
+    let mut steps = Vec::new();
+    let mut failed = Vec::new();
+    for o in outcomes {
+        match (&o.result, &o.error) {
+            (Some(r), _) => steps.push(
+                Step::new("plugin", &format!("{}@{}", r.plugin, o.node), r.change).note(format!(
+                    "version {}{}",
+                    r.version,
+                    if r.token_written {
+                        ", token written"
+                    } else {
+                        ""
+                    }
+                )),
+            ),
+            (None, e) => failed.push(format!(
+                "{}: {}",
+                o.node,
+                e.clone().unwrap_or_else(|| "no result".into())
+            )),
+        }
+    }
+    let err = (!failed.is_empty()).then(|| CliError::Precondition {
+        what: format!("the plugin could not be installed on {} node(s): {}", failed.len(), failed.join(" | ")),
+        fix: "fix the cause on those nodes (a missing swarmhub CLI image: load it there; volumes in use: stop the notebooks), then `swarmhub plugin rollout`".into(),
+    });
+    (steps, err)
+}
+
+async fn task_log(c: &Cluster, task: &str) -> String {
+    let opts = LogsOptions {
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut stream = c.docker.task_logs(task, Some(opts));
+    let mut out = String::new();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&chunk.to_string());
+        }
+    };
+    // a node that is gone never answers
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    out
+}
+
+async fn label_node(c: &Cluster, node_id: &str, version: &str) -> anyhow::Result<()> {
+    let node = c
+        .docker
+        .inspect_node(node_id)
+        .await
+        .with_context(|| format!("cannot inspect node {node_id}"))?;
+    let mut spec: NodeSpec = node.spec.unwrap_or_default();
+    let labels = spec.labels.get_or_insert_with(HashMap::new);
+    if labels.get(PLUGIN_VERSION_LABEL).map(String::as_str) == Some(version) {
+        return Ok(());
+    }
+    labels.insert(PLUGIN_VERSION_LABEL.into(), version.into());
+    let v = node.version.and_then(|v| v.index).unwrap_or_default();
+    c.docker
+        .update_node(
+            node_id,
+            spec,
+            bollard::query_parameters::UpdateNodeOptions { version: v as i64 },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", docker_message(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{PluginMount, PluginSettings};
+
+    fn plugin(env: &[&str], state: &str) -> Plugin {
+        Plugin {
+            name: "swarmhub-nfs:latest".into(),
+            enabled: true,
+            settings: PluginSettings {
+                env: env.iter().map(|s| s.to_string()).collect(),
+                mounts: vec![PluginMount {
+                    name: "state".into(),
+                    source: state.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_differing_settings_are_reported() {
+        let p = plugin(
+            &[
+                "SWARMHUB_NFS_SERVER=10.0.0.1",
+                "SWARMHUB_NFS_PORT=2049",
+                "SWARMHUB_NFS_PLUGIN_VERSION=0.1.0+aa",
+            ],
+            "/var/lib/swarmhub-nfs",
+        );
+        assert_eq!(installed_version(&p).as_deref(), Some("0.1.0+aa"));
+        let wanted = vec![
+            "SWARMHUB_NFS_SERVER=10.0.0.1".to_string(),
+            "SWARMHUB_NFS_PORT=2050".to_string(),
+            "state.source=/var/lib/swarmhub-nfs".to_string(),
+            "docker-socket.source=/run/docker.sock".to_string(),
+        ];
+        assert_eq!(
+            settings_differ(&p, &wanted),
+            [
+                "SWARMHUB_NFS_PORT=2050",
+                "docker-socket.source=/run/docker.sock"
+            ]
+        );
+        assert_eq!(
+            installed_version(&plugin(&["SWARMHUB_NFS_PLUGIN_VERSION="], "/x")),
+            None
+        );
+    }
+
+    #[test]
+    fn results_survive_the_task_log() {
+        let r = NodeResult {
+            node: "alpha".into(),
+            plugin: "swarmhub-nfs".into(),
+            version: "0.1.0+abc".into(),
+            change: Change::Created,
+            token_written: true,
+        };
+        let log = format!("some line\n{}\n", result_line(&r));
+        assert_eq!(parse_result(&log), Some(r));
+        assert_eq!(parse_result("Error: boom"), None);
+    }
+
+    #[test]
+    fn a_bundle_has_a_version_and_packs_to_a_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("rootfs/run/docker/plugins")).unwrap();
+        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), "bin").unwrap();
+        let v = bundle_version(dir.path()).unwrap();
+        assert!(
+            v.starts_with(concat!(env!("CARGO_PKG_VERSION"), "+")),
+            "{v}"
+        );
+        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), "bin2").unwrap();
+        assert_ne!(bundle_version(dir.path()).unwrap(), v);
+        let tar = bundle_tar(dir.path()).unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.contains(&"config.json".to_string()), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "rootfs/swarmhub-volume-plugin"),
+            "{names:?}"
+        );
+        let e = bundle_version(&dir.path().join("nope")).unwrap_err();
+        assert!(format!("{e:#}").contains("plugin-config/build.sh"), "{e:#}");
+    }
+
+    #[test]
+    fn tokens_are_written_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(TOKEN_FILE_NAME);
+        assert!(write_token(&p, b"abc").unwrap());
+        assert!(!write_token(&p, b"abc").unwrap());
+        assert!(write_token(&p, b"def").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"def");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

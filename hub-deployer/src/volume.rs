@@ -1,0 +1,422 @@
+//! `swarmhub volume list|delete`: nfsd's volumes, and the only place the CLI deletes user data.
+//!
+//! nfsd's control API needs its bearer token, which lives only in the Docker secret
+//! `swarmhub-nfsd-token` (secrets cannot be read back through the Docker API). So the manager
+//! side runs a one-shot job with the swarmhub image and that secret ([`api_job`]); the job
+//! ([`node_api`]) calls nfsd at the storage node's address and prints one result line that
+//! the manager reads from the task's log.
+//!
+//! Deleting asks for the volume's name to be typed (or `--confirm NAME`); nfsd then moves the
+//! tree aside, and only `--purge` deletes it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bollard::models::{
+    ServiceSpec, ServiceSpecMode, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum,
+};
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use swarmhub_control_api::client::ControlClient;
+use swarmhub_control_api::{Removed, Volume};
+
+use crate::apply;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::exit::CliError;
+use crate::plan;
+use crate::progress::Progress;
+
+/// Name of the one-shot job that talks to nfsd's API.
+pub const API_JOB: &str = "swarmhub-volume-api";
+/// Prefix of the job's result line.
+pub const RESULT_PREFIX: &str = "swarmhub-api-result: ";
+
+/// What the job does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ApiAction {
+    /// List the volumes.
+    List,
+    /// Remove a volume (tree moved aside), and with `purge` delete the tree.
+    Delete {
+        /// the volume
+        name: String,
+        /// delete the moved tree too
+        purge: bool,
+    },
+}
+
+/// What the job found or did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ApiResult {
+    /// The volumes.
+    Volumes {
+        /// nfsd's list
+        volumes: Vec<Volume>,
+    },
+    /// A volume was removed.
+    Deleted {
+        /// nfsd's answer
+        removed: Removed,
+        /// the moved tree was deleted
+        purged: bool,
+    },
+    /// nfsd refused or could not be reached.
+    Failed {
+        /// why
+        error: String,
+    },
+}
+
+/// The job side: call nfsd at `base` with the token in `token_file`.
+pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiResult {
+    let token = match std::fs::read_to_string(token_file) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) => {
+            return ApiResult::Failed {
+                error: format!(
+                    "cannot read nfsd's token from {}: {e}",
+                    token_file.display()
+                ),
+            };
+        }
+    };
+    let client = ControlClient::new(base, token, Duration::from_secs(30));
+    let r = match action {
+        ApiAction::List => client
+            .list()
+            .await
+            .map(|volumes| ApiResult::Volumes { volumes }),
+        ApiAction::Delete { name, purge } => match client.remove(name).await {
+            Ok(removed) => {
+                let entry = removed
+                    .tree_moved_to
+                    .as_deref()
+                    .map(|t| t.trim_start_matches("removed/").to_string());
+                match (purge, entry) {
+                    (true, Some(entry)) => client.purge(&entry).await.map(|_| ApiResult::Deleted {
+                        removed,
+                        purged: true,
+                    }),
+                    _ => Ok(ApiResult::Deleted {
+                        removed,
+                        purged: false,
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        },
+    };
+    r.unwrap_or_else(|e| ApiResult::Failed {
+        error: e.to_string(),
+    })
+}
+
+/// The job's result line.
+pub fn result_line(r: &ApiResult) -> String {
+    format!(
+        "{RESULT_PREFIX}{}",
+        serde_json::to_string(r).unwrap_or_default()
+    )
+}
+
+/// The one-shot job that runs `action` against nfsd at `server:api_port`.
+pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
+    let mut args = vec![
+        "volume".to_string(),
+        "api".into(),
+        "--server".into(),
+        format!("http://{server}:{}", cfg.cluster.nfsd_api_port),
+        "--token-file".into(),
+        crate::config::secret_path(plan::NFSD_TOKEN_SECRET),
+    ];
+    match action {
+        ApiAction::List => args.push("list".into()),
+        ApiAction::Delete { name, purge } => {
+            args.extend(["delete".into(), name.clone()]);
+            if *purge {
+                args.push("--purge".into());
+            }
+        }
+    }
+    let secret = plan::plugin_rollout_service(cfg, server)
+        .task_template
+        .and_then(|t| t.container_spec)
+        .and_then(|c| c.secrets)
+        .unwrap_or_default();
+    ServiceSpec {
+        name: Some(API_JOB.into()),
+        labels: Some(plan::labels("volume-api")),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.images.cli.clone()),
+                labels: Some(plan::labels("volume-api")),
+                args: Some(args),
+                secrets: Some(secret),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated_job: Some(bollard::models::ServiceSpecModeReplicatedJob {
+                max_concurrent: Some(1),
+                total_completions: Some(1),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Run `action` through the job and return its result.
+pub async fn call(
+    c: &Cluster,
+    cfg: &Config,
+    action: &ApiAction,
+    progress: &Progress,
+) -> Result<ApiResult, CliError> {
+    let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
+    if c.service(API_JOB).await?.is_some() {
+        apply::remove_service(c, API_JOB).await?;
+        apply::wait_stopped(c, API_JOB, progress).await?;
+    }
+    apply::create_job(c, &api_job(cfg, &storage.addr, action)).await?;
+    let seconds = cfg.timeouts.service_seconds;
+    let start = Instant::now();
+    let bar = progress.spinner("asking nfsd through a one-shot job");
+    let task = loop {
+        let tasks = c.tasks(API_JOB).await?;
+        if let Some(t) = tasks.iter().find(|t| {
+            matches!(
+                t.state.as_str(),
+                "complete" | "failed" | "rejected" | "orphaned"
+            )
+        }) {
+            break t.clone();
+        }
+        if start.elapsed() >= Duration::from_secs(seconds) {
+            let _ = apply::remove_service(c, API_JOB).await;
+            return Err(CliError::Timeout {
+                what: format!(
+                    "the job {API_JOB} (tasks: {})",
+                    tasks
+                        .iter()
+                        .map(|t| t.describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                seconds,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    bar.finish();
+    let mut log = String::new();
+    let mut stream = c.docker.task_logs(
+        &task.id,
+        Some(LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            log.push_str(&chunk.to_string());
+        }
+    })
+    .await;
+    apply::remove_service(c, API_JOB).await?;
+    let result = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once(RESULT_PREFIX))
+        .and_then(|(_, j)| serde_json::from_str::<ApiResult>(j.trim()).ok());
+    match result {
+        Some(ApiResult::Failed { error }) => Err(anyhow::anyhow!("nfsd: {error}").into()),
+        Some(r) => Ok(r),
+        None => Err(CliError::Precondition {
+            what: format!(
+                "the job {API_JOB} gave no result: task on {}; log: {}",
+                task.describe(),
+                log.trim()
+            ),
+            fix: apply::fix_for_task_error(task.error.as_deref().unwrap_or(&log)),
+        }),
+    }
+}
+
+/// Ask for the volume's name unless `confirm` already equals it. Refuses on a mismatch or
+/// when there is nobody to ask.
+pub fn confirm_delete(
+    name: &str,
+    purge: bool,
+    confirm: Option<&str>,
+    interactive: bool,
+    input: &mut dyn BufRead,
+    prompt: &mut dyn Write,
+) -> Result<(), CliError> {
+    let what = if purge {
+        "delete it for good (the tree is purged; this cannot be undone)"
+    } else {
+        "remove it (nfsd moves its tree aside to removed/; `--purge` would delete it)"
+    };
+    match confirm {
+        Some(c) if c == name => return Ok(()),
+        Some(c) => {
+            return Err(CliError::Usage(format!(
+                "--confirm {c:?} does not match the volume {name:?}; nothing was deleted"
+            )));
+        }
+        None if !interactive => {
+            return Err(CliError::Usage(format!(
+                "deleting volume {name:?} needs confirmation: pass --confirm {name} (nothing was deleted)"
+            )));
+        }
+        None => {}
+    }
+    write!(
+        prompt,
+        "This will {what}.\nType the volume's name ({name}) to go on: "
+    )
+    .and_then(|()| prompt.flush())
+    .context("cannot ask for confirmation")?;
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the confirmation")?;
+    if line.trim() == name {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "you typed {:?}, not {name:?}; nothing was deleted",
+            line.trim()
+        )))
+    }
+}
+
+/// The labels of the job, for tests.
+pub fn job_labels() -> HashMap<String, String> {
+    plan::labels("volume-api")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleting_needs_the_name_typed_or_confirmed() {
+        let mut out = Vec::new();
+        confirm_delete(
+            "home-alice",
+            false,
+            Some("home-alice"),
+            false,
+            &mut "".as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        let e = confirm_delete(
+            "home-alice",
+            false,
+            Some("home-bob"),
+            true,
+            &mut "".as_bytes(),
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), 2);
+        assert!(e.to_string().contains("nothing was deleted"), "{e}");
+        let e = confirm_delete(
+            "home-alice",
+            true,
+            None,
+            false,
+            &mut "".as_bytes(),
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--confirm home-alice"), "{e}");
+        confirm_delete(
+            "home-alice",
+            true,
+            None,
+            true,
+            &mut "home-alice\n".as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        let shown = String::from_utf8(out.clone()).unwrap();
+        assert!(shown.contains("cannot be undone"), "{shown}");
+        let e = confirm_delete(
+            "home-alice",
+            true,
+            None,
+            true,
+            &mut "yes\n".as_bytes(),
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nothing was deleted"), "{e}");
+    }
+
+    #[test]
+    fn the_job_holds_the_token_and_calls_the_storage_node() {
+        let cfg = Config::default();
+        let s = api_job(
+            &cfg,
+            "10.0.0.5",
+            &ApiAction::Delete {
+                name: "home-alice".into(),
+                purge: true,
+            },
+        );
+        let c = s.task_template.unwrap().container_spec.unwrap();
+        assert_eq!(
+            c.args.unwrap().join(" "),
+            "volume api --server http://10.0.0.5:8049 --token-file /run/secrets/swarmhub-nfsd-token delete home-alice --purge"
+        );
+        assert_eq!(
+            c.secrets.unwrap()[0].secret_name.as_deref(),
+            Some(plan::NFSD_TOKEN_SECRET)
+        );
+        assert!(s.mode.unwrap().replicated_job.is_some());
+        assert_eq!(job_labels()["swarmhub.managed"], "true");
+    }
+
+    #[test]
+    fn results_round_trip() {
+        let r = ApiResult::Failed {
+            error: "401".into(),
+        };
+        let line = result_line(&r);
+        let back: ApiResult =
+            serde_json::from_str(line.strip_prefix(RESULT_PREFIX).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[tokio::test]
+    async fn a_missing_token_file_is_a_failed_result() {
+        let r = node_api(
+            "http://127.0.0.1:9",
+            Path::new("/nonexistent/token"),
+            &ApiAction::List,
+        )
+        .await;
+        match r {
+            ApiResult::Failed { error } => assert!(error.contains("/nonexistent/token"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
