@@ -3,5 +3,7 @@
 
 pub mod docker;
 pub mod guest;
+pub mod images;
 pub mod nfsd;
 pub mod slapd;
+pub mod swarm;
