@@ -102,6 +102,12 @@ impl Slapd {
     /// Writes the config, loads the entries with `slapadd`, starts slapd on a free loopback port and waits (up to
     /// 10 s) until it answers an LDAP bind.
     pub fn start(users: &[TestUser], groups: &[TestGroup]) -> anyhow::Result<Slapd> {
+        Slapd::start_on("127.0.0.1", users, groups)
+    }
+
+    /// Like [`Slapd::start`], listening on `ip` instead of loopback: an address the test owns
+    /// that containers reach, e.g. the gateway of Docker's `docker_gwbridge`.
+    pub fn start_on(ip: &str, users: &[TestUser], groups: &[TestGroup]) -> anyhow::Result<Slapd> {
         for binary in [SLAPD, SLAPADD] {
             ensure!(
                 Path::new(binary).is_file(),
@@ -161,7 +167,7 @@ impl Slapd {
         let mut last_error = None;
         for _ in 0..5 {
             slapd.port = free_port()?;
-            slapd.url = format!("ldap://127.0.0.1:{}/", slapd.port);
+            slapd.url = format!("ldap://{ip}:{}/", slapd.port);
             match slapd.spawn() {
                 Ok(()) => return Ok(slapd),
                 Err(err) if slapd.log().contains("Address already in use") => {
@@ -295,7 +301,15 @@ impl Slapd {
                 self.child = None;
                 bail!("slapd exited at start ({status}); its log:\n{}", self.log());
             }
-            match probe(self.port) {
+            // the address slapd listens on is the URL's host
+            let ip = self
+                .url
+                .trim_start_matches("ldap://")
+                .split(':')
+                .next()
+                .and_then(|h| h.parse().ok())
+                .unwrap_or(Ipv4Addr::LOCALHOST);
+            match probe(ip, self.port) {
                 Ok(()) => return Ok(()),
                 Err(err) if Instant::now() >= deadline => {
                     let _ = self.stop();
@@ -456,7 +470,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Sends an anonymous LDAPv3 bind and expects a successful BindResponse: proves slapd is past startup and serving.
-fn probe(port: u16) -> anyhow::Result<()> {
+fn probe(ip: Ipv4Addr, port: u16) -> anyhow::Result<()> {
     // LDAPMessage { messageID 1, BindRequest { version 3, name "", simple "" } }
     const BIND: [u8; 14] = [
         0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00,
@@ -465,7 +479,7 @@ fn probe(port: u16) -> anyhow::Result<()> {
     const SUCCESS: [u8; 14] = [
         0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
     ];
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let addr = SocketAddr::from((ip, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_millis(500)))?;
     stream.write_all(&BIND)?;
