@@ -491,6 +491,20 @@ pub async fn remove_network(
     loop {
         match not_found(c.docker.remove_network(name).await) {
             Ok(Some(())) => {
+                // a swarm network disappears asynchronously: wait until it is gone, so that
+                // a `run` right after (`rerun`) creates it again instead of finding it
+                while start.elapsed() < Duration::from_secs(seconds) {
+                    let gone = not_found(
+                        c.docker
+                            .inspect_network(name, None::<InspectNetworkOptions>)
+                            .await,
+                    )
+                    .is_ok_and(|n| n.is_none());
+                    if gone {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 bar.finish();
                 return Ok(Step::new("network", name, Change::Removed));
             }

@@ -232,6 +232,19 @@ impl Cluster {
             .context("cannot list the swarm's nodes")?;
         let mut out: Vec<NodeInfo> = nodes.iter().map(NodeInfo::from_node).collect();
         out.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+        // a node's engine reports its plugins to the managers only every few seconds (~15 s
+        // measured); for the node this dockerd runs on, ask it directly
+        let me = self.self_node_id().await?;
+        if let Some(n) = out.iter_mut().find(|n| n.id == me) {
+            n.plugin_enabled = match not_found(self.docker.inspect_plugin(PLUGIN_ALIAS).await) {
+                Ok(Some(p)) => p.enabled,
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::debug!("cannot inspect plugin {PLUGIN_ALIAS}: {e}");
+                    n.plugin_enabled
+                }
+            };
+        }
         Ok(out)
     }
 
@@ -309,11 +322,10 @@ impl Cluster {
         let opts = ListTasksOptions {
             filters: Some(filter("service", service)),
         };
-        let mut tasks = self
-            .docker
-            .list_tasks(Some(opts))
-            .await
-            .with_context(|| format!("cannot list the tasks of service {service}"))?;
+        // a service that is gone (removed, or never made) has no tasks; Docker says 404
+        let mut tasks = not_found(self.docker.list_tasks(Some(opts)).await)
+            .with_context(|| format!("cannot list the tasks of service {service}"))?
+            .unwrap_or_default();
         tasks.sort_by(|a, b| {
             let ts = |t: &Task| {
                 t.status

@@ -133,7 +133,8 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         inputs: inputs(deploy_args),
         progress,
     };
-    let mut stdin = std::io::stdin().lock();
+    // not locked here: commands that ask (volume delete) or read a secret lock it themselves
+    let mut stdin = std::io::stdin();
     let steps = match &cli.command {
         Command::Run(_) => lifecycle::run(&ctx, Part::All, &mut stdin).await?,
         Command::Start => lifecycle::start(&ctx, Part::All).await?,
@@ -311,12 +312,9 @@ async fn doctor(
         )?,
         Output::Text => emit(out, &report.text())?,
     }
-    if report.ok() {
-        Ok(())
-    } else {
-        Err(CliError::HealthCheck(
-            "some checks failed; each says how to fix it above".into(),
-        ))
+    match report.error() {
+        None => Ok(()),
+        Some(e) => Err(e),
     }
 }
 

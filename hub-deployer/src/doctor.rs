@@ -1034,18 +1034,17 @@ async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
             format!("swarmhub hub start; if it does not stay up: docker service logs {svc}"),
         );
     };
-    let host = if task.node_id == me {
-        "127.0.0.1".to_string()
-    } else {
-        match nodes.iter().find(|n| n.id == task.node_id) {
-            Some(n) if !n.addr.is_empty() => n.addr.clone(),
-            _ => {
-                return Check::fail(
-                    "hub-api",
-                    format!("the node running {svc} ({}) reports no address", task.node),
-                    "re-join it with --advertise-addr <its IP>",
-                );
-            }
+    // the node's address also when it is the node whose dockerd we talk to: DOCKER_HOST may be
+    // remote (ssh://, tcp://) or the CLI may run in another network namespace than that node
+    let host = match nodes.iter().find(|n| n.id == task.node_id) {
+        Some(n) if !n.addr.is_empty() && n.addr != "0.0.0.0" => n.addr.clone(),
+        _ if task.node_id == me => "127.0.0.1".to_string(),
+        _ => {
+            return Check::fail(
+                "hub-api",
+                format!("the node running {svc} ({}) reports no address", task.node),
+                "re-join it with --advertise-addr <its IP>",
+            );
         }
     };
     let url = hub_api_url(cfg, &host);

@@ -52,6 +52,10 @@ impl Ctx<'_> {
 pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
     let p = ctx.plan()?;
+    // what the admin must provide is checked before anything is created
+    if part != Part::Hub {
+        c.storage_node(&ctx.cfg.cluster.storage_node_label).await?;
+    }
     let mut steps = vec![apply::ensure_network(c, &p.network).await?];
     steps.extend(apply::ensure_secrets(c, &p.secrets, stdin).await?);
     if part != Part::Hub {
@@ -201,7 +205,8 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     if part == Part::All {
         steps.push(apply::remove_network(c, &ctx.cfg.cluster.network, &ctx.progress).await?);
         let p = ctx.plan()?;
-        for s in &p.secrets {
+        let existing = apply::secret_ids(c).await?;
+        for s in p.secrets.iter().filter(|s| existing.contains_key(&s.name)) {
             steps.push(Step::new("secret", &s.name, Change::Kept).note("secrets survive remove"));
         }
         steps.push(

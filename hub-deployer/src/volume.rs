@@ -166,6 +166,13 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
                 condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
                 ..Default::default()
             }),
+            // the node's own network, like the plugin: nfsd's API is published in host mode at
+            // the storage node's address, which a container on a bridge may not reach (e.g. a
+            // swarm advertised on 127.0.0.1)
+            networks: Some(vec![bollard::models::NetworkAttachmentConfig {
+                target: Some("host".into()),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
         mode: Some(ServiceSpecMode {
@@ -382,6 +389,8 @@ mod tests {
                 purge: true,
             },
         );
+        let nets = s.task_template.as_ref().unwrap().networks.clone().unwrap();
+        assert_eq!(nets[0].target.as_deref(), Some("host"));
         let c = s.task_template.unwrap().container_spec.unwrap();
         assert_eq!(
             c.args.unwrap().join(" "),
