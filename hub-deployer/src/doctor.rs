@@ -990,7 +990,8 @@ pub fn hub_api_url(cfg: &Config, host: &str) -> String {
     )
 }
 
-async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
+/// Whether the hub answers its API at the address of the node running it.
+pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
     let svc = &cfg.cluster.hub_service;
     let secs = cfg.timeouts.docker_seconds;
     let read = async {

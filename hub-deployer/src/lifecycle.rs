@@ -7,12 +7,14 @@
 //! crypt key and nfsd token). Deleting user data is `swarmhub volume delete`, nowhere here.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::apply::{self, Change, Step};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::doctor;
 use crate::exit::CliError;
 use crate::plan::{self, Plan, PlanInputs};
 use crate::plugin;
@@ -99,10 +101,36 @@ async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     let mut steps = vec![apply::ensure_config(c, &p.hub_config).await?];
     steps.push(apply::ensure_service(c, &p.hub, true).await?);
     apply::wait_running(c, &ctx.cfg.cluster.hub_service, 1, &ctx.progress).await?;
+    steps.extend(wait_hub_answers(ctx).await);
     steps.extend(
         apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
     );
     Ok(steps)
+}
+
+/// A running hub task is not yet a hub that answers (JupyterHub needs a few seconds to start):
+/// wait until its API answers, up to a minute. When it does not, say so as a note (the CLI host
+/// may simply not reach the hub's node) rather than failing the command.
+async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
+    let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
+    let start = Instant::now();
+    let svc = &ctx.cfg.cluster.hub_service;
+    let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
+    loop {
+        let check = doctor::hub_check(ctx.cluster, ctx.cfg).await;
+        if check.outcome == doctor::Outcome::Ok {
+            return None;
+        }
+        if start.elapsed() >= limit {
+            bar.finish();
+            return Some(Step::new("service", svc, Change::Unchanged).note(format!(
+                "running, but not answering after {} s: {}; see swarmhub doctor",
+                limit.as_secs(),
+                check.detail
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Roll the plugin out when a usable node lacks it (enabled, with a version recorded by a
@@ -152,6 +180,9 @@ pub async fn start(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
         steps.push(apply::scale(ctx.cluster, name, 1).await?);
         apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
     }
+    if part != Part::Nfs {
+        steps.extend(wait_hub_answers(ctx).await);
+    }
     Ok(steps)
 }
 
@@ -176,6 +207,9 @@ pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     for name in services(ctx.cfg, part) {
         steps.push(apply::force_restart(ctx.cluster, name).await?);
         apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+    }
+    if part != Part::Nfs {
+        steps.extend(wait_hub_answers(ctx).await);
     }
     Ok(steps)
 }
