@@ -35,7 +35,7 @@ use serde::Serialize;
 use swarmhub_control_api::Health;
 
 use crate::apply::replicas_of;
-use crate::cluster::{Cluster, NodeInfo, PLUGIN_VERSION_LABEL, TaskInfo, docker_message, filter};
+use crate::cluster::{Cluster, NodeInfo, PLUGIN_VERSION_LABEL, TaskInfo, docker_message};
 use crate::config::Config;
 use crate::plan::{COMPONENT_LABEL, MANAGED_LABEL, PLUGIN_ALIAS};
 use crate::probe::{self, ProbeError};
@@ -628,9 +628,9 @@ pub fn nfsd_api_status(url: String, result: Result<Health, ProbeError>) -> NfsdA
 }
 
 async fn volumes_status(c: &Cluster) -> VolumesStatus {
-    let opts = ListVolumesOptions {
-        filters: Some(filter("driver", PLUGIN_ALIAS)),
-    };
+    // filtered here, not by dockerd: its driver filter does not match the managed plugin's
+    // full name (`swarmhub-nfs:latest`), which is what volumes of the plugin record
+    let opts = ListVolumesOptions { filters: None };
     let mut s = VolumesStatus {
         driver: PLUGIN_ALIAS.into(),
         listed: false,

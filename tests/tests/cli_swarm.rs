@@ -395,6 +395,15 @@ service_seconds = 240
     assert_eq!(code(&doctor), Some(0), "{}", doctor.describe());
     let status = swarmhub_ok(&config, &["status"]);
     eprintln!("status of a healthy one-node deployment:\n{status}");
+    let v: serde_json::Value =
+        serde_json::from_str(&swarmhub_ok(&config, &["--output", "json", "status"]))?;
+    let names: Vec<&str> = v["volumes"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["home-alice"], "{v}");
 
     // ---- rerun keeps data and secrets -------------------------------------------------------
     docker_ok(&["volume", "rm", "home-alice"]);

@@ -18,6 +18,8 @@ use crate::mounter::{MountSpec, Mounter};
 use crate::protocol::VolumeInfo;
 use crate::state::{PluginState, StateFile, VolumeState};
 
+/// How long a Mount of an already mounted volume waits for nfsd to accept a connection.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// What the driver needs from nfsd: ensure a volume exists, get its export path.
 pub trait Provisioner: Send + Sync + 'static {
     fn ensure<'a>(
@@ -296,6 +298,11 @@ impl Driver {
         let target = self.target(name);
         if !self.is_mounted(name) || !self.mounter.is_mounted(&target) {
             self.mount_now(name, &vol).await?;
+        } else {
+            // a mount kept for another container answers nothing while nfsd is down: the new
+            // container's start would hang on it (runc stats the mount point) and fail with EIO
+            // a minute later, so refuse now with the reason
+            self.probe_server(name).await?;
         }
         let mut state = self.state.lock().expect("poisoned");
         let mut next = state.clone();
@@ -305,6 +312,21 @@ impl Driver {
         self.save(&next)?;
         *state = next;
         Ok(target.display().to_string())
+    }
+
+    /// A TCP connection to nfsd's NFS port within [`PROBE_TIMEOUT`].
+    async fn probe_server(&self, name: &str) -> Result<(), String> {
+        let server = self.config.server.clone();
+        let connect = tokio::net::TcpStream::connect(server.clone());
+        match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "volume {name} is mounted but nfsd at {server} is unreachable ({e}); start nfsd (swarmhub nfs start) and retry"
+            )),
+            Err(_) => Err(format!(
+                "volume {name} is mounted but nfsd at {server} does not accept connections within {PROBE_TIMEOUT:?}; check nfsd (swarmhub doctor) and retry"
+            )),
+        }
     }
 
     /// `VolumeDriver.Unmount`: unknown volumes and IDs succeed.

@@ -62,8 +62,22 @@ fn serve_args(dir: &Path) -> ServeArgs {
         dir.join("run/swarmhub-nfs.sock").to_str().unwrap(),
         "--server",
         "127.0.0.1",
+        "--nfs-port",
+        &nfs_port().to_string(),
     ]);
     a.serve
+}
+
+/// A port that accepts TCP connections for the whole test run, standing in for nfsd's NFS port
+/// (a Mount of an already mounted volume checks that nfsd is reachable; the recording mounter
+/// never talks NFS).
+fn nfs_port() -> u16 {
+    static LISTENER: std::sync::OnceLock<std::net::TcpListener> = std::sync::OnceLock::new();
+    LISTENER
+        .get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Plugin {
@@ -73,6 +87,15 @@ impl Plugin {
         prov: Arc<dyn Provisioner>,
     ) -> Plugin {
         let args = serve_args(dir.path());
+        Self::start_args(args, dir, mounter, prov).await
+    }
+
+    async fn start_args(
+        args: swarmhub_volume_plugin::config::ServeArgs,
+        dir: tempfile::TempDir,
+        mounter: Arc<RecordingMounter>,
+        prov: Arc<dyn Provisioner>,
+    ) -> Plugin {
         let socket = args.socket.clone();
         let driver = Arc::new(
             swarmhub_volume_plugin::server::driver(
@@ -398,6 +421,45 @@ async fn hostile_names_options_and_bodies() {
         json!([])
     );
     assert!(!p.dir.path().join("mnt/..").join("x").exists());
+}
+
+#[tokio::test]
+async fn mounting_a_mounted_volume_fails_fast_while_nfsd_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = serve_args(dir.path());
+    // a port nobody listens on
+    args.nfs_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = Plugin::start_args(
+        args,
+        dir,
+        Arc::default(),
+        Arc::new(RecordingProvisioner::default()),
+    )
+    .await;
+    p.call(
+        "/VolumeDriver.Create",
+        json!({"Name": "v", "Opts": {"user": "alice"}}),
+    )
+    .await;
+    // the first mount is the mounter's (which reports its own errors)
+    let m1 = p
+        .call("/VolumeDriver.Mount", json!({"Name": "v", "ID": "c1"}))
+        .await;
+    assert_eq!(err(&m1), "");
+    // a second container would hang on the kept mount: refused at once, naming nfsd
+    let m2 = p
+        .call("/VolumeDriver.Mount", json!({"Name": "v", "ID": "c2"}))
+        .await;
+    assert!(
+        err(&m2).contains("is unreachable") && err(&m2).contains("swarmhub nfs start"),
+        "{m2}"
+    );
+    let g = p.call("/VolumeDriver.Get", json!({"Name": "v"})).await;
+    assert_eq!(g["Volume"]["Status"]["references"], 1, "{g}");
 }
 
 #[tokio::test]

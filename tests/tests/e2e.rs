@@ -1,0 +1,1188 @@
+//! End to end (issue 7): the whole system on a real three-node Docker Swarm (tests/src/swarm.rs),
+//! deployed by the `swarmhub` CLI, used through JupyterHub's HTTP interface like a browser would.
+//!
+//! Real parts: slapd on the host's address of the node subnet (`swarm::HOST_IP`, which every
+//! node reaches), three dockerd nodes (node 1 the manager and storage node, nodes 2 and 3
+//! workers for notebooks), the images of the Dockerfile loaded into every node, nfsd on node 1,
+//! the `swarmhub-nfs` plugin (fuse backend: this host's kernel has no NFS client) installed on
+//! every node by the CLI's rollout job, JupyterHub on the manager, notebooks as Swarm services.
+//!
+//! Steps, each asserted (figures are printed, never asserted):
+//! 1. `swarmhub run` deploys everything; `status --output json` shows the plugin enabled with one
+//!    version on all nodes; `doctor` passes.
+//! 2. alice logs in through the login form (xsrf cookie + form field), starts her server through
+//!    the REST API (cookie + X-XSRFToken); it runs the student image on a worker.
+//! 3. A notebook created through the contents API is read back.
+//! 4. Stopped (service removed) and started on the other worker (the first one drained): the
+//!    notebook is still there, and on nfsd's disk it is owned by alice's uidNumber/gidNumber.
+//! 5. The dockerd of the node running her notebook is killed: Swarm starts a new task on the
+//!    other worker, the hub reaches it and the notebook is intact; the dockerd is restarted.
+//! 6. tina (teachers group) gets the teacher image.
+//! 7. nbgrader: tina generates and releases ps1, alice fetches and submits it, tina collects it
+//!    (submitted/alice/ps1), bob can neither list inbound nor read alice's submission.
+//! 8. With nfsd stopped, bob's spawn fails fast with the task's volume error.
+//! 9. With `hub.mount_volumes = false` (applied by `swarmhub hub run`), one more spawn is timed.
+//!
+//! Needs root, docker.io, iproute2, util-linux, fuse3, slapd + ldap-utils, curl, and the images
+//! (built on the system dockerd by `ensure_images` when missing or stale). One test: one swarm.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
+use swarmhub_tests::images::{Image, ensure_images};
+use swarmhub_tests::nfsd::workspace_bin;
+use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
+use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm, wait_until};
+
+const HUB_PORT: u16 = 8000;
+const HUB_SERVICE: &str = "swarmhub-hub";
+const NFSD_SERVICE: &str = "swarmhub-nfsd";
+const COURSE: &str = "course";
+const EXCHANGE: &str = "/srv/nbgrader/exchange";
+const ALICE: (u32, u32) = (4101, 4100);
+const BOB: (u32, u32) = (4102, 4100);
+const TINA: (u32, u32) = (4201, 4200);
+/// Waits for a notebook to be ready (the hub's own start_timeout is 300 s).
+const SPAWN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Figures for the summary at the end.
+#[derive(Default)]
+struct Timings(Vec<(String, Duration)>);
+
+impl Timings {
+    fn add(&mut self, what: &str, d: Duration) {
+        eprintln!("== {what}: {:.1} s", d.as_secs_f64());
+        self.0.push((what.to_string(), d));
+    }
+
+    fn print(&self) {
+        eprintln!("\n==== e2e timing summary ====");
+        for (what, d) in &self.0 {
+            eprintln!("{:>8.1} s  {what}", d.as_secs_f64());
+        }
+    }
+}
+
+fn code(out: &Out) -> Option<i32> {
+    out.status.and_then(|s| s.code())
+}
+
+/// The deployment: the swarm, the CLI's config and what the CLI needs besides.
+struct Deploy {
+    swarm: Swarm,
+    config: PathBuf,
+    password_file: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl Deploy {
+    /// `swarmhub --config F ARGS` against node 1 (the manager).
+    fn swarmhub(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(
+            workspace_bin("swarmhub")
+                .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
+        );
+        cmd.env("DOCKER_HOST", self.swarm.host(1))
+            .env_remove("DOCKER_CONTEXT")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        let out = run_timeout(cmd, Duration::from_secs(900)).expect("running swarmhub");
+        eprintln!(
+            "$ swarmhub {} -> {:?} in {:.1} s\n{}{}",
+            args.join(" "),
+            code(&out),
+            out.took.as_secs_f64(),
+            out.stdout,
+            out.stderr
+        );
+        out
+    }
+
+    /// Like [`Deploy::swarmhub`], without echoing the output (for polling).
+    fn swarmhub_quiet(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(
+            workspace_bin("swarmhub")
+                .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
+        );
+        cmd.env("DOCKER_HOST", self.swarm.host(1))
+            .env_remove("DOCKER_CONTEXT")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        run_timeout(cmd, Duration::from_secs(120)).expect("running swarmhub")
+    }
+
+    fn swarmhub_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.swarmhub(args);
+        ensure!(
+            out.success(),
+            "swarmhub {} failed: {}",
+            args.join(" "),
+            out.describe()
+        );
+        Ok(out.stdout)
+    }
+
+    fn pw(&self) -> &str {
+        self.password_file.to_str().expect("UTF-8 path")
+    }
+
+    /// Running tasks of the notebook service of `user`: (node index, task state).
+    fn notebook_tasks(&self, user: &str) -> Result<Vec<(usize, String)>, String> {
+        let out = self
+            .swarm
+            .docker_ok(
+                1,
+                &[
+                    "service",
+                    "ps",
+                    &format!("jupyter-{user}"),
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Node}}\t{{.CurrentState}}",
+                ],
+            )
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (n, s) = l.split_once('\t').unwrap_or((l, ""));
+                (node_index(n.trim()), s.trim().to_string())
+            })
+            .collect())
+    }
+
+    /// The node whose task of `user`'s notebook runs.
+    fn notebook_node(&self, user: &str) -> anyhow::Result<usize> {
+        let tasks = self.notebook_tasks(user).map_err(anyhow::Error::msg)?;
+        let running: Vec<usize> = tasks
+            .iter()
+            .filter(|(_, s)| s.starts_with("Running"))
+            .map(|(n, _)| *n)
+            .collect();
+        match running.as_slice() {
+            [one] => Ok(*one),
+            _ => bail!("jupyter-{user}: expected one running task, found {tasks:?}"),
+        }
+    }
+
+    fn service_exists(&self, name: &str) -> bool {
+        self.swarm
+            .docker(1, &["service", "inspect", "-f", "{{.ID}}", name])
+            .success()
+    }
+
+    /// The running container of `user`'s notebook on node `i`.
+    fn notebook_container(&self, i: usize, user: &str) -> anyhow::Result<String> {
+        let (id, _) = wait_until(
+            &format!("a running container of jupyter-{user} on node {i}"),
+            Duration::from_secs(60),
+            || {
+                let out = self.swarm.docker(
+                    i,
+                    &[
+                        "ps",
+                        "-q",
+                        "--filter",
+                        &format!("label=com.docker.swarm.service.name=jupyter-{user}"),
+                    ],
+                );
+                match out.stdout.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    [one] => Ok(one.to_string()),
+                    other => Err(format!("{other:?} {}", out.stderr.trim())),
+                }
+            },
+        )?;
+        Ok(id)
+    }
+
+    /// `docker exec -u jovyan` in `user`'s notebook container: `sh -c SCRIPT`.
+    fn exec(&self, user: &str, script: &str) -> anyhow::Result<Out> {
+        let i = self.notebook_node(user)?;
+        let c = self.notebook_container(i, user)?;
+        let out = self.swarm.docker_timeout(
+            i,
+            &[
+                "exec",
+                "-u",
+                "jovyan",
+                "-w",
+                "/home/jovyan/work",
+                &c,
+                "sh",
+                "-c",
+                script,
+            ],
+            Duration::from_secs(180),
+        );
+        eprintln!(
+            "[{user}@node{i}]$ {script}\n-> {:?}\n{}{}",
+            code(&out),
+            out.stdout,
+            out.stderr
+        );
+        Ok(out)
+    }
+
+    fn exec_ok(&self, user: &str, script: &str) -> anyhow::Result<String> {
+        let out = self.exec(user, script)?;
+        ensure!(out.success(), "in {user}'s notebook: {}", out.describe());
+        Ok(out.stdout)
+    }
+
+    /// What helps when a step fails: the hub's log, tasks, node states.
+    fn diagnostics(&self) {
+        let s = &self.swarm;
+        let logs = s.docker_timeout(
+            1,
+            &["service", "logs", "--tail", "80", HUB_SERVICE],
+            Duration::from_secs(30),
+        );
+        eprintln!("---- hub log tail ----\n{}{}", logs.stdout, logs.stderr);
+        let logs = s.docker_timeout(
+            1,
+            &["service", "logs", "--tail", "30", NFSD_SERVICE],
+            Duration::from_secs(30),
+        );
+        eprintln!("---- nfsd log tail ----\n{}{}", logs.stdout, logs.stderr);
+        let ps = s.docker(
+            1,
+            &[
+                "service",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Replicas}} {{.Image}}",
+            ],
+        );
+        eprintln!("---- services ----\n{}", ps.stdout);
+        for svc in ps.stdout.lines().filter_map(|l| l.split(' ').next()) {
+            let t = s.docker(1, &["service", "ps", "--no-trunc", svc]);
+            eprintln!("---- {svc} tasks ----\n{}", t.stdout);
+        }
+        eprintln!("---- nodes ----\n{:?}", s.node_states());
+        for i in 1..=s.len() {
+            eprintln!("---- dockerd n{i} log tail ----\n{}", s.log_tail(i, 15));
+        }
+    }
+}
+
+/// `swarmhub-node-2` -> 2.
+fn node_index(hostname: &str) -> usize {
+    hostname
+        .trim_start_matches("swarmhub-node-")
+        .parse()
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// a browser: curl with a cookie jar
+
+/// One user's browser session with the hub: curl with its own cookie jar.
+struct Browser {
+    base: String,
+    user: String,
+    jar: PathBuf,
+    body: PathBuf,
+    token: Option<String>,
+}
+
+/// An HTTP answer: status code and body.
+struct Resp {
+    code: u16,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.body).with_context(|| {
+            format!(
+                "HTTP {} with a body that is not JSON: {}",
+                self.code, self.body
+            )
+        })
+    }
+}
+
+impl Browser {
+    fn new(base: &str, dir: &Path, user: &str) -> Browser {
+        Browser {
+            base: base.trim_end_matches('/').to_string(),
+            user: user.to_string(),
+            jar: dir.join(format!("cookies-{user}")),
+            body: dir.join(format!("body-{user}")),
+            token: None,
+        }
+    }
+
+    /// `curl` with the jar; `extra` are more curl arguments (method, headers, data).
+    fn curl(&self, path: &str, extra: &[&str], timeout: Duration) -> anyhow::Result<Resp> {
+        let _ = std::fs::remove_file(&self.body);
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-o"])
+            .arg(&self.body)
+            .args(["-w", "%{http_code}", "-b"])
+            .arg(&self.jar)
+            .arg("-c")
+            .arg(&self.jar)
+            .args(["--max-time", &timeout.as_secs().to_string()])
+            .args(extra)
+            .arg(format!("{}{path}", self.base));
+        let out = run_timeout(cmd, timeout + Duration::from_secs(5))
+            .context("running curl (apt-get install -y curl)")?;
+        let code: u16 = out.stdout.trim().parse().unwrap_or(0);
+        ensure!(code != 0, "curl {path} failed: {}", out.describe());
+        Ok(Resp {
+            code,
+            body: std::fs::read_to_string(&self.body).unwrap_or_default(),
+        })
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<Resp> {
+        self.curl(path, &[], Duration::from_secs(30))
+    }
+
+    /// The `_xsrf` cookie the hub set (path /hub/).
+    fn xsrf(&self) -> anyhow::Result<String> {
+        let jar = std::fs::read_to_string(&self.jar).context("reading the cookie jar")?;
+        jar.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() == 7 && f[5] == "_xsrf").then(|| f[6].to_string())
+            })
+            .next_back()
+            .with_context(|| format!("no _xsrf cookie in the jar:\n{jar}"))
+    }
+
+    /// The hub's REST API with the login cookie and the X-XSRFToken header JupyterHub 5 wants
+    /// with cookie authentication.
+    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
+        let xsrf = format!("X-XSRFToken: {}", self.xsrf()?);
+        let data = body.map(|b| b.to_string());
+        let mut args = vec!["-X", method, "-H", &xsrf];
+        if let Some(d) = &data {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
+        }
+        self.curl(&format!("/hub/api{path}"), &args, Duration::from_secs(60))
+    }
+
+    /// The login form: GET for the `_xsrf` cookie and form field, POST the credentials.
+    fn login(&self, password: &str) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(&self.jar);
+        let page = self.get("/hub/login")?;
+        ensure!(
+            page.code == 200,
+            "GET /hub/login: HTTP {}: {}",
+            page.code,
+            page.body
+        );
+        let field = match form_xsrf(&page.body) {
+            Some(v) => v,
+            None => self.xsrf()?,
+        };
+        let form = format!(
+            "username={}&password={}&_xsrf={}",
+            self.user,
+            password,
+            urlencode(&field)
+        );
+        let r = self.curl(
+            "/hub/login?next=",
+            &["-X", "POST", "--data", &form],
+            Duration::from_secs(60),
+        )?;
+        ensure!(
+            r.code == 302,
+            "login of {} refused: HTTP {}: {}",
+            self.user,
+            r.code,
+            r.body
+        );
+        // a page after login: the hub sets the _xsrf cookie of the new session
+        let home = self.get("/hub/home")?;
+        ensure!(
+            home.code == 200,
+            "GET /hub/home after login: HTTP {}",
+            home.code
+        );
+        Ok(())
+    }
+
+    /// POST .../server: 201 started, 202 pending; anything else is returned as an error.
+    fn start_server(&self) -> anyhow::Result<Resp> {
+        self.api("POST", &format!("/users/{}/server", self.user), None)
+    }
+
+    /// The user model (`servers`, `pending`).
+    fn model(&self) -> anyhow::Result<Value> {
+        let r = self.curl(
+            &format!("/hub/api/users/{}", self.user),
+            &[],
+            Duration::from_secs(30),
+        )?;
+        ensure!(
+            r.code == 200,
+            "GET user {}: HTTP {}: {}",
+            self.user,
+            r.code,
+            r.body
+        );
+        r.json()
+    }
+
+    /// Until the default server is ready; an error once the hub says the spawn is over
+    /// without a server (no pending action, no server) or after `limit`.
+    fn wait_ready(&self, limit: Duration) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let m = self.model()?;
+            let server = &m["servers"][""];
+            if server["ready"] == json!(true) {
+                return Ok(start.elapsed());
+            }
+            if server.is_null()
+                && m["pending"].is_null()
+                && start.elapsed() > Duration::from_secs(2)
+            {
+                bail!(
+                    "{}'s spawn ended without a server after {:.1?}: {m}",
+                    self.user,
+                    start.elapsed()
+                );
+            }
+            ensure!(
+                start.elapsed() < limit,
+                "{}'s server not ready after {limit:?}: {m}",
+                self.user
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// DELETE .../server and wait until the hub has no server for the user.
+    fn stop_server(&self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let r = self.api("DELETE", &format!("/users/{}/server", self.user), None)?;
+        ensure!(
+            matches!(r.code, 202 | 204),
+            "stopping {}'s server: HTTP {}: {}",
+            self.user,
+            r.code,
+            r.body
+        );
+        wait_until(
+            &format!("{}'s server to stop", self.user),
+            Duration::from_secs(120),
+            || {
+                let m = self.model().map_err(|e| format!("{e:#}"))?;
+                if m["servers"][""].is_null() && m["pending"].is_null() {
+                    Ok(())
+                } else {
+                    Err(m.to_string())
+                }
+            },
+        )?;
+        Ok(start.elapsed())
+    }
+
+    /// Logs in, starts the server, waits until ready: the time of all of it.
+    fn login_and_spawn(&self, password: &str) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        self.login(password)?;
+        let r = self.start_server()?;
+        ensure!(
+            matches!(r.code, 201 | 202),
+            "starting {}'s server: HTTP {}: {}",
+            self.user,
+            r.code,
+            r.body
+        );
+        self.wait_ready(SPAWN_LIMIT)?;
+        Ok(start.elapsed())
+    }
+
+    /// An API token of the user (created with the login cookie), for the notebook's own API.
+    fn ensure_token(&mut self) -> anyhow::Result<()> {
+        if self.token.is_some() {
+            return Ok(());
+        }
+        let r = self.api(
+            "POST",
+            &format!("/users/{}/tokens", self.user),
+            Some(&json!({"note": "e2e", "expires_in": 7200})),
+        )?;
+        ensure!(
+            matches!(r.code, 200 | 201),
+            "creating a token for {}: HTTP {}: {}",
+            self.user,
+            r.code,
+            r.body
+        );
+        let t = r.json()?["token"]
+            .as_str()
+            .context("token in the answer")?
+            .to_string();
+        self.token = Some(t);
+        Ok(())
+    }
+
+    /// The Jupyter server's contents API of the user's notebook, with the API token.
+    fn contents(&self, method: &str, rel: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
+        let auth = format!(
+            "Authorization: token {}",
+            self.token.as_deref().context("no token (ensure_token)")?
+        );
+        let data = body.map(|b| b.to_string());
+        let mut args = vec!["-X", method, "-H", &auth];
+        if let Some(d) = &data {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
+        }
+        self.curl(
+            &format!("/user/{}/api/contents/{rel}", self.user),
+            &args,
+            Duration::from_secs(60),
+        )
+    }
+}
+
+/// The value of the login form's hidden `_xsrf` input.
+fn form_xsrf(html: &str) -> Option<String> {
+    let at = html.find("name=\"_xsrf\"")?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + "value=\"".len();
+    let end = rest[v..].find('"')?;
+    Some(
+        rest[v..v + end]
+            .replace("&#124;", "|")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A small notebook with one markdown and one code cell.
+fn notebook(text: &str) -> Value {
+    json!({
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "markdown", "id": "m1", "metadata": {}, "source": text},
+            {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": null,
+             "outputs": [], "source": "print('hello')"}
+        ]
+    })
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+        if p.is_dir()
+            && !p.is_symlink()
+            && let Some(found) = find_file(&p, name)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut timings = Timings::default();
+
+    // ---- images (system dockerd), slapd, swarm, images into every node ----------------------
+    let images = [
+        Image::Nfsd,
+        Image::Cli,
+        Image::Hub,
+        Image::NotebookStudent,
+        Image::NotebookTeacher,
+    ];
+    let t = Instant::now();
+    let docker_lock = docker::lock()?;
+    let _dockerd = Dockerd::ensure()?;
+    for e in ensure_images(&images)? {
+        eprintln!(
+            "image {}: built {} in {:.0} s",
+            e.tag,
+            e.built,
+            e.took.as_secs_f64()
+        );
+    }
+    timings.add("images ensured on the system dockerd", t.elapsed());
+
+    let t = Instant::now();
+    let swarm = Swarm::start(3)?;
+    timings.add("three-node swarm up", t.elapsed());
+    let t = Instant::now();
+    for image in images {
+        swarm.load_image(&image.tag())?;
+    }
+    drop(docker_lock);
+    timings.add("images loaded into the 3 nodes", t.elapsed());
+
+    let slapd = Slapd::start_on(
+        HOST_IP,
+        &[
+            TestUser::new("alice", ALICE.0, ALICE.1),
+            TestUser::new("bob", BOB.0, BOB.1),
+            TestUser::new("tina", TINA.0, TINA.1),
+        ],
+        &[
+            TestGroup::new("students", 4100, &["alice", "bob"]),
+            TestGroup::new("teachers", 4200, &["tina"]),
+        ],
+    )?;
+    let password_file = slapd.reader_password_file()?;
+    let dir = Path::new(BASE).join("nodes").join("e2e");
+    std::fs::create_dir_all(&dir)?;
+    let data_dir = dir.join("nfsd-data");
+    let config = dir.join("swarmhub.toml");
+    let d = Deploy {
+        swarm,
+        config,
+        password_file,
+        data_dir,
+    };
+    let mut d = d;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        steps(&mut d, &slapd, &dir, &mut timings)
+    }));
+    match &result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("FAILED: {e:#}");
+            d.diagnostics();
+        }
+        Err(_) => {
+            eprintln!("FAILED: an assertion (above)");
+            d.diagnostics();
+        }
+    }
+    timings.add("whole test until teardown", t0.elapsed());
+    timings.print();
+    drop(d);
+    drop(slapd);
+    match result {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn write_config(d: &Deploy, slapd: &Slapd, mount_volumes: bool) -> anyhow::Result<()> {
+    std::fs::write(
+        &d.config,
+        format!(
+            r#"[cluster]
+nfsd_data_dir = "{data}"
+plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
+plugin_backend = "fuse"
+docker_socket = "{NODE_DOCKER_SOCKET}"
+hub_port = {HUB_PORT}
+public_url = "http://{hub_ip}:{HUB_PORT}/"
+
+[ldap]
+url = "ldap://{HOST_IP}:{port}"
+starttls = false
+base_dn = "{base}"
+bind_dn = "{reader}"
+student_groups = ["{students}"]
+teacher_group = "{teachers}"
+
+[hub]
+course_id = "{COURSE}"
+notebook_constraints = ["node.role==worker"]
+mount_volumes = {mount_volumes}
+
+[timeouts]
+service_seconds = 300
+"#,
+            data = d.data_dir.display(),
+            hub_ip = d.swarm.ip(1),
+            port = slapd.port,
+            base = slapd.base_dn,
+            reader = slapd.reader_dn,
+            students = slapd.group_dn("students"),
+            teachers = slapd.group_dn("teachers"),
+        ),
+    )?;
+    Ok(())
+}
+
+fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> anyhow::Result<()> {
+    let base_url = format!("http://{}:{HUB_PORT}", d.swarm.ip(1));
+
+    // ---- 1. setup with the CLI ---------------------------------------------------------------
+    d.swarm.label_node(1, "swarmhub.storage", "true")?;
+    write_config(d, slapd, true)?;
+    let check = d.swarmhub_ok(&["config", "check"])?;
+    assert!(check.contains("valid"), "{check}");
+    let t = Instant::now();
+    let run = d.swarmhub_ok(&["run", "--ldap-password-file", d.pw()])?;
+    timings.add(
+        "swarmhub run (nfsd, plugin rollout on 3 nodes, hub)",
+        t.elapsed(),
+    );
+    assert!(run.contains("plugin swarmhub-nfs@"), "{run}");
+    assert!(
+        d.data_dir.is_dir(),
+        "nfsd's data dir {} on the host",
+        d.data_dir.display()
+    );
+
+    // Swarm refreshes a node's description (its enabled plugins) on its own schedule (swarmkit's
+    // agent looks every 20 s), so right after the rollout the manager may not list the plugin yet
+    let (v, took) = wait_until(
+        "status to show the plugin enabled with one version on all 3 nodes",
+        Duration::from_secs(90),
+        || {
+            let out = d.swarmhub_quiet(&["--output", "json", "status"]);
+            if !out.success() {
+                return Err(out.describe());
+            }
+            let v: Value = serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
+            let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+            let versions: BTreeSet<String> = nodes
+                .iter()
+                .map(|n| n["plugin_version"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let enabled = nodes.iter().all(|n| n["plugin_enabled"] == json!(true));
+            if nodes.len() == 3 && enabled && versions.len() == 1 && !versions.contains("") {
+                Ok(v)
+            } else {
+                Err(v["nodes"].to_string())
+            }
+        },
+    )?;
+    timings.add(
+        "run done -> status shows the plugin enabled on all nodes",
+        took,
+    );
+    eprintln!(
+        "==== swarmhub status --output json ====\n{}",
+        serde_json::to_string_pretty(&v)?
+    );
+    let text_status = d.swarmhub_ok(&["status"])?;
+    eprintln!("==== swarmhub status ====\n{text_status}");
+    // `run` waits for the hub's task to run, not for JupyterHub to answer
+    let took = wait_hub(&base_url)?;
+    timings.add("run done -> hub login page answers", took);
+    let doctor = d.swarmhub(&["doctor", "--ldap-password-file", d.pw()]);
+    eprintln!("==== swarmhub doctor ====\n{}", doctor.stdout);
+    assert_eq!(code(&doctor), Some(0), "{}", doctor.describe());
+
+    // ---- 2. alice logs in and starts her server -----------------------------------------------
+    let mut alice = Browser::new(&base_url, dir, "alice");
+    let took = alice.login_and_spawn("alice-password")?;
+    timings.add(
+        "alice: login -> ready notebook (volumes, first start)",
+        took,
+    );
+    let first = d.notebook_node("alice")?;
+    assert!(
+        first == 2 || first == 3,
+        "a worker runs it, not node {first}"
+    );
+    let image = d.swarm.docker_ok(
+        1,
+        &[
+            "service",
+            "inspect",
+            "-f",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            "jupyter-alice",
+        ],
+    )?;
+    assert!(
+        image.starts_with(&Image::NotebookStudent.tag()),
+        "alice's image: {image}"
+    );
+
+    // ---- 3. a notebook through the contents API ----------------------------------------------
+    alice.ensure_token()?;
+    let nb = notebook("# hello from alice");
+    let r = alice.contents(
+        "PUT",
+        "work/hello.ipynb",
+        Some(&json!({"type": "notebook", "content": nb})),
+    )?;
+    assert!(
+        matches!(r.code, 200 | 201),
+        "PUT hello.ipynb: {} {}",
+        r.code,
+        r.body
+    );
+    let read_back = |when: &str| -> anyhow::Result<()> {
+        let r = alice.contents("GET", "work/hello.ipynb", None)?;
+        ensure!(
+            r.code == 200,
+            "GET hello.ipynb {when}: HTTP {} {}",
+            r.code,
+            r.body
+        );
+        let v = r.json()?;
+        ensure!(
+            v["content"]["cells"][0]["source"] == json!("# hello from alice"),
+            "hello.ipynb {when}: {}",
+            v["content"]
+        );
+        Ok(())
+    };
+    read_back("after the PUT")?;
+
+    // ---- 4. stop, start on the other worker, still there, owned by alice's LDAP ids ----------
+    let t = Instant::now();
+    alice.stop_server()?;
+    wait_until(
+        "the notebook service jupyter-alice to be removed",
+        Duration::from_secs(60),
+        || {
+            if d.service_exists("jupyter-alice") {
+                Err("still there".to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )?;
+    timings.add("alice: stop (service removed)", t.elapsed());
+    d.swarm.docker_ok(
+        1,
+        &[
+            "node",
+            "update",
+            "--availability",
+            "drain",
+            &d.swarm.hostname(first),
+        ],
+    )?;
+    let t = Instant::now();
+    let r = alice.start_server()?;
+    assert!(matches!(r.code, 201 | 202), "{} {}", r.code, r.body);
+    alice.wait_ready(SPAWN_LIMIT)?;
+    timings.add(
+        "alice: start again on the other worker -> ready",
+        t.elapsed(),
+    );
+    let second = d.notebook_node("alice")?;
+    d.swarm.docker_ok(
+        1,
+        &[
+            "node",
+            "update",
+            "--availability",
+            "active",
+            &d.swarm.hostname(first),
+        ],
+    )?;
+    assert!(
+        second != first && (second == 2 || second == 3),
+        "started on node {second}, first ran on {first}"
+    );
+    read_back("on the other worker")?;
+    let on_disk =
+        find_file(&d.data_dir, "hello.ipynb").context("hello.ipynb under nfsd's data dir")?;
+    let meta = std::fs::metadata(&on_disk)?;
+    eprintln!(
+        "{}: owner {}:{} mode {:o}",
+        on_disk.display(),
+        meta.uid(),
+        meta.gid(),
+        meta.mode()
+    );
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        ALICE,
+        "owned by alice's uidNumber/gidNumber"
+    );
+    let seen = d.exec_ok("alice", "stat -c '%u:%g' /home/jovyan/work/hello.ipynb")?;
+    assert_eq!(seen.trim(), "1000:100", "the container sees jovyan:users");
+
+    // ---- 5. the node running alice's notebook loses its dockerd -----------------------------
+    let crashed = second;
+    let t = Instant::now();
+    d.swarm.kill_dockerd(crashed)?;
+    let down = d
+        .swarm
+        .wait_node_status(crashed, "Down", Duration::from_secs(120))?;
+    timings.add("killed dockerd -> node Down", down);
+    let (moved_to, _) = wait_until(
+        "a running task of jupyter-alice on another node",
+        Duration::from_secs(180),
+        || {
+            let tasks = d.notebook_tasks("alice")?;
+            tasks
+                .iter()
+                .find(|(n, s)| *n != crashed && s.starts_with("Running"))
+                .map(|(n, _)| *n)
+                .ok_or(format!("{tasks:?}"))
+        },
+    )?;
+    timings.add(
+        "killed dockerd -> alice's task running elsewhere (Swarm reschedule)",
+        t.elapsed(),
+    );
+    assert_eq!(moved_to, first, "the only other worker");
+    // the hub keeps the server (it polls the service, which has a running task again) and its
+    // proxy reaches the new task by the service name
+    let (_, took) = wait_until(
+        "alice's notebook answering through the hub after the reschedule",
+        Duration::from_secs(120),
+        || match alice.contents("GET", "work/hello.ipynb", None) {
+            Ok(r) if r.code == 200 => Ok(()),
+            Ok(r) => Err(format!(
+                "HTTP {} {}",
+                r.code,
+                r.body.chars().take(200).collect::<String>()
+            )),
+            Err(e) => Err(format!("{e:#}")),
+        },
+    )?;
+    timings.add("reschedule -> notebook answers through the hub", took);
+    assert!(
+        alice.model()?["servers"][""]["ready"] == json!(true),
+        "the hub still counts alice's server as ready"
+    );
+    read_back("after the reschedule")?;
+    let t = Instant::now();
+    d.swarm.start_dockerd(crashed)?;
+    d.swarm
+        .wait_node_status(crashed, "Ready", Duration::from_secs(180))?;
+    timings.add("restarted dockerd -> node Ready", t.elapsed());
+    assert_eq!(
+        d.notebook_node("alice")?,
+        first,
+        "still one task, on node {first}"
+    );
+    read_back("after the crashed node came back")?;
+
+    // ---- 6. the teacher gets the teacher image -----------------------------------------------
+    let tina = Browser::new(&base_url, dir, "tina");
+    let took = tina.login_and_spawn("tina-password")?;
+    timings.add("tina: login -> ready notebook", took);
+    let image = d.swarm.docker_ok(
+        1,
+        &[
+            "service",
+            "inspect",
+            "-f",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            "jupyter-tina",
+        ],
+    )?;
+    assert!(
+        image.starts_with(&Image::NotebookTeacher.tag()),
+        "tina's image: {image}"
+    );
+
+    // ---- 7. nbgrader round trip ----------------------------------------------------------------
+    let bob = Browser::new(&base_url, dir, "bob");
+    let took = bob.login_and_spawn("bob-password")?;
+    timings.add("bob: login -> ready notebook", took);
+    let t = Instant::now();
+    let problem = notebook("Problem 1: print hello").to_string();
+    d.exec_ok(
+        "tina",
+        &format!(
+            "set -e; mkdir -p ~/work/{COURSE}/source/ps1 && cat > ~/work/{COURSE}/source/ps1/problem1.ipynb <<'EOF'\n{problem}\nEOF\n\
+             nbgrader generate_assignment ps1 && nbgrader release_assignment ps1 && ls -la {EXCHANGE}/{COURSE}"
+        ),
+    )?;
+    d.exec_ok(
+        "alice",
+        "set -e; nbgrader fetch_assignment ps1 && ls -la ~/work/ps1 && nbgrader submit ps1",
+    )?;
+    let inbound = d.exec_ok("tina", &format!("ls -1 {EXCHANGE}/{COURSE}/inbound"))?;
+    let submission = inbound
+        .lines()
+        .find(|l| l.starts_with("alice+ps1+"))
+        .with_context(|| format!("alice's submission in inbound: {inbound}"))?
+        .trim()
+        .to_string();
+    let collected = d.exec_ok(
+        "tina",
+        &format!("set -e; nbgrader collect ps1 && ls -la ~/work/{COURSE}/submitted/alice/ps1"),
+    )?;
+    assert!(collected.contains("problem1.ipynb"), "{collected}");
+    let ls = bob_denied(d, &format!("ls {EXCHANGE}/{COURSE}/inbound"))?;
+    assert!(ls.contains("Permission denied"), "bob lists inbound: {ls}");
+    // nbgrader's own model: inbound is 2733 (students may enter, not list), a submission is
+    // `<student>+<assignment>+<timestamp>+<random>` with files 0644: unguessable, not unreadable;
+    // the files stay alice's (store uid 4101), so bob cannot change them
+    let glob = bob_denied(d, &format!("ls -d {EXCHANGE}/{COURSE}/inbound/alice+*"))?;
+    assert!(
+        glob.contains("No such file"),
+        "bob finds alice's submission: {glob}"
+    );
+    let modes = d.exec_ok(
+        "tina",
+        &format!("ls -la '{EXCHANGE}/{COURSE}/inbound/{submission}'"),
+    )?;
+    eprintln!("alice's submission as tina sees it:\n{modes}");
+    let write = bob_denied(
+        d,
+        &format!("echo x > '{EXCHANGE}/{COURSE}/inbound/{submission}/problem1.ipynb'"),
+    )?;
+    assert!(
+        write.contains("Permission denied"),
+        "bob overwrites alice's submission: {write}"
+    );
+    // (nbgrader chmods the submission directory 0777 "so the instructor can delete it later",
+    // hidden by its name only: bob could remove it if he knew the name, as on any POSIX system)
+    let by_name = d.exec(
+        "bob",
+        &format!("cat '{EXCHANGE}/{COURSE}/inbound/{submission}/problem1.ipynb' >/dev/null"),
+    )?;
+    eprintln!(
+        "bob reading alice's submission by its exact (unlistable) name: {}",
+        if by_name.success() {
+            "allowed (nbgrader makes submissions 0644/0755)"
+        } else {
+            "denied"
+        }
+    );
+    timings.add(
+        "nbgrader round trip (generate, release, fetch, submit, collect)",
+        t.elapsed(),
+    );
+    bob.stop_server()?;
+
+    // ---- 8. a rejected spawn fails fast ------------------------------------------------------
+    d.swarmhub_ok(&["nfs", "stop"])?;
+    let t = Instant::now();
+    let r = bob.start_server()?;
+    let error = if matches!(r.code, 201 | 202) {
+        match bob.wait_ready(SPAWN_LIMIT) {
+            Ok(_) => bail!("bob's server started with nfsd stopped"),
+            Err(_) => spawn_error(&bob)?,
+        }
+    } else {
+        r.body.clone()
+    };
+    let failed_after = t.elapsed();
+    eprintln!("bob's spawn without nfsd: HTTP {}: {error}", r.code);
+    timings.add(
+        "rejected spawn (nfsd stopped) -> spawn failed",
+        failed_after,
+    );
+    assert!(
+        failed_after < Duration::from_secs(150),
+        "failed after {failed_after:?}, start_timeout is 300 s"
+    );
+    // The plugin's Mount fails at once with the reason ("VolumeDriver.Mount: ... nfsd ...
+    // unreachable"), both where bob's volume is not mounted and where the plugin still holds
+    // the mount of his earlier notebook (it checks nfsd before handing out a kept mount; before
+    // it did, runc's stat of the kept FUSE mount failed with EIO a minute later).
+    let lower = error.to_lowercase();
+    assert!(
+        lower.contains("spawn failed")
+            && (lower.contains("volumedriver") || lower.contains("home-bob")),
+        "the spawn error names bob's volume or the volume driver: {error}"
+    );
+    d.swarmhub_ok(&["nfs", "start"])?;
+
+    // ---- 9. a spawn without the swarmhub volumes -----------------------------------------------
+    write_config(d, slapd, false)?;
+    d.swarmhub_ok(&["hub", "run"])?;
+    wait_hub(&base_url)?;
+    let took = bob.login_and_spawn("bob-password")?;
+    timings.add("bob: login -> ready notebook WITHOUT volumes", took);
+    let mounts = d.swarm.docker_ok(
+        1,
+        &[
+            "service",
+            "inspect",
+            "-f",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}",
+            "jupyter-bob",
+        ],
+    )?;
+    assert!(
+        !mounts.contains("swarmhub-nfs"),
+        "no swarmhub volume with mount_volumes = false: {mounts}"
+    );
+    bob.stop_server()?;
+    write_config(d, slapd, true)?;
+    d.swarmhub_ok(&["hub", "run"])?;
+    wait_hub(&base_url)?;
+    let took = bob.login_and_spawn("bob-password")?;
+    timings.add("bob: login -> ready notebook WITH volumes (warm)", took);
+    bob.stop_server()?;
+    // alice's work survived everything
+    read_back("at the end")?;
+    Ok(())
+}
+
+/// After `hub run` replaced the hub's task: its login page answers again.
+fn wait_hub(base_url: &str) -> anyhow::Result<Duration> {
+    let (_, took) = wait_until(
+        "the hub's login page after hub run",
+        Duration::from_secs(180),
+        || {
+            let out = Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "5",
+                ])
+                .arg(format!("{base_url}/hub/login"))
+                .output()
+                .map_err(|e| e.to_string())?;
+            let code = String::from_utf8_lossy(&out.stdout).to_string();
+            if code == "200" { Ok(()) } else { Err(code) }
+        },
+    )?;
+    Ok(took)
+}
+
+/// A command in bob's notebook that must fail; its stderr.
+fn bob_denied(d: &Deploy, script: &str) -> anyhow::Result<String> {
+    let out = d.exec("bob", script)?;
+    ensure!(!out.success(), "bob succeeded: {}", out.describe());
+    Ok(out.stderr)
+}
+
+/// The spawn's failure message from the progress event stream.
+fn spawn_error(b: &Browser) -> anyhow::Result<String> {
+    let r = b.curl(
+        &format!("/hub/api/users/{}/server/progress", b.user),
+        &["-N"],
+        Duration::from_secs(30),
+    )?;
+    let msg = r
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["failed"] == json!(true))
+        .map(|v| v["message"].as_str().unwrap_or_default().to_string())
+        .next_back();
+    msg.with_context(|| format!("no failure event in the progress stream: {}", r.body))
+}
