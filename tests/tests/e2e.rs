@@ -1080,7 +1080,25 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
             Err(_) => spawn_error(&bob)?,
         }
     } else {
-        r.body.clone()
+        // the task failed while the API call was still waiting (JupyterHub answers a quick
+        // failure with 500 and a generic body): the hub's log has the spawner's message
+        let failed_after = t.elapsed();
+        let logs = d.swarm.docker_timeout(
+            1,
+            &["service", "logs", "--tail", "200", HUB_SERVICE],
+            Duration::from_secs(30),
+        );
+        let line = format!("{}{}", logs.stdout, logs.stderr)
+            .lines()
+            .rfind(|l| l.contains("Swarm could not start the notebook service jupyter-bob"))
+            .map(str::to_string)
+            .with_context(|| {
+                format!(
+                    "HTTP {} {} after {failed_after:?}, and no spawn failure in the hub's log",
+                    r.code, r.body
+                )
+            })?;
+        format!("Spawn failed (HTTP {}): {line}", r.code)
     };
     let failed_after = t.elapsed();
     eprintln!("bob's spawn without nfsd: HTTP {}: {error}", r.code);
