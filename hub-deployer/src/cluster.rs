@@ -343,6 +343,26 @@ impl Cluster {
             .collect())
     }
 
+    /// What a task printed (stdout and stderr), read for at most 10 s: a node that is gone
+    /// never answers.
+    pub async fn task_log(&self, task: &str) -> String {
+        use futures_util::StreamExt;
+        let opts = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.task_logs(task, Some(opts));
+        let mut out = String::new();
+        let read = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                out.push_str(&chunk.to_string());
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+        out
+    }
+
     /// Node id → host name.
     pub async fn hostnames(&self) -> anyhow::Result<HashMap<String, String>> {
         Ok(self

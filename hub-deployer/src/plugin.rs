@@ -19,7 +19,7 @@ use bollard::Docker;
 use bollard::models::{NodeSpec, Plugin};
 use bollard::query_parameters::{
     CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
-    InstallPluginOptions, LogsOptions, RemovePluginOptions,
+    InstallPluginOptions, RemovePluginOptions,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -422,7 +422,7 @@ pub async fn rollout(
     bar.finish();
     let mut outcomes = Vec::new();
     for t in &tasks {
-        let log = task_log(c, &t.id).await;
+        let log = c.task_log(&t.id).await;
         let result = if t.state == "complete" {
             parse_result(&log)
         } else {
@@ -483,24 +483,6 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
         fix: "fix the cause on those nodes (a missing swarmhub CLI image: load it there; volumes in use: stop the notebooks), then `swarmhub plugin rollout`".into(),
     });
     (steps, err)
-}
-
-async fn task_log(c: &Cluster, task: &str) -> String {
-    let opts = LogsOptions {
-        stdout: true,
-        stderr: true,
-        ..Default::default()
-    };
-    let mut stream = c.docker.task_logs(task, Some(opts));
-    let mut out = String::new();
-    let read = async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            out.push_str(&chunk.to_string());
-        }
-    };
-    // a node that is gone never answers
-    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
-    out
 }
 
 async fn label_node(c: &Cluster, node_id: &str, version: &str) -> anyhow::Result<()> {

@@ -19,8 +19,6 @@ use bollard::models::{
     ServiceSpec, ServiceSpecMode, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum,
 };
-use bollard::query_parameters::LogsOptions;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::client::ControlClient;
 use swarmhub_control_api::{Removed, Volume};
@@ -229,21 +227,7 @@ pub async fn call(
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     bar.finish();
-    let mut log = String::new();
-    let mut stream = c.docker.task_logs(
-        &task.id,
-        Some(LogsOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            log.push_str(&chunk.to_string());
-        }
-    })
-    .await;
+    let log = c.task_log(&task.id).await;
     apply::remove_service(c, API_JOB).await?;
     let result = log
         .lines()

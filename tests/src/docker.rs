@@ -163,7 +163,8 @@ pub fn docker_fails(args: &[&str]) -> Out {
     out
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (uid 0).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -215,17 +215,6 @@ pub struct Swarm {
     pub bring_up: Duration,
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn on_path(bin: &str) -> bool {
     if bin.contains('/') {
         return Path::new(bin).exists();
@@ -293,7 +282,7 @@ impl Swarm {
     pub fn start(n: usize) -> anyhow::Result<Swarm> {
         ensure!((1..=200).contains(&n), "a swarm of {n} nodes: use 1..=200");
         ensure!(
-            is_root(),
+            crate::docker::is_root(),
             "the swarm harness needs root (network namespaces, mounts, dockerd)"
         );
         for (bin, hint) in [
