@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod guest;
+pub mod hub;
 pub mod images;
 pub mod nfsd;
 pub mod slapd;

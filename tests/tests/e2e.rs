@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
+use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::workspace_bin;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
@@ -48,8 +49,6 @@ const EXCHANGE: &str = "/srv/nbgrader/exchange";
 const ALICE: (u32, u32) = (4101, 4100);
 const BOB: (u32, u32) = (4102, 4100);
 const TINA: (u32, u32) = (4201, 4200);
-/// Waits for a notebook to be ready (the hub's own start_timeout is 300 s).
-const SPAWN_LIMIT: Duration = Duration::from_secs(300);
 
 /// Figures for the summary at the end.
 #[derive(Default)]
@@ -281,330 +280,6 @@ fn node_index(hostname: &str) -> usize {
         .trim_start_matches("swarmhub-node-")
         .parse()
         .unwrap_or(0)
-}
-
-// ---------------------------------------------------------------------------------------------
-// a browser: curl with a cookie jar
-
-/// One user's browser session with the hub: curl with its own cookie jar.
-struct Browser {
-    base: String,
-    user: String,
-    jar: PathBuf,
-    body: PathBuf,
-    token: Option<String>,
-}
-
-/// An HTTP answer: status code and body.
-struct Resp {
-    code: u16,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_str(&self.body).with_context(|| {
-            format!(
-                "HTTP {} with a body that is not JSON: {}",
-                self.code, self.body
-            )
-        })
-    }
-}
-
-impl Browser {
-    fn new(base: &str, dir: &Path, user: &str) -> Browser {
-        Browser {
-            base: base.trim_end_matches('/').to_string(),
-            user: user.to_string(),
-            jar: dir.join(format!("cookies-{user}")),
-            body: dir.join(format!("body-{user}")),
-            token: None,
-        }
-    }
-
-    /// `curl` with the jar; `extra` are more curl arguments (method, headers, data).
-    fn curl(&self, path: &str, extra: &[&str], timeout: Duration) -> anyhow::Result<Resp> {
-        let _ = std::fs::remove_file(&self.body);
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-o"])
-            .arg(&self.body)
-            .args(["-w", "%{http_code}", "-b"])
-            .arg(&self.jar)
-            .arg("-c")
-            .arg(&self.jar)
-            .args(["--max-time", &timeout.as_secs().to_string()])
-            .args(extra)
-            .arg(format!("{}{path}", self.base));
-        let out = run_timeout(cmd, timeout + Duration::from_secs(5))
-            .context("running curl (apt-get install -y curl)")?;
-        let code: u16 = out.stdout.trim().parse().unwrap_or(0);
-        ensure!(code != 0, "curl {path} failed: {}", out.describe());
-        Ok(Resp {
-            code,
-            body: std::fs::read_to_string(&self.body).unwrap_or_default(),
-        })
-    }
-
-    fn get(&self, path: &str) -> anyhow::Result<Resp> {
-        self.curl(path, &[], Duration::from_secs(30))
-    }
-
-    /// The `_xsrf` cookie the hub set (path /hub/).
-    fn xsrf(&self) -> anyhow::Result<String> {
-        let jar = std::fs::read_to_string(&self.jar).context("reading the cookie jar")?;
-        jar.lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                (f.len() == 7 && f[5] == "_xsrf").then(|| f[6].to_string())
-            })
-            .next_back()
-            .with_context(|| format!("no _xsrf cookie in the jar:\n{jar}"))
-    }
-
-    /// The hub's REST API with the login cookie and the X-XSRFToken header JupyterHub 5 wants
-    /// with cookie authentication.
-    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
-        let xsrf = format!("X-XSRFToken: {}", self.xsrf()?);
-        let data = body.map(|b| b.to_string());
-        let mut args = vec!["-X", method, "-H", &xsrf];
-        if let Some(d) = &data {
-            args.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
-        }
-        self.curl(&format!("/hub/api{path}"), &args, Duration::from_secs(60))
-    }
-
-    /// The login form: GET for the `_xsrf` cookie and form field, POST the credentials.
-    fn login(&self, password: &str) -> anyhow::Result<()> {
-        let _ = std::fs::remove_file(&self.jar);
-        let page = self.get("/hub/login")?;
-        ensure!(
-            page.code == 200,
-            "GET /hub/login: HTTP {}: {}",
-            page.code,
-            page.body
-        );
-        let field = match form_xsrf(&page.body) {
-            Some(v) => v,
-            None => self.xsrf()?,
-        };
-        let form = format!(
-            "username={}&password={}&_xsrf={}",
-            self.user,
-            password,
-            urlencode(&field)
-        );
-        let r = self.curl(
-            "/hub/login?next=",
-            &["-X", "POST", "--data", &form],
-            Duration::from_secs(60),
-        )?;
-        ensure!(
-            r.code == 302,
-            "login of {} refused: HTTP {}: {}",
-            self.user,
-            r.code,
-            r.body
-        );
-        // a page after login: the hub sets the _xsrf cookie of the new session
-        let home = self.get("/hub/home")?;
-        ensure!(
-            home.code == 200,
-            "GET /hub/home after login: HTTP {}",
-            home.code
-        );
-        Ok(())
-    }
-
-    /// POST .../server: 201 started, 202 pending; anything else is returned as an error.
-    fn start_server(&self) -> anyhow::Result<Resp> {
-        self.api("POST", &format!("/users/{}/server", self.user), None)
-    }
-
-    /// The user model (`servers`, `pending`).
-    fn model(&self) -> anyhow::Result<Value> {
-        let r = self.curl(
-            &format!("/hub/api/users/{}", self.user),
-            &[],
-            Duration::from_secs(30),
-        )?;
-        ensure!(
-            r.code == 200,
-            "GET user {}: HTTP {}: {}",
-            self.user,
-            r.code,
-            r.body
-        );
-        r.json()
-    }
-
-    /// Until the default server is ready; an error once the hub says the spawn is over
-    /// without a server (no pending action, no server) or after `limit`.
-    fn wait_ready(&self, limit: Duration) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        loop {
-            let m = self.model()?;
-            let server = &m["servers"][""];
-            if server["ready"] == json!(true) {
-                return Ok(start.elapsed());
-            }
-            if server.is_null()
-                && m["pending"].is_null()
-                && start.elapsed() > Duration::from_secs(2)
-            {
-                bail!(
-                    "{}'s spawn ended without a server after {:.1?}: {m}",
-                    self.user,
-                    start.elapsed()
-                );
-            }
-            ensure!(
-                start.elapsed() < limit,
-                "{}'s server not ready after {limit:?}: {m}",
-                self.user
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// DELETE .../server and wait until the hub has no server for the user.
-    fn stop_server(&self) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        let r = self.api("DELETE", &format!("/users/{}/server", self.user), None)?;
-        ensure!(
-            matches!(r.code, 202 | 204),
-            "stopping {}'s server: HTTP {}: {}",
-            self.user,
-            r.code,
-            r.body
-        );
-        wait_until(
-            &format!("{}'s server to stop", self.user),
-            Duration::from_secs(120),
-            || {
-                let m = self.model().map_err(|e| format!("{e:#}"))?;
-                if m["servers"][""].is_null() && m["pending"].is_null() {
-                    Ok(())
-                } else {
-                    Err(m.to_string())
-                }
-            },
-        )?;
-        Ok(start.elapsed())
-    }
-
-    /// Logs in, starts the server, waits until ready: the time of all of it.
-    fn login_and_spawn(&self, password: &str) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        self.login(password)?;
-        let r = self.start_server()?;
-        ensure!(
-            matches!(r.code, 201 | 202),
-            "starting {}'s server: HTTP {}: {}",
-            self.user,
-            r.code,
-            r.body
-        );
-        self.wait_ready(SPAWN_LIMIT)?;
-        Ok(start.elapsed())
-    }
-
-    /// An API token of the user (created with the login cookie), for the notebook's own API.
-    fn ensure_token(&mut self) -> anyhow::Result<()> {
-        if self.token.is_some() {
-            return Ok(());
-        }
-        let r = self.api(
-            "POST",
-            &format!("/users/{}/tokens", self.user),
-            Some(&json!({"note": "e2e", "expires_in": 7200})),
-        )?;
-        ensure!(
-            matches!(r.code, 200 | 201),
-            "creating a token for {}: HTTP {}: {}",
-            self.user,
-            r.code,
-            r.body
-        );
-        let t = r.json()?["token"]
-            .as_str()
-            .context("token in the answer")?
-            .to_string();
-        self.token = Some(t);
-        Ok(())
-    }
-
-    /// The Jupyter server's contents API of the user's notebook, with the API token.
-    fn contents(&self, method: &str, rel: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
-        let auth = format!(
-            "Authorization: token {}",
-            self.token.as_deref().context("no token (ensure_token)")?
-        );
-        let data = body.map(|b| b.to_string());
-        let mut args = vec!["-X", method, "-H", &auth];
-        if let Some(d) = &data {
-            args.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
-        }
-        self.curl(
-            &format!("/user/{}/api/contents/{rel}", self.user),
-            &args,
-            Duration::from_secs(60),
-        )
-    }
-}
-
-/// The value of the login form's hidden `_xsrf` input.
-fn form_xsrf(html: &str) -> Option<String> {
-    let at = html.find("name=\"_xsrf\"")?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + "value=\"".len();
-    let end = rest[v..].find('"')?;
-    Some(
-        rest[v..v + end]
-            .replace("&#124;", "|")
-            .replace("&amp;", "&"),
-    )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A small notebook with one markdown and one code cell.
-fn notebook(text: &str) -> Value {
-    json!({
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {},
-        "cells": [
-            {"cell_type": "markdown", "id": "m1", "metadata": {}, "source": text},
-            {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": null,
-             "outputs": [], "source": "print('hello')"}
-        ]
-    })
-}
-
-fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == name) {
-            return Some(p);
-        }
-        if p.is_dir()
-            && !p.is_symlink()
-            && let Some(found) = find_file(&p, name)
-        {
-            return Some(found);
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1080,25 +755,19 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
             Err(_) => spawn_error(&bob)?,
         }
     } else {
-        // the task failed while the API call was still waiting (JupyterHub answers a quick
-        // failure with 500 and a generic body): the hub's log has the spawner's message
-        let failed_after = t.elapsed();
-        let logs = d.swarm.docker_timeout(
-            1,
-            &["service", "logs", "--tail", "200", HUB_SERVICE],
-            Duration::from_secs(30),
+        // the task failed while the API call was still waiting: JupyterHub answers the call
+        // with the spawner's message (SwarmhubSpawnError carries it as log_message)
+        let message = r.json()?["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        ensure!(
+            message.contains("Swarm could not start the notebook service jupyter-bob"),
+            "HTTP {} without the spawner's message: {}",
+            r.code,
+            r.body
         );
-        let line = format!("{}{}", logs.stdout, logs.stderr)
-            .lines()
-            .rfind(|l| l.contains("Swarm could not start the notebook service jupyter-bob"))
-            .map(str::to_string)
-            .with_context(|| {
-                format!(
-                    "HTTP {} {} after {failed_after:?}, and no spawn failure in the hub's log",
-                    r.code, r.body
-                )
-            })?;
-        format!("Spawn failed (HTTP {}): {line}", r.code)
+        format!("Spawn failed (HTTP {}): {message}", r.code)
     };
     let failed_after = t.elapsed();
     eprintln!("bob's spawn without nfsd: HTTP {}: {error}", r.code);

@@ -374,6 +374,9 @@ def check_rejected_task_fails_the_spawn_with_its_error():
     except Exception as e:
         assert type(e).__name__ == "SwarmhubSpawnError", repr(e)
         assert err in str(e) and "rejected" in str(e) and "jupyter-alice" in str(e), str(e)
+        # what JupyterHub's REST API answers a fast failure with (APIHandler.write_error)
+        assert e.log_message % e.args == str(e), (e.log_message, e.args)
+        assert e.jupyterhub_message == str(e)
     else:
         raise AssertionError("a rejected task did not fail the spawn")
     assert all(c[0] == "tasks" for c in fake.calls)
