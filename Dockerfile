@@ -6,6 +6,7 @@
 #   hub                swarmhub/hub:0.1.0               JupyterHub, SwarmSpawner, LDAP, idle culler, CHP
 #   notebook-student   swarmhub/notebook-student:0.1.0  JupyterLab + nbgrader (assignment list, validate)
 #   notebook-teacher   swarmhub/notebook-teacher:0.1.0  + create assignment, formgrader, course list
+#   demo-ldap          swarmhub/demo-ldap:0.1.0         slapd seeded by `swarmhub demo up` (demo only)
 #
 # Two routes for the Rust images:
 #
@@ -30,7 +31,7 @@
 #
 # Stage order matters for Docker's legacy builder (no BuildKit), which runs every stage before
 # the target, used or not: the scratch-only prebuilt stages come first (they need nothing but
-# the context; target/dist may be missing), then the Python images, and the Rust build last, so
+# the context; target/dist may be missing), then the Python images, the demo's directory, and the Rust build last, so
 # that no target except nfsd, cli and plugin-rootfs needs the Rust image.
 
 ARG BASE_IMAGE=debian:bookworm-slim
@@ -150,6 +151,18 @@ USER 1000:100
 FROM notebook AS notebook-teacher
 ENV SWARMHUB_ROLE=teacher
 USER 1000:100
+
+# ============================================================== the demo's directory
+
+# OpenLDAP for `swarmhub demo up`: loads the seed LDIF (a Docker secret) at every start.
+FROM ${BASE_IMAGE} AS demo-ldap
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slapd ldap-utils \
+ && rm -rf /var/lib/apt/lists/* /etc/ldap/slapd.d /var/lib/ldap/* /usr/sbin/policy-rc.d
+COPY images/demo-ldap/entrypoint.sh /usr/local/bin/demo-ldap
+EXPOSE 389
+ENTRYPOINT ["/usr/local/bin/demo-ldap"]
 
 # ============================================================== compile in Docker (route 1)
 

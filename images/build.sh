@@ -10,6 +10,7 @@
 #   notebook-student  -> swarmhub/notebook-student:VERSION
 #   notebook-teacher  -> swarmhub/notebook-teacher:VERSION
 #   plugin-rootfs     -> swarmhub/plugin-rootfs:VERSION
+#   demo-ldap         -> swarmhub/demo-ldap:VERSION (the directory of `swarmhub demo up`)
 # VERSION is the workspace version (Cargo.toml).
 #
 # Options:
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$VERSION" ] || { echo "build.sh: cannot read the workspace version from Cargo.toml" >&2; exit 1; }
-[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(nfsd cli hub notebook-student notebook-teacher)
+[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(nfsd cli hub notebook-student notebook-teacher demo-ldap)
 
 say() { echo "images/build.sh: $*" >&2; }
 die() { echo "images/build.sh: error: $*" >&2; exit 1; }
@@ -67,6 +68,7 @@ tag_of() {
     notebook-student) echo "swarmhub/notebook-student:$VERSION" ;;
     notebook-teacher) echo "swarmhub/notebook-teacher:$VERSION" ;;
     plugin-rootfs) echo "swarmhub/plugin-rootfs:$VERSION" ;;
+    demo-ldap) echo "swarmhub/demo-ldap:$VERSION" ;;
     *) return 1 ;;
   esac
 }
@@ -79,7 +81,7 @@ needs_python=0
 needs_rust=0
 for t in "${TARGETS[@]}"; do
   case "$t" in
-    hub|notebook-*) needs_python=1 ;;
+    hub|notebook-*|demo-ldap) needs_python=1 ;;
     *) needs_rust=1 ;;
   esac
 done

@@ -104,6 +104,49 @@ pub enum Command {
     /// User data: the only commands that delete it, each asking for confirmation.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Try swarmhub on this machine: a one-node swarm, a demo LDAP directory with a teacher and
+    /// two students, nfsd, the plugin and the hub, with settings of its own.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+/// `swarmhub demo ...`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Bring the demo up (or repair it) and print the hub's URL and the logins. Makes this
+    /// dockerd a one-node swarm when it is in none, and labels it the storage node when no node
+    /// is. Safe to re-run; the passwords stay the same.
+    Up(DemoUpArgs),
+    /// Remove the demo's services (notebooks, hub, nfsd, the demo directory). The users'
+    /// files, the logins, the secrets, the swarm and the plugin stay.
+    Down(DemoDirArgs),
+}
+
+/// Where the demo keeps its state.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoDirArgs {
+    /// The demo's directory: its settings (swarmhub.toml), the logins and the users' files
+    /// (data/).
+    #[arg(
+        long,
+        env = "SWARMHUB_DEMO_DIR",
+        value_name = "DIR",
+        default_value = crate::demo::DEFAULT_DIR
+    )]
+    pub dir: PathBuf,
+}
+
+/// Flags of `demo up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoUpArgs {
+    #[command(flatten)]
+    pub dir: DemoDirArgs,
+    /// Port of the hub on this machine.
+    #[arg(long, value_name = "PORT", default_value_t = 8000)]
+    pub hub_port: u16,
+    /// Port of the demo LDAP directory on this machine.
+    #[arg(long, value_name = "PORT", default_value_t = crate::demo::DEFAULT_LDAP_PORT)]
+    pub ldap_port: u16,
 }
 
 /// Flags of the commands that may create secrets.

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::apply::Step;
 use crate::cli::{
-    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DeployArgs, HubCommand, NfsCommand, Output,
-    PluginCommand, VolumeCommand,
+    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, HubCommand,
+    NfsCommand, Output, PluginCommand, VolumeCommand,
 };
 use crate::cluster::Cluster;
 use crate::config::{self, Config};
@@ -22,7 +22,7 @@ use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
 use crate::plugin::{self, NodeInstall};
 use crate::progress::Progress;
 use crate::volume::{self, ApiAction, ApiResult};
-use crate::{docker, images};
+use crate::{demo, docker, images};
 
 /// Run the parsed command line with the given environment.
 pub fn run(
@@ -84,9 +84,46 @@ pub fn run(
                 }
             })
         }
+        // the demo has settings of its own (in its directory)
+        Command::Demo(d) => runtime()?.block_on(demo_command(cli, d, out)),
         _ => {
             let config = Config::load(&cli.config, env)?;
             runtime()?.block_on(on_swarm(cli, &config, out))
+        }
+    }
+}
+
+async fn demo_command(cli: &Cli, d: &DemoCommand, out: &mut dyn Write) -> Result<(), CliError> {
+    let progress = if cli.output == Output::Json {
+        Progress::quiet()
+    } else {
+        Progress::stderr()
+    };
+    match d {
+        DemoCommand::Up(a) => {
+            let opts = demo::DemoOptions {
+                dir: a.dir.dir.clone(),
+                hub_port: a.hub_port,
+                ldap_port: a.ldap_port,
+            };
+            let up = demo::up(&opts, progress).await?;
+            match cli.output {
+                Output::Text => {
+                    emit_steps(cli, &up.steps, out)?;
+                    let wrapper = std::env::var("SWARMHUB_DEMO_COMMAND").ok();
+                    emit(out, &up.summary(wrapper.as_deref()))
+                }
+                Output::Json => emit_json(out, &json!(up)),
+            }
+        }
+        DemoCommand::Down(a) => {
+            let opts = demo::DemoOptions {
+                dir: a.dir.clone(),
+                hub_port: 0,
+                ldap_port: 0,
+            };
+            let steps = demo::down(&opts, progress).await?;
+            emit_steps(cli, &steps, out)
         }
     }
 }
@@ -171,7 +208,7 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         },
         Command::Status => return status(cli, &ctx, out).await,
         Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
-        Command::Init { .. } | Command::Config(_) | Command::Doctor { .. } => {
+        Command::Init { .. } | Command::Config(_) | Command::Doctor { .. } | Command::Demo(_) => {
             unreachable!("handled without a swarm")
         }
     };

@@ -12,6 +12,7 @@
 //! - [`hubconfig`]: the generator of the hub's `jupyterhub_config.py` (stored as a Docker config).
 //! - [`secrets`]: values of secrets the CLI creates (random or given by the admin).
 //! - [`docker`]: reaching dockerd.
+//! - [`demo`]: `swarmhub demo up|down`, the whole stack on one machine with a demo directory.
 //! - [`status`]: what the swarm runs now (`swarmhub status`), and the judgements doctor shares.
 //! - [`doctor`]: health checks with a fix for each failure (`swarmhub doctor`).
 //! - [`probe`]: HTTP GETs of JSON with a timeout (nfsd's health, the hub's API).
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod docker;
 pub mod doctor;
 pub mod exit;

@@ -422,7 +422,7 @@ pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
     }
 }
 
-fn secret_ref(name: &str) -> TaskSpecContainerSpecSecrets {
+pub(crate) fn secret_ref(name: &str) -> TaskSpecContainerSpecSecrets {
     TaskSpecContainerSpecSecrets {
         file: Some(TaskSpecContainerSpecFile {
             name: Some(name.to_string()),
@@ -445,14 +445,14 @@ fn bind(source: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
-fn constraints(c: Vec<String>) -> TaskSpecPlacement {
+pub(crate) fn constraints(c: Vec<String>) -> TaskSpecPlacement {
     TaskSpecPlacement {
         constraints: Some(c),
         ..Default::default()
     }
 }
 
-fn restart(condition: TaskSpecRestartPolicyConditionEnum) -> TaskSpecRestartPolicy {
+pub(crate) fn restart(condition: TaskSpecRestartPolicyConditionEnum) -> TaskSpecRestartPolicy {
     TaskSpecRestartPolicy {
         condition: Some(condition),
         delay: Some(5_000_000_000),
@@ -460,7 +460,7 @@ fn restart(condition: TaskSpecRestartPolicyConditionEnum) -> TaskSpecRestartPoli
     }
 }
 
-fn replicas(n: i64) -> ServiceSpecMode {
+pub(crate) fn replicas(n: i64) -> ServiceSpecMode {
     ServiceSpecMode {
         replicated: Some(ServiceSpecModeReplicated { replicas: Some(n) }),
         ..Default::default()
@@ -469,7 +469,7 @@ fn replicas(n: i64) -> ServiceSpecMode {
 
 /// Host-mode ports cannot be held by an old and a new task at once: stop first, roll back when
 /// the new task fails.
-fn stop_first() -> ServiceSpecUpdateConfig {
+pub(crate) fn stop_first() -> ServiceSpecUpdateConfig {
     ServiceSpecUpdateConfig {
         parallelism: Some(1),
         order: Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST),
@@ -478,7 +478,7 @@ fn stop_first() -> ServiceSpecUpdateConfig {
     }
 }
 
-fn attach(cfg: &Config) -> NetworkAttachmentConfig {
+pub(crate) fn attach(cfg: &Config) -> NetworkAttachmentConfig {
     NetworkAttachmentConfig {
         target: Some(cfg.cluster.network.clone()),
         ..Default::default()
@@ -487,14 +487,14 @@ fn attach(cfg: &Config) -> NetworkAttachmentConfig {
 
 /// dnsrr (service VIPs need IPVS, which not every kernel has) with host-mode ports (the ingress
 /// mesh needs IPVS as well).
-fn endpoint(ports: Vec<EndpointPortConfig>) -> EndpointSpec {
+pub(crate) fn endpoint(ports: Vec<EndpointPortConfig>) -> EndpointSpec {
     EndpointSpec {
         mode: Some(EndpointSpecModeEnum::DNSRR),
         ports: Some(ports),
     }
 }
 
-fn host_port(target: u16, published: u16) -> EndpointPortConfig {
+pub(crate) fn host_port(target: u16, published: u16) -> EndpointPortConfig {
     EndpointPortConfig {
         protocol: Some(EndpointPortConfigProtocolEnum::TCP),
         target_port: Some(target.into()),

@@ -297,6 +297,11 @@ pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
     ] {
         services.push(service_status(c, component, name, &mut errors).await);
     }
+    // the directory of `swarmhub demo up`, when this is the demo
+    if matches!(c.service(crate::demo::LDAP_SERVICE).await, Ok(Some(_))) {
+        let name = crate::demo::LDAP_SERVICE.to_string();
+        services.push(service_status(c, "demo-ldap", &name, &mut errors).await);
+    }
 
     let (notebooks, other_services) =
         match notebook_statuses(c, network.id.as_deref(), &hostnames).await {

@@ -555,6 +555,32 @@ pub struct Plugin {
     pub state_dir: PathBuf,
 }
 
+/// Removes what a swarmhub deployment left in this dockerd, for tests' cleanup (errors are
+/// ignored: parts may be gone already): the `swarmhub-nfs` plugin, the network, the secrets,
+/// the configs labelled `swarmhub.managed=true`, and the swarm itself when `leave_swarm`.
+/// Services must be removed first (the caller knows their names).
+pub fn remove_deployment(network: &str, secrets: &[&str], leave_swarm: bool) {
+    docker(&["plugin", "disable", "-f", "swarmhub-nfs"]);
+    docker(&["plugin", "rm", "-f", "swarmhub-nfs"]);
+    docker(&["network", "rm", network]);
+    for s in secrets {
+        docker(&["secret", "rm", s]);
+    }
+    let configs = docker(&[
+        "config",
+        "ls",
+        "-q",
+        "--filter",
+        "label=swarmhub.managed=true",
+    ]);
+    for id in configs.stdout.split_whitespace() {
+        docker(&["config", "rm", id]);
+    }
+    if leave_swarm {
+        docker(&["swarm", "leave", "--force"]);
+    }
+}
+
 /// Removes what earlier runs of the tests left in the daemon: labelled containers and
 /// services, volumes of `driver`, and the plugin `name` if its state directory lies under
 /// [`TEST_ROOT`] (a plugin installed by someone else is never touched: that is an error).

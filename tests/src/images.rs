@@ -48,16 +48,28 @@ pub enum Image {
     NotebookStudent,
     /// `swarmhub/notebook-teacher`
     NotebookTeacher,
+    /// `swarmhub/demo-ldap`: the directory of `swarmhub demo up`
+    DemoLdap,
 }
 
 impl Image {
-    /// Every image `images/build.sh` builds by default (all but the plugin rootfs).
+    /// Every image `swarmhub run` deploys.
     pub const DEPLOYED: [Image; 5] = [
         Image::Nfsd,
         Image::Cli,
         Image::Hub,
         Image::NotebookStudent,
         Image::NotebookTeacher,
+    ];
+
+    /// Every image `swarmhub demo up` runs (and `images/build.sh` builds by default).
+    pub const DEMO: [Image; 6] = [
+        Image::Nfsd,
+        Image::Cli,
+        Image::Hub,
+        Image::NotebookStudent,
+        Image::NotebookTeacher,
+        Image::DemoLdap,
     ];
 
     /// The Dockerfile target (and `images/build.sh` argument).
@@ -69,6 +81,7 @@ impl Image {
             Image::Hub => "hub",
             Image::NotebookStudent => "notebook-student",
             Image::NotebookTeacher => "notebook-teacher",
+            Image::DemoLdap => "demo-ldap",
         }
     }
 

@@ -46,26 +46,8 @@ impl Drop for Cleanup {
         docker(&["rm", "-f", "swarmhub-clitest-writer"]);
         std::thread::sleep(Duration::from_secs(3));
         docker(&["volume", "rm", "-f", "home-alice"]);
-        docker(&["plugin", "disable", "-f", "swarmhub-nfs"]);
-        docker(&["plugin", "rm", "-f", "swarmhub-nfs"]);
-        docker(&["network", "rm", NETWORK]);
         docker(&["volume", "rm", "-f", HUB_VOLUME]);
-        for s in SECRETS {
-            docker(&["secret", "rm", s]);
-        }
-        let configs = docker(&[
-            "config",
-            "ls",
-            "-q",
-            "--filter",
-            "label=swarmhub.managed=true",
-        ]);
-        for id in configs.stdout.split_whitespace() {
-            docker(&["config", "rm", id]);
-        }
-        if self.swarm_created {
-            docker(&["swarm", "leave", "--force"]);
-        }
+        docker::remove_deployment(NETWORK, &SECRETS, self.swarm_created);
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
