@@ -18,6 +18,8 @@ use crate::docker;
 use crate::exit::CliError;
 use crate::plan::{MANAGED_LABEL, PLUGIN_ALIAS};
 
+/// How long [`Cluster::task_log_with`] asks again for a finished task's result line.
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// A connection to a swarm manager's dockerd.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -361,6 +363,21 @@ impl Cluster {
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
         out
+    }
+
+    /// The log of a finished task once it holds a line containing `marker` (the result line of
+    /// a one-shot job), else whatever could be read after `LOG_WAIT`. Right after `swarm init`
+    /// the managers' log broker may not reach the node yet and answers "node ... is not
+    /// available" (seen with docker 20.10), so a log without the marker is asked for again.
+    pub async fn task_log_with(&self, task: &str, marker: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.task_log(task).await;
+            if log.contains(marker) || start.elapsed() >= LOG_WAIT {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// Node id → host name.

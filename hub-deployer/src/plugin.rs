@@ -422,11 +422,12 @@ pub async fn rollout(
     bar.finish();
     let mut outcomes = Vec::new();
     for t in &tasks {
-        let log = c.task_log(&t.id).await;
-        let result = if t.state == "complete" {
-            parse_result(&log)
+        let (log, result) = if t.state == "complete" {
+            let log = c.task_log_with(&t.id, RESULT_PREFIX).await;
+            let result = parse_result(&log);
+            (log, result)
         } else {
-            None
+            (c.task_log(&t.id).await, None)
         };
         let error = match &result {
             Some(_) => None,

@@ -227,7 +227,12 @@ pub async fn call(
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     bar.finish();
-    let log = c.task_log(&task.id).await;
+    // a job that ran prints its result line, also when nfsd refused (exit code 1)
+    let log = if matches!(task.state.as_str(), "complete" | "failed") {
+        c.task_log_with(&task.id, RESULT_PREFIX).await
+    } else {
+        c.task_log(&task.id).await
+    };
     apply::remove_service(c, API_JOB).await?;
     let result = log
         .lines()
