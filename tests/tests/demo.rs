@@ -54,13 +54,14 @@ impl Drop for Cleanup {
             docker(&["service", "rm", s]);
         }
         std::thread::sleep(Duration::from_secs(3));
-        for v in [
-            "home-student1",
-            "home-teacher",
-            "exchange-student1",
-            "exchange-teacher",
-        ] {
-            docker(&["volume", "rm", "-f", v]);
+        // every notebook volume of the plugin (the A/B also made student2's)
+        let volumes = docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]).stdout;
+        for line in volumes.lines() {
+            if let Some((driver, name)) = line.split_once(' ')
+                && driver.starts_with("swarmhub-nfs")
+            {
+                docker(&["volume", "rm", "-f", name]);
+            }
         }
         docker(&["volume", "rm", "-f", "swarmhub-hub-data"]);
         let secrets = docker(&["secret", "ls", "--format", "{{.Name}}"]).stdout;

@@ -1,6 +1,7 @@
 //! The driver: Docker's volume semantics over nfsd and a mount backend. Get/List/Path answer
 //! from local state and never touch NFS; Create validates options and asks nfsd to ensure the
-//! volume; Mount and Unmount count references per (volume, mount ID), mount on the first and
+//! volume; Mount and Unmount count references per (volume, mount ID), mount on the first (after
+//! asking nfsd to ensure the volume again: this node's state may be older than nfsd's data) and
 //! unmount on the last; Remove forgets the volume on this node and never deletes data. Every
 //! change is persisted before it is acknowledged.
 
@@ -297,6 +298,14 @@ impl Driver {
             .ok_or_else(|| no_such_volume(name))?;
         let target = self.target(name);
         if !self.is_mounted(name) || !self.mounter.is_mounted(&target) {
+            // nfsd is the truth, this node's state only a memory of it: the state can outlive
+            // nfsd's volume (a replaced data directory, a volume deleted there), and dockerd
+            // does not call Create again for a volume it knows, so ask nfsd to ensure it now
+            let options = VolumeOptions::from_map(&vol.options).map_err(|e| e.to_string())?;
+            self.provisioner
+                .ensure(name, &options)
+                .await
+                .map_err(|e| format!("volume {name}: {e}"))?;
             self.mount_now(name, &vol).await?;
         } else {
             // a mount kept for another container answers nothing while nfsd is down: the new

@@ -149,6 +149,15 @@ impl Plugin {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    /// `VolumeDriver.Create` of `name` with the option `user`.
+    async fn create_for_user(&self, name: &str, user: &str) -> Value {
+        self.call(
+            "/VolumeDriver.Create",
+            json!({"Name": name, "Opts": {"user": user}}),
+        )
+        .await
+    }
+
     async fn restart(self) -> Plugin {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
@@ -160,6 +169,45 @@ impl Plugin {
         )
         .await
     }
+}
+
+/// A real in-process swarmhub-nfsd (no LDAP) and a plugin whose provisioner is its API.
+async fn plugin_with_real_nfsd(
+    mounter: Arc<RecordingMounter>,
+) -> (tempfile::TempDir, swarmhub_nfsd::server::Running, Plugin) {
+    let data = tempfile::tempdir().unwrap();
+    let settings = swarmhub_nfsd::config::Settings::ephemeral(data.path());
+    let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &nfsd.token).unwrap();
+    let prov = Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
+        base_url: format!("http://{}", nfsd.api_addr),
+        token_file,
+        timeout: Duration::from_secs(5),
+    });
+    let p = Plugin::start_in(dir, mounter, prov).await;
+    (data, nfsd, p)
+}
+
+/// What an admin does on an nfsd without LDAP: alice's volume with explicit ids.
+async fn admin_creates_alice(nfsd: &swarmhub_nfsd::server::Running) {
+    nfsd.volumes
+        .create(swarmhub_control_api::CreateVolume {
+            name: "home-alice".into(),
+            options: VolumeOptions {
+                user: Some("alice".into()),
+                ..Default::default()
+            },
+            identity: Some(swarmhub_control_api::ExplicitIdentity {
+                uid: 20001,
+                gid: 20000,
+                groups: vec![],
+            }),
+            client: None,
+        })
+        .await
+        .unwrap();
 }
 
 fn err(v: &Value) -> &str {
@@ -503,50 +551,14 @@ async fn a_failed_mount_is_reported_and_leaves_no_reference() {
 
 #[tokio::test]
 async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
-    let data = tempfile::tempdir().unwrap();
-    let settings = swarmhub_nfsd::config::Settings::ephemeral(data.path());
-    let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &nfsd.token).unwrap();
-    let prov = Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
-        base_url: format!("http://{}", nfsd.api_addr),
-        token_file: token_file.clone(),
-        timeout: Duration::from_secs(5),
-    });
-    let p = Plugin::start_in(dir, Arc::default(), prov).await;
+    let (_data, nfsd, p) = plugin_with_real_nfsd(Arc::default()).await;
     // nfsd has no LDAP here, so a user name alone is refused by nfsd with its own message
-    let c = p
-        .call(
-            "/VolumeDriver.Create",
-            json!({"Name": "home-alice", "Opts": {"user": "alice"}}),
-        )
-        .await;
+    let c = p.create_for_user("home-alice", "alice").await;
     assert!(err(&c).contains("LDAP"), "{c}");
     assert!(nfsd.volumes.get("home-alice").is_err());
     // with the volume made on nfsd by an admin, the plugin's create ensures the same one
-    nfsd.volumes
-        .create(swarmhub_control_api::CreateVolume {
-            name: "home-alice".into(),
-            options: VolumeOptions {
-                user: Some("alice".into()),
-                ..Default::default()
-            },
-            identity: Some(swarmhub_control_api::ExplicitIdentity {
-                uid: 20001,
-                gid: 20000,
-                groups: vec![],
-            }),
-            client: None,
-        })
-        .await
-        .unwrap();
-    let c = p
-        .call(
-            "/VolumeDriver.Create",
-            json!({"Name": "home-alice", "Opts": {"user": "alice"}}),
-        )
-        .await;
+    admin_creates_alice(&nfsd).await;
+    let c = p.create_for_user("home-alice", "alice").await;
     assert_eq!(err(&c), "", "{c}");
     // nfsd unreachable: Create fails quickly naming the URL; List still answers at once
     nfsd.stop().await.unwrap();
@@ -563,4 +575,51 @@ async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
     let l = p.call("/VolumeDriver.List", json!({})).await;
     assert_eq!(l["Volumes"].as_array().unwrap().len(), 1);
     assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+/// A node's state can outlive nfsd's volume (a replaced data directory, a volume deleted there),
+/// and dockerd does not call Create again for a volume it knows: the first Mount on the node
+/// asks nfsd to ensure the volume first, and fails with nfsd's reason rather than mounting an
+/// export nfsd no longer has.
+#[tokio::test]
+async fn the_first_mount_ensures_the_volume_on_the_real_nfsd() {
+    let mounter: Arc<RecordingMounter> = Arc::default();
+    let (_data, nfsd, p) = plugin_with_real_nfsd(mounter.clone()).await;
+    admin_creates_alice(&nfsd).await;
+    let c = p.create_for_user("home-alice", "alice").await;
+    assert_eq!(err(&c), "", "{c}");
+    // nfsd loses it (moved aside); this node still knows it
+    nfsd.volumes.remove("home-alice").await.unwrap();
+    let mount = |id: &'static str| {
+        p.call(
+            "/VolumeDriver.Mount",
+            json!({"Name": "home-alice", "ID": id}),
+        )
+    };
+    let m = mount("c1").await;
+    // nfsd was asked again (and, without LDAP, says why it cannot make alice's volume)
+    assert!(
+        err(&m).starts_with("volume home-alice: ") && err(&m).contains("LDAP"),
+        "{m}"
+    );
+    assert!(mounter.calls().is_empty(), "{:?}", mounter.calls());
+    // once nfsd has it again, the mount goes ahead
+    admin_creates_alice(&nfsd).await;
+    let m = mount("c2").await;
+    assert_eq!(err(&m), "", "{m}");
+    assert_eq!(mounter.calls().len(), 1, "{:?}", mounter.calls());
+    // nfsd's API down: the first mount on a node fails naming the volume, mounting nothing
+    let u = p
+        .call(
+            "/VolumeDriver.Unmount",
+            json!({"Name": "home-alice", "ID": "c2"}),
+        )
+        .await;
+    assert_eq!(err(&u), "", "{u}");
+    nfsd.stop().await.unwrap();
+    let m = mount("c3").await;
+    assert!(
+        err(&m).starts_with("volume home-alice: ") && err(&m).contains("unreachable"),
+        "{m}"
+    );
 }
