@@ -1,8 +1,8 @@
 //! The driver: Docker's volume semantics over nfsd and a mount backend. Get/List/Path answer
 //! from local state and never touch NFS; Create validates options and asks nfsd to ensure the
-//! volume; Mount and Unmount count references per (volume, mount ID), mount on the first (after
-//! asking nfsd to ensure the volume again: this node's state may be older than nfsd's data) and
-//! unmount on the last; Remove forgets the volume on this node and never deletes data. Every
+//! volume; Mount and Unmount count references per (volume, mount ID), mount on the first (asking
+//! nfsd to create the volume again when it answers that it has no such export: this node's state
+//! may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node and never deletes data. Every
 //! change is persisted before it is acknowledged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,12 +15,34 @@ use std::time::Duration;
 use serde_json::json;
 use swarmhub_control_api::{CreateVolume, VolumeOptions, validate_volume_name};
 
-use crate::mounter::{MountSpec, Mounter};
+use crate::mounter::{MountError, MountSpec, Mounter};
 use crate::protocol::VolumeInfo;
 use crate::state::{PluginState, StateFile, VolumeState};
 
 /// How long a Mount of an already mounted volume waits for nfsd to accept a connection.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Why one mount attempt failed: nfsd has no such export (which the driver repairs once by
+/// asking nfsd to create the volume again), or anything else.
+#[derive(Debug, Clone, thiserror::Error)]
+enum Attempt {
+    #[error("{0}")]
+    NoSuchExport(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for Attempt {
+    fn from(s: String) -> Self {
+        Attempt::Failed(s)
+    }
+}
+
+impl Attempt {
+    fn into_message(self) -> String {
+        self.to_string()
+    }
+}
+
 /// What the driver needs from nfsd: ensure a volume exists, get its export path.
 pub trait Provisioner: Send + Sync + 'static {
     fn ensure<'a>(
@@ -228,7 +250,28 @@ impl Driver {
         }
     }
 
-    async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), String> {
+    /// Mount; when nfsd answers that it has no such export, ask it to create the volume with
+    /// the options this node knows and mount once more. This node's state can outlive nfsd's
+    /// volume (a replaced data directory, a volume deleted there), and dockerd does not call
+    /// Create again for a volume it already knows.
+    async fn mount_or_recreate(&self, name: &str, v: &VolumeState) -> Result<(), String> {
+        match self.mount_now(name, v).await {
+            Err(Attempt::NoSuchExport(msg)) => {
+                let options = VolumeOptions::from_map(&v.options).map_err(|e| e.to_string())?;
+                self.provisioner.ensure(name, &options).await.map_err(|e| {
+                    format!("{msg}; asking nfsd to create volume {name} again failed: {e}")
+                })?;
+                tracing::warn!(
+                    volume = name,
+                    "nfsd had no export for a volume this node knows; it created the volume again"
+                );
+                self.mount_now(name, v).await.map_err(Attempt::into_message)
+            }
+            other => other.map_err(Attempt::into_message),
+        }
+    }
+
+    async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), Attempt> {
         let target = self.target(name);
         let mut spec = self.spec(v);
         let server = self.config.server.clone();
@@ -245,10 +288,13 @@ impl Driver {
                 .map_err(|e| format!("creating mount point {}: {e}", target.display()))?;
             mounter
                 .mount(&spec, &target, deadline)
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    MountError::NoSuchExport { .. } => Attempt::NoSuchExport(e.to_string()),
+                    other => Attempt::Failed(other.to_string()),
+                })
         })
         .await
-        .map_err(|e| format!("mount task failed: {e}"))?;
+        .map_err(|e| Attempt::Failed(format!("mount task failed: {e}")))?;
         match &result {
             Ok(()) => {
                 self.mounted
@@ -262,7 +308,7 @@ impl Driver {
                 self.last_error
                     .lock()
                     .expect("poisoned")
-                    .insert(name.to_string(), e.clone());
+                    .insert(name.to_string(), e.to_string());
                 tracing::error!(volume = name, "mount failed: {e}");
             }
         }
@@ -298,15 +344,7 @@ impl Driver {
             .ok_or_else(|| no_such_volume(name))?;
         let target = self.target(name);
         if !self.is_mounted(name) || !self.mounter.is_mounted(&target) {
-            // nfsd is the truth, this node's state only a memory of it: the state can outlive
-            // nfsd's volume (a replaced data directory, a volume deleted there), and dockerd
-            // does not call Create again for a volume it knows, so ask nfsd to ensure it now
-            let options = VolumeOptions::from_map(&vol.options).map_err(|e| e.to_string())?;
-            self.provisioner
-                .ensure(name, &options)
-                .await
-                .map_err(|e| format!("volume {name}: {e}"))?;
-            self.mount_now(name, &vol).await?;
+            self.mount_or_recreate(name, &vol).await?;
         } else {
             // a mount kept for another container answers nothing while nfsd is down: the new
             // container's start would hang on it (runc stats the mount point) and fail with EIO

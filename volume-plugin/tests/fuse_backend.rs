@@ -481,11 +481,11 @@ fn unknown_export_is_refused_with_a_hint() {
     let e = m
         .mount(&nfsd.spec("missing"), &t.path, DEADLINE)
         .unwrap_err();
-    assert!(matches!(e, MountError::Failed { .. }), "{e:?}");
+    assert!(matches!(e, MountError::NoSuchExport { .. }), "{e:?}");
     let msg = e.to_string();
     eprintln!("{msg}");
     assert!(
-        msg.contains("MNT3ERR_NOENT") && msg.contains("/missing"),
+        msg.contains("MNT3ERR_NOENT") && msg.contains("/missing") && msg.contains("no such export"),
         "{msg}"
     );
     assert!(!is_mounted(&t.path));

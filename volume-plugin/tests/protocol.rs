@@ -578,48 +578,54 @@ async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
 }
 
 /// A node's state can outlive nfsd's volume (a replaced data directory, a volume deleted there),
-/// and dockerd does not call Create again for a volume it knows: the first Mount on the node
-/// asks nfsd to ensure the volume first, and fails with nfsd's reason rather than mounting an
-/// export nfsd no longer has.
+/// and dockerd does not call Create again for a volume it knows: when nfsd answers a mount with
+/// "no such export", the driver asks nfsd to create the volume again and mounts once more; when
+/// nfsd cannot, the mount fails with both reasons and mounts nothing.
 #[tokio::test]
-async fn the_first_mount_ensures_the_volume_on_the_real_nfsd() {
+async fn a_volume_nfsd_lost_is_created_again_at_mount() {
+    let prov = Arc::new(RecordingProvisioner::default());
+    let p = Plugin::start_in(tempfile::tempdir().unwrap(), Arc::default(), prov.clone()).await;
+    let c = p.create_for_user("v", "alice").await;
+    assert_eq!(err(&c), "", "{c}");
+    assert_eq!(prov.ensured.lock().unwrap().len(), 1);
+    p.mounter.missing_once("/v");
+    let m = p
+        .call("/VolumeDriver.Mount", json!({"Name": "v", "ID": "c1"}))
+        .await;
+    assert_eq!(err(&m), "", "{m}");
+    let ensured = prov.ensured.lock().unwrap().clone();
+    assert_eq!(ensured.len(), 2, "{ensured:?}");
+    assert_eq!(ensured[1].0, "v");
+    assert_eq!(ensured[1].1.user.as_deref(), Some("alice"));
+    assert_eq!(p.mounter.calls().len(), 1, "{:?}", p.mounter.calls());
+}
+
+#[tokio::test]
+async fn a_volume_nfsd_lost_and_cannot_make_again_fails_the_mount() {
     let mounter: Arc<RecordingMounter> = Arc::default();
     let (_data, nfsd, p) = plugin_with_real_nfsd(mounter.clone()).await;
     admin_creates_alice(&nfsd).await;
     let c = p.create_for_user("home-alice", "alice").await;
     assert_eq!(err(&c), "", "{c}");
-    // nfsd loses it (moved aside); this node still knows it
+    // nfsd loses it (moved aside); this node still knows it; without LDAP nfsd cannot make
+    // alice's volume by itself
     nfsd.volumes.remove("home-alice").await.unwrap();
-    let mount = |id: &'static str| {
-        p.call(
+    mounter.missing_once("/home-alice");
+    let m = p
+        .call(
             "/VolumeDriver.Mount",
-            json!({"Name": "home-alice", "ID": id}),
+            json!({"Name": "home-alice", "ID": "c1"}),
         )
-    };
-    let m = mount("c1").await;
-    // nfsd was asked again (and, without LDAP, says why it cannot make alice's volume)
+        .await;
     assert!(
-        err(&m).starts_with("volume home-alice: ") && err(&m).contains("LDAP"),
+        err(&m).contains("no such export")
+            && err(&m).contains("create volume home-alice again failed")
+            && err(&m).contains("LDAP"),
         "{m}"
     );
     assert!(mounter.calls().is_empty(), "{:?}", mounter.calls());
-    // once nfsd has it again, the mount goes ahead
-    admin_creates_alice(&nfsd).await;
-    let m = mount("c2").await;
-    assert_eq!(err(&m), "", "{m}");
-    assert_eq!(mounter.calls().len(), 1, "{:?}", mounter.calls());
-    // nfsd's API down: the first mount on a node fails naming the volume, mounting nothing
-    let u = p
-        .call(
-            "/VolumeDriver.Unmount",
-            json!({"Name": "home-alice", "ID": "c2"}),
-        )
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
         .await;
-    assert_eq!(err(&u), "", "{u}");
-    nfsd.stop().await.unwrap();
-    let m = mount("c3").await;
-    assert!(
-        err(&m).starts_with("volume home-alice: ") && err(&m).contains("unreachable"),
-        "{m}"
-    );
+    assert_eq!(g["Volume"]["Status"]["references"], 0, "{g}");
 }

@@ -176,9 +176,6 @@ async fn reach(spec: &MountSpec, connect_timeout: Duration) -> Result<Reached, C
 
 fn mnt_hint(s: mountstat3) -> &'static str {
     match s {
-        mountstat3::MNT3ERR_NOENT => {
-            "; nfsd has no such volume: create it first (docker volume create -d swarmhub-nfs ...) or check the volume name"
-        }
         mountstat3::MNT3ERR_ACCES | mountstat3::MNT3ERR_PERM => {
             "; nfsd refused this node: check nfsd's allowed client networks"
         }
@@ -373,6 +370,16 @@ impl Mounter for FuseMounter {
                     server: spec.server,
                     export: spec.export.clone(),
                     cause: e.to_string(),
+                });
+            }
+            Ok(Err(ConnectFailure::Connect(ConnectError::Mount(
+                nfs3_client::MountError::Denied(mountstat3::MNT3ERR_NOENT),
+            )))) => {
+                return Err(MountError::NoSuchExport {
+                    server: spec.server,
+                    export: spec.export.clone(),
+                    target: target.display().to_string(),
+                    cause: "MNT3ERR_NOENT".into(),
                 });
             }
             Ok(Err(ConnectFailure::Connect(ConnectError::Mount(

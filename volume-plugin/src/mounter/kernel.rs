@@ -45,9 +45,6 @@ fn hint(errno: i32) -> &'static str {
         libc::EACCES => {
             "; nfsd refused the mount: check its allowed client networks (allow) for this node's address"
         }
-        libc::ENOENT => {
-            "; nfsd has no such export: create the volume first (docker volume create -d swarmhub-nfs -o user=...)"
-        }
         libc::EINVAL => "; the mount options were refused: check SWARMHUB_NFS_MOUNT_OPTIONS",
         libc::ETIMEDOUT | libc::ECONNREFUSED | libc::EHOSTUNREACH => {
             "; check that nfsd runs and that this node reaches its port"
@@ -93,6 +90,12 @@ impl Mounter for KernelMounter {
         });
         match rx.recv_timeout(deadline) {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.raw_os_error() == libc::ENOENT => Err(MountError::NoSuchExport {
+                server: spec.server,
+                export: spec.export.clone(),
+                target: target.display().to_string(),
+                cause: format!("{} (errno {})", e, e.raw_os_error()),
+            }),
             Ok(Err(e)) => Err(MountError::Failed {
                 server: spec.server,
                 export: spec.export.clone(),

@@ -48,6 +48,16 @@ pub enum MountError {
         cause: String,
         hint: String,
     },
+    /// nfsd answered that it has no such export (MNT3ERR_NOENT, ENOENT from the kernel)
+    #[error(
+        "mounting {export} from {server} on {target} failed: nfsd has no such export ({cause}): create the volume first"
+    )]
+    NoSuchExport {
+        server: SocketAddr,
+        export: String,
+        target: String,
+        cause: String,
+    },
     /// the mount did not finish in time
     #[error(
         "mounting {export} from {server} did not finish within {after:?}; nfsd may be overloaded or the network drops packets"

@@ -1,5 +1,5 @@
 //! A test double of [`Mounter`]: records every call, keeps a set of "mounted" targets, and can be
-//! told to fail the next mounts. For protocol and driver tests that must not need NFS.
+//! told to fail the next mounts (or one mount with "no such export"). For protocol and driver tests that must not need NFS.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,12 +21,22 @@ pub struct RecordingMounter {
     pub calls: Mutex<Vec<Call>>,
     mounted: Mutex<HashSet<PathBuf>>,
     fail_with: Mutex<Option<String>>,
+    missing_once: Mutex<HashSet<String>>,
 }
 
 impl RecordingMounter {
     /// Makes the following mounts fail with `cause` (`None` to succeed again).
     pub fn fail(&self, cause: Option<&str>) {
         *self.fail_with.lock().expect("poisoned") = cause.map(str::to_string);
+    }
+
+    /// Makes the next mount of `export` answer that nfsd has no such export, as nfsd does
+    /// for a volume it lost; the mount after that succeeds.
+    pub fn missing_once(&self, export: &str) {
+        self.missing_once
+            .lock()
+            .expect("poisoned")
+            .insert(export.to_string());
     }
 
     /// The calls so far.
@@ -46,6 +56,19 @@ impl Mounter for RecordingMounter {
         target: &Path,
         _deadline: Duration,
     ) -> Result<(), MountError> {
+        if self
+            .missing_once
+            .lock()
+            .expect("poisoned")
+            .remove(&spec.export)
+        {
+            return Err(MountError::NoSuchExport {
+                server: spec.server,
+                export: spec.export.clone(),
+                target: target.display().to_string(),
+                cause: "MNT3ERR_NOENT".into(),
+            });
+        }
         if let Some(cause) = self.fail_with.lock().expect("poisoned").clone() {
             return Err(MountError::Failed {
                 server: spec.server,
