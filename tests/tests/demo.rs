@@ -408,13 +408,15 @@ fn spawn_times_with_and_without_volumes(
         let mut s = v.to_vec();
         s.sort_by(f64::total_cmp);
         let mean = s.iter().sum::<f64>() / s.len() as f64;
+        let each: Vec<String> = v.iter().map(|t| format!("{t:.1}")).collect();
         format!(
-            "median {:.1} s, mean {:.1} s, min {:.1} s, max {:.1} s over {} spawns",
+            "median {:.1} s, mean {:.1} s, min {:.1} s, max {:.1} s over {} spawns (in order: {})",
             s[s.len() / 2],
             mean,
             s[0],
             s[s.len() - 1],
-            s.len()
+            s.len(),
+            each.join(", ")
         )
     };
     Ok(format!(
