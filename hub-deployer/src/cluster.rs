@@ -20,6 +20,7 @@ use crate::plan::{MANAGED_LABEL, PLUGIN_ALIAS};
 
 /// How long [`Cluster::task_log_with`] asks again for a finished task's result line.
 const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A connection to a swarm manager's dockerd.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -180,16 +181,29 @@ pub fn filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
 impl Cluster {
     /// Connect to `DOCKER_HOST` (or the local socket) and check it manages a swarm.
     pub async fn connect(cfg: &Config) -> Result<Cluster, CliError> {
-        let env = std::env::var("DOCKER_HOST").ok();
-        let host = docker::docker_host(env.as_deref());
-        let docker = docker::connect_to(&host, &cfg.timeouts).await?;
-        let cluster = Cluster {
-            docker,
-            host,
-            timeouts: cfg.timeouts.clone(),
-        };
+        let cluster = Cluster::reach(&cfg.timeouts).await?;
         cluster.require_manager().await?;
         Ok(cluster)
+    }
+
+    /// Connect to `DOCKER_HOST` (or the local socket), whatever its swarm state (`demo up`
+    /// makes the swarm; everything else uses [`Cluster::connect`]).
+    pub async fn reach(timeouts: &TimeoutsConfig) -> Result<Cluster, CliError> {
+        let env = std::env::var("DOCKER_HOST").ok();
+        let host = docker::docker_host(env.as_deref());
+        let docker = docker::connect_to(&host, timeouts).await?;
+        Ok(Cluster {
+            docker,
+            host,
+            timeouts: timeouts.clone(),
+        })
+    }
+
+    /// Whether this dockerd has `image` (the error is dockerd's message).
+    pub async fn has_image(&self, image: &str) -> Result<bool, String> {
+        not_found(self.docker.inspect_image(image).await)
+            .map(|i| i.is_some())
+            .map_err(|e| docker_message(&e))
     }
 
     /// Exit code 4 unless this dockerd is an active swarm manager.

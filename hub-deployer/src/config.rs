@@ -205,6 +205,20 @@ pub struct ImagesConfig {
     pub cli: String,
 }
 
+impl ImagesConfig {
+    /// The container images the stack runs, with their setting names (the plugin is not a
+    /// container image).
+    pub fn deployed(&self) -> [(&'static str, &str); 5] {
+        [
+            ("images.nfsd", &self.nfsd),
+            ("images.hub", &self.hub),
+            ("images.notebook_student", &self.notebook_student),
+            ("images.notebook_teacher", &self.notebook_teacher),
+            ("images.cli", &self.cli),
+        ]
+    }
+}
+
 impl Default for ImagesConfig {
     fn default() -> Self {
         ImagesConfig {

@@ -39,7 +39,7 @@ use crate::exit::CliError;
 use crate::lifecycle::{self, Ctx, Part};
 use crate::plan::{self, PlanInputs};
 use crate::progress::Progress;
-use crate::{docker, secrets};
+use crate::secrets;
 
 /// Where `demo up` keeps its settings, logins and the users' files unless told otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/swarmhub-demo";
@@ -424,16 +424,15 @@ pub fn ldap_service(cfg: &Config, node_id: &str, port: u16, seed_secret: &str) -
 
 /// `demo up`.
 pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> {
-    let timeouts = TimeoutsConfig::default();
-    let docker = docker::connect(&timeouts).await?;
+    let cluster = Cluster::reach(&TimeoutsConfig::default()).await?;
     let mut steps = Vec::new();
-    let node_addr = ensure_swarm(&docker, &mut steps).await?;
+    let node_addr = ensure_swarm(&cluster, &mut steps).await?;
 
     let dir = make_dir(&opts.dir, &mut steps)?;
     let cfg_path = config_path(&dir);
     let first = !cfg_path.exists();
     let logins = logins(&dir)?;
-    let gateway = gwbridge_gateway(&docker).await?;
+    let gateway = gwbridge_gateway(&cluster.docker).await?;
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let settings = DemoSettings {
         data_dir: dir.join("data").display().to_string(),
@@ -445,7 +444,6 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     let text = settings_toml(&settings);
     let cfg = Config::from_toml(&text, &cfg_path, std::iter::empty())?;
 
-    let cluster = Cluster::connect(&cfg).await?;
     if first {
         refuse_foreign_deployment(&cluster, &cfg).await?;
     }
@@ -561,8 +559,9 @@ async fn notebook_services(c: &Cluster) -> Result<Vec<String>, CliError> {
 
 /// Make this dockerd a one-node swarm when it is in none; refuse a worker or a broken state.
 /// Returns this node's address.
-async fn ensure_swarm(docker: &Docker, steps: &mut Vec<Step>) -> Result<String, CliError> {
-    let info = docker
+async fn ensure_swarm(c: &Cluster, steps: &mut Vec<Step>) -> Result<String, CliError> {
+    let info = c
+        .docker
         .info()
         .await
         .context("cannot ask dockerd for its swarm state")?;
@@ -570,12 +569,7 @@ async fn ensure_swarm(docker: &Docker, steps: &mut Vec<Step>) -> Result<String, 
     match swarm.local_node_state.unwrap_or(LocalNodeState::INACTIVE) {
         LocalNodeState::INACTIVE => {}
         LocalNodeState::ACTIVE => {
-            if swarm.control_available != Some(true) {
-                return Err(CliError::NotManager {
-                    host: docker::docker_host(std::env::var("DOCKER_HOST").ok().as_deref()),
-                    state: "worker".into(),
-                });
-            }
+            c.require_manager().await?;
             steps.push(Step::new("swarm", "this node", Change::Unchanged).note("manager"));
             return Ok(swarm.node_addr.unwrap_or_else(|| "127.0.0.1".into()));
         }
@@ -592,7 +586,7 @@ async fn ensure_swarm(docker: &Docker, steps: &mut Vec<Step>) -> Result<String, 
         advertise_addr: Some(addr.to_string()),
         ..Default::default()
     };
-    docker.init_swarm(req).await.map_err(|e| {
+    c.docker.init_swarm(req).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot make this dockerd a swarm (advertising {addr}): {}",
             docker_message(&e)
@@ -695,22 +689,21 @@ async fn refuse_foreign_deployment(c: &Cluster, cfg: &Config) -> Result<(), CliE
 
 /// Every image the demo runs must be on this node (there is no registry to pull from).
 async fn require_images(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
-    let i = &cfg.images;
     let ldap = ldap_image();
     let mut missing = Vec::new();
-    for image in [
-        &i.nfsd,
-        &i.hub,
-        &i.notebook_student,
-        &i.notebook_teacher,
-        &i.cli,
-        &ldap,
-    ] {
-        if not_found(c.docker.inspect_image(image).await)
-            .map_err(|e| anyhow::anyhow!("cannot inspect image {image}: {}", docker_message(&e)))?
-            .is_none()
-        {
-            missing.push(image.as_str());
+    for image in cfg
+        .images
+        .deployed()
+        .into_iter()
+        .map(|(_, image)| image)
+        .chain([ldap.as_str()])
+    {
+        let present = c
+            .has_image(image)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot inspect image {image}: {e}"))?;
+        if !present {
+            missing.push(image);
         }
     }
     if missing.is_empty() {

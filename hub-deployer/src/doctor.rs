@@ -904,25 +904,14 @@ pub fn ldap_connect_fix(url: &str, starttls: bool) -> String {
 
 /// The pinned images that are on this node (other nodes: the plugin rollout checks).
 async fn images_check(c: &Cluster, cfg: &Config) -> Check {
-    let i = &cfg.images;
-    let mut wanted: Vec<(&str, &str)> = vec![
-        ("images.nfsd", &i.nfsd),
-        ("images.hub", &i.hub),
-        ("images.notebook_student", &i.notebook_student),
-        ("images.notebook_teacher", &i.notebook_teacher),
-        ("images.cli", &i.cli),
-    ];
+    let mut wanted = cfg.images.deployed().to_vec();
     wanted.dedup_by(|a, b| a.1 == b.1);
     let mut results = Vec::new();
     for (key, image) in wanted {
         let r = timed(
             cfg.timeouts.docker_seconds,
             &format!("cannot inspect image {image}"),
-            async {
-                not_found(c.docker.inspect_image(image).await)
-                    .map(|o| o.is_some())
-                    .map_err(|e| docker_message(&e))
-            },
+            c.has_image(image),
         )
         .await;
         results.push((key.to_string(), image.to_string(), r));

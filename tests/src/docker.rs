@@ -55,6 +55,22 @@ impl Out {
         !self.timed_out && self.status.is_some_and(|s| s.success())
     }
 
+    /// The exit code (None when killed by a signal or timed out).
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    /// Prints `$ <what> -> <code> in <seconds> s` and the output, for the test's log.
+    pub fn echo(&self, what: &str) {
+        eprintln!(
+            "$ {what} -> {:?} in {:.1} s\n{}{}",
+            self.code(),
+            self.took.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        );
+    }
+
     /// stdout and stderr for messages.
     pub fn describe(&self) -> String {
         format!(

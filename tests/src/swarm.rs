@@ -652,6 +652,33 @@ impl Swarm {
         Ok(out.stdout.trim().to_string())
     }
 
+    /// `docker service ps` rows of the running tasks of `service`, asked on the manager (node
+    /// 1): (node host name, current state).
+    pub fn running_tasks(&self, service: &str) -> Result<Vec<(String, String)>, String> {
+        let out = self
+            .docker_ok(
+                1,
+                &[
+                    "service",
+                    "ps",
+                    service,
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Node}}\t{{.CurrentState}}",
+                ],
+            )
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (n, s) = l.split_once('\t').unwrap_or((l, ""));
+                (n.trim().to_string(), s.trim().to_string())
+            })
+            .collect())
+    }
+
     /// `docker node ls` on the manager (node 1).
     pub fn node_states(&self) -> anyhow::Result<Vec<NodeState>> {
         let out = self.docker_ok(

@@ -59,19 +59,8 @@ fn swarmhub(config: &Path, args: &[&str]) -> Out {
     cmd.arg("--config").arg(config).args(args);
     cmd.env_remove("DOCKER_HOST");
     let out = run_timeout(cmd, Duration::from_secs(600)).expect("running swarmhub");
-    eprintln!(
-        "$ swarmhub {} -> {:?} in {:.1} s\n{}{}",
-        args.join(" "),
-        code(&out),
-        out.took.as_secs_f64(),
-        out.stdout,
-        out.stderr
-    );
+    out.echo(&format!("swarmhub {}", args.join(" ")));
     out
-}
-
-fn code(out: &Out) -> Option<i32> {
-    out.status.and_then(|s| s.code())
 }
 
 fn swarmhub_ok(config: &Path, args: &[&str]) -> String {
@@ -130,7 +119,7 @@ fn the_cli_deploys_operates_and_removes_the_stack_without_losing_data() -> anyho
         // a dockerd outside any swarm: exit code 4 with the command that makes one
         std::fs::write(root.join("empty.toml"), "")?;
         let out = swarmhub(&root.join("empty.toml"), &["status"]);
-        assert_eq!(code(&out), Some(4), "{}", out.describe());
+        assert_eq!(out.code(), Some(4), "{}", out.describe());
         assert!(out.stderr.contains("docker swarm init"), "{}", out.stderr);
         docker_ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         cleanup.swarm_created = true;
@@ -144,7 +133,7 @@ fn the_cli_deploys_operates_and_removes_the_stack_without_losing_data() -> anyho
     // ---- before anything: a bad config and a missing daemon are clear errors ----------------
     std::fs::write(&config, "[cluster]\nhub_port = 0\n")?;
     let out = swarmhub(&config, &["run"]);
-    assert_eq!(code(&out), Some(2), "{}", out.describe());
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
     assert!(out.stderr.contains("cluster.hub_port"), "{}", out.stderr);
     let mut cmd = Command::new(
         workspace_bin("swarmhub").expect("the swarmhub binary (cargo build --workspace --bins)"),
@@ -156,7 +145,7 @@ fn the_cli_deploys_operates_and_removes_the_stack_without_losing_data() -> anyho
         format!("unix://{}/nothing.sock", root.display()),
     );
     let out = run_timeout(cmd, Duration::from_secs(60))?;
-    assert_eq!(code(&out), Some(3), "{}", out.describe());
+    assert_eq!(out.code(), Some(3), "{}", out.describe());
     assert!(out.stderr.contains("nothing.sock"), "{}", out.stderr);
 
     // ---- images, LDAP ----------------------------------------------------------------------
@@ -234,7 +223,7 @@ service_seconds = 240
         &config,
         &["run", "--ldap-password-file", path(password_file)],
     );
-    assert_eq!(code(&out), Some(7), "{}", out.describe());
+    assert_eq!(out.code(), Some(7), "{}", out.describe());
     assert!(
         out.stderr
             .contains("docker node update --label-add swarmhub.storage=true"),
@@ -354,7 +343,7 @@ service_seconds = 240
         &config,
         &["doctor", "--ldap-password-file", path(password_file)],
     );
-    assert_eq!(code(&doctor), Some(6), "{}", doctor.describe());
+    assert_eq!(doctor.code(), Some(6), "{}", doctor.describe());
     assert!(
         doctor.stdout.contains("swarmhub plugin rollout"),
         "{}",
@@ -374,7 +363,7 @@ service_seconds = 240
         &config,
         &["doctor", "--ldap-password-file", path(password_file)],
     );
-    assert_eq!(code(&doctor), Some(0), "{}", doctor.describe());
+    assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
     let status = swarmhub_ok(&config, &["status"]);
     eprintln!("status of a healthy one-node deployment:\n{status}");
     let v: serde_json::Value =
@@ -397,7 +386,7 @@ service_seconds = 240
 
     // ---- user data is deleted only when confirmed --------------------------------------------
     let out = swarmhub(&config, &["volume", "delete", "home-alice"]);
-    assert_eq!(code(&out), Some(2), "{}", out.describe());
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
     assert!(
         out.stderr.contains("--confirm home-alice"),
         "{}",
@@ -407,7 +396,7 @@ service_seconds = 240
         &config,
         &["volume", "delete", "home-alice", "--confirm", "home-bob"],
     );
-    assert_eq!(code(&out), Some(2), "{}", out.describe());
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
     marker_ok("refused deletes");
     let list = swarmhub_ok(&config, &["volume", "list"]);
     assert!(list.contains("home-alice"), "{list}");

@@ -78,14 +78,7 @@ fn demo_sh(args: &[&str]) -> Out {
     let mut cmd = Command::new(repo_root().join("demo.sh"));
     cmd.args(args).env_remove("SWARMHUB_DEMO_DIR");
     let out = run_timeout(cmd, Duration::from_secs(900)).expect("running demo.sh");
-    eprintln!(
-        "$ ./demo.sh {} -> {:?} in {:.1} s\n{}{}",
-        args.join(" "),
-        out.status.and_then(|s| s.code()),
-        out.took.as_secs_f64(),
-        out.stdout,
-        out.stderr
-    );
+    out.echo(&format!("./demo.sh {}", args.join(" ")));
     out
 }
 
@@ -290,7 +283,7 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     // ---- 6. bad input ----------------------------------------------------------------------
     let bogus = demo_sh(&["up", "--dir", &dir_s, "--no-such-option"]);
     ensure!(
-        bogus.status.and_then(|s| s.code()) == Some(2) && bogus.stderr.contains("--no-such-option"),
+        bogus.code() == Some(2) && bogus.stderr.contains("--no-such-option"),
         "unknown option: {}",
         bogus.describe()
     );
@@ -298,7 +291,7 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     std::fs::create_dir_all(&nowhere)?;
     let no_demo = demo_sh(&["down", "--dir", &nowhere.display().to_string()]);
     ensure!(
-        no_demo.status.and_then(|s| s.code()) == Some(7) && no_demo.stderr.contains("no demo in"),
+        no_demo.code() == Some(7) && no_demo.stderr.contains("no demo in"),
         "down without a demo: {}",
         no_demo.describe()
     );
@@ -308,10 +301,7 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     ensure!(down.success(), "down: {}", down.describe());
     for s in SERVICES {
         ensure!(
-            docker(&["service", "inspect", s])
-                .status
-                .and_then(|c| c.code())
-                == Some(1),
+            docker(&["service", "inspect", s]).code() == Some(1),
             "service {s} is still there after down"
         );
     }

@@ -68,10 +68,6 @@ impl Timings {
     }
 }
 
-fn code(out: &Out) -> Option<i32> {
-    out.status.and_then(|s| s.code())
-}
-
 /// The deployment: the swarm, the CLI's config and what the CLI needs besides.
 struct Deploy {
     swarm: Swarm,
@@ -82,7 +78,7 @@ struct Deploy {
 
 impl Deploy {
     /// `swarmhub --config F ARGS` against node 1 (the manager).
-    fn swarmhub(&self, args: &[&str]) -> Out {
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(
             workspace_bin("swarmhub")
                 .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
@@ -92,30 +88,20 @@ impl Deploy {
             .arg("--config")
             .arg(&self.config)
             .args(args);
-        let out = run_timeout(cmd, Duration::from_secs(900)).expect("running swarmhub");
-        eprintln!(
-            "$ swarmhub {} -> {:?} in {:.1} s\n{}{}",
-            args.join(" "),
-            code(&out),
-            out.took.as_secs_f64(),
-            out.stdout,
-            out.stderr
-        );
+        cmd
+    }
+
+    /// Runs `swarmhub ARGS` (see [`Deploy::command`]) and echoes the output.
+    fn swarmhub(&self, args: &[&str]) -> Out {
+        let out =
+            run_timeout(self.command(args), Duration::from_secs(900)).expect("running swarmhub");
+        out.echo(&format!("swarmhub {}", args.join(" ")));
         out
     }
 
     /// Like [`Deploy::swarmhub`], without echoing the output (for polling).
     fn swarmhub_quiet(&self, args: &[&str]) -> Out {
-        let mut cmd = Command::new(
-            workspace_bin("swarmhub")
-                .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
-        );
-        cmd.env("DOCKER_HOST", self.swarm.host(1))
-            .env_remove("DOCKER_CONTEXT")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        run_timeout(cmd, Duration::from_secs(120)).expect("running swarmhub")
+        run_timeout(self.command(args), Duration::from_secs(120)).expect("running swarmhub")
     }
 
     fn swarmhub_ok(&self, args: &[&str]) -> anyhow::Result<String> {
@@ -135,28 +121,11 @@ impl Deploy {
 
     /// Running tasks of the notebook service of `user`: (node index, task state).
     fn notebook_tasks(&self, user: &str) -> Result<Vec<(usize, String)>, String> {
-        let out = self
+        Ok(self
             .swarm
-            .docker_ok(
-                1,
-                &[
-                    "service",
-                    "ps",
-                    &format!("jupyter-{user}"),
-                    "--filter",
-                    "desired-state=running",
-                    "--format",
-                    "{{.Node}}\t{{.CurrentState}}",
-                ],
-            )
-            .map_err(|e| format!("{e:#}"))?;
-        Ok(out
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let (n, s) = l.split_once('\t').unwrap_or((l, ""));
-                (node_index(n.trim()), s.trim().to_string())
-            })
+            .running_tasks(&format!("jupyter-{user}"))?
+            .into_iter()
+            .map(|(node, state)| (node_index(&node), state))
             .collect())
     }
 
@@ -225,7 +194,7 @@ impl Deploy {
         );
         eprintln!(
             "[{user}@node{i}]$ {script}\n-> {:?}\n{}{}",
-            code(&out),
+            out.code(),
             out.stdout,
             out.stderr
         );
@@ -468,7 +437,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     timings.add("run done -> hub login page answers", took);
     let doctor = d.swarmhub(&["doctor", "--ldap-password-file", d.pw()]);
     eprintln!("==== swarmhub doctor ====\n{}", doctor.stdout);
-    assert_eq!(code(&doctor), Some(0), "{}", doctor.describe());
+    assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
 
     // ---- 2. alice logs in and starts her server -----------------------------------------------
     let mut alice = Browser::new(&base_url, dir, "alice");

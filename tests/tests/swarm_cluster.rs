@@ -23,39 +23,13 @@ const NET: &str = "swh-test-net";
 /// Serves the node's hostname (the task's hostname is set to it) on port 8080.
 const HTTPD: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
 
-/// `docker service ps` rows of running tasks: (node hostname, current state).
-fn running_tasks(swarm: &Swarm, service: &str) -> Result<Vec<(String, String)>, String> {
-    let out = swarm
-        .docker_ok(
-            1,
-            &[
-                "service",
-                "ps",
-                service,
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Node}}\t{{.CurrentState}}",
-            ],
-        )
-        .map_err(|e| format!("{e:#}"))?;
-    Ok(out
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (n, s) = l.split_once('\t').unwrap_or((l, ""));
-            (n.trim().to_string(), s.trim().to_string())
-        })
-        .collect())
-}
-
 /// Waits until `service` has exactly `replicas` running tasks; returns their nodes.
 fn wait_running(swarm: &Swarm, service: &str, replicas: usize, limit: Duration) -> Vec<String> {
     let (nodes, took) = wait_until(
         &format!("{replicas} running tasks of service {service}"),
         limit,
         || {
-            let tasks = running_tasks(swarm, service)?;
+            let tasks = swarm.running_tasks(service)?;
             let running: Vec<String> = tasks
                 .iter()
                 .filter(|(_, s)| s.starts_with("Running"))
@@ -464,7 +438,7 @@ fn three_node_swarm() {
         &format!("service solo rescheduled from node {victim} to node {other}"),
         Duration::from_secs(120),
         || {
-            let tasks = running_tasks(&swarm, "solo")?;
+            let tasks = swarm.running_tasks("solo")?;
             if tasks
                 .iter()
                 .any(|(n, s)| n == &swarm.hostname(other) && s.starts_with("Running"))

@@ -2,8 +2,8 @@
 //! from local state and never touch NFS; Create validates options and asks nfsd to ensure the
 //! volume; Mount and Unmount count references per (volume, mount ID), mount on the first (asking
 //! nfsd to create the volume again when it answers that it has no such export: this node's state
-//! may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node and never deletes data. Every
-//! change is persisted before it is acknowledged.
+//! may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node
+//! and never deletes data. Every change is persisted before it is acknowledged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -21,9 +21,10 @@ use crate::state::{PluginState, StateFile, VolumeState};
 
 /// How long a Mount of an already mounted volume waits for nfsd to accept a connection.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why one mount attempt failed: nfsd has no such export (which the driver repairs once by
 /// asking nfsd to create the volume again), or anything else.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 enum Attempt {
     #[error("{0}")]
     NoSuchExport(String),
@@ -34,12 +35,6 @@ enum Attempt {
 impl From<String> for Attempt {
     fn from(s: String) -> Self {
         Attempt::Failed(s)
-    }
-}
-
-impl Attempt {
-    fn into_message(self) -> String {
-        self.to_string()
     }
 }
 
@@ -265,9 +260,9 @@ impl Driver {
                     volume = name,
                     "nfsd had no export for a volume this node knows; it created the volume again"
                 );
-                self.mount_now(name, v).await.map_err(Attempt::into_message)
+                self.mount_now(name, v).await.map_err(|e| e.to_string())
             }
-            other => other.map_err(Attempt::into_message),
+            other => other.map_err(|e| e.to_string()),
         }
     }
 
