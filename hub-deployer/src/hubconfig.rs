@@ -15,7 +15,9 @@
 //! What the generated config does (details in the template's comments):
 //! - `dockerspawner.SwarmSpawner` 14.x, subclassed as `SwarmhubSpawner`, whose `start_object` fails
 //!   the spawn with the Swarm task's own error (`rejected`/`failed` task, e.g.
-//!   `VolumeDriver.Mount: ...`) instead of waiting for `start_timeout`;
+//!   `VolumeDriver.Mount: ...`) instead of waiting for `start_timeout`, and whose `remove_object`
+//!   (a stop) returns once the service's containers have ended (bounded), so that a start right
+//!   after a stop cannot be answered by the dying server at the service's name;
 //! - endpoint mode `dnsrr`, the attachable overlay network, internal IPs (service names), explicit
 //!   `cmd`, pinned images, `allowed_images = {}`, CPU/memory limits, placement constraints;
 //! - `ldapauthenticator.LDAPAuthenticator` 2.x with `allowed_groups` = students + teachers and

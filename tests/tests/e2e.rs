@@ -524,7 +524,27 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
             }
         },
     )?;
-    timings.add("alice: stop (service removed)", t.elapsed());
+    timings.add(
+        "alice: stop (service removed, container ended)",
+        t.elapsed(),
+    );
+    // The stop returned only once the old container had ended (SwarmhubSpawner.remove_object),
+    // so no node still runs it to answer at the service's name or hold alice's volumes.
+    for node in 1..=d.swarm.len() {
+        let running = d.swarm.docker_ok(
+            node,
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                "label=com.docker.swarm.service.name=jupyter-alice",
+            ],
+        )?;
+        ensure!(
+            running.is_empty(),
+            "alice's server was stopped but node {node} still runs its container(s) {running}"
+        );
+    }
     d.swarm.docker_ok(
         1,
         &[

@@ -8,7 +8,8 @@ JupyterHub.load_config_file), the spawner class it names is instantiated with a 
 the hooks run in JupyterHub's order (auth_state_hook, then pre_spawn_hook) for a student, a teacher
 and hostile user names. The service spec the spawner would send to Docker is captured from
 SwarmSpawner.create_object with a fake `docker` method, and the start logic is driven with fake
-task lists (rejected, failed, pending, running). No Docker daemon and no LDAP server are needed.
+task lists (rejected, failed, pending, running), as is a stop's wait for the old container. No
+Docker daemon and no LDAP server are needed.
 
 Run by hub-deployer/tests/hubconfig_python.rs; prints one line per check and exits non-zero on the
 first failed one, with a traceback.
@@ -27,6 +28,7 @@ from jupyterhub.app import JupyterHub
 from jupyterhub.objects import Hub
 from traitlets.config.loader import PyFileConfigLoader
 
+import docker.errors
 from dockerspawner import SwarmSpawner
 import ldapauthenticator
 
@@ -103,8 +105,10 @@ class FakeDocker:
     """Stands in for SwarmSpawner.docker(method, ...): answers `tasks` from a script of task lists
     and records create_service."""
 
-    def __init__(self, task_lists=()):
+    def __init__(self, task_lists=(), inspected=None):
         self.task_lists = list(task_lists)
+        # task ID -> the states `inspect_task` answers in turn (the last one repeats); None: 404
+        self.inspected = {tid: list(states) for tid, states in (inspected or {}).items()}
         self.calls = []
         self.created = None
 
@@ -115,6 +119,14 @@ class FakeDocker:
             return {"ID": "svc0123456789abcdef"}
         if method == "inspect_service":
             return {"ID": "svc0123456789abcdef"}
+        if method == "remove_service":
+            return True
+        if method == "inspect_task":
+            states = self.inspected[args[0]]
+            state = states.pop(0) if len(states) > 1 else states[0]
+            if state is None:
+                raise docker.errors.NotFound(f"task {args[0]} not found")
+            return task(state, desired="remove", tid=args[0])
         if method == "tasks":
             if len(self.task_lists) > 1:
                 tasks = self.task_lists.pop(0)
@@ -440,6 +452,40 @@ def check_vanished_service_fails():
         raise AssertionError("a service without tasks did not fail the spawn")
 
 
+def check_stop_waits_until_the_old_container_ended():
+    app = load_app()
+    # one task running, one that failed earlier: only the running one is waited for
+    sp, fake = fast_spawner(app, [[task("running", tid="run0"), task("failed", desired="shutdown", tid="old0")]])
+    fake.inspected = {"run0": ["running", "running", "shutdown"]}
+    asyncio.run(asyncio.wait_for(sp.remove_object(), 10))
+    methods = [c[0] for c in fake.calls]
+    assert methods == ["tasks", "remove_service", "inspect_task", "inspect_task", "inspect_task"], methods
+    assert fake.calls[0][2] == {"filters": {"service": "svc0123456789abcdef"}}, fake.calls[0]
+    assert all(c[1] == ("run0",) for c in fake.calls if c[0] == "inspect_task"), fake.calls
+
+    # a task Swarm already deleted (404) has ended too
+    sp, fake = fast_spawner(app, [[task("running", tid="run0"), task("starting", tid="run1")]])
+    fake.inspected = {"run0": [None], "run1": ["running", None]}
+    asyncio.run(asyncio.wait_for(sp.remove_object(), 10))
+    assert [c[0] for c in fake.calls].count("inspect_task") == 3, fake.calls
+
+    # a container that does not end in time: the stop returns anyway and says which task runs
+    sp, fake = fast_spawner(app, [[task("running", tid="stuck0123456789")]])
+    fake.inspected = {"stuck0123456789": ["running"]}
+    sp.stop_wait_seconds = 0.05
+    before = len(CAPTURE.records)
+    asyncio.run(asyncio.wait_for(sp.remove_object(), 10))
+    warned = [r.getMessage() for r in CAPTURE.records[before:] if r.levelno == logging.WARNING]
+    assert any("stuck0123456" in m and "still running" in m for m in warned), warned
+
+    # the whole stop, as JupyterHub calls it: the service is removed and the state cleared
+    sp, fake = fast_spawner(app, [[task("running", tid="run0")]])
+    fake.inspected = {"run0": ["shutdown"]}
+    asyncio.run(asyncio.wait_for(sp.stop(), 10))
+    assert ("remove_service", ("svc0123456789abcdef",), {}) in fake.calls, fake.calls
+    assert sp.object_id == "", sp.object_id
+
+
 def check_missing_password_file_is_a_clear_error():
     if not EXPECT["lookup_dn"] or not EXPECT.get("password_file"):
         return
@@ -493,6 +539,7 @@ CHECKS = [
     check_failed_container_reports_exit_code,
     check_pending_then_running_succeeds,
     check_vanished_service_fails,
+    check_stop_waits_until_the_old_container_ended,
     check_missing_password_file_is_a_clear_error,
     check_idle_culler_service,
 ]
