@@ -780,16 +780,17 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         failed_after < Duration::from_secs(150),
         "failed after {failed_after:?}, start_timeout is 300 s"
     );
-    // The plugin's Mount fails at once with the reason ("nfsd at ... is unreachable"), both
-    // where bob's volume is not mounted and where the plugin still holds the mount of his
-    // earlier notebook (it checks nfsd before handing out a kept mount; before it did, runc's
-    // stat of the kept FUSE mount failed with EIO a minute later). Which of bob's two volumes
-    // fails is dockerd's choice (it mounts a container's volumes in map order), so either may
-    // be named.
+    // The plugin fails at once with the reason: Create on a node that never had bob's volume
+    // ("nfsd control API at ... is unreachable"), Mount of a volume not mounted ("nfsd at ...
+    // is unreachable for export ...") or of one the plugin still holds from his earlier
+    // notebook ("... is mounted but nfsd at ... is unreachable"; it checks nfsd before handing
+    // out a kept mount: before it did, runc's stat of the kept FUSE mount failed with EIO a
+    // minute later). Which of bob's two volumes fails first is dockerd's choice (it prepares a
+    // container's volumes in map order), so either may be named.
     let lower = error.to_lowercase();
     assert!(
         lower.contains("spawn failed")
-            && lower.contains("nfsd at")
+            && lower.contains("nfsd")
             && lower.contains("unreachable")
             && (lower.contains("home-bob") || lower.contains("exchange-bob")),
         "the spawn error says nfsd is unreachable for one of bob's volumes: {error}"

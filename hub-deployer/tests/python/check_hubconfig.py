@@ -364,6 +364,7 @@ def fast_spawner(app, task_lists):
     sp = make_spawner(app, "alice")
     sp.task_poll_first = 0.001
     sp.task_poll_max = 0.002
+    sp.stop_poll_seconds = 0.001
     sp.object_id = "svc0123456789abcdef"
     fake = FakeDocker(task_lists)
     sp.docker = fake
