@@ -53,12 +53,18 @@ pub struct NodeInfo {
     pub plugin_enabled: bool,
     /// The plugin version the last rollout installed (node label), if any.
     pub plugin_version: Option<String>,
+    /// Fingerprint of the settings the last rollout installed the plugin with (node label), if
+    /// any; see [`crate::plan::plugin_settings_fingerprint`].
+    pub plugin_settings: Option<String>,
     /// dockerd's version on the node.
     pub engine_version: String,
 }
 
 /// Node label the rollout writes with the plugin version it installed on that node.
 pub const PLUGIN_VERSION_LABEL: &str = "swarmhub.plugin-version";
+
+/// Node label the rollout writes with the fingerprint of the plugin settings it installed.
+pub const PLUGIN_SETTINGS_LABEL: &str = "swarmhub.plugin-settings";
 
 impl NodeInfo {
     /// From the Docker API's node.
@@ -85,6 +91,7 @@ impl NodeInfo {
             state: status.state.unwrap_or(NodeState::UNKNOWN).to_string(),
             addr: status.addr.unwrap_or_default(),
             plugin_version: labels.get(PLUGIN_VERSION_LABEL).cloned(),
+            plugin_settings: labels.get(PLUGIN_SETTINGS_LABEL).cloned(),
             labels,
             plugin_enabled,
             engine_version: engine.engine_version.unwrap_or_default(),

@@ -4,7 +4,7 @@
 //! (`--output json`, the serialized [`Report`]); a failed check makes the command exit with 6.
 //!
 //! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`,
-//! `plugin-enabled`, `plugin-version`, `nfsd-service`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
+//! `plugin-enabled`, `plugin-version`, `plugin-settings`, `nfsd-service`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
 //! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`. When dockerd
 //! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
 //!
@@ -20,7 +20,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope};
 use serde::Serialize;
 
 use crate::apply::{self, fix_for_task_error};
-use crate::cluster::{Cluster, NodeInfo, PLUGIN_VERSION_LABEL, docker_message, not_found};
+use crate::cluster::{
+    Cluster, NodeInfo, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
+};
 use crate::config::Config;
 use crate::docker;
 use crate::exit::CliError;
@@ -208,6 +210,7 @@ pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Repor
                 "secrets",
                 "plugin-enabled",
                 "plugin-version",
+                "plugin-settings",
                 "nfsd-service",
                 "nfsd-api",
             ]
@@ -349,9 +352,16 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
         Some(nodes) => {
             out.push(check_plugin_enabled(nodes));
             out.push(check_plugin_versions(nodes));
+            let wanted = match status::storage_nodes(nodes, label).as_slice() {
+                [one] if !one.addr.is_empty() => {
+                    Some(plan::plugin_settings_fingerprint(cfg, &one.addr))
+                }
+                _ => None,
+            };
+            out.push(check_plugin_settings(nodes, wanted.as_deref()));
         }
         None => out.extend(
-            ["plugin-enabled", "plugin-version"]
+            ["plugin-enabled", "plugin-version", "plugin-settings"]
                 .map(|n| Check::skip(n, "the nodes could not be listed")),
         ),
     }
@@ -635,6 +645,57 @@ pub fn check_plugin_versions(nodes: &[NodeInfo]) -> Check {
             "swarmhub plugin rollout",
         ),
     }
+}
+
+/// Every ready node's plugin was installed with the settings now in effect (pure): nfsd's
+/// address and ports, the mount backend, the state and socket paths (`wanted`, the fingerprint
+/// [`plan::plugin_settings_fingerprint`] of them; `None` when nfsd's node is not known). A node
+/// whose label records other settings mounts with stale ones; a node without the label (a plugin
+/// installed by `swarmhub plugin install`, or before the label existed) is only mentioned.
+pub fn check_plugin_settings(nodes: &[NodeInfo], wanted: Option<&str>) -> Check {
+    let Some(wanted) = wanted else {
+        return Check::skip(
+            "plugin-settings",
+            "nfsd's node is not known (see the storage-node check), and its address is a setting",
+        );
+    };
+    let with_plugin: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| n.state == "ready" && n.plugin_enabled)
+        .collect();
+    let host = |n: &&NodeInfo| n.hostname.clone();
+    let stale: Vec<String> = with_plugin
+        .iter()
+        .filter(|n| n.plugin_settings.as_deref().is_some_and(|s| s != wanted))
+        .map(host)
+        .collect();
+    let unrecorded: Vec<String> = with_plugin
+        .iter()
+        .filter(|n| n.plugin_settings.is_none())
+        .map(host)
+        .collect();
+    if !stale.is_empty() {
+        return Check::fail(
+            "plugin-settings",
+            format!(
+                "the plugin on {} was installed with other settings than those in effect (nfsd's address or ports, backend, state or socket path); its mounts use the old ones",
+                stale.join(", ")
+            ),
+            "swarmhub plugin rollout (a node whose notebooks have volumes mounted refuses until they are stopped)",
+        );
+    }
+    let current = with_plugin.len() - unrecorded.len();
+    let mut detail = format!(
+        "installed with the settings in effect on {current} node{}",
+        if current == 1 { "" } else { "s" }
+    );
+    if !unrecorded.is_empty() {
+        detail.push_str(&format!(
+            "; not recorded on {} (no {PLUGIN_SETTINGS_LABEL} label; `swarmhub plugin rollout` writes it)",
+            unrecorded.join(", ")
+        ));
+    }
+    Check::ok("plugin-settings", detail)
 }
 
 /// nfsd's service runs its one task (pure).
@@ -1090,6 +1151,7 @@ mod tests {
             labels: HashMap::new(),
             plugin_enabled: true,
             plugin_version: Some("0.1.0".into()),
+            plugin_settings: Some("f1ngerpr1nt0".into()),
             engine_version: "20.10.24".into(),
         }
     }
@@ -1237,6 +1299,50 @@ mod tests {
         assert_eq!(check_plugin_versions(&nodes).outcome, Outcome::Ok);
         nodes[0].plugin_version = None;
         assert_eq!(check_plugin_versions(&nodes).outcome, Outcome::Ok);
+    }
+
+    #[test]
+    fn plugin_settings_must_be_those_in_effect() {
+        let mut nodes = vec![
+            node("alpha", "ready", "active"),
+            node("beta", "ready", "active"),
+            node("gamma", "ready", "active"),
+        ];
+        let c = check_plugin_settings(&nodes, Some("f1ngerpr1nt0"));
+        assert_eq!(
+            (c.outcome, c.detail.as_str()),
+            (
+                Outcome::Ok,
+                "installed with the settings in effect on 3 nodes"
+            )
+        );
+        // nfsd's node unknown: nothing to compare with
+        let c = check_plugin_settings(&nodes, None);
+        assert_eq!(c.outcome, Outcome::Skip, "{c:?}");
+        // a node without the label is mentioned, not failed
+        nodes[2].plugin_settings = None;
+        let c = check_plugin_settings(&nodes, Some("f1ngerpr1nt0"));
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        assert!(
+            c.detail.contains("on 2 nodes; not recorded on gamma"),
+            "{}",
+            c.detail
+        );
+        // settings changed since beta's rollout: failed, with the rollout as the fix
+        let c = check_plugin_settings(&nodes, Some("0therpr1nt00"));
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(
+            c.detail
+                .starts_with("the plugin on alpha, beta was installed with other settings"),
+            "{}",
+            c.detail
+        );
+        assert!(c.fix.unwrap().starts_with("swarmhub plugin rollout"));
+        // a down node or one without the plugin does not count
+        nodes[0].state = "down".into();
+        nodes[1].plugin_enabled = false;
+        let c = check_plugin_settings(&nodes, Some("0therpr1nt00"));
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
     }
 
     #[test]
@@ -1514,6 +1620,7 @@ unhealthy: 1 ok, 1 failed, 1 skipped
                 "secrets",
                 "plugin-enabled",
                 "plugin-version",
+                "plugin-settings",
                 "nfsd-service",
                 "nfsd-api",
                 "ldap-connect",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::apply::{self, Change, Step};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeInfo};
 use crate::config::Config;
 use crate::doctor;
 use crate::exit::CliError;
@@ -134,15 +134,22 @@ async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
 }
 
 /// Roll the plugin out when a usable node lacks it (enabled, with a version recorded by a
-/// rollout); otherwise report it unchanged.
+/// rollout) or got it with other settings than those in effect (e.g. nfsd's port changed in
+/// swarmhub.toml); otherwise report it unchanged. A node whose notebooks have volumes mounted
+/// refuses a change of settings, and the command fails with that fix.
 pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
     let nodes = ctx.cluster.nodes().await?;
     let usable: Vec<_> = nodes.iter().filter(|n| n.usable()).collect();
-    let missing = usable
+    let storage = ctx
+        .cluster
+        .storage_node(&ctx.cfg.cluster.storage_node_label)
+        .await?;
+    let wanted = plan::plugin_settings_fingerprint(ctx.cfg, &storage.addr);
+    let behind = usable
         .iter()
-        .filter(|n| !n.plugin_enabled || n.plugin_version.is_none())
+        .filter(|n| plugin_needs_rollout(n, &wanted))
         .count();
-    if missing == 0 {
+    if behind == 0 {
         return Ok(vec![
             Step::new("plugin", plan::PLUGIN_ALIAS, Change::Unchanged).note(format!(
                 "enabled on {} of {} node(s)",
@@ -152,6 +159,12 @@ pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
         ]);
     }
     rollout(ctx).await
+}
+
+/// A node needs the plugin rolled out: it lacks it, no rollout recorded a version, or the
+/// recorded settings are not `wanted` (a rollout before the settings were recorded counts too).
+fn plugin_needs_rollout(n: &NodeInfo, wanted: &str) -> bool {
+    !n.plugin_enabled || n.plugin_version.is_none() || n.plugin_settings.as_deref() != Some(wanted)
 }
 
 /// `plugin rollout`: install or upgrade the plugin on every node.
@@ -256,4 +269,30 @@ pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Ve
     let mut steps = remove(ctx, part).await?;
     steps.extend(run(ctx, part, stdin).await?);
     Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_needs_the_plugin_rolled_out_when_it_lacks_it_or_its_settings() {
+        let mut n = crate::status::tests::node("alpha", "ready", &[]);
+        assert!(!plugin_needs_rollout(&n, "f1ngerpr1nt0"), "up to date");
+        assert!(plugin_needs_rollout(&n, "0therpr1nt00"), "settings changed");
+        n.plugin_settings = None;
+        assert!(
+            plugin_needs_rollout(&n, "f1ngerpr1nt0"),
+            "rolled out before the settings were recorded"
+        );
+        n.plugin_settings = Some("f1ngerpr1nt0".into());
+        n.plugin_version = None;
+        assert!(
+            plugin_needs_rollout(&n, "f1ngerpr1nt0"),
+            "no version recorded"
+        );
+        n.plugin_version = Some("0.1.0".into());
+        n.plugin_enabled = false;
+        assert!(plugin_needs_rollout(&n, "f1ngerpr1nt0"), "not enabled");
+    }
 }

@@ -41,6 +41,15 @@ pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
 /// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
 /// configs are immutable: a changed file is a new config and a service update.
 pub const HUB_CONFIG_PREFIX: &str = "swarmhub-hub-config-";
+/// What the rollout installs the plugin with, as a short fingerprint: the node-side
+/// installer's arguments (nfsd's address and ports, backend, state and socket paths, remote
+/// image). The rollout records it on each node (label `swarmhub.plugin-settings`), so `run`
+/// rolls the plugin out again when the settings changed and `doctor` tells stale nodes apart.
+pub fn plugin_settings_fingerprint(cfg: &Config, nfs_server: &str) -> String {
+    let args = rollout_args(cfg, nfs_server).join("\0");
+    blake3::hash(args.as_bytes()).to_hex()[..12].to_string()
+}
+
 /// The one-shot global job that installs or upgrades the plugin on every node.
 pub const ROLLOUT_SERVICE: &str = "swarmhub-plugin-rollout";
 /// Alias the plugin is installed under (its volume driver name).
@@ -792,6 +801,44 @@ mod tests {
         assert!(managed(&s.labels));
         // a job has no ports and no network
         assert!(s.endpoint_spec.is_none() && t.networks.is_none());
+    }
+
+    #[test]
+    fn the_settings_fingerprint_follows_every_plugin_setting() {
+        let cfg = Config::default();
+        let base = plugin_settings_fingerprint(&cfg, "10.0.0.5");
+        assert_eq!(base.len(), 12);
+        assert_eq!(
+            base,
+            plugin_settings_fingerprint(&cfg, "10.0.0.5"),
+            "stable"
+        );
+        assert_ne!(
+            base,
+            plugin_settings_fingerprint(&cfg, "10.0.0.6"),
+            "nfsd's node"
+        );
+        let changed = |change: fn(&mut Config)| {
+            let mut c = Config::default();
+            change(&mut c);
+            plugin_settings_fingerprint(&c, "10.0.0.5")
+        };
+        assert_ne!(base, changed(|c| c.cluster.nfsd_port = 2050));
+        assert_ne!(base, changed(|c| c.cluster.nfsd_api_port = 8050));
+        assert_ne!(
+            base,
+            changed(|c| c.cluster.plugin_state_dir = "/srv/state".into())
+        );
+        assert_ne!(
+            base,
+            changed(|c| c.cluster.docker_socket = "/run/d.sock".into())
+        );
+        assert_ne!(
+            base,
+            changed(|c| c.cluster.plugin_backend = crate::config::PluginBackend::Fuse)
+        );
+        // not a plugin setting
+        assert_eq!(base, changed(|c| c.cluster.hub_port = 8001));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   need, since disabling it breaks the mounts of running notebooks).
 //! - Manager side ([`rollout`]): run the node side on every node at once as a one-shot global
 //!   job (`swarmhub-plugin-rollout`), wait for each node's task, read its result from the task's
-//!   log, and record the installed version as the node label `swarmhub.plugin-version`.
+//!   log, and record the installed version and a fingerprint of its settings as the node labels
+//!   `swarmhub.plugin-version` and `swarmhub.plugin-settings`.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -25,7 +26,9 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{self, Change, Step};
-use crate::cluster::{Cluster, PLUGIN_VERSION_LABEL, docker_message, not_found};
+use crate::cluster::{
+    Cluster, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
+};
 use crate::config::Config;
 use crate::exit::CliError;
 use crate::plan;
@@ -371,6 +374,7 @@ pub async fn rollout(
 ) -> Result<Vec<NodeOutcome>, CliError> {
     let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
     let spec = plan::plugin_rollout_service(cfg, &storage.addr);
+    let settings = plan::plugin_settings_fingerprint(cfg, &storage.addr);
     let name = plan::ROLLOUT_SERVICE;
     // a job from an earlier rollout (finished or interrupted) is replaced
     if c.service(name).await?.is_some() {
@@ -442,7 +446,7 @@ pub async fn rollout(
             )),
         };
         if let Some(r) = &result {
-            label_node(c, &t.node_id, &r.version).await?;
+            label_node(c, &t.node_id, &r.version, &settings).await?;
         }
         outcomes.push(NodeOutcome {
             node: t.node.clone(),
@@ -486,7 +490,13 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
     (steps, err)
 }
 
-async fn label_node(c: &Cluster, node_id: &str, version: &str) -> anyhow::Result<()> {
+/// Record on the node which plugin version, installed with which settings, it now has.
+async fn label_node(
+    c: &Cluster,
+    node_id: &str,
+    version: &str,
+    settings: &str,
+) -> anyhow::Result<()> {
     let node = c
         .docker
         .inspect_node(node_id)
@@ -494,10 +504,19 @@ async fn label_node(c: &Cluster, node_id: &str, version: &str) -> anyhow::Result
         .with_context(|| format!("cannot inspect node {node_id}"))?;
     let mut spec: NodeSpec = node.spec.unwrap_or_default();
     let labels = spec.labels.get_or_insert_with(HashMap::new);
-    if labels.get(PLUGIN_VERSION_LABEL).map(String::as_str) == Some(version) {
+    let wanted = [
+        (PLUGIN_VERSION_LABEL, version),
+        (PLUGIN_SETTINGS_LABEL, settings),
+    ];
+    if wanted
+        .iter()
+        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+    {
         return Ok(());
     }
-    labels.insert(PLUGIN_VERSION_LABEL.into(), version.into());
+    for (k, v) in wanted {
+        labels.insert(k.into(), v.into());
+    }
     let v = node.version.and_then(|v| v.index).unwrap_or_default();
     c.docker
         .update_node(

@@ -904,7 +904,7 @@ pub fn table(rows: &[Vec<String>], indent: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bollard::models::{
         NetworkAttachmentConfig, ServiceServiceStatus, ServiceSpec, ServiceSpecMode,
@@ -925,6 +925,7 @@ mod tests {
                 .collect(),
             plugin_enabled: true,
             plugin_version: Some("0.1.0".into()),
+            plugin_settings: Some("f1ngerpr1nt0".into()),
             engine_version: "20.10.24".into(),
         }
     }

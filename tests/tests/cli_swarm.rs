@@ -364,6 +364,53 @@ service_seconds = 240
         &["doctor", "--ldap-password-file", path(password_file)],
     );
     assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
+
+    // ---- the plugin's settings changed since its rollout: doctor says so, run re-applies ----
+    let settings_label = || {
+        docker_ok(&[
+            "node",
+            "inspect",
+            "-f",
+            "{{index .Spec.Labels \"swarmhub.plugin-settings\"}}",
+            &node,
+        ])
+    };
+    let recorded = settings_label();
+    assert!(
+        recorded.len() == 12 && recorded.chars().all(|c| c.is_ascii_hexdigit()),
+        "the rollout records the settings' fingerprint: {recorded:?}"
+    );
+    // what a node rolled out with another nfsd address or port looks like
+    docker_ok(&[
+        "node",
+        "update",
+        "--label-add",
+        "swarmhub.plugin-settings=0123456789ab",
+        &node,
+    ]);
+    let doctor = swarmhub(
+        &config,
+        &["doctor", "--ldap-password-file", path(password_file)],
+    );
+    assert_eq!(doctor.code(), Some(6), "{}", doctor.describe());
+    assert!(
+        doctor
+            .stdout
+            .contains("was installed with other settings than those in effect"),
+        "{}",
+        doctor.stdout
+    );
+    let out = swarmhub_ok(&config, &["run"]);
+    assert!(
+        out.contains("plugin swarmhub-nfs@"),
+        "run rolled out again: {out}"
+    );
+    assert_eq!(settings_label(), recorded);
+    let doctor = swarmhub(
+        &config,
+        &["doctor", "--ldap-password-file", path(password_file)],
+    );
+    assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
     let status = swarmhub_ok(&config, &["status"]);
     eprintln!("status of a healthy one-node deployment:\n{status}");
     let v: serde_json::Value =
