@@ -185,6 +185,44 @@ pub fn filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([(key.to_string(), vec![value.to_string()])])
 }
 
+/// The one node of `nodes` labelled `<label>=true`, which must report an address: nfsd runs
+/// there and every node's plugin reaches it at that address.
+pub fn storage_node_in(nodes: &[NodeInfo], label: &str) -> Result<NodeInfo, CliError> {
+    let labelled: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| n.labels.get(label).map(String::as_str) == Some("true"))
+        .collect();
+    match labelled.as_slice() {
+        [] => Err(CliError::Precondition {
+            what: format!("no node has the label {label}=true, so nfsd has nowhere to run"),
+            fix: format!(
+                "label the node that holds the data: docker node update --label-add {label}=true <node>   (nodes: {})",
+                nodes
+                    .iter()
+                    .map(|n| n.hostname.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+        [one] if one.addr.is_empty() || one.addr == "0.0.0.0" => Err(CliError::Precondition {
+            what: format!("storage node {} reports no address", one.hostname),
+            fix: "re-join it with --advertise-addr <its IP>".into(),
+        }),
+        [one] => Ok((*one).clone()),
+        many => Err(CliError::Precondition {
+            what: format!(
+                "{} nodes have the label {label}=true ({}); user data must live on exactly one",
+                many.len(),
+                many.iter()
+                    .map(|n| n.hostname.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            fix: format!("keep it on one: docker node update --label-rm {label} <node>"),
+        }),
+    }
+}
+
 impl Cluster {
     /// Connect to `DOCKER_HOST` (or the local socket) and check it manages a swarm.
     pub async fn connect(cfg: &Config) -> Result<Cluster, CliError> {
@@ -271,43 +309,9 @@ impl Cluster {
         Ok(out)
     }
 
-    /// The one node labelled `<label>=true`, which must be ready: nfsd runs there and every
-    /// node's plugin reaches it at its address.
+    /// The one node labelled `<label>=true` (see [`storage_node_in`]).
     pub async fn storage_node(&self, label: &str) -> Result<NodeInfo, CliError> {
-        let nodes = self.nodes().await?;
-        let labelled: Vec<&NodeInfo> = nodes
-            .iter()
-            .filter(|n| n.labels.get(label).map(String::as_str) == Some("true"))
-            .collect();
-        match labelled.as_slice() {
-            [] => Err(CliError::Precondition {
-                what: format!("no node has the label {label}=true, so nfsd has nowhere to run"),
-                fix: format!(
-                    "label the node that holds the data: docker node update --label-add {label}=true <node>   (nodes: {})",
-                    nodes
-                        .iter()
-                        .map(|n| n.hostname.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-            [one] if one.addr.is_empty() || one.addr == "0.0.0.0" => Err(CliError::Precondition {
-                what: format!("storage node {} reports no address", one.hostname),
-                fix: "re-join it with --advertise-addr <its IP>".into(),
-            }),
-            [one] => Ok((*one).clone()),
-            many => Err(CliError::Precondition {
-                what: format!(
-                    "{} nodes have the label {label}=true ({}); user data must live on exactly one",
-                    many.len(),
-                    many.iter()
-                        .map(|n| n.hostname.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                fix: format!("keep it on one: docker node update --label-rm {label} <node>"),
-            }),
-        }
+        storage_node_in(&self.nodes().await?, label)
     }
 
     /// The service of that name, if it exists.

@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::apply::{self, fix_for_task_error};
 use crate::cluster::{
     Cluster, NodeInfo, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
+    storage_node_in,
 };
 use crate::config::Config;
 use crate::docker;
@@ -352,12 +353,9 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
         Some(nodes) => {
             out.push(check_plugin_enabled(nodes));
             out.push(check_plugin_versions(nodes));
-            let wanted = match status::storage_nodes(nodes, label).as_slice() {
-                [one] if !one.addr.is_empty() => {
-                    Some(plan::plugin_settings_fingerprint(cfg, &one.addr))
-                }
-                _ => None,
-            };
+            let wanted = storage_node_in(nodes, label)
+                .ok()
+                .map(|s| plan::plugin_settings_fingerprint(cfg, &s.addr));
             out.push(check_plugin_settings(nodes, wanted.as_deref()));
         }
         None => out.extend(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::apply::{self, Change, Step};
-use crate::cluster::{Cluster, NodeInfo};
+use crate::cluster::{Cluster, NodeInfo, storage_node_in};
 use crate::config::Config;
 use crate::doctor;
 use crate::exit::CliError;
@@ -140,10 +140,7 @@ async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
 pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
     let nodes = ctx.cluster.nodes().await?;
     let usable: Vec<_> = nodes.iter().filter(|n| n.usable()).collect();
-    let storage = ctx
-        .cluster
-        .storage_node(&ctx.cfg.cluster.storage_node_label)
-        .await?;
+    let storage = storage_node_in(&nodes, &ctx.cfg.cluster.storage_node_label)?;
     let wanted = plan::plugin_settings_fingerprint(ctx.cfg, &storage.addr);
     let behind = usable
         .iter()

@@ -41,15 +41,6 @@ pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
 /// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
 /// configs are immutable: a changed file is a new config and a service update.
 pub const HUB_CONFIG_PREFIX: &str = "swarmhub-hub-config-";
-/// What the rollout installs the plugin with, as a short fingerprint: the node-side
-/// installer's arguments (nfsd's address and ports, backend, state and socket paths, remote
-/// image). The rollout records it on each node (label `swarmhub.plugin-settings`), so `run`
-/// rolls the plugin out again when the settings changed and `doctor` tells stale nodes apart.
-pub fn plugin_settings_fingerprint(cfg: &Config, nfs_server: &str) -> String {
-    let args = rollout_args(cfg, nfs_server).join("\0");
-    blake3::hash(args.as_bytes()).to_hex()[..12].to_string()
-}
-
 /// The one-shot global job that installs or upgrades the plugin on every node.
 pub const ROLLOUT_SERVICE: &str = "swarmhub-plugin-rollout";
 /// Alias the plugin is installed under (its volume driver name).
@@ -392,6 +383,15 @@ fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
         format!("/host{}", c.plugin_state_dir),
     ]);
     args
+}
+
+/// What the rollout installs the plugin with, as a short fingerprint: the node-side
+/// installer's arguments (nfsd's address and ports, backend, state and socket paths, remote
+/// image). The rollout records it on each node (label `swarmhub.plugin-settings`), so `run`
+/// rolls the plugin out again when the settings changed and `doctor` tells stale nodes apart.
+pub fn plugin_settings_fingerprint(cfg: &Config, nfs_server: &str) -> String {
+    let args = rollout_args(cfg, nfs_server).join("\0");
+    blake3::hash(args.as_bytes()).to_hex()[..12].to_string()
 }
 
 /// The one-shot global job that installs or upgrades the `swarmhub-nfs` plugin on every node

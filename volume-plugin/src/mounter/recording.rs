@@ -1,5 +1,6 @@
 //! A test double of [`Mounter`]: records every call, keeps a set of "mounted" targets, and can be
-//! told to fail the next mounts (or one mount with "no such export"). For protocol and driver tests that must not need NFS.
+//! told to fail the next mounts (or one mount with "no such export"). For protocol and driver
+//! tests that must not need NFS.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
