@@ -206,7 +206,10 @@ pub fn storage_node_in(nodes: &[NodeInfo], label: &str) -> Result<NodeInfo, CliE
         }),
         [one] if one.addr.is_empty() || one.addr == "0.0.0.0" => Err(CliError::Precondition {
             what: format!("storage node {} reports no address", one.hostname),
-            fix: "re-join it with --advertise-addr <its IP>".into(),
+            fix: format!(
+                "re-join {} with --advertise-addr <its IP> so the plugins can reach nfsd",
+                one.hostname
+            ),
         }),
         [one] => Ok((*one).clone()),
         many => Err(CliError::Precondition {

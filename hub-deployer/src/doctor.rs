@@ -454,53 +454,31 @@ pub fn check_nodes(nodes: &[NodeInfo]) -> Check {
     Check::fail("nodes", detail, fixes)
 }
 
-/// Exactly one node labelled `<label>=true`, ready, with an address (pure).
+/// Exactly one node labelled `<label>=true`, ready, with an address (pure): the rule of
+/// [`storage_node_in`], and the node must be up.
 pub fn check_storage(nodes: &[NodeInfo], label: &str) -> Check {
-    let labelled = status::storage_nodes(nodes, label);
-    let all = nodes
-        .iter()
-        .map(|n| n.hostname.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    match labelled.as_slice() {
-        [] => Check::fail(
-            "storage-node",
-            format!("no node has the label {label}=true, so nfsd has nowhere to run"),
-            format!(
-                "label the node that holds the data: docker node update --label-add {label}=true <node>   (nodes: {all})"
-            ),
-        ),
-        [one] if one.state != "ready" => Check::fail(
+    if let [one] = status::storage_nodes(nodes, label).as_slice()
+        && one.state != "ready"
+    {
+        return Check::fail(
             "storage-node",
             format!(
                 "storage node {} is {}: nfsd cannot run and no notebook can reach its data",
                 one.hostname, one.state
             ),
             format!("start docker on {} (systemctl start docker)", one.hostname),
-        ),
-        [one] if one.addr.is_empty() || one.addr == "0.0.0.0" => Check::fail(
-            "storage-node",
-            format!("storage node {} reports no address", one.hostname),
-            format!(
-                "re-join {} with --advertise-addr <its IP> so the plugins can reach nfsd",
-                one.hostname
-            ),
-        ),
-        [one] => Check::ok(
+        );
+    }
+    match storage_node_in(nodes, label) {
+        Ok(one) => Check::ok(
             "storage-node",
             format!("{} ({}) has {label}=true", one.hostname, one.addr),
         ),
-        many => Check::fail(
+        Err(CliError::Precondition { what, fix }) => Check::fail("storage-node", what, fix),
+        Err(other) => Check::fail(
             "storage-node",
-            format!(
-                "{} nodes have the label {label}=true ({}); user data must live on exactly one",
-                many.len(),
-                many.iter()
-                    .map(|n| n.hostname.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            format!("keep it on one: docker node update --label-rm {label} <node>"),
+            other.to_string(),
+            "check the manager: docker node ls",
         ),
     }
 }
