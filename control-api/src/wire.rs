@@ -80,7 +80,10 @@ pub enum VolumeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub name: String,
-    /// Path to give MOUNT (and the kernel's `:/<export>` source).
+    /// Path to give MOUNT (and the kernel's `:/<export>` source): `/<name>/<secret>`, where the
+    /// secret is the view's capability. Only token holders see it; whoever knows it can mount
+    /// the volume, so it is never shown to users or put where docker users read (show
+    /// `/<name>` instead).
     pub export: String,
     pub kind: VolumeKind,
     /// The tree, relative to nfsd's data root (`volumes/<name>` or `shares/<share>`).

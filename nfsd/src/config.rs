@@ -52,6 +52,10 @@ pub struct Args {
     /// fsync directories after namespace changes (true/false) [default: true]
     #[arg(long, env = "SWARMHUB_NFSD_SYNC_METADATA")]
     pub sync_metadata: Option<bool>,
+    /// INSECURE, for tests of the network defence only: also accept MNT of a bare `/<volume>`
+    /// without its capability secret (true/false) [default: false]
+    #[arg(long, env = "SWARMHUB_NFSD_BARE_MOUNTS")]
+    pub bare_mounts: Option<bool>,
     /// Log format: text or json [default: text]; the level comes from RUST_LOG
     #[arg(long, env = "SWARMHUB_NFSD_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -91,6 +95,7 @@ struct File {
     max_in_flight: Option<usize>,
     idle_timeout_seconds: Option<u64>,
     sync_metadata: Option<bool>,
+    bare_mounts: Option<bool>,
     log_format: Option<LogFormat>,
     ldap: Option<LdapSettings>,
 }
@@ -105,6 +110,8 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     pub limits: Limits,
     pub sync_metadata: bool,
+    /// Accept MNT without the capability secret (insecure; tests of the network defence).
+    pub bare_mounts: bool,
     pub log_format: LogFormat,
     pub ldap: Option<LdapSettings>,
 }
@@ -187,6 +194,7 @@ impl Settings {
             token_file: args.token_file.or(file.token_file),
             limits,
             sync_metadata: args.sync_metadata.or(file.sync_metadata).unwrap_or(true),
+            bare_mounts: args.bare_mounts.or(file.bare_mounts).unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             ldap,
         })

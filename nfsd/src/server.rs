@@ -18,6 +18,7 @@ use crate::fs::{Fs, FsOptions};
 use crate::identity::ldap::LdapDirectory;
 use crate::metrics::Metrics;
 use crate::nfs::NfsService;
+use crate::nfs::mount::MountPolicy;
 use crate::volumes::Volumes;
 
 /// How long shutdown waits for calls in flight before giving up on them.
@@ -88,7 +89,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         .clone()
         .map(|l| Arc::new(LdapDirectory::new(l)));
     let volumes = Arc::new(
-        Volumes::open(root, directory)
+        Volumes::open(root, directory, codec.mount_capabilities())
             .with_context(|| format!("opening data dir {}", root.display()))?,
     );
     let mount: OwnedFd = std::fs::File::open(root)
@@ -115,6 +116,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         fs,
         codec,
         metrics: metrics.clone(),
+        mounts: MountPolicy::new(settings.bare_mounts),
     });
     let nfs_listener = TcpListener::bind(settings.listen)
         .await

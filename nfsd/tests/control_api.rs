@@ -331,7 +331,11 @@ async fn create_is_idempotent_and_conflicts_name_the_difference() {
     assert_eq!(r.status, 201, "{}", r.text());
     let v = r.json();
     assert_eq!(v["name"], "home-alice");
-    assert_eq!(v["export"], "/home-alice");
+    let export = v["export"].as_str().unwrap();
+    assert!(
+        export.starts_with("/home-alice/") && export.len() == "/home-alice/".len() + 32,
+        "the mount path carries the capability secret: {export}"
+    );
     assert_eq!(v["tree"], "volumes/home-alice");
     assert_eq!(
         (v["store_uid"].as_u64(), v["store_gid"].as_u64()),

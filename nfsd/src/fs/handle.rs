@@ -9,6 +9,8 @@
 //! types are small numbers; a file system with a type above 255 is refused at start).
 
 use std::io;
+
+use constant_time_eq::constant_time_eq;
 use std::path::Path;
 
 use super::kernel::{KernelHandle, MAX_KERNEL_HANDLE};
@@ -81,6 +83,12 @@ impl HandleCodec {
         }
     }
 
+    /// The secrets of capability mounts, derived from this key (which never leaves the data
+    /// directory), so they stay the same across restarts.
+    pub fn mount_capabilities(&self) -> crate::volumes::MountCapabilities {
+        crate::volumes::MountCapabilities::from_master_key(&self.key)
+    }
+
     fn mac(&self, body: &[u8]) -> [u8; MAC_LEN] {
         let full = blake3::keyed_hash(&self.key, body);
         let mut out = [0u8; MAC_LEN];
@@ -128,10 +136,6 @@ impl HandleCodec {
             },
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

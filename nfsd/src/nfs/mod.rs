@@ -28,6 +28,8 @@ pub struct NfsService {
     pub fs: Arc<Fs>,
     pub codec: HandleCodec,
     pub metrics: Arc<Metrics>,
+    /// What MNT accepts, and the log of refused mounts.
+    pub mounts: mount::MountPolicy,
 }
 
 /// Outcome of one procedure: the result to pack and, for metrics, its status when not OK.

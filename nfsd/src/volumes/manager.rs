@@ -15,6 +15,7 @@ use swarmhub_control_api::{
 };
 use thiserror::Error;
 
+use super::capability::MountCapabilities;
 use super::registry::{Registry, StateFile, VolumeRecord};
 use crate::fs::View;
 use crate::fs::creds::StoreIds;
@@ -119,6 +120,7 @@ pub struct Volumes {
     // serialises changes, including the LDAP lookup of a create
     changes: tokio::sync::Mutex<()>,
     directory: Option<Arc<LdapDirectory>>,
+    caps: MountCapabilities,
 }
 
 impl std::fmt::Debug for Volumes {
@@ -137,7 +139,11 @@ impl Volumes {
     /// Opens the data root (creating its layout when new) and builds a view for every volume
     /// in the registry. A volume whose tree is missing is reported and not served; nothing is
     /// recreated or deleted.
-    pub fn open(root: &Path, directory: Option<Arc<LdapDirectory>>) -> Result<Self, VolumeError> {
+    pub fn open(
+        root: &Path,
+        directory: Option<Arc<LdapDirectory>>,
+        caps: MountCapabilities,
+    ) -> Result<Self, VolumeError> {
         for sub in [HOMES, SHARES, REMOVED] {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
@@ -156,6 +162,7 @@ impl Volumes {
             state: RwLock::new(State::default()),
             changes: tokio::sync::Mutex::new(()),
             directory,
+            caps,
         };
         let mut state = State {
             registry,
@@ -185,22 +192,18 @@ impl Volumes {
         self.state.read().expect("poisoned").views.get(&id).cloned()
     }
 
-    /// The view behind an export path (`/<name>`, trailing slashes ignored).
-    pub fn by_export(&self, path: &str) -> Option<Arc<View>> {
-        let path = format!("/{}", path.trim_matches('/'));
+    /// The served view of the volume `name` (MOUNT checks its capability before using it).
+    pub fn by_name(&self, name: &str) -> Option<Arc<View>> {
         let state = self.state.read().expect("poisoned");
         state
             .by_export
-            .get(&path)
+            .get(&export_of(name))
             .and_then(|id| state.views.get(id).cloned())
     }
 
-    /// Export paths of every served volume.
-    pub fn exports(&self) -> Vec<String> {
-        let state = self.state.read().expect("poisoned");
-        let mut v: Vec<String> = state.by_export.keys().cloned().collect();
-        v.sort();
-        v
+    /// The secrets of capability mounts.
+    pub fn capabilities(&self) -> &MountCapabilities {
+        &self.caps
     }
 
     /// Number of volumes in the registry.
@@ -216,7 +219,7 @@ impl Volumes {
             .map(|u| u.used());
         Volume {
             name: rec.name.clone(),
-            export: export_of(&rec.name),
+            export: self.caps.export(rec.view_id, &rec.name),
             kind: rec.kind,
             tree: rec.tree.clone(),
             options: rec.options.clone(),
@@ -570,7 +573,7 @@ impl Volumes {
     }
 }
 
-/// Export path of a volume.
+/// Key of a volume in the view table (not a mount path: MOUNT needs the capability too).
 pub fn export_of(name: &str) -> String {
     format!("/{name}")
 }

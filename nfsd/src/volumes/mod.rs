@@ -1,7 +1,9 @@
 //! Volumes: the registry on disk and the live set of views built from it.
 
+pub mod capability;
 pub mod manager;
 pub mod registry;
 
+pub use capability::{MountCapabilities, MountPath, public_export};
 pub use manager::{VolumeError, Volumes, export_of};
 pub use registry::atomic_write;

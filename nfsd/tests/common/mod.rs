@@ -32,9 +32,16 @@ pub fn settings(dir: &Path) -> Settings {
 
 impl Server {
     pub async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose test settings `change` adjusts first.
+    pub async fn start_with(change: impl FnOnce(&mut Settings)) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let running = server::start(settings(&dir)).await.unwrap();
+        let mut s = settings(&dir);
+        change(&mut s);
+        let running = server::start(s).await.unwrap();
         Server {
             dir,
             running: Some(running),
@@ -91,13 +98,20 @@ impl Server {
             .unwrap();
     }
 
-    /// Mounts `/<name>` as AUTH_SYS `uid` (the uid does not matter to nfsd; views decide).
+    /// The mount path of volume `name` (`/<name>/<secret>`), as the control API gives it out.
+    pub fn export(&self, name: &str) -> String {
+        self.running().volumes.get(name).unwrap().export
+    }
+
+    /// Mounts volume `name` by its capability path as AUTH_SYS `uid` (the uid does not matter
+    /// to nfsd; views decide).
     pub async fn mount(&self, name: &str, uid: u32) -> (Client, nfs_fh3) {
-        mount_at(self.nfs_addr(), name, uid).await
+        mount_at(self.nfs_addr(), &self.export(name), uid).await
     }
 }
 
-pub async fn mount_at(addr: SocketAddr, name: &str, uid: u32) -> (Client, nfs_fh3) {
+/// Mounts `export` (a full mount path) as AUTH_SYS `uid`.
+pub async fn mount_at(addr: SocketAddr, export: &str, uid: u32) -> (Client, nfs_fh3) {
     let cred = opaque_auth::auth_unix(&auth_unix {
         stamp: 1,
         machinename: Opaque::borrowed(b"test"),
@@ -106,7 +120,7 @@ pub async fn mount_at(addr: SocketAddr, name: &str, uid: u32) -> (Client, nfs_fh
         gids: vec![],
     });
     let conn =
-        Nfs3ConnectionBuilder::new(TokioConnector, addr.ip().to_string(), format!("/{name}"))
+        Nfs3ConnectionBuilder::new(TokioConnector, addr.ip().to_string(), export.to_string())
             .mount_port(addr.port())
             .nfs3_port(addr.port())
             .connect_from_privileged_port(false)
