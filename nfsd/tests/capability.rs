@@ -16,7 +16,9 @@ use nfs3_client::{MountClient, MountError};
 type Mounter = MountClient<TokioIo<tokio::net::TcpStream>>;
 
 async fn mount_client(srv: &Server) -> Mounter {
-    let s = tokio::net::TcpStream::connect(srv.nfs_addr()).await.unwrap();
+    let s = tokio::net::TcpStream::connect(srv.nfs_addr())
+        .await
+        .unwrap();
     MountClient::new(TokioIo::new(s))
 }
 
@@ -41,8 +43,10 @@ async fn only_the_views_own_secret_mounts_it() {
     let srv = Server::start().await;
     srv.volume("home-alice", None, 20001, 20000).await;
     srv.volume("home-teacher", None, 20201, 20200).await;
-    srv.volume("exchange-bob", Some("exchange"), 20102, 20000).await;
-    srv.volume("exchange-alice", Some("exchange"), 20001, 20000).await;
+    srv.volume("exchange-bob", Some("exchange"), 20102, 20000)
+        .await;
+    srv.volume("exchange-alice", Some("exchange"), 20001, 20000)
+        .await;
     let alice = srv.export("home-alice");
     let teacher = srv.export("home-teacher");
     let bob_ex = srv.export("exchange-bob");
@@ -51,13 +55,17 @@ async fn only_the_views_own_secret_mounts_it() {
 
     // a planted file in the teacher's home, to prove nothing of it is reached
     let (mut t, troot) = srv.mount("home-teacher", 1000).await;
-    let f = create(&mut t, &troot, "solutions.txt", 0o600).await.unwrap();
+    let f = create(&mut t, &troot, "solutions.txt", 0o600)
+        .await
+        .unwrap();
     write(&mut t, &f, 0, b"answer key: 42", stable_how::FILE_SYNC)
         .await
         .unwrap();
 
     let mut m = mount_client(&srv).await;
-    let own = mnt(&mut m, &alice).await.expect("the API's mount path mounts");
+    let own = mnt(&mut m, &alice)
+        .await
+        .expect("the API's mount path mounts");
     assert_eq!(mnt(&mut m, &format!("{alice}/")).await.unwrap(), own);
 
     let stolen = secret_of(&bob_ex);
@@ -86,7 +94,11 @@ async fn only_the_views_own_secret_mounts_it() {
     }
     // EXPORT names nothing a client can use
     let exports = m.export().await.unwrap();
-    assert!(exports.0.is_empty(), "EXPORT listed {} entries", exports.0.len());
+    assert!(
+        exports.0.is_empty(),
+        "EXPORT listed {} entries",
+        exports.0.len()
+    );
     // the legitimate mount still works after all that
     let (mut t2, troot2) = srv.mount("home-teacher", 1000).await;
     let (f, _) = lookup(&mut t2, &troot2, "solutions.txt").await.unwrap();
@@ -104,7 +116,11 @@ async fn secrets_survive_restarts_and_change_with_the_view() {
         .await
         .unwrap();
     srv.restart().await;
-    assert_eq!(srv.export("home-alice"), before, "a restart keeps the secret");
+    assert_eq!(
+        srv.export("home-alice"),
+        before,
+        "a restart keeps the secret"
+    );
     // a handle from before the restart still works (capabilities gate MNT only)
     let (mut c, _) = srv.mount("home-alice", 1000).await;
     assert_eq!(read(&mut c, &f, 0, 10).await.unwrap(), b"kept");

@@ -119,15 +119,14 @@ pub async fn mount_at(addr: SocketAddr, export: &str, uid: u32) -> (Client, nfs_
         gid: uid,
         gids: vec![],
     });
-    let conn =
-        Nfs3ConnectionBuilder::new(TokioConnector, addr.ip().to_string(), export.to_string())
-            .mount_port(addr.port())
-            .nfs3_port(addr.port())
-            .connect_from_privileged_port(false)
-            .credential(cred)
-            .mount()
-            .await
-            .unwrap();
+    let conn = Nfs3ConnectionBuilder::new(TokioConnector, addr.ip().to_string(), export)
+        .mount_port(addr.port())
+        .nfs3_port(addr.port())
+        .connect_from_privileged_port(false)
+        .credential(cred)
+        .mount()
+        .await
+        .unwrap();
     let root = conn.root_nfs_fh3();
     (conn.into_nfs3_client(), root)
 }
