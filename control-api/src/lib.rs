@@ -6,6 +6,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod mount_path;
 pub mod names;
 pub mod options;
 pub mod persist;

@@ -1,8 +1,9 @@
 //! The driver: Docker's volume semantics over nfsd and a mount backend. Get/List/Path answer
 //! from local state and never touch NFS; Create validates options and asks nfsd to ensure the
 //! volume; Mount and Unmount count references per (volume, mount ID), mount on the first (asking
-//! nfsd to create the volume again when it answers that it has no such export: this node's state
-//! may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node
+//! nfsd for the volume again when it refuses the mount path this node has: the path carries the
+//! volume's capability secret, which a node upgraded from an older version does not have yet, and
+//! this node's state may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node
 //! and never deletes data. Every change is persisted before it is acknowledged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,12 +23,12 @@ use crate::state::{PluginState, StateFile, VolumeState};
 /// How long a Mount of an already mounted volume waits for nfsd to accept a connection.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Why one mount attempt failed: nfsd has no such export (which the driver repairs once by
-/// asking nfsd to create the volume again), or anything else.
+/// Why one mount attempt failed: nfsd refused this node's mount path or has no such export
+/// (which the driver repairs once by asking nfsd for the volume again), or anything else.
 #[derive(Debug, thiserror::Error)]
 enum Attempt {
     #[error("{0}")]
-    NoSuchExport(String),
+    Stale(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -245,25 +246,43 @@ impl Driver {
         }
     }
 
-    /// Mount; when nfsd answers that it has no such export, ask it to create the volume with
-    /// the options this node knows and mount once more. This node's state can outlive nfsd's
-    /// volume (a replaced data directory, a volume deleted there), and dockerd does not call
-    /// Create again for a volume it already knows.
+    /// Mount; when nfsd refuses this node's mount path (or has no such export), ask it for the
+    /// volume again (create-or-ensure with the options this node knows), keep the mount path
+    /// it answers, and mount once more. The path carries the volume's capability secret, which
+    /// a node upgraded from a version without capabilities does not have, and this node's state
+    /// can outlive nfsd's volume (a replaced data directory, a volume deleted there), while
+    /// dockerd does not call Create again for a volume it already knows.
     async fn mount_or_recreate(&self, name: &str, v: &VolumeState) -> Result<(), String> {
         match self.mount_now(name, v).await {
-            Err(Attempt::NoSuchExport(msg)) => {
+            Err(Attempt::Stale(msg)) => {
                 let options = VolumeOptions::from_map(&v.options).map_err(|e| e.to_string())?;
-                self.provisioner.ensure(name, &options).await.map_err(|e| {
-                    format!("{msg}; asking nfsd to create volume {name} again failed: {e}")
+                let export = self.provisioner.ensure(name, &options).await.map_err(|e| {
+                    format!("{msg}; asking nfsd for volume {name} again failed: {e}")
                 })?;
+                let v = self.relearn_export(name, export)?;
                 tracing::warn!(
                     volume = name,
-                    "nfsd had no export for a volume this node knows; it created the volume again"
+                    "nfsd refused the mount path this node had for the volume; it gave the current one (or created the volume again)"
                 );
-                self.mount_now(name, v).await.map_err(|e| e.to_string())
+                self.mount_now(name, &v).await.map_err(|e| e.to_string())
             }
             other => other.map_err(|e| e.to_string()),
         }
+    }
+
+    /// Keeps `export` as the volume's mount path (persisted before it is used).
+    fn relearn_export(&self, name: &str, export: String) -> Result<VolumeState, String> {
+        let mut state = self.state.lock().expect("poisoned");
+        let mut next = state.clone();
+        let v = next
+            .volumes
+            .get_mut(name)
+            .ok_or_else(|| no_such_volume(name))?;
+        v.export = export;
+        let v = v.clone();
+        self.save(&next)?;
+        *state = next;
+        Ok(v)
     }
 
     async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), Attempt> {
@@ -284,7 +303,9 @@ impl Driver {
             mounter
                 .mount(&spec, &target, deadline)
                 .map_err(|e| match e {
-                    MountError::NoSuchExport { .. } => Attempt::NoSuchExport(e.to_string()),
+                    MountError::NoSuchExport { .. } | MountError::Refused { .. } => {
+                        Attempt::Stale(e.to_string())
+                    }
                     other => Attempt::Failed(other.to_string()),
                 })
         })
@@ -416,7 +437,10 @@ impl Driver {
         let status = with_status.then(|| {
             let mut s = BTreeMap::new();
             s.insert("server".into(), json!(self.config.server));
-            s.insert("export".into(), json!(v.export));
+            s.insert(
+                "export".into(),
+                json!(swarmhub_control_api::mount_path::public_export(&v.export)),
+            );
             s.insert("options".into(), json!(v.options));
             s.insert("backend".into(), json!(self.backend()));
             s.insert("mounted".into(), json!(mounted));

@@ -117,10 +117,23 @@ impl Nfsd {
         self.dir.join("volumes").join(name)
     }
 
+    /// The mount path nfsd's API gives out for `name` (`/<name>/<secret>`), or the bare name
+    /// for a volume nfsd does not have.
+    fn export(&self, name: &str) -> String {
+        let volumes = self.running.as_ref().unwrap().volumes.clone();
+        volumes
+            .get(name)
+            .map_or_else(|_| format!("/{name}"), |v| v.export)
+    }
+
     fn spec(&self, name: &str) -> MountSpec {
+        self.spec_at(&self.export(name))
+    }
+
+    fn spec_at(&self, export: &str) -> MountSpec {
         MountSpec {
             server: self.addr,
-            export: format!("/{name}"),
+            export: export.to_string(),
             readonly: false,
             extra_options: None,
         }
@@ -472,23 +485,39 @@ fn unreachable_server_fails_fast() {
     assert!(matches!(e, MountError::Unreachable { .. }), "{e:?}");
 }
 
+/// Capability mounts through the FUSE backend's real MNT: an unknown volume, the bare name of a
+/// real one and a wrong secret are all refused, and the message names the volume but never the
+/// secret (users read it as `VolumeDriver.Mount: ...`).
 #[test]
-fn unknown_export_is_refused_with_a_hint() {
+fn mount_paths_without_the_capability_are_refused() {
     require_fuse();
     let nfsd = Nfsd::start();
+    nfsd.volume("capped", None);
+    let real = nfsd.export("capped");
+    let secret = real.rsplit('/').next().unwrap().to_string();
     let t = Target::new();
     let m = FuseMounter::new().unwrap();
-    let e = m
-        .mount(&nfsd.spec("missing"), &t.path, DEADLINE)
-        .unwrap_err();
-    assert!(matches!(e, MountError::NoSuchExport { .. }), "{e:?}");
-    let msg = e.to_string();
-    eprintln!("{msg}");
-    assert!(
-        msg.contains("MNT3ERR_NOENT") && msg.contains("/missing") && msg.contains("no such export"),
-        "{msg}"
-    );
-    assert!(!is_mounted(&t.path));
+    for (path, shown) in [
+        ("/missing".to_string(), "/missing"),
+        ("/capped".to_string(), "/capped"),
+        (format!("/capped/{}", "0".repeat(32)), "/capped"),
+        (format!("/missing/{secret}"), "/missing"),
+    ] {
+        let e = m
+            .mount(&nfsd.spec_at(&path), &t.path, DEADLINE)
+            .unwrap_err();
+        assert!(matches!(e, MountError::Refused { .. }), "{path}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("MNT3ERR_ACCES") && msg.contains(&format!("refused to mount {shown} ")),
+            "{msg}"
+        );
+        assert!(!msg.contains(&secret), "the secret leaked into {msg}");
+        assert!(!is_mounted(&t.path));
+    }
+    m.mount(&nfsd.spec_at(&real), &t.path, DEADLINE).unwrap();
+    assert!(is_mounted(&t.path));
+    m.unmount(&t.path).unwrap();
 }
 
 #[test]

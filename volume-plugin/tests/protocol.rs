@@ -159,15 +159,33 @@ impl Plugin {
     }
 
     async fn restart(self) -> Plugin {
+        self.restart_with(Arc::new(RecordingProvisioner::default()))
+            .await
+    }
+
+    async fn restart_with(self, prov: Arc<dyn Provisioner>) -> Plugin {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
         assert!(!self.socket.exists(), "socket removed on stop");
-        Plugin::start_in(
-            self.dir,
-            self.mounter,
-            Arc::new(RecordingProvisioner::default()),
-        )
-        .await
+        Plugin::start_in(self.dir, self.mounter, prov).await
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state/state.json")
+    }
+
+    /// The mount path this node keeps for `name` in state.json.
+    fn state_export(&self, name: &str) -> String {
+        let v: Value = serde_json::from_slice(&std::fs::read(self.state_file()).unwrap()).unwrap();
+        v["volumes"][name]["export"].as_str().unwrap().to_string()
+    }
+
+    /// Rewrites the mount path of `name` in state.json (the plugin must be restarted to read it).
+    fn set_state_export(&self, name: &str, export: &str) {
+        let mut v: Value =
+            serde_json::from_slice(&std::fs::read(self.state_file()).unwrap()).unwrap();
+        v["volumes"][name]["export"] = json!(export);
+        std::fs::write(self.state_file(), v.to_string()).unwrap();
     }
 }
 
@@ -179,15 +197,20 @@ async fn plugin_with_real_nfsd(
     let settings = swarmhub_nfsd::config::Settings::ephemeral(data.path());
     let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
+    let prov = real_provisioner(&nfsd, dir.path());
+    let p = Plugin::start_in(dir, mounter, prov).await;
+    (data, nfsd, p)
+}
+
+/// The plugin's real provisioner for `nfsd`, its token in a file under `dir`.
+fn real_provisioner(nfsd: &swarmhub_nfsd::server::Running, dir: &Path) -> Arc<dyn Provisioner> {
+    let token_file = dir.join("token");
     std::fs::write(&token_file, &nfsd.token).unwrap();
-    let prov = Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
+    Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
         base_url: format!("http://{}", nfsd.api_addr),
         token_file,
         timeout: Duration::from_secs(5),
-    });
-    let p = Plugin::start_in(dir, mounter, prov).await;
-    (data, nfsd, p)
+    })
 }
 
 /// What an admin does on an nfsd without LDAP: alice's volume with explicit ids.
@@ -610,7 +633,7 @@ async fn a_volume_nfsd_lost_and_cannot_make_again_fails_the_mount() {
     // nfsd loses it (moved aside); this node still knows it; without LDAP nfsd cannot make
     // alice's volume by itself
     nfsd.volumes.remove("home-alice").await.unwrap();
-    mounter.missing_once("/home-alice");
+    mounter.refuse_once(&p.state_export("home-alice"));
     let m = p
         .call(
             "/VolumeDriver.Mount",
@@ -618,8 +641,8 @@ async fn a_volume_nfsd_lost_and_cannot_make_again_fails_the_mount() {
         )
         .await;
     assert!(
-        err(&m).contains("no such export")
-            && err(&m).contains("create volume home-alice again failed")
+        err(&m).contains("refused to mount /home-alice")
+            && err(&m).contains("volume home-alice again failed")
             && err(&m).contains("LDAP"),
         "{m}"
     );
@@ -628,4 +651,53 @@ async fn a_volume_nfsd_lost_and_cannot_make_again_fails_the_mount() {
         .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
         .await;
     assert_eq!(g["Volume"]["Status"]["references"], 0, "{g}");
+}
+
+/// An upgrade from a version without capability mounts: this node's state holds the bare
+/// `/home-alice` for a volume (written by the old plugin), nfsd refuses that path now. The
+/// first Mount asks nfsd (real, in-process) for the volume, keeps the capability path it
+/// answers in state.json and mounts with it; nothing is re-created. The secret is never shown
+/// in `docker volume inspect` (Get's status) or in errors.
+#[tokio::test]
+async fn an_upgraded_node_learns_the_mount_path_at_its_next_mount() {
+    let mounter: Arc<RecordingMounter> = Arc::default();
+    let (_data, nfsd, p) = plugin_with_real_nfsd(mounter.clone()).await;
+    admin_creates_alice(&nfsd).await;
+    let c = p.create_for_user("home-alice", "alice").await;
+    assert_eq!(err(&c), "", "{c}");
+    let current = nfsd.volumes.get("home-alice").unwrap().export;
+    assert_eq!(p.state_export("home-alice"), current);
+    // what the old version left: the bare name
+    p.set_state_export("home-alice", "/home-alice");
+    let prov = real_provisioner(&nfsd, p.dir.path());
+    let p = p.restart_with(prov).await;
+    mounter.refuse_once("/home-alice");
+    let created_before = nfsd.volumes.get("home-alice").unwrap().created_at;
+    let m = p
+        .call(
+            "/VolumeDriver.Mount",
+            json!({"Name": "home-alice", "ID": "c1"}),
+        )
+        .await;
+    assert_eq!(err(&m), "", "{m}");
+    assert_eq!(
+        mounter.calls().last(),
+        Some(&Call::Mount {
+            export: current.clone(),
+            target: p.dir.path().join("mnt/home-alice"),
+        }),
+        "{:?}",
+        mounter.calls()
+    );
+    assert_eq!(p.state_export("home-alice"), current, "kept in state.json");
+    assert_eq!(
+        nfsd.volumes.get("home-alice").unwrap().created_at,
+        created_before,
+        "the volume was ensured, not made again"
+    );
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(g["Volume"]["Status"]["export"], "/home-alice");
+    assert!(!g.to_string().contains(current.rsplit('/').next().unwrap()));
 }

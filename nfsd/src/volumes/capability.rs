@@ -10,6 +10,8 @@
 //! MAC), so mounts made before capabilities existed keep working.
 
 use constant_time_eq::constant_time_eq;
+#[cfg(test)]
+use swarmhub_control_api::mount_path::public_export;
 
 /// Hex digits of a secret (128 bits).
 pub const SECRET_HEX_LEN: usize = 32;
@@ -26,27 +28,6 @@ pub struct MountCapabilities {
 impl std::fmt::Debug for MountCapabilities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MountCapabilities(<secret>)")
-    }
-}
-
-/// A MNT path split into the volume name and the secret (absent in a bare `/<volume>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountPath<'a> {
-    pub name: &'a str,
-    pub secret: Option<&'a str>,
-}
-
-impl<'a> MountPath<'a> {
-    /// `/<name>` or `/<name>/<secret>`, surrounding slashes ignored; anything else is `None`.
-    pub fn parse(path: &'a str) -> Option<Self> {
-        let trimmed = path.trim_matches('/');
-        let mut parts = trimmed.split('/');
-        let name = parts.next().filter(|n| !n.is_empty())?;
-        let secret = parts.next();
-        if parts.next().is_some() || secret.is_some_and(str::is_empty) {
-            return None;
-        }
-        Some(Self { name, secret })
     }
 }
 
@@ -78,41 +59,12 @@ impl MountCapabilities {
     }
 }
 
-/// The part of a mount path that is safe to show to any docker user or in logs: `/<name>`.
-pub fn public_export(export: &str) -> String {
-    match MountPath::parse(export) {
-        Some(p) => format!("/{}", p.name),
-        None => "/".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn caps() -> MountCapabilities {
         MountCapabilities::from_master_key(&[7u8; 32])
-    }
-
-    #[test]
-    fn paths_parse_into_name_and_secret() {
-        assert_eq!(
-            MountPath::parse("/home-alice"),
-            Some(MountPath {
-                name: "home-alice",
-                secret: None
-            })
-        );
-        assert_eq!(
-            MountPath::parse("/home-alice/abc/"),
-            Some(MountPath {
-                name: "home-alice",
-                secret: Some("abc")
-            })
-        );
-        for bad in ["", "/", "/a/b/c", "//", "/a//b"] {
-            assert_eq!(MountPath::parse(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod capability;
 pub mod manager;
 pub mod registry;
 
-pub use capability::{MountCapabilities, MountPath, public_export};
+pub use capability::MountCapabilities;
 pub use manager::{VolumeError, Volumes, export_of};
 pub use registry::atomic_write;
+pub use swarmhub_control_api::mount_path::MountPath;

@@ -174,15 +174,6 @@ async fn reach(spec: &MountSpec, connect_timeout: Duration) -> Result<Reached, C
     })
 }
 
-fn mnt_hint(s: mountstat3) -> &'static str {
-    match s {
-        mountstat3::MNT3ERR_ACCES | mountstat3::MNT3ERR_PERM => {
-            "; nfsd refused this node: check nfsd's allowed client networks"
-        }
-        _ => "; see nfsd's log for the reason",
-    }
-}
-
 /// Detaches whatever is mounted at `target` (lazy unmount: works on stale FUSE mounts whose
 /// server is gone, which answer ENOTCONN to everything).
 fn detach(target: &Path) -> io::Result<()> {
@@ -283,7 +274,7 @@ impl FuseMounter {
     fn failed(spec: &MountSpec, target: &Path, cause: String, hint: &str) -> MountError {
         MountError::Failed {
             server: spec.server,
-            export: spec.export.clone(),
+            export: spec.shown_export(),
             target: target.display().to_string(),
             cause,
             hint: hint.to_string(),
@@ -360,7 +351,7 @@ impl Mounter for FuseMounter {
             Err(_) => {
                 return Err(MountError::TimedOut {
                     server: spec.server,
-                    export: spec.export.clone(),
+                    export: spec.shown_export(),
                     after: budget,
                 });
             }
@@ -368,7 +359,7 @@ impl Mounter for FuseMounter {
             Ok(Err(ConnectFailure::Connect(ConnectError::Io(e)))) => {
                 return Err(MountError::Unreachable {
                     server: spec.server,
-                    export: spec.export.clone(),
+                    export: spec.shown_export(),
                     cause: e.to_string(),
                 });
             }
@@ -377,9 +368,21 @@ impl Mounter for FuseMounter {
             )))) => {
                 return Err(MountError::NoSuchExport {
                     server: spec.server,
-                    export: spec.export.clone(),
+                    export: spec.shown_export(),
                     target: target.display().to_string(),
                     cause: "MNT3ERR_NOENT".into(),
+                });
+            }
+            Ok(Err(ConnectFailure::Connect(ConnectError::Mount(
+                nfs3_client::MountError::Denied(
+                    s @ (mountstat3::MNT3ERR_ACCES | mountstat3::MNT3ERR_PERM),
+                ),
+            )))) => {
+                return Err(MountError::Refused {
+                    server: spec.server,
+                    export: spec.shown_export(),
+                    target: target.display().to_string(),
+                    cause: format!("{s} (status {})", s as u32),
                 });
             }
             Ok(Err(ConnectFailure::Connect(ConnectError::Mount(
@@ -390,9 +393,10 @@ impl Mounter for FuseMounter {
                     target,
                     format!(
                         "nfsd refused MNT {}: {s} (status {})",
-                        spec.export, s as u32
+                        spec.shown_export(),
+                        s as u32
                     ),
-                    mnt_hint(s),
+                    "; see nfsd's log for the reason",
                 ));
             }
             Ok(Err(ConnectFailure::Connect(ConnectError::Mount(
@@ -400,7 +404,7 @@ impl Mounter for FuseMounter {
             )))) => {
                 return Err(MountError::Unreachable {
                     server: spec.server,
-                    export: spec.export.clone(),
+                    export: spec.shown_export(),
                     cause: format!("connection lost during MNT: {e}"),
                 });
             }
@@ -408,7 +412,7 @@ impl Mounter for FuseMounter {
                 return Err(Self::failed(
                     spec,
                     target,
-                    format!("MNT {}: {e}", spec.export),
+                    format!("MNT {}: {e}", spec.shown_export()),
                     "; is this port nfsd's NFS port (not its control API)?",
                 ));
             }
@@ -425,7 +429,7 @@ impl Mounter for FuseMounter {
             }
         };
 
-        let label = format!("{}:{}", spec.server, spec.export);
+        let label = format!("{}:{}", spec.server, spec.shown_export());
         let fs = fs::NfsFs::new(fs::Setup {
             rt: self.rt().clone(),
             pool: Pool::new(spec.server, self.options.pool, Some(reached.client)),
@@ -476,7 +480,7 @@ impl Mounter for FuseMounter {
         tracing::info!(
             target = %key.display(),
             server = %spec.server,
-            export = %spec.export,
+            export = %spec.shown_export(),
             readonly = spec.readonly,
             took = ?started.elapsed(),
             "mounted with FUSE"

@@ -42,9 +42,6 @@ fn hint(errno: i32) -> &'static str {
             "; this kernel has no NFS client (load it with 'modprobe nfs', or run the plugin with SWARMHUB_NFS_BACKEND=fuse)"
         }
         libc::EPERM => "; the plugin needs CAP_SYS_ADMIN to mount",
-        libc::EACCES => {
-            "; nfsd refused the mount: check its allowed client networks (allow) for this node's address"
-        }
         libc::EINVAL => "; the mount options were refused: check SWARMHUB_NFS_MOUNT_OPTIONS",
         libc::ETIMEDOUT | libc::ECONNREFUSED | libc::EHOSTUNREACH => {
             "; check that nfsd runs and that this node reaches its port"
@@ -62,7 +59,7 @@ impl Mounter for KernelMounter {
         let probe = deadline.min(Duration::from_secs(5));
         TcpStream::connect_timeout(&spec.server, probe).map_err(|e| MountError::Unreachable {
             server: spec.server,
-            export: spec.export.clone(),
+            export: spec.shown_export(),
             cause: e.to_string(),
         })?;
         let source = mount_source(spec);
@@ -92,20 +89,26 @@ impl Mounter for KernelMounter {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if e.raw_os_error() == libc::ENOENT => Err(MountError::NoSuchExport {
                 server: spec.server,
-                export: spec.export.clone(),
+                export: spec.shown_export(),
+                target: target.display().to_string(),
+                cause: format!("{} (errno {})", e, e.raw_os_error()),
+            }),
+            Ok(Err(e)) if e.raw_os_error() == libc::EACCES => Err(MountError::Refused {
+                server: spec.server,
+                export: spec.shown_export(),
                 target: target.display().to_string(),
                 cause: format!("{} (errno {})", e, e.raw_os_error()),
             }),
             Ok(Err(e)) => Err(MountError::Failed {
                 server: spec.server,
-                export: spec.export.clone(),
+                export: spec.shown_export(),
                 target: target.display().to_string(),
                 cause: format!("{} (errno {})", e, e.raw_os_error()),
                 hint: hint(e.raw_os_error()).to_string(),
             }),
             Err(_) => Err(MountError::TimedOut {
                 server: spec.server,
-                export: spec.export.clone(),
+                export: spec.shown_export(),
                 after: deadline,
             }),
         }

@@ -18,12 +18,20 @@ use thiserror::Error;
 pub struct MountSpec {
     /// nfsd's NFS + MOUNT address (one TCP port serves both).
     pub server: SocketAddr,
-    /// Export path, `/<volume>`.
+    /// Mount path, `/<volume>/<secret>` as nfsd's control API gives it out. The secret lets
+    /// whoever knows it mount the volume: messages show [`MountSpec::shown_export`] instead.
     pub export: String,
     /// Mount read-only.
     pub readonly: bool,
     /// Extra kernel mount options appended verbatim (kernel backend only), e.g. `timeo=600`.
     pub extra_options: Option<String>,
+}
+
+impl MountSpec {
+    /// The export as messages and status show it: `/<volume>`, without the secret.
+    pub fn shown_export(&self) -> String {
+        swarmhub_control_api::mount_path::public_export(&self.export)
+    }
 }
 
 /// Why a mount or unmount failed. Messages name the server, the export, the errno and a hint,
@@ -53,6 +61,17 @@ pub enum MountError {
         "mounting {export} from {server} on {target} failed: nfsd has no such export ({cause}): create the volume first"
     )]
     NoSuchExport {
+        server: SocketAddr,
+        export: String,
+        target: String,
+        cause: String,
+    },
+    /// nfsd refused the mount path (MNT3ERR_ACCES, EACCES from the kernel): the node's mount
+    /// path is missing its capability or out of date, or nfsd does not allow this node
+    #[error(
+        "nfsd at {server} refused to mount {export} on {target} ({cause}): this node's mount path for the volume is out of date, or nfsd's allowed client networks do not include this node's address"
+    )]
+    Refused {
         server: SocketAddr,
         export: String,
         target: String,

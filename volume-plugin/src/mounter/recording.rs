@@ -1,5 +1,5 @@
 //! A test double of [`Mounter`]: records every call, keeps a set of "mounted" targets, and can be
-//! told to fail the next mounts (or one mount with "no such export"). For protocol and driver
+//! told to fail the next mounts (or one mount with "no such export" or "refused"). For protocol and driver
 //! tests that must not need NFS.
 
 use std::collections::HashSet;
@@ -23,6 +23,7 @@ pub struct RecordingMounter {
     mounted: Mutex<HashSet<PathBuf>>,
     fail_with: Mutex<Option<String>>,
     missing_once: Mutex<HashSet<String>>,
+    refused_once: Mutex<HashSet<String>>,
 }
 
 impl RecordingMounter {
@@ -35,6 +36,15 @@ impl RecordingMounter {
     /// for a volume it lost; the mount after that succeeds.
     pub fn missing_once(&self, export: &str) {
         self.missing_once
+            .lock()
+            .expect("poisoned")
+            .insert(export.to_string());
+    }
+
+    /// Makes the next mount of `export` answer that nfsd refused the mount path, as nfsd does
+    /// for a path without the volume's current capability secret.
+    pub fn refuse_once(&self, export: &str) {
+        self.refused_once
             .lock()
             .expect("poisoned")
             .insert(export.to_string());
@@ -65,15 +75,28 @@ impl Mounter for RecordingMounter {
         {
             return Err(MountError::NoSuchExport {
                 server: spec.server,
-                export: spec.export.clone(),
+                export: spec.shown_export(),
                 target: target.display().to_string(),
                 cause: "MNT3ERR_NOENT".into(),
+            });
+        }
+        if self
+            .refused_once
+            .lock()
+            .expect("poisoned")
+            .remove(&spec.export)
+        {
+            return Err(MountError::Refused {
+                server: spec.server,
+                export: spec.shown_export(),
+                target: target.display().to_string(),
+                cause: "MNT3ERR_ACCES".into(),
             });
         }
         if let Some(cause) = self.fail_with.lock().expect("poisoned").clone() {
             return Err(MountError::Failed {
                 server: spec.server,
-                export: spec.export.clone(),
+                export: spec.shown_export(),
                 target: target.display().to_string(),
                 cause,
                 hint: String::new(),
