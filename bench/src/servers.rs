@@ -41,7 +41,9 @@ impl Endpoint {
             host: n.nfs.ip().to_string(),
             nfs_port: n.nfs.port(),
             mount_port: n.nfs.port(),
-            export: format!("/{volume}"),
+            export: n
+                .export(volume)
+                .unwrap_or_else(|e| panic!("the mount path of {volume}: {e:#}")),
         }
     }
 

@@ -340,6 +340,19 @@ impl Nfsd {
         }
         Ok(serde_json::from_str(&body)?)
     }
+
+    /// The mount path of volume `name` as the control API gives it out (`/<name>/<secret>`).
+    pub fn export(&self, name: &str) -> anyhow::Result<String> {
+        let (status, body) = self.api("GET", &format!("/v1/volumes/{name}"), None)?;
+        if status != 200 {
+            bail!("getting volume {name}: HTTP {status}: {body}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        v["export"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("volume {name} has no export in {body}"))
+    }
 }
 
 impl Drop for Nfsd {

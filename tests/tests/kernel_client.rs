@@ -80,7 +80,12 @@ fn nfsd_generic() {
     let (_tmp, nfsd) = start_nfsd(&[serde_json::json!({
         "name": "generic", "user": "gen", "identity": {"uid": 20010, "gid": 20000}
     })]);
-    let run = GuestRun::suite("generic", nfsd.nfs.port(), nfsd.nfs.port(), "/generic");
+    let run = GuestRun::suite(
+        "generic",
+        nfsd.nfs.port(),
+        nfsd.nfs.port(),
+        &nfsd.export("generic").unwrap(),
+    );
     let r = run.run().expect("run the guest");
     r.assert_passed("generic suite against swarmhub-nfsd");
 }
@@ -92,7 +97,12 @@ fn nfsd_home_identity_and_quota() {
         "name": "home-alice", "user": "alice", "identity": {"uid": 20001, "gid": 20000},
         "size": 100u64 << 20
     })]);
-    let mut run = GuestRun::suite("home", nfsd.nfs.port(), nfsd.nfs.port(), "/home-alice");
+    let mut run = GuestRun::suite(
+        "home",
+        nfsd.nfs.port(),
+        nfsd.nfs.port(),
+        &nfsd.export("home-alice").unwrap(),
+    );
     run = run.env("SUITE_QUOTA_MB", "100");
     let r = run.run().expect("run the guest");
     // on-disk owners first: they are independent of the guest's verdict
@@ -135,9 +145,9 @@ fn nfsd_two_views_of_a_share() {
         "views",
         nfsd.nfs.port(),
         nfsd.nfs.port(),
-        "/exchange-teacher",
+        &nfsd.export("exchange-teacher").unwrap(),
     );
-    run.export2 = Some("/exchange-student1".into());
+    run.export2 = Some(nfsd.export("exchange-student1").unwrap());
     run = run.env("SUITE_T_UID", "30001").env("SUITE_S_UID", "30002");
     let r = run.run().expect("run the guest");
     let tree = nfsd.data_dir.join("shares/exchange");
@@ -181,7 +191,12 @@ fn nfsd_restart_under_live_mount() {
         "name": "home-bob", "user": "bob", "identity": {"uid": 20002, "gid": 20000}
     })]);
     let vol = nfsd.data_dir.join("volumes/home-bob");
-    let mut run = GuestRun::suite("restart", nfsd.nfs.port(), nfsd.nfs.port(), "/home-bob");
+    let mut run = GuestRun::suite(
+        "restart",
+        nfsd.nfs.port(),
+        nfsd.nfs.port(),
+        &nfsd.export("home-bob").unwrap(),
+    );
     run.timeout_s = 240;
     let mut guest = run.spawn(None).expect("start the guest");
     let t0 = guest.started();

@@ -51,7 +51,8 @@ fn volume_by_user_name_gets_ldap_ids_on_disk() {
 
     let url = |vol: &str, file: &str| {
         format!(
-            "nfs://127.0.0.1/{vol}/{file}?nfsport={p}&mountport={p}&version=3",
+            "nfs://127.0.0.1{export}/{file}?nfsport={p}&mountport={p}&version=3",
+            export = n.export(vol).unwrap(),
             p = n.nfs.port()
         )
     };

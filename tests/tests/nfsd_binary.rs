@@ -40,6 +40,8 @@ fn libnfs_utils_copy_list_and_read_back() {
     n.create_volume(r#"{"name":"home-alice","user":"alice","identity":{"uid":20001,"gid":20000}}"#)
         .unwrap();
 
+    // the mount path the control API gives out: the volume's name and its capability secret
+    let alice = n.export("home-alice").unwrap();
     let small = tmp.path().join("hello.txt");
     std::fs::write(&small, "hello from libnfs\n").unwrap();
     let big = tmp.path().join("big.bin");
@@ -48,12 +50,12 @@ fn libnfs_utils_copy_list_and_read_back() {
 
     run(Command::new("nfs-cp")
         .arg(&small)
-        .arg(url(&n, "/home-alice/hello.txt")));
+        .arg(url(&n, &format!("{alice}/hello.txt"))));
     run(Command::new("nfs-cp")
         .arg(&big)
-        .arg(url(&n, "/home-alice/big.bin")));
+        .arg(url(&n, &format!("{alice}/big.bin"))));
 
-    let listing = run(Command::new("nfs-ls").arg(url(&n, "/home-alice")));
+    let listing = run(Command::new("nfs-ls").arg(url(&n, &alice)));
     assert!(
         listing.contains("hello.txt") && listing.contains("big.bin"),
         "{listing}"
@@ -62,11 +64,11 @@ fn libnfs_utils_copy_list_and_read_back() {
     let line = listing.lines().find(|l| l.contains("hello.txt")).unwrap();
     assert!(line.split_whitespace().any(|w| w == "1000"), "{line}");
 
-    let text = run(Command::new("nfs-cat").arg(url(&n, "/home-alice/hello.txt")));
+    let text = run(Command::new("nfs-cat").arg(url(&n, &format!("{alice}/hello.txt"))));
     assert_eq!(text, "hello from libnfs\n");
     let back = tmp.path().join("back.bin");
     run(Command::new("nfs-cp")
-        .arg(url(&n, "/home-alice/big.bin"))
+        .arg(url(&n, &format!("{alice}/big.bin")))
         .arg(&back));
     assert!(
         std::fs::read(&back).unwrap() == pattern,
@@ -77,12 +79,17 @@ fn libnfs_utils_copy_list_and_read_back() {
     let md = std::fs::metadata(data.join("volumes/home-alice/hello.txt")).unwrap();
     assert_eq!((md.uid(), md.gid()), (20001, 20000));
 
-    // an export that does not exist is an error for the client, not a crash of the server
-    let out = Command::new("nfs-ls")
-        .arg(url(&n, "/nope"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    // an export that does not exist, and the bare name without the secret, are errors for the
+    // client (MNT3ERR_ACCES), not a crash of the server
+    for path in ["/nope", "/home-alice"] {
+        let out = Command::new("nfs-ls").arg(url(&n, path)).output().unwrap();
+        assert!(!out.status.success(), "nfs-ls {path} must fail");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("MNT3ERR_ACCES"),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let (status, _) = n.api("GET", "/v1/volumes/home-alice", None).unwrap();
     assert_eq!(status, 200);
 }
@@ -137,7 +144,7 @@ async fn handles_and_acknowledged_data_survive_sigterm_and_kill_9() {
     let mut n = Nfsd::start(&data, &[]).unwrap();
     n.create_volume(r#"{"name":"keep","user":"bob","identity":{"uid":20002,"gid":20000}}"#)
         .unwrap();
-    let (mut c, root) = connect(&n, "/keep").await;
+    let (mut c, root) = connect(&n, &n.export("keep").unwrap()).await;
     let made = c
         .create(&CREATE3args {
             where_: diropargs3 {
@@ -186,7 +193,7 @@ async fn handles_and_acknowledged_data_survive_sigterm_and_kill_9() {
 
     let took = n.restart_graceful().unwrap();
     assert!(took.as_secs() < 10, "graceful shutdown took {took:?}");
-    let (mut c, root2) = connect(&n, "/keep").await;
+    let (mut c, root2) = connect(&n, &n.export("keep").unwrap()).await;
     assert_eq!(root2, root);
     let r = c
         .read(&READ3args {
@@ -215,7 +222,7 @@ async fn handles_and_acknowledged_data_survive_sigterm_and_kill_9() {
     drop(c);
 
     n.restart_killed().unwrap();
-    let (mut c, _) = connect(&n, "/keep").await;
+    let (mut c, _) = connect(&n, &n.export("keep").unwrap()).await;
     let r = c
         .read(&READ3args {
             file: fh.clone(),
