@@ -23,7 +23,12 @@ pub struct VolumeOptions {
     /// Name of a shared tree; the volume is then that user's view of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
-    /// Quota in bytes for the volume's tree.
+    /// Quota in bytes. On a home volume it limits the tree. On a share view (`share=`) it
+    /// limits the bytes that the view's user owns in the shared tree (files are charged to
+    /// their owner on disk, as kernel quotas do), so every user has their own share of, say, the
+    /// nbgrader exchange and one cannot fill it for the others; views without a size are bounded
+    /// by the disk only. Writes past it fail with `EDQUOT`; `df` shows it as the size. Asking
+    /// for an existing volume with another size changes its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Serve the volume read-only.

@@ -282,6 +282,12 @@ pub struct HubConfig {
     pub course_id: String,
     /// Name of the shared nbgrader exchange tree.
     pub exchange_share: String,
+    /// Quota of every home volume (`10G`, `512M`, bytes; `0` = none): `df` in a notebook shows
+    /// it and writes past it fail with "Disk quota exceeded".
+    pub home_size: String,
+    /// Bytes each user may own in the exchange (same units; `0` = none). Per user, so one
+    /// student cannot fill the exchange and block everyone's submissions.
+    pub exchange_size: String,
     /// Command of notebook containers.
     pub notebook_cmd: Vec<String>,
     /// URL path notebooks open at, e.g. `/lab`. Default: the image's.
@@ -309,6 +315,8 @@ impl Default for HubConfig {
             admin_users: Vec::new(),
             course_id: "course".into(),
             exchange_share: "exchange".into(),
+            home_size: "10G".into(),
+            exchange_size: "2G".into(),
             notebook_cmd: vec!["jupyterhub-singleuser".into()],
             default_url: None,
             cpu_limit: 0.0,
@@ -539,6 +547,8 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        volume_size("hub.home_size", &self.hub.home_size)?;
+        volume_size("hub.exchange_size", &self.hub.exchange_size)?;
         if !(self.hub.cpu_limit.is_finite() && self.hub.cpu_limit >= 0.0) {
             return Err(invalid("hub.cpu_limit", "must be 0 (no limit) or more"));
         }
@@ -589,14 +599,17 @@ impl Config {
                 teacher_group: l.teacher_group.clone(),
                 auth_state_attributes: vec!["uidNumber".into(), "gidNumber".into()],
             },
+            // an invalid size is reported by validate()
             storage: StorageSettings {
                 mount_volumes: h.mount_volumes,
+                home_size: volume_size("hub.home_size", &h.home_size).unwrap_or(None),
                 ..StorageSettings::default()
             },
             nbgrader: NbgraderSettings {
                 course_id: h.course_id.clone(),
                 exchange_share: h.exchange_share.clone(),
                 exchange_target: "/srv/nbgrader/exchange".into(),
+                exchange_size: volume_size("hub.exchange_size", &h.exchange_size).unwrap_or(None),
             },
             idle_culler: IdleCullerSettings {
                 enabled: h.idle_timeout_seconds > 0,
@@ -604,6 +617,20 @@ impl Config {
                 ..IdleCullerSettings::default()
             },
         }
+    }
+}
+
+/// A volume size setting: `0` (or empty) is no quota, anything else is read by the one size
+/// parser of volume options, so the setting accepts exactly what `size=` does.
+fn volume_size(key: &str, text: &str) -> Result<Option<u64>, ConfigError> {
+    match text.trim() {
+        "" | "0" => Ok(None),
+        t => swarmhub_control_api::parse_size(t).map(Some).map_err(|_| {
+            invalid(
+                key,
+                format!("{t:?} is not a size; write bytes, a number with K, M, G or T (10G), or 0 for none"),
+            )
+        }),
     }
 }
 
@@ -685,6 +712,8 @@ pub(crate) fn from_hub_error(e: HubConfigError) -> ConfigError {
         "ldap.teacher_group" => "ldap.teacher_group",
         "nbgrader.course_id" => "hub.course_id",
         "nbgrader.exchange_share" => "hub.exchange_share",
+        "storage.home_size" => "hub.home_size",
+        "nbgrader.exchange_size" => "hub.exchange_size",
         "idle_culler.timeout_seconds" | "idle_culler.every_seconds" => "hub.idle_timeout_seconds",
         // keys the CLI sets itself (or already checked under their own names)
         other => other,
@@ -935,6 +964,67 @@ mod tests {
                 toml::Table::try_into::<Config>(t).unwrap_or_else(|e| panic!("{var}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn volume_sizes_reach_the_hub_config_as_size_options() {
+        // the defaults: every home 10 GiB, 2 GiB per user in the exchange
+        let h = Config::default().hub_settings();
+        assert_eq!(h.storage.home_size, Some(10 << 30));
+        assert_eq!(h.nbgrader.exchange_size, Some(2 << 30));
+        let py = hubconfig::render(&h).unwrap();
+        assert!(py.contains("    \"home_size\": \"10737418240\",\n"), "{py}");
+        assert!(
+            py.contains("    \"exchange_size\": \"2147483648\",\n"),
+            "{py}"
+        );
+        // the same units as the volume option size=, from the file or the environment
+        let c = load(
+            "[hub]\nhome_size = \"512M\"\n",
+            &[("SWARMHUB_HUB_EXCHANGE_SIZE", "1GiB")],
+        )
+        .unwrap();
+        let h = c.hub_settings();
+        assert_eq!(h.storage.home_size, Some(512 << 20));
+        assert_eq!(h.nbgrader.exchange_size, Some(1 << 30));
+        // "0" is no quota: the mounts then carry no size=
+        let c = load(
+            "[hub]\nhome_size = \"0\"\n",
+            &[("SWARMHUB_HUB_EXCHANGE_SIZE", "0")],
+        )
+        .unwrap();
+        let h = c.hub_settings();
+        assert_eq!(
+            (h.storage.home_size, h.nbgrader.exchange_size),
+            (None, None)
+        );
+        let py = hubconfig::render(&h).unwrap();
+        assert!(py.contains("    \"home_size\": None,\n"), "{py}");
+    }
+
+    #[test]
+    fn bad_volume_sizes_name_the_setting() {
+        for (text, key, want) in [
+            ("home_size = \"ten gigs\"", "hub.home_size", "is not a size"),
+            ("home_size = \"10X\"", "hub.home_size", "is not a size"),
+            (
+                "exchange_size = \"-1G\"",
+                "hub.exchange_size",
+                "is not a size",
+            ),
+            (
+                "exchange_size = \"512K\"",
+                "hub.exchange_size",
+                "less than 1 MiB",
+            ),
+        ] {
+            let e = load(&format!("[hub]\n{text}\n"), &[]).unwrap_err();
+            let m = e.to_string();
+            assert!(m.starts_with(&format!("setting {key}: ")), "{text}: {m}");
+            assert!(m.contains(want), "{text}: {m}");
+        }
+        let e = load("", &[("SWARMHUB_HUB_HOME_SIZE", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("hub.home_size"), "{e}");
     }
 
     #[test]

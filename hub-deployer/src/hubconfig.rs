@@ -23,8 +23,9 @@
 //! - `ldapauthenticator.LDAPAuthenticator` 2.x with `allowed_groups` = students + teachers and
 //!   `enable_auth_state`; an `auth_state_hook` keeps the user's `ldap_groups`, and a
 //!   `pre_spawn_hook` picks the teacher image on exact group-DN membership, sets role/course
-//!   environment and the two `swarmhub-nfs` volume mounts (home and exchange view) in
-//!   `extra_container_spec["mounts"]`, refusing user names that cannot name a volume;
+//!   environment and the two `swarmhub-nfs` volume mounts (home and exchange view, each with
+//!   its `size=` quota) in `extra_container_spec["mounts"]`, refusing user names that cannot
+//!   name a volume;
 //! - the hub database and cookie secret under a persisted data directory, `hub_ip = 0.0.0.0`,
 //!   `hub_connect_ip` = the hub's service name, and jupyterhub-idle-culler as a hub-managed
 //!   service with its own role.
@@ -223,6 +224,10 @@ pub struct StorageSettings {
     /// live and die with its container: for diagnosis and for measuring what the volumes cost.
     #[serde(default = "default_true")]
     pub mount_volumes: bool,
+    /// Quota of every home volume in bytes, passed as the volume option `size=`: `df` in the
+    /// notebook shows it and writes past it fail with EDQUOT. Default 10 GiB; none = no quota.
+    #[serde(default = "default_home_size")]
+    pub home_size: Option<u64>,
 }
 
 impl Default for StorageSettings {
@@ -231,6 +236,7 @@ impl Default for StorageSettings {
             volume_driver: default_volume_driver(),
             home_target: default_home_target(),
             mount_volumes: true,
+            home_size: default_home_size(),
         }
     }
 }
@@ -249,6 +255,11 @@ pub struct NbgraderSettings {
     /// `/srv/nbgrader/exchange` (nbgrader's default exchange root).
     #[serde(default = "default_exchange_target")]
     pub exchange_target: String,
+    /// Bytes each user may own in the exchange, passed as `size=` of the user's exchange view
+    /// (in a shared tree a view's size limits that user's own files, so one student cannot fill
+    /// the exchange for everyone). Default 2 GiB; none = no quota.
+    #[serde(default = "default_exchange_size")]
+    pub exchange_size: Option<u64>,
 }
 
 /// jupyterhub-idle-culler, run by the hub as a managed service (it must be installed in the hub
@@ -325,6 +336,18 @@ fn default_exchange_share() -> String {
 }
 fn default_exchange_target() -> String {
     "/srv/nbgrader/exchange".into()
+}
+/// 10 GiB: room for a semester of notebooks and data sets, small enough that a runaway loop
+/// cannot fill the storage node.
+pub const DEFAULT_HOME_SIZE: u64 = 10 << 30;
+/// 2 GiB per user in the nbgrader exchange: submissions and released assignments are small.
+pub const DEFAULT_EXCHANGE_SIZE: u64 = 2 << 30;
+
+fn default_home_size() -> Option<u64> {
+    Some(DEFAULT_HOME_SIZE)
+}
+fn default_exchange_size() -> Option<u64> {
+    Some(DEFAULT_EXCHANGE_SIZE)
 }
 fn default_cull_timeout() -> u32 {
     3600
@@ -563,12 +586,14 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
         ));
     }
     check_abs_path("storage.home_target", &st.home_target)?;
+    check_volume_size("storage.home_size", st.home_size)?;
 
     let nb = &s.nbgrader;
     validate_share_name(&nb.course_id).map_err(|e| invalid("nbgrader.course_id", e.to_string()))?;
     validate_share_name(&nb.exchange_share)
         .map_err(|e| invalid("nbgrader.exchange_share", e.to_string()))?;
     check_abs_path("nbgrader.exchange_target", &nb.exchange_target)?;
+    check_volume_size("nbgrader.exchange_size", nb.exchange_size)?;
     let (home, exchange) = (
         st.home_target.trim_end_matches('/'),
         nb.exchange_target.trim_end_matches('/'),
@@ -667,6 +692,12 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
     put("volume_driver", json!(st.volume_driver));
     put("home_target", json!(st.home_target));
     put("mount_volumes", json!(st.mount_volumes));
+    // volume options are strings; nfsd reads bytes like any size
+    put("home_size", json!(st.home_size.map(|b| b.to_string())));
+    put(
+        "exchange_size",
+        json!(nb.exchange_size.map(|b| b.to_string())),
+    );
     put("course_id", json!(nb.course_id));
     put("exchange_share", json!(nb.exchange_share));
     put("exchange_target", json!(nb.exchange_target));
@@ -787,6 +818,17 @@ fn check_cpu(field: &'static str, v: Option<f64>) -> Result<Option<f64>, HubConf
             format!("{x} is not a positive number of cores"),
         )),
         other => Ok(other),
+    }
+}
+
+/// A volume size of at least 1 MiB (less would not hold a notebook's checkpoints).
+fn check_volume_size(field: &'static str, size: Option<u64>) -> Result<(), HubConfigError> {
+    match size {
+        Some(b) if b < 1 << 20 => Err(invalid(
+            field,
+            format!("{b} bytes is less than 1 MiB; leave it out for no quota"),
+        )),
+        _ => Ok(()),
     }
 }
 

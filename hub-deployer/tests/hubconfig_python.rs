@@ -232,6 +232,9 @@ fn generated_config_works_with_the_real_packages() {
             "home_target": "/home/jovyan/work",
             "exchange_share": "exchange",
             "exchange_target": "/srv/nbgrader/exchange",
+            // the defaults: 10 GiB homes, 2 GiB per user in the exchange, as bytes
+            "home_size": "10737418240",
+            "exchange_size": "2147483648",
             "course_id": "intro-python",
             "idle_culler": true,
             "idle_culler_timeout": 3600,
@@ -277,6 +280,8 @@ fn generated_config_with_bind_templates_ldaps_and_no_culler() {
     s.nbgrader.course_id = "ds101".into();
     s.nbgrader.exchange_share = "ds101-exchange".into();
     s.nbgrader.exchange_target = "/srv/exchange".into();
+    s.storage.home_size = None;
+    s.nbgrader.exchange_size = Some(512 << 20);
     s.idle_culler.enabled = false;
 
     check(
@@ -309,6 +314,8 @@ fn generated_config_with_bind_templates_ldaps_and_no_culler() {
             "home_target": "/home/jovyan",
             "exchange_share": "ds101-exchange",
             "exchange_target": "/srv/exchange",
+            "home_size": null,
+            "exchange_size": "536870912",
             "course_id": "ds101",
             "idle_culler": false,
         }),

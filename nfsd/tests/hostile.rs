@@ -230,15 +230,6 @@ async fn link_b(c: &mut Client, file: &nfs_fh3, dir: &nfs_fh3, n: &[u8]) -> Resu
     }
 }
 
-async fn fsstat(c: &mut Client, root: &nfs_fh3) -> FSSTAT3resok {
-    c.fsstat(&FSSTAT3args {
-        fsroot: root.clone(),
-    })
-    .await
-    .unwrap()
-    .unwrap()
-}
-
 /// Names of `dir` including `.` and `..`, with their fileids (one READDIR page).
 async fn readdir_ids(c: &mut Client, dir: &nfs_fh3) -> Vec<(String, u64)> {
     let ok = c

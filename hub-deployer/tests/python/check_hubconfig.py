@@ -239,6 +239,11 @@ def check_spawner_static_settings():
     assert sp.pre_spawn_hook.__name__ == "swarmhub_pre_spawn_hook"
 
 
+def sized(options, size):
+    """The volume options the hub passes: size=<bytes> when the setting has a quota."""
+    return {**options, "size": size} if size is not None else options
+
+
 def expected_mounts(user):
     driver = EXPECT["volume_driver"]
     return [
@@ -249,7 +254,10 @@ def expected_mounts(user):
             "ReadOnly": False,
             "VolumeOptions": {
                 "NoCopy": True,
-                "DriverConfig": {"Name": driver, "Options": {"user": user}},
+                "DriverConfig": {
+                    "Name": driver,
+                    "Options": sized({"user": user}, EXPECT["home_size"]),
+                },
             },
         },
         {
@@ -261,7 +269,10 @@ def expected_mounts(user):
                 "NoCopy": True,
                 "DriverConfig": {
                     "Name": driver,
-                    "Options": {"share": EXPECT["exchange_share"], "user": user},
+                    "Options": sized(
+                        {"share": EXPECT["exchange_share"], "user": user},
+                        EXPECT["exchange_size"],
+                    ),
                 },
             },
         },

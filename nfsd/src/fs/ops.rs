@@ -244,22 +244,18 @@ impl Fs {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(nfsstat3::NFS3ERR_FBIG)?;
-        let growth = write_growth(
-            fd.as_fd(),
-            &before,
-            offset,
-            end,
-            view.usage.limit().is_some(),
-        );
-        if !view.usage.admits(growth) {
-            return Err(nfsstat3::NFS3ERR_DQUOT);
-        }
-        let mut done = 0;
-        while done < data.len() {
-            let n = rustix::io::pwrite(fd.as_fd(), &data[done..], offset + done as u64)
-                .map_err(errno_to_nfs_rustix)?;
-            done += n;
-        }
+        let growth = write_growth(fd.as_fd(), &before, offset, end, view.usage.is_limited());
+        // the file's owner pays, as with kernel quotas; the reservation keeps concurrent WRITEs
+        // from all passing the check at once
+        let reserved = view
+            .usage
+            .reserve(before.st_uid, growth)
+            .ok_or(nfsstat3::NFS3ERR_DQUOT)?;
+        let written = pwrite_all(fd.as_fd(), data, offset);
+        // settle from what the disk holds now, also after a write that failed half way
+        let after = fstat(fd.as_fd())?;
+        reserved.settle(before.st_blocks as u64, after.st_blocks as u64);
+        written?;
         let committed = match stable {
             stable_how::UNSTABLE => stable_how::UNSTABLE,
             stable_how::DATA_SYNC => {
@@ -271,9 +267,6 @@ impl Fs {
                 stable_how::FILE_SYNC
             }
         };
-        let after = fstat(fd.as_fd())?;
-        view.usage
-            .add_blocks(before.st_blocks as u64, after.st_blocks as u64);
         Ok((
             wcc_data {
                 before: pre_op_attr::Some(wcc(&before)),
@@ -349,7 +342,7 @@ impl Fs {
             rustix::fs::ftruncate(&wfd, size).map_err(errno_to_nfs_rustix)?;
             let after = fstat(wfd.as_fd())?;
             view.usage
-                .add_blocks(st.st_blocks as u64, after.st_blocks as u64);
+                .add_blocks(st.st_uid, st.st_blocks as u64, after.st_blocks as u64);
         }
         let _as = self.act(view)?;
         if let (Set(mode), true, false) = (set.mode, with_mode, symlink) {
@@ -373,6 +366,10 @@ impl Fs {
                 AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
             )
             .map_err(errno_to_nfs_rustix)?;
+            // the blocks now count against the new owner
+            let now = fstat(fd)?;
+            view.usage
+                .chown(st.st_uid, now.st_uid, now.st_blocks as u64);
         }
         let atime = match set.atime {
             set_atime::DONT_CHANGE => UTIME_OMIT,
@@ -459,7 +456,7 @@ impl Fs {
                 .map_err(errno_to_nfs_rustix)?;
             }
         }
-        view.usage.add_blocks(0, st.st_blocks as u64);
+        view.usage.add_blocks(st.st_uid, 0, st.st_blocks as u64);
         let obj = self.obj_of(view, fd.as_fd())?;
         self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
@@ -477,9 +474,11 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
-        if !view.usage.admits(4096) {
-            return Err(nfsstat3::NFS3ERR_DQUOT);
-        }
+        // the new directory belongs to the view's store uid
+        let reserved = view
+            .usage
+            .reserve(view.ids.uid, 4096)
+            .ok_or(nfsstat3::NFS3ERR_DQUOT)?;
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
         let mode = mode_of(set, 0o755);
@@ -502,8 +501,8 @@ impl Fs {
             let st = fstat(fd.as_fd())?;
             (fd, st)
         };
+        reserved.settle(0, st.st_blocks as u64);
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
-        view.usage.add_blocks(0, st.st_blocks as u64);
         let obj = self.obj_of(view, fd.as_fd())?;
         self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
@@ -622,7 +621,8 @@ impl Fs {
                 }
             })?;
             if victim.st_nlink <= 1 || is_dir {
-                view.usage.add_blocks(victim.st_blocks as u64, 0);
+                view.usage
+                    .add_blocks(victim.st_uid, victim.st_blocks as u64, 0);
             }
         }
         self.sync_dir(dfd.as_fd());
@@ -662,7 +662,7 @@ impl Fs {
             if let Some(t) = target {
                 let same = t.st_ino == source.st_ino && t.st_dev == source.st_dev;
                 if !same && (t.st_nlink <= 1 || is_type(&t, libc::S_IFDIR)) {
-                    view.usage.add_blocks(t.st_blocks as u64, 0);
+                    view.usage.add_blocks(t.st_uid, t.st_blocks as u64, 0);
                 }
             }
         }
@@ -720,7 +720,8 @@ impl Fs {
         Ok((attr::access_bits(view, &st, asked), fattr(view, &st)))
     }
 
-    /// Space of the view: its quota when it has one, else the file system's.
+    /// Space of the view: its quota when it has one (a home's size, or in a shared tree the
+    /// size of the view's own bytes), else the file system's.
     pub fn fsstat(&self, view: &View, kh: &KernelHandle) -> R<(FsStat, fattr3)> {
         let fd = self.path(kh)?;
         let st = fstat(fd.as_fd())?;
@@ -733,11 +734,10 @@ impl Fs {
             files: vfs.f_files,
             ffree: vfs.f_ffree,
         };
-        if let Some(limit) = view.usage.limit() {
-            let left = limit.saturating_sub(view.usage.used());
-            out.total = limit;
-            out.free = left.min(out.free);
-            out.avail = left.min(out.avail);
+        if let Some(space) = view.usage.space(view.ids.uid) {
+            out.total = space.total;
+            out.free = space.left.min(out.free);
+            out.avail = space.left.min(out.avail);
         }
         if view.readonly {
             out.avail = 0;
@@ -826,6 +826,17 @@ impl Fs {
             dir_attr: fattr(view, &dir_st),
         })
     }
+}
+
+/// Writes all of `data` at `offset`.
+fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> R<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let n = rustix::io::pwrite(fd, &data[done..], offset + done as u64)
+            .map_err(errno_to_nfs_rustix)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// Bytes a write of `[offset, end)` may allocate: what lies past the end of the file, and, when

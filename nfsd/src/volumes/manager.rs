@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use swarmhub_control_api::{
     ClientIdentity, CreateVolume, ErrorKind, ExplicitIdentity, NameError, OptionError, RemovedTree,
-    Volume, VolumeKind, validate_volume_name,
+    Volume, VolumeKind, VolumeOptions, validate_volume_name,
 };
 use thiserror::Error;
 
@@ -20,7 +20,7 @@ use super::registry::{Registry, StateFile, VolumeRecord};
 use crate::fs::View;
 use crate::fs::creds::StoreIds;
 use crate::fs::kernel;
-use crate::fs::usage::TreeUsage;
+use crate::fs::usage::{Limits, TreeUsage};
 use crate::identity::DirectoryError;
 use crate::identity::ldap::LdapDirectory;
 
@@ -212,11 +212,15 @@ impl Volumes {
     }
 
     fn info(&self, state: &State, rec: &VolumeRecord) -> Volume {
+        // a share view with a size reports its own bytes, any other counted view the tree's
         let used_bytes = state
             .usage
             .get(&rec.tree)
-            .filter(|u| u.limit().is_some())
-            .map(|u| u.used());
+            .filter(|u| u.is_limited())
+            .map(|u| match (rec.kind, rec.options.size) {
+                (VolumeKind::Share, Some(_)) => u.used_by(rec.store_uid),
+                _ => u.used(),
+            });
         Volume {
             name: rec.name.clone(),
             export: self.caps.export(rec.view_id, &rec.name),
@@ -278,9 +282,6 @@ impl Volumes {
             Some(share) => (VolumeKind::Share, format!("{SHARES}/{share}")),
             None => (VolumeKind::Home, format!("{HOMES}/{}", req.name)),
         };
-        if kind == VolumeKind::Share {
-            self.check_share_size(&tree, req.options.size)?;
-        }
         let tree_path = self.root.join(&tree);
         self.prepare_tree(kind, &tree_path, &ids)?;
         let mut state = self.state.write().expect("poisoned");
@@ -321,7 +322,12 @@ impl Volumes {
             return Ok(None);
         };
         let mut diffs = Vec::new();
-        if rec.options != req.options {
+        // the size is the one setting an ensure may change (see `resize`)
+        let same_but_size = VolumeOptions {
+            size: rec.options.size,
+            ..req.options.clone()
+        };
+        if rec.options != same_but_size {
             diffs.push(format!(
                 "options {:?} vs requested {:?}",
                 rec.options.to_map(),
@@ -346,7 +352,38 @@ impl Volumes {
                 differences: diffs.join("; "),
             });
         }
+        if rec.options.size != req.options.size {
+            drop(state);
+            return self.resize(&req.name, req.options.size).map(Some);
+        }
         Ok(Some(self.info(&state, rec)))
+    }
+
+    /// Gives an existing volume another size (or none). The hub asks for every volume with the
+    /// size its settings name now, so a changed `home_size` reaches volumes created before it
+    /// whenever a node creates them again; a smaller size than what is used only stops growth.
+    fn resize(&self, name: &str, size: Option<u64>) -> Result<Volume, VolumeError> {
+        let mut state = self.state.write().expect("poisoned");
+        let Some(mut rec) = state.registry.volumes.get(name).cloned() else {
+            return Err(VolumeError::NotFound { name: name.into() });
+        };
+        let old = rec.options.size;
+        rec.options.size = size;
+        let mut next = state.registry.clone();
+        next.volumes.insert(name.to_string(), rec.clone());
+        next.save(&self.registry_path)
+            .map_err(io_err("saving", &self.registry_path))?;
+        state.registry = next;
+        let limits = limits_of(&state, &rec.tree, None);
+        if let Some(u) = state.usage.get(&rec.tree) {
+            if !u.is_limited() && limits.any() {
+                let path = self.root.join(&rec.tree);
+                u.recount(&path).map_err(io_err("counting", &path))?;
+            }
+            u.set_limits(limits);
+        }
+        tracing::info!(volume = %name, ?old, new = ?size, "volume size changed");
+        Ok(self.info(&state, &rec))
     }
 
     async fn resolve_identity(&self, req: &CreateVolume) -> Result<StoreIds, VolumeError> {
@@ -374,28 +411,6 @@ impl Volumes {
             gid: u.gid,
             groups: u.groups,
         })
-    }
-
-    fn check_share_size(&self, tree: &str, size: Option<u64>) -> Result<(), VolumeError> {
-        let state = self.state.read().expect("poisoned");
-        for rec in state.registry.volumes.values() {
-            if rec.tree == tree
-                && rec.options.size.is_some()
-                && size.is_some()
-                && rec.options.size != size
-            {
-                return Err(VolumeError::Conflict {
-                    name: tree.into(),
-                    differences: format!(
-                        "share has size {} (set by volume {:?}), requested {}",
-                        rec.options.size.unwrap_or(0),
-                        rec.name,
-                        size.unwrap_or(0)
-                    ),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Makes sure the tree exists: a home tree owned by its user (an existing one is adopted as
@@ -442,21 +457,21 @@ impl Volumes {
             });
         }
         let root = kernel::name_to_handle(dir.as_fd(), c"").map_err(io_err("handle of", &path))?;
-        let limit = self.tree_limit(state, rec);
+        let limits = limits_of(state, &rec.tree, Some(rec));
         let usage = match state.usage.get(&rec.tree) {
             Some(u) => {
-                if u.limit().is_none() && limit.is_some() {
-                    let counted =
-                        TreeUsage::count(&path, limit).map_err(io_err("counting", &path))?;
-                    u.add_blocks(0, counted.used() / 512);
-                    u.set_limit(limit);
+                // a tree nobody limited was not counted: count it now
+                if !u.is_limited() && limits.any() {
+                    u.recount(&path).map_err(io_err("counting", &path))?;
                 }
+                u.set_limits(limits);
                 u.clone()
             }
             None => {
-                let u = match limit {
-                    Some(_) => TreeUsage::count(&path, limit).map_err(io_err("counting", &path))?,
-                    None => TreeUsage::default(),
+                let u = if limits.any() {
+                    TreeUsage::count(&path, limits).map_err(io_err("counting", &path))?
+                } else {
+                    TreeUsage::default()
                 };
                 let u = Arc::new(u);
                 state.usage.insert(rec.tree.clone(), u.clone());
@@ -480,17 +495,6 @@ impl Volumes {
         }))
     }
 
-    fn tree_limit(&self, state: &State, rec: &VolumeRecord) -> Option<u64> {
-        rec.options.size.or_else(|| {
-            state
-                .registry
-                .volumes
-                .values()
-                .filter(|r| r.tree == rec.tree)
-                .find_map(|r| r.options.size)
-        })
-    }
-
     /// Removes a volume. A home tree is moved to `removed/<name>.<UTC time>`; a shared tree stays
     /// for its other views. The registry is saved first, so a crash in between leaves the tree in
     /// place and a later create of the same name adopts it.
@@ -512,7 +516,13 @@ impl Volumes {
         state.by_export.remove(&export_of(name));
         state.views.remove(&rec.view_id);
         let moved = match rec.kind {
-            VolumeKind::Share => None,
+            VolumeKind::Share => {
+                // the removed view's cap no longer applies to its owner's bytes
+                if let Some(u) = state.usage.get(&rec.tree) {
+                    u.set_limits(limits_of(&state, &rec.tree, None));
+                }
+                None
+            }
             VolumeKind::Home => {
                 state.usage.remove(&rec.tree);
                 let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -571,6 +581,31 @@ impl Volumes {
         tracing::warn!(entry, "removed tree purged");
         Ok(())
     }
+}
+
+/// The limits of a tree from the sizes of its views: a home's size caps its tree; in a shared
+/// tree, a view's size caps the bytes owned by the view's store uid (the smallest size when one
+/// uid has several views). `extra` is a record that is not in the registry yet.
+fn limits_of(state: &State, tree: &str, extra: Option<&VolumeRecord>) -> Limits {
+    let mut limits = Limits::default();
+    let others = state
+        .registry
+        .volumes
+        .values()
+        .filter(|r| r.tree == tree && extra.is_none_or(|e| e.name != r.name));
+    for r in others.chain(extra) {
+        let Some(size) = r.options.size else {
+            continue;
+        };
+        match r.kind {
+            VolumeKind::Home => limits.tree = Some(limits.tree.map_or(size, |l| l.min(size))),
+            VolumeKind::Share => {
+                let cap = limits.owners.entry(r.store_uid).or_insert(size);
+                *cap = (*cap).min(size);
+            }
+        }
+    }
+    limits
 }
 
 /// Key of a volume in the view table (not a mount path: MOUNT needs the capability too).

@@ -234,6 +234,15 @@ pub async fn lookup(c: &mut Client, dir: &nfs_fh3, n: &str) -> Result<(nfs_fh3, 
     }
 }
 
+pub async fn fsstat(c: &mut Client, root: &nfs_fh3) -> FSSTAT3resok {
+    c.fsstat(&FSSTAT3args {
+        fsroot: root.clone(),
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 pub async fn getattr(c: &mut Client, fh: &nfs_fh3) -> Result<fattr3, nfsstat3> {
     match c
         .getattr(&GETATTR3args { object: fh.clone() })
