@@ -232,6 +232,22 @@ pub async fn getattr(c: &mut Client, fh: &nfs_fh3) -> Result<fattr3, nfsstat3> {
     }
 }
 
+/// SETATTR without a guard.
+pub async fn setattr(c: &mut Client, h: &nfs_fh3, set: sattr3) -> Result<(), nfsstat3> {
+    match c
+        .setattr(&SETATTR3args {
+            object: h.clone(),
+            new_attributes: set,
+            guard: Nfs3Option::None,
+        })
+        .await
+        .unwrap()
+    {
+        Nfs3Result::Ok(_) => Ok(()),
+        Nfs3Result::Err((s, _)) => Err(s),
+    }
+}
+
 /// Every name in a directory through READDIR (or READDIRPLUS) pages of `count` bytes.
 pub async fn list(
     c: &mut Client,
