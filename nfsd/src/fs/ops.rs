@@ -115,6 +115,17 @@ fn reopen(fd: BorrowedFd<'_>, flags: OFlags) -> R<OwnedFd> {
         .map_err(errno_to_nfs_rustix)
 }
 
+/// Share views make no symlinks, special files or hard links: a submitted symlink would have
+/// the teacher's collect copy what it points at, a FIFO would block the collect, a hard link
+/// would plant someone else's inode in a submission. Homes keep them.
+fn refuse_in_share(view: &View, procedure: &str) -> R<()> {
+    if view.shared {
+        tracing::debug!(volume = %view.name, procedure, "refused in a share view");
+        return Err(nfsstat3::NFS3ERR_ACCES);
+    }
+    Ok(())
+}
+
 fn nfs_time(t: nfstime3) -> Timespec {
     Timespec {
         tv_sec: i64::from(t.seconds),
@@ -531,7 +542,8 @@ impl Fs {
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
-    /// Creates a FIFO or a unix socket (MKNOD). Device nodes are refused with `NFS3ERR_PERM`.
+    /// Creates a FIFO or a unix socket (MKNOD). Device nodes are refused with `NFS3ERR_PERM`,
+    /// everything in a share view with `NFS3ERR_ACCES`.
     pub fn mknod(
         &self,
         view: &View,
@@ -544,6 +556,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "MKNOD")?;
         let file_type = match kind {
             SpecialKind::Fifo => rustix::fs::FileType::Fifo,
             SpecialKind::Socket => rustix::fs::FileType::Socket,
@@ -564,7 +577,8 @@ impl Fs {
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
-    /// Creates a symlink holding `target` verbatim (the server never follows it).
+    /// Creates a symlink holding `target` verbatim (the server never follows it). Not in a share
+    /// view (`NFS3ERR_ACCES`).
     pub fn symlink(
         &self,
         view: &View,
@@ -583,6 +597,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "SYMLINK")?;
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
         let (fd, obj) = {
@@ -698,7 +713,7 @@ impl Fs {
         ))
     }
 
-    /// Makes a hard link to `file` named `name` in `dir`.
+    /// Makes a hard link to `file` named `name` in `dir`. Not in a share view (`NFS3ERR_ACCES`).
     pub fn link(
         &self,
         view: &View,
@@ -710,6 +725,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "LINK")?;
         let ffd = self.path(file)?;
         let fst = fstat(ffd.as_fd())?;
         if is_type(&fst, libc::S_IFDIR) {

@@ -2,6 +2,7 @@
 
 pub mod manager;
 pub mod registry;
+pub mod shares;
 
 pub use manager::{VolumeError, Volumes, export_of};
 pub use registry::atomic_write;

@@ -11,7 +11,7 @@ use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
 use nfs3_client::{Nfs3Client, Nfs3ConnectionBuilder};
-use swarmhub_control_api::{CreateVolume, ExplicitIdentity, VolumeOptions};
+use swarmhub_control_api::{CreateVolume, ExplicitIdentity, ShareDir, VolumeOptions};
 use swarmhub_nfsd::config::Settings;
 use swarmhub_nfsd::server::{self, Running};
 use tokio::net::TcpStream;
@@ -87,6 +87,28 @@ impl Server {
                 }),
                 client: None,
             })
+            .await
+            .unwrap();
+    }
+
+    /// Makes top-level directory `name` of share `share` for store ids `owner`, as
+    /// `PUT /v1/shares/{share}/dirs/{name}` does.
+    pub async fn share_dir(&self, share: &str, name: &str, owner: (u32, u32), mode: u32) {
+        self.running()
+            .volumes
+            .ensure_share_dir(
+                share,
+                name,
+                ShareDir {
+                    user: None,
+                    identity: Some(ExplicitIdentity {
+                        uid: owner.0,
+                        gid: owner.1,
+                        groups: vec![],
+                    }),
+                    mode,
+                },
+            )
             .await
             .unwrap();
     }
