@@ -12,7 +12,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::{ApiError, CreateVolume, ErrorKind, Health, Purged, Removed, Volume, VolumeList};
+use crate::{
+    ApiError, CreateVolume, ErrorKind, Health, Purged, Removed, ShareDir, ShareDirInfo, Volume,
+    VolumeList,
+};
 
 /// Why a control API call failed.
 #[derive(Debug, Error)]
@@ -207,6 +210,20 @@ impl ControlClient {
             .call(Method::DELETE, &format!("/v1/volumes/{name}"), None, &what)
             .await?
             .1)
+    }
+
+    /// `PUT /v1/shares/{share}/dirs/{name}`: make sure a top-level directory of a shared tree
+    /// (a course in the exchange) exists, owned by the user of `req` with its mode.
+    pub async fn ensure_share_dir(
+        &self,
+        share: &str,
+        name: &str,
+        req: &ShareDir,
+    ) -> Result<ShareDirInfo, ClientError> {
+        let body = serde_json::to_vec(req).expect("serialising a request cannot fail");
+        let what = format!("share directory {share:?}/{name:?}");
+        let path = format!("/v1/shares/{share}/dirs/{name}");
+        Ok(self.call(Method::PUT, &path, Some(body), &what).await?.1)
     }
 
     /// `DELETE /v1/removed/{entry}`: delete a tree that a removal moved aside, for good.

@@ -12,7 +12,10 @@ pub mod options;
 pub mod persist;
 pub mod wire;
 
-pub use names::{NameError, validate_share_name, validate_user_name, validate_volume_name};
+pub use names::{
+    NameError, validate_share_dir_name, validate_share_name, validate_user_name,
+    validate_volume_name,
+};
 pub use options::{OptionError, VolumeOptions, parse_size};
 pub use wire::*;
 

@@ -91,6 +91,18 @@ pub fn validate_share_name(name: &str) -> Result<(), NameError> {
     )
 }
 
+/// A top-level directory of a shared tree (a course in the nbgrader exchange): the rules of a
+/// share name, so never `.`, `..` or anything with `/`.
+pub fn validate_share_dir_name(name: &str) -> Result<(), NameError> {
+    check(
+        "share directory",
+        name,
+        MAX_SHARE_NAME,
+        &['_', '.', '-'],
+        "'_', '.', '-'",
+    )
+}
+
 /// An LDAP user name (posixAccount `uid`): letters, digits, `_`, `.`, `-`, at most 64 bytes.
 pub fn validate_user_name(name: &str) -> Result<(), NameError> {
     check(

@@ -10,6 +10,7 @@
 //! | `DELETE` | `/v1/volumes/{name}` | → [`Removed`] (the tree is moved aside, never deleted) |
 //! | `GET` | `/v1/removed` | → [`RemovedList`] |
 //! | `DELETE` | `/v1/removed/{entry}` | → [`Purged`] (deletes a moved-aside tree for good) |
+//! | `PUT` | `/v1/shares/{share}/dirs/{name}` | [`ShareDir`] → [`ShareDirInfo`] (201 created, 200 already that user's; 409 someone else's) |
 //! | `GET` | `/metrics` | Prometheus text (no token needed) |
 //!
 //! Errors are [`ApiError`] with an HTTP status that matches [`ErrorKind`].
@@ -138,6 +139,37 @@ pub struct Purged {
     pub entry: String,
 }
 
+/// `PUT /v1/shares/{share}/dirs/{name}`: make sure the top-level directory `name` of a shared
+/// tree exists, owned by one user's store ids with exactly `mode`. Share roots belong to nfsd,
+/// so this is the only way such a directory (a course in the nbgrader exchange) comes to be.
+/// The shared tree is created when missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareDir {
+    /// LDAP user whose store uid/gid will own the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Explicit store ids instead of an LDAP lookup of `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<ExplicitIdentity>,
+    /// Permission bits, setuid/setgid/sticky included (at most `0o7777`; JSON has no octal:
+    /// 493 is 0755).
+    pub mode: u32,
+}
+
+/// Reply of `PUT /v1/shares/{share}/dirs/{name}`: the directory as it now is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareDirInfo {
+    pub share: String,
+    pub name: String,
+    /// Store ids that own it on disk.
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    /// Whether this request made it (201) or found it (200, owner and mode made right).
+    pub created: bool,
+}
+
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
@@ -160,7 +192,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// 404: no such volume or removed tree.
     NotFound,
-    /// 409: a volume of that name exists with other options.
+    /// 409: a volume of that name exists with other options, or a share directory belongs to
+    /// someone else.
     Conflict,
     /// 422: the LDAP directory has no such user.
     UnknownUser,
@@ -208,5 +241,16 @@ mod tests {
         assert_eq!(body.options.size, Some(1024));
         let err = serde_json::from_str::<CreateVolume>(r#"{"name":"x","usr":"alice"}"#);
         assert!(err.unwrap_err().to_string().contains("usr"));
+    }
+
+    #[test]
+    fn share_dir_body_takes_a_user_or_ids_and_a_mode() {
+        let body: ShareDir = serde_json::from_str(r#"{"user":"tina","mode":493}"#).unwrap();
+        assert_eq!((body.user.as_deref(), body.mode), (Some("tina"), 0o755));
+        let body: ShareDir =
+            serde_json::from_str(r#"{"identity":{"uid":20010,"gid":20100},"mode":1517}"#).unwrap();
+        assert_eq!(body.identity.unwrap().uid, 20010);
+        assert!(serde_json::from_str::<ShareDir>(r#"{"user":"tina"}"#).is_err());
+        assert!(serde_json::from_str::<ShareDir>(r#"{"user":"t","mode":1,"owner":2}"#).is_err());
     }
 }

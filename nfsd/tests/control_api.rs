@@ -703,8 +703,10 @@ async fn share_views_leave_the_shared_tree_in_place() {
     let api = Api::start().await;
     let body = json!({"name": "ex-alice", "user": "alice", "share": "exchange", "identity": {"uid": 20001, "gid": 20000}});
     assert_eq!(api.create(&body).await.status, 201);
+    api.srv.share_dir("exchange", "pub", ALICE, 0o755).await;
     let (mut c, root) = api.srv.mount("ex-alice", 1000).await;
-    let f = create(&mut c, &root, "shared.txt", 0o644).await.unwrap();
+    let (pub_dir, _) = lookup(&mut c, &root, "pub").await.unwrap();
+    let f = create(&mut c, &pub_dir, "shared.txt", 0o644).await.unwrap();
     write(&mut c, &f, 0, b"for everyone", stable_how::FILE_SYNC)
         .await
         .unwrap();
@@ -712,10 +714,140 @@ async fn share_views_leave_the_shared_tree_in_place() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["tree_moved_to"], Value::Null);
     assert_eq!(
-        std::fs::read(api.dir().join("shares/exchange/shared.txt")).unwrap(),
+        std::fs::read(api.dir().join("shares/exchange/pub/shared.txt")).unwrap(),
         b"for everyone"
     );
     assert!(names_in(&api.dir().join("removed")).is_empty());
+}
+
+const TINA: (u32, u32) = (20010, 20100);
+
+fn share_dir_body(owner: (u32, u32), mode: u32) -> Value {
+    json!({"identity": {"uid": owner.0, "gid": owner.1}, "mode": mode})
+}
+
+impl Api {
+    async fn put(&self, path: &str, body: &Value) -> Resp {
+        let b = serde_json::to_vec(body).unwrap();
+        http(self.addr, "PUT", path, Some(&self.token), Some(&b)).await
+    }
+}
+
+#[tokio::test]
+async fn share_dirs_are_made_for_token_holders_and_never_taken_from_their_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let api = Api::start().await;
+    let path = "/v1/shares/exchange/dirs/demo101";
+    // the share tree is made on the way, owned by nfsd
+    let r = api.put(path, &share_dir_body(TINA, 0o755)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"share": "exchange", "name": "demo101", "uid": TINA.0, "gid": TINA.1, "mode": 0o755, "created": true})
+    );
+    let tree = api.dir().join("shares/exchange");
+    let md = std::fs::metadata(&tree).unwrap();
+    assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (0, 0, 0o755));
+    let md = std::fs::metadata(tree.join("demo101")).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o7777),
+        (TINA.0, TINA.1, 0o755)
+    );
+
+    // again: 200, and a mode changed since is put back
+    std::fs::set_permissions(tree.join("demo101"), PermissionsExt::from_mode(0o777)).unwrap();
+    let r = api.put(path, &share_dir_body(TINA, 0o755)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["created"], false);
+    let md = std::fs::metadata(tree.join("demo101")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o755);
+    // setgid and sticky bits are allowed
+    let r = api
+        .put(
+            "/v1/shares/exchange/dirs/drop",
+            &share_dir_body(TINA, 0o3777),
+        )
+        .await;
+    assert_eq!((r.status, r.json()["mode"].as_u64()), (201, Some(0o3777)));
+
+    // someone else's directory (squatted before an upgrade) is not taken over
+    let msg = api
+        .put(path, &share_dir_body(ALICE, 0o755))
+        .await
+        .error(409, "conflict");
+    assert!(msg.contains(&format!("uid {}", TINA.0)), "{msg}");
+    assert!(msg.contains("move it aside"), "{msg}");
+    let md = std::fs::metadata(tree.join("demo101")).unwrap();
+    assert_eq!(md.uid(), TINA.0);
+
+    // bad names, bad modes, bad bodies: 400, nothing made
+    let before = snapshot(api.dir());
+    for bad in [
+        "%2E%2E",
+        "..",
+        ".hidden",
+        "a%2Fb",
+        "..%2Fvolumes",
+        "-x",
+        "a%00b",
+    ] {
+        let msg = api
+            .put(
+                &format!("/v1/shares/exchange/dirs/{bad}"),
+                &share_dir_body(TINA, 0o755),
+            )
+            .await
+            .error(400, "invalid");
+        assert!(msg.contains("share directory"), "{bad:?}: {msg}");
+    }
+    let msg = api
+        .put(
+            "/v1/shares/..%2Fvolumes/dirs/x",
+            &share_dir_body(TINA, 0o755),
+        )
+        .await
+        .error(400, "invalid");
+    assert!(msg.contains("share"), "{msg}");
+    for mode in [0o10000, 0o170755, u32::MAX] {
+        let msg = api
+            .put("/v1/shares/exchange/dirs/m", &share_dir_body(TINA, mode))
+            .await
+            .error(400, "invalid");
+        assert!(msg.contains("0o7777"), "{mode:o}: {msg}");
+    }
+    for body in [
+        json!({"identity": {"uid": TINA.0, "gid": TINA.1}}),
+        json!({"mode": 493}),
+        json!({"user": "tina", "mode": 493, "owner": 1}),
+        json!({"identity": {"uid": 0, "gid": 0}, "mode": 493}),
+        json!({"user": "a)(uid=*", "mode": 493}),
+        json!({"user": "tina", "mode": 493}),
+    ] {
+        api.put("/v1/shares/exchange/dirs/b", &body)
+            .await
+            .error(400, "invalid");
+    }
+    // without the token: 401
+    let b = serde_json::to_vec(&share_dir_body(TINA, 0o755)).unwrap();
+    let r = http(
+        api.addr,
+        "PUT",
+        "/v1/shares/exchange/dirs/t",
+        None,
+        Some(&b),
+    )
+    .await;
+    assert!(r.error(401, "unauthorized").contains("token"));
+    let r = http(
+        api.addr,
+        "PUT",
+        "/v1/shares/exchange/dirs/t",
+        Some("nope"),
+        Some(&b),
+    )
+    .await;
+    r.error(401, "unauthorized");
+    assert_eq!(snapshot(api.dir()), before);
 }
 
 #[tokio::test]

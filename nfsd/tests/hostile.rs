@@ -107,21 +107,6 @@ async fn symlink(
     }
 }
 
-async fn setattr(c: &mut Client, h: &nfs_fh3, set: sattr3) -> Result<(), nfsstat3> {
-    match c
-        .setattr(&SETATTR3args {
-            object: h.clone(),
-            new_attributes: set,
-            guard: Nfs3Option::None,
-        })
-        .await
-        .unwrap()
-    {
-        Nfs3Result::Ok(_) => Ok(()),
-        Nfs3Result::Err((s, _)) => Err(s),
-    }
-}
-
 fn bytes_dirop(dir: &nfs_fh3, n: &[u8]) -> diropargs3<'static> {
     diropargs3 {
         dir: dir.clone(),

@@ -16,16 +16,20 @@ async fn two_views_of_one_shared_tree() {
     srv.volume("course-alice", Some("course"), ALICE.0, ALICE.1)
         .await;
     srv.volume("course-bob", Some("course"), BOB.0, BOB.1).await;
+    // the share root belongs to nfsd: the shared directory comes from the control API
+    srv.share_dir("course", "work", TEACHER, 0o1777).await;
     // AUTH_SYS root: nfsd must not let the credential decide
     let (mut a, aroot) = srv.mount("course-alice", 0).await;
     let (mut b, broot) = srv.mount("course-bob", 1000).await;
+    let (aroot, _) = lookup(&mut a, &aroot, "work").await.unwrap();
+    let (broot, _) = lookup(&mut b, &broot, "work").await.unwrap();
 
     let f = create(&mut a, &aroot, "alice.txt", 0o600).await.unwrap();
     write(&mut a, &f, 0, b"private", stable_how::FILE_SYNC)
         .await
         .unwrap();
     // on disk: alice's store ids
-    assert_eq!(owner(&srv.dir.join("shares/course/alice.txt")), ALICE);
+    assert_eq!(owner(&srv.dir.join("shares/course/work/alice.txt")), ALICE);
     // alice sees her own file as the client identity (jovyan 1000:100)
     let attr = getattr(&mut a, &f).await.unwrap();
     assert_eq!((attr.uid, attr.gid, attr.mode), (1000, 100, 0o600));
@@ -42,7 +46,7 @@ async fn two_views_of_one_shared_tree() {
             .err(),
         Some(nfsstat3::NFS3ERR_ACCES)
     );
-    // ... nor remove it from the sticky shared root
+    // ... nor remove it from the sticky shared directory
     let r = b
         .remove(&REMOVE3args {
             object: dirop(&broot, "alice.txt"),
@@ -71,7 +75,7 @@ async fn two_views_of_one_shared_tree() {
     write(&mut b, &g, 0, b"shared", stable_how::UNSTABLE)
         .await
         .unwrap();
-    assert_eq!(owner(&srv.dir.join("shares/course/bob.txt")), BOB);
+    assert_eq!(owner(&srv.dir.join("shares/course/work/bob.txt")), BOB);
     let (ag, _) = lookup(&mut a, &aroot, "bob.txt").await.unwrap();
     assert_eq!(read(&mut a, &ag, 0, 100).await.unwrap(), b"shared");
     // the owner may still write a file it created read-only (knfsd's owner override)
@@ -93,7 +97,9 @@ async fn nbgrader_exchange_modes() {
     let (mut a, aroot) = srv.mount("ex-alice", 1000).await;
     let (mut b, broot) = srv.mount("ex-bob", 1000).await;
 
-    let course = mkdir(&mut t, &troot, "course101", 0o755).await.unwrap();
+    // the exchange root belongs to nfsd; the course directory is the teacher's, from the API
+    srv.share_dir("exchange", "course101", TEACHER, 0o755).await;
+    let (course, _) = lookup(&mut t, &troot, "course101").await.unwrap();
     let inbound = mkdir(&mut t, &course, "inbound", 0o2733).await.unwrap();
     mkdir(&mut t, &course, "outbound", 0o755).await.unwrap();
     mkdir(&mut t, &course, "feedback", 0o711).await.unwrap();

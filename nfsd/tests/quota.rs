@@ -174,9 +174,15 @@ async fn one_student_cannot_fill_the_exchange() {
     let (mut a, ra) = srv.mount("exchange-a", 1000).await;
     let (mut b, rb) = srv.mount("exchange-b", 1000).await;
     let (mut t, rt) = srv.mount("exchange-t", 1000).await;
+    // the share root belongs to nfsd: everyone writes in a directory made through the API
+    srv.share_dir("exchange", "course", (30013, 30000), 0o1777)
+        .await;
+    let (da, _) = lookup(&mut a, &ra, "course").await.unwrap();
+    let (db, _) = lookup(&mut b, &rb, "course").await.unwrap();
+    let (dt, _) = lookup(&mut t, &rt, "course").await.unwrap();
 
     assert_eq!(fsstat(&mut a, &ra).await.tbytes, MIB);
-    let (done_a, refused) = fill(&mut a, &ra, "a-sub", 2 * MIB).await;
+    let (done_a, refused) = fill(&mut a, &da, "a-sub", 2 * MIB).await;
     assert_eq!(refused, Some(nfsstat3::NFS3ERR_DQUOT), "{done_a} accepted");
     assert!(done_a >= MIB - 128 * 1024, "{done_a} accepted");
     assert!(fsstat(&mut a, &ra).await.abytes < 128 * 1024);
@@ -185,11 +191,11 @@ async fn one_student_cannot_fill_the_exchange() {
     let st = fsstat(&mut b, &rb).await;
     assert_eq!(st.tbytes, MIB);
     assert!(st.abytes > MIB - 64 * 1024, "{st:?}");
-    let (done_b, refused_b) = fill(&mut b, &rb, "b-sub", MIB - 128 * 1024).await;
+    let (done_b, refused_b) = fill(&mut b, &db, "b-sub", MIB - 128 * 1024).await;
     assert_eq!((done_b, refused_b), (MIB - 128 * 1024, None));
 
     // the teacher's view has no size of its own
-    let (done_t, refused_t) = fill(&mut t, &rt, "release", 2 * MIB).await;
+    let (done_t, refused_t) = fill(&mut t, &dt, "release", 2 * MIB).await;
     assert_eq!((done_t, refused_t), (2 * MIB, None));
 
     // each count matches the bytes its owner holds on disk, also after a restart
@@ -200,13 +206,14 @@ async fn one_student_cannot_fill_the_exchange() {
     srv.restart().await;
     assert_eq!(used(&srv, "exchange-a"), on_disk(&tree, Some(30011)));
     let (mut a, ra) = srv.mount("exchange-a", 1000).await;
-    let (_, refused) = fill(&mut a, &ra, "a-more", MIB).await;
+    let (da, _) = lookup(&mut a, &ra, "course").await.unwrap();
+    let (_, refused) = fill(&mut a, &da, "a-more", MIB).await;
     assert_eq!(refused, Some(nfsstat3::NFS3ERR_DQUOT));
 
     // A deletes and can submit again
-    remove(&mut a, &ra, "a-sub").await;
-    remove(&mut a, &ra, "a-more").await;
-    let (done, refused) = fill(&mut a, &ra, "a-sub2", MIB - 128 * 1024).await;
+    remove(&mut a, &da, "a-sub").await;
+    remove(&mut a, &da, "a-more").await;
+    let (done, refused) = fill(&mut a, &da, "a-sub2", MIB - 128 * 1024).await;
     assert_eq!((done, refused), (MIB - 128 * 1024, None));
     assert_eq!(used(&srv, "exchange-a"), on_disk(&tree, Some(30011)));
 }

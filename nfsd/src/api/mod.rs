@@ -1,6 +1,6 @@
 //! The HTTP control API (`/v1/...`, JSON; endpoint table in `swarmhub_control_api::wire`).
 //! Parse → act on [`Volumes`] → typed reply; every failure is an [`ApiError`] body whose status
-//! matches its kind. Volume endpoints need `Authorization: Bearer <token>`; `/v1/health` and
+//! matches its kind. Volume and share endpoints need `Authorization: Bearer <token>`; `/v1/health` and
 //! `/metrics` do not (they reveal counts, never names or secrets). Bodies are capped at 64 KiB.
 
 use std::sync::Arc;
@@ -11,10 +11,11 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use swarmhub_control_api::{
-    ApiError, CreateVolume, ErrorKind, Health, Purged, RemovedList, Volume, VolumeList,
+    ApiError, CreateVolume, ErrorKind, Health, Purged, RemovedList, ShareDir, ShareDirInfo, Volume,
+    VolumeList,
 };
 
 use crate::metrics::Metrics;
@@ -80,6 +81,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/volumes/{name}", get(get_one).delete(remove))
         .route("/v1/removed", get(removed))
         .route("/v1/removed/{entry}", delete(purge))
+        .route("/v1/shares/{share}/dirs/{name}", put(share_dir))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/v1/health", get(health))
@@ -193,4 +195,19 @@ async fn purge(
 ) -> Result<Json<Purged>, Failure> {
     st.volumes.purge(&entry).await?;
     Ok(Json(Purged { entry }))
+}
+
+async fn share_dir(
+    State(st): State<ApiState>,
+    Path((share, name)): Path<(String, String)>,
+    body: Result<Json<ShareDir>, JsonRejection>,
+) -> Result<(StatusCode, Json<ShareDirInfo>), Failure> {
+    let Json(req) = body?;
+    let dir = st.volumes.ensure_share_dir(&share, &name, req).await?;
+    let status = if dir.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(dir)))
 }

@@ -33,6 +33,9 @@ pub struct View {
     pub client_uid: u32,
     pub client_gid: u32,
     pub readonly: bool,
+    /// One user's view of a shared tree (`share=`): no symlinks, special files or hard links
+    /// are made through it, so nothing a student submits can point at or block someone else.
+    pub shared: bool,
     pub usage: Arc<TreeUsage>,
 }
 

@@ -96,6 +96,36 @@ fn proc_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
+/// I/O happens on regular files only: a directory is `ISDIR`, anything else (FIFO, socket,
+/// device, symlink) `INVAL`.
+fn check_regular(st: &Stat) -> R<()> {
+    if is_type(st, libc::S_IFDIR) {
+        return Err(nfsstat3::NFS3ERR_ISDIR);
+    }
+    if !is_type(st, libc::S_IFREG) {
+        return Err(nfsstat3::NFS3ERR_INVAL);
+    }
+    Ok(())
+}
+
+/// Opens the inode an `O_PATH` descriptor holds with `flags`. Only for regular files: callers
+/// have checked the type on that descriptor, and the inode cannot change under it.
+fn reopen(fd: BorrowedFd<'_>, flags: OFlags) -> R<OwnedFd> {
+    rustix::fs::open(proc_path(fd), flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(errno_to_nfs_rustix)
+}
+
+/// Share views make no symlinks, special files or hard links: a submitted symlink would have
+/// the teacher's collect copy what it points at, a FIFO would block the collect, a hard link
+/// would plant someone else's inode in a submission. Homes keep them.
+fn refuse_in_share(view: &View, procedure: &str) -> R<()> {
+    if view.shared {
+        tracing::debug!(volume = %view.name, procedure, "refused in a share view");
+        return Err(nfsstat3::NFS3ERR_ACCES);
+    }
+    Ok(())
+}
+
 fn nfs_time(t: nfstime3) -> Timespec {
     Timespec {
         tv_sec: i64::from(t.seconds),
@@ -131,6 +161,17 @@ impl Fs {
 
     fn path(&self, kh: &KernelHandle) -> R<OwnedFd> {
         self.open(kh, libc::O_PATH)
+    }
+
+    /// Opens a regular file for I/O with `flags`, and its attributes. The handle is opened
+    /// `O_PATH` first, which opens nothing, and only a regular file is then reopened through
+    /// that pinned inode: opening a FIFO for reading waits for a writer (a worker thread stuck
+    /// for good), a device's open runs its driver. Other types are `ISDIR` or `INVAL`, as knfsd.
+    fn regular(&self, kh: &KernelHandle, flags: OFlags) -> R<(OwnedFd, Stat)> {
+        let pfd = self.path(kh)?;
+        let st = fstat(pfd.as_fd())?;
+        check_regular(&st)?;
+        Ok((reopen(pfd.as_fd(), flags)?, st))
     }
 
     fn obj_at(&self, view: &View, dir: BorrowedFd<'_>, name: &OsStr) -> R<(OwnedFd, Obj)> {
@@ -196,14 +237,7 @@ impl Fs {
         offset: u64,
         count: u32,
     ) -> R<(Vec<u8>, bool, fattr3)> {
-        let fd = self.open(kh, libc::O_RDONLY)?;
-        let st = fstat(fd.as_fd())?;
-        if is_type(&st, libc::S_IFDIR) {
-            return Err(nfsstat3::NFS3ERR_ISDIR);
-        }
-        if !is_type(&st, libc::S_IFREG) {
-            return Err(nfsstat3::NFS3ERR_INVAL);
-        }
+        let (fd, st) = self.regular(kh, OFlags::RDONLY)?;
         attr::may_read(view, &st)?;
         let size = st.st_size as u64;
         let want = (count as u64).min(size.saturating_sub(offset)) as usize;
@@ -235,11 +269,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
-        let fd = self.open(kh, libc::O_WRONLY)?;
-        let before = fstat(fd.as_fd())?;
-        if !is_type(&before, libc::S_IFREG) {
-            return Err(nfsstat3::NFS3ERR_INVAL);
-        }
+        let (fd, before) = self.regular(kh, OFlags::WRONLY)?;
         attr::may_write(view, &before)?;
         let end = offset
             .checked_add(data.len() as u64)
@@ -278,8 +308,7 @@ impl Fs {
 
     /// Makes everything written to the file durable.
     pub fn commit(&self, view: &View, kh: &KernelHandle) -> R<wcc_data> {
-        let fd = self.open(kh, libc::O_RDONLY)?;
-        let before = fstat(fd.as_fd())?;
+        let (fd, before) = self.regular(kh, OFlags::RDONLY)?;
         rustix::fs::fsync(fd.as_fd()).map_err(errno_to_nfs_rustix)?;
         Ok(wcc_of(view, &before, fd.as_fd()))
     }
@@ -326,19 +355,9 @@ impl Fs {
         }
         let symlink = is_type(st, libc::S_IFLNK);
         if let Set(size) = set.size {
-            if is_type(st, libc::S_IFDIR) {
-                return Err(nfsstat3::NFS3ERR_ISDIR);
-            }
-            if !is_type(st, libc::S_IFREG) {
-                return Err(nfsstat3::NFS3ERR_INVAL);
-            }
+            check_regular(st)?;
             attr::may_write(view, st)?;
-            let wfd = rustix::fs::open(
-                proc_path(fd),
-                OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(errno_to_nfs_rustix)?;
+            let wfd = reopen(fd, OFlags::WRONLY)?;
             rustix::fs::ftruncate(&wfd, size).map_err(errno_to_nfs_rustix)?;
             let after = fstat(wfd.as_fd())?;
             view.usage
@@ -411,31 +430,42 @@ impl Fs {
         }
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
-        let (exclusive, mode) = match how {
-            CreateHow::Unchecked(s) => (false, mode_of(s, 0o644)),
-            CreateHow::Guarded(s) => (true, mode_of(s, 0o644)),
-            CreateHow::Exclusive(_) => (true, 0o600),
+        let mode = match how {
+            CreateHow::Unchecked(s) | CreateHow::Guarded(s) => mode_of(s, 0o644),
+            CreateHow::Exclusive(_) => 0o600,
         };
-        let mut flags = OFlags::CREATE | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        if exclusive {
-            flags |= OFlags::EXCL;
-        }
+        // always O_EXCL: an open without it would open whatever holds the name, and a FIFO
+        // opened for reading blocks until a writer appears
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let act = self.act(view)?;
-        let fd = match rustix::fs::openat(dfd.as_fd(), name, flags, Mode::from_raw_mode(mode)) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::EXIST) => {
-                if let CreateHow::Exclusive(verf) = how {
-                    // a retransmitted exclusive create finds its own verifier in the times
-                    let (fd, obj) = self.obj_at(view, dfd.as_fd(), name)?;
-                    let st = fstat(fd.as_fd())?;
-                    if is_type(&st, libc::S_IFREG) && verifier_matches(&st, verf) {
-                        return Ok((obj, wcc_of(view, &before, dfd.as_fd())));
+        let (fd, created) =
+            match rustix::fs::openat(dfd.as_fd(), name, flags, Mode::from_raw_mode(mode)) {
+                Ok(fd) => (fd, true),
+                Err(rustix::io::Errno::EXIST) => match how {
+                    CreateHow::Unchecked(_) => {
+                        // UNCHECKED of an existing name: a regular file is reused (opened as the
+                        // view, so it needs read permission as before), anything else is EXIST
+                        // (knfsd's answer), found without opening it
+                        let (pfd, _) = self.obj_at(view, dfd.as_fd(), name)?;
+                        if !is_type(&fstat(pfd.as_fd())?, libc::S_IFREG) {
+                            return Err(nfsstat3::NFS3ERR_EXIST);
+                        }
+                        (reopen(pfd.as_fd(), OFlags::RDONLY)?, false)
                     }
-                }
-                return Err(nfsstat3::NFS3ERR_EXIST);
-            }
-            Err(e) => return Err(errno_to_nfs_rustix(e)),
-        };
+                    CreateHow::Guarded(_) => return Err(nfsstat3::NFS3ERR_EXIST),
+                    CreateHow::Exclusive(verf) => {
+                        // a retransmitted exclusive create finds its own verifier in the times
+                        let (fd, obj) = self.obj_at(view, dfd.as_fd(), name)?;
+                        let st = fstat(fd.as_fd())?;
+                        if is_type(&st, libc::S_IFREG) && verifier_matches(&st, verf) {
+                            return Ok((obj, wcc_of(view, &before, dfd.as_fd())));
+                        }
+                        return Err(nfsstat3::NFS3ERR_EXIST);
+                    }
+                },
+                Err(e) => return Err(errno_to_nfs_rustix(e)),
+            };
         let st = fstat(fd.as_fd())?;
         drop(act);
         match how {
@@ -456,7 +486,10 @@ impl Fs {
                 .map_err(errno_to_nfs_rustix)?;
             }
         }
-        view.usage.add_blocks(st.st_uid, 0, st.st_blocks as u64);
+        if created {
+            // a reused file was counted when it was made (and a truncation by apply_sattr)
+            view.usage.add_blocks(st.st_uid, 0, st.st_blocks as u64);
+        }
         let obj = self.obj_of(view, fd.as_fd())?;
         self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
@@ -508,7 +541,8 @@ impl Fs {
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
-    /// Creates a FIFO or a unix socket (MKNOD). Device nodes are refused with `NFS3ERR_PERM`.
+    /// Creates a FIFO or a unix socket (MKNOD). Device nodes are refused with `NFS3ERR_PERM`,
+    /// everything in a share view with `NFS3ERR_ACCES`.
     pub fn mknod(
         &self,
         view: &View,
@@ -521,6 +555,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "MKNOD")?;
         let file_type = match kind {
             SpecialKind::Fifo => rustix::fs::FileType::Fifo,
             SpecialKind::Socket => rustix::fs::FileType::Socket,
@@ -541,7 +576,8 @@ impl Fs {
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
-    /// Creates a symlink holding `target` verbatim (the server never follows it).
+    /// Creates a symlink holding `target` verbatim (the server never follows it). Not in a share
+    /// view (`NFS3ERR_ACCES`).
     pub fn symlink(
         &self,
         view: &View,
@@ -560,6 +596,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "SYMLINK")?;
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
         let (fd, obj) = {
@@ -676,7 +713,7 @@ impl Fs {
         ))
     }
 
-    /// Makes a hard link to `file` named `name` in `dir`.
+    /// Makes a hard link to `file` named `name` in `dir`. Not in a share view (`NFS3ERR_ACCES`).
     pub fn link(
         &self,
         view: &View,
@@ -688,6 +725,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        refuse_in_share(view, "LINK")?;
         let ffd = self.path(file)?;
         let fst = fstat(ffd.as_fd())?;
         if is_type(&fst, libc::S_IFDIR) {

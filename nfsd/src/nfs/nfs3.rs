@@ -1,7 +1,8 @@
 //! The NFSv3 procedures (RFC 1813): each decodes its arguments, resolves handles to a view,
 //! runs one operation of [`crate::fs::ops`] on a blocking thread, and builds the reply with the
 //! attributes the client caches. MKNOD makes FIFOs and sockets; device nodes are refused with
-//! `NFS3ERR_PERM`. Handles of two different views in one call (RENAME, LINK) are `NFS3ERR_XDEV`.
+//! `NFS3ERR_PERM`. Share views refuse SYMLINK, MKNOD and LINK with `NFS3ERR_ACCES`. Handles of
+//! two different views in one call (RENAME, LINK) are `NFS3ERR_XDEV`.
 
 use nfs3_types::nfs3::*;
 use nfs3_types::xdr_codec::{BoundedList, Opaque, Void};

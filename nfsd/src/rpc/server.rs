@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -144,10 +144,16 @@ async fn connection<S: Service, E: Events>(
 ) {
     tracing::debug!(%peer, "connection opened");
     let (mut rd, mut wr) = socket.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limits.max_in_flight.max(1));
+    // a reply travels with its call's in-flight permit, given back only once it is written: a
+    // client that never reads its replies holds at most max_in_flight calls and replies in
+    // memory, then nfsd stops reading from it
+    let (tx, mut rx) =
+        mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(limits.max_in_flight.max(1));
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(e) = wr.write_all(&frame).await {
+        while let Some((frame, permit)) = rx.recv().await {
+            let written = wr.write_all(&frame).await;
+            drop(permit);
+            if let Err(e) = written {
                 tracing::debug!(%peer, "writing a reply failed: {e}");
                 break;
             }
@@ -202,7 +208,7 @@ async fn connection<S: Service, E: Events>(
             Err(HeaderError::BadCredential { xid }) => {
                 events.bad_record("bad_credential");
                 let reply = auth_error(xid, nfs3_types::rpc::auth_stat::AUTH_BADCRED);
-                if tx.send(reply).await.is_err() {
+                if tx.send((reply, permit)).await.is_err() {
                     break;
                 }
                 continue;
@@ -219,9 +225,8 @@ async fn connection<S: Service, E: Events>(
                 })
                 .await;
             if let Some(reply) = reply {
-                let _ = tx.send(reply).await;
+                let _ = tx.send((reply, permit)).await;
             }
-            drop(permit);
         });
     }
     calls.close();

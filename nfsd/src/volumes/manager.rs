@@ -11,12 +11,14 @@ use std::sync::{Arc, RwLock};
 
 use swarmhub_control_api::{
     ClientIdentity, CreateVolume, ErrorKind, ExplicitIdentity, NameError, OptionError, RemovedTree,
-    Volume, VolumeKind, VolumeOptions, validate_volume_name,
+    ShareDir, ShareDirInfo, Volume, VolumeKind, VolumeOptions, validate_share_dir_name,
+    validate_share_name, validate_user_name, validate_volume_name,
 };
 use thiserror::Error;
 
 use super::capability::MountCapabilities;
 use super::registry::{Registry, StateFile, VolumeRecord};
+use super::shares::{self, ShareDirError};
 use crate::fs::View;
 use crate::fs::creds::StoreIds;
 use crate::fs::kernel;
@@ -47,17 +49,21 @@ pub enum VolumeError {
     /// the user is not in the directory, or the directory cannot be asked
     #[error(transparent)]
     Directory(#[from] DirectoryError),
-    /// a user name without LDAP configured and without explicit ids
+    /// a user name without LDAP configured and without explicit ids; `thing` is `volume "x"`
+    /// or `share directory "s/d"`
     #[error(
-        "volume {name:?} names user {user:?} but no LDAP directory is configured; configure [ldap] or give the identity explicitly"
+        "{thing} names user {user:?} but no LDAP directory is configured; configure [ldap] or give the identity explicitly"
     )]
-    NoDirectory { name: String, user: String },
+    NoDirectory { thing: String, user: String },
     /// neither user nor identity
-    #[error("volume {name:?} needs user=<ldap name> or an explicit identity")]
-    NoIdentity { name: String },
+    #[error("{thing} needs user=<ldap name> or an explicit identity")]
+    NoIdentity { thing: String },
     /// uid or gid 0
-    #[error("volume {name:?} would act as root (uid {uid}, gid {gid}); volumes never act as root")]
-    Root { name: String, uid: u32, gid: u32 },
+    #[error("{thing} would act as root (uid {uid}, gid {gid}); volumes never act as root")]
+    Root { thing: String, uid: u32, gid: u32 },
+    /// a top-level directory of a share cannot be made as asked
+    #[error(transparent)]
+    ShareDir(#[from] ShareDirError),
     /// a file system operation on the data root failed
     #[error("{what} {path}: {source}")]
     Io {
@@ -86,7 +92,13 @@ impl VolumeError {
                 ErrorKind::DirectoryUnavailable
             }
             VolumeError::Directory(_) => ErrorKind::Invalid,
-            VolumeError::Io { .. } => ErrorKind::Internal,
+            VolumeError::ShareDir(ShareDirError::BadMode { .. }) => ErrorKind::Invalid,
+            VolumeError::ShareDir(
+                ShareDirError::Foreign { .. } | ShareDirError::NotADirectory { .. },
+            ) => ErrorKind::Conflict,
+            VolumeError::Io { .. } | VolumeError::ShareDir(ShareDirError::Io { .. }) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -270,14 +282,10 @@ impl Volumes {
         if let Some(existing) = self.existing(&req, client)? {
             return Ok((existing, false));
         }
-        let ids = self.resolve_identity(&req).await?;
-        if ids.uid == 0 || ids.gid == 0 {
-            return Err(VolumeError::Root {
-                name: req.name.clone(),
-                uid: ids.uid,
-                gid: ids.gid,
-            });
-        }
+        let thing = format!("volume {:?}", req.name);
+        let ids = self
+            .resolve_identity(&thing, req.options.user.as_deref(), req.identity.as_ref())
+            .await?;
         let (kind, tree) = match &req.options.share {
             Some(share) => (VolumeKind::Share, format!("{SHARES}/{share}")),
             None => (VolumeKind::Home, format!("{HOMES}/{}", req.name)),
@@ -386,35 +394,104 @@ impl Volumes {
         Ok(self.info(&state, &rec))
     }
 
-    async fn resolve_identity(&self, req: &CreateVolume) -> Result<StoreIds, VolumeError> {
-        if let Some(ExplicitIdentity { uid, gid, groups }) = &req.identity {
-            return Ok(StoreIds {
+    /// Store ids of `thing` (named in errors): the explicit ones, else `user`'s from LDAP.
+    /// Never root.
+    async fn resolve_identity(
+        &self,
+        thing: &str,
+        user: Option<&str>,
+        explicit: Option<&ExplicitIdentity>,
+    ) -> Result<StoreIds, VolumeError> {
+        let ids = match (explicit, user) {
+            (Some(ExplicitIdentity { uid, gid, groups }), _) => StoreIds {
                 uid: *uid,
                 gid: *gid,
                 groups: groups.clone(),
+            },
+            (None, None) => {
+                return Err(VolumeError::NoIdentity {
+                    thing: thing.into(),
+                });
+            }
+            (None, Some(user)) => {
+                let Some(dir) = &self.directory else {
+                    return Err(VolumeError::NoDirectory {
+                        thing: thing.into(),
+                        user: user.into(),
+                    });
+                };
+                let u = dir.lookup(user).await?;
+                StoreIds {
+                    uid: u.uid,
+                    gid: u.gid,
+                    groups: u.groups,
+                }
+            }
+        };
+        if ids.uid == 0 || ids.gid == 0 {
+            return Err(VolumeError::Root {
+                thing: thing.into(),
+                uid: ids.uid,
+                gid: ids.gid,
             });
         }
-        let Some(user) = req.options.user.as_deref() else {
-            return Err(VolumeError::NoIdentity {
-                name: req.name.clone(),
-            });
-        };
-        let Some(dir) = &self.directory else {
-            return Err(VolumeError::NoDirectory {
-                name: req.name.clone(),
-                user: user.into(),
-            });
-        };
-        let u = dir.lookup(user).await?;
-        Ok(StoreIds {
-            uid: u.uid,
-            gid: u.gid,
-            groups: u.groups,
+        Ok(ids)
+    }
+
+    /// Makes sure top-level directory `name` of share `share` exists, owned by the store ids of
+    /// the request's user with exactly its mode; the shared tree is created when missing. The
+    /// bool of the reply says whether the directory was made now.
+    pub async fn ensure_share_dir(
+        &self,
+        share: &str,
+        name: &str,
+        req: ShareDir,
+    ) -> Result<ShareDirInfo, VolumeError> {
+        validate_share_name(share)?;
+        validate_share_dir_name(name)?;
+        if let Some(user) = &req.user {
+            validate_user_name(user)?;
+        }
+        let _changes = self.changes.lock().await;
+        let thing = format!("share directory {:?}", format!("{share}/{name}"));
+        let ids = self
+            .resolve_identity(&thing, req.user.as_deref(), req.identity.as_ref())
+            .await?;
+        let tree = self.root.join(SHARES).join(share);
+        self.prepare_tree(VolumeKind::Share, &tree, &ids)?;
+        let root = std::fs::File::open(&tree).map_err(io_err("opening tree", &tree))?;
+        shares::own_root(&root, &tree).map_err(io_err("taking over share root", &tree))?;
+        let state = shares::ensure_dir(
+            root.as_fd(),
+            shares::DirRequest {
+                share,
+                name,
+                uid: ids.uid,
+                gid: ids.gid,
+                mode: req.mode,
+            },
+        )?;
+        tracing::info!(
+            share,
+            dir = name,
+            uid = state.uid,
+            gid = state.gid,
+            mode = format!("{:o}", state.mode),
+            created = state.created,
+            "share directory ensured"
+        );
+        Ok(ShareDirInfo {
+            share: share.into(),
+            name: name.into(),
+            uid: state.uid,
+            gid: state.gid,
+            mode: state.mode,
+            created: state.created,
         })
     }
 
     /// Makes sure the tree exists: a home tree owned by its user (an existing one is adopted as
-    /// it is), a shared tree `1777` owned by root like `/tmp`.
+    /// it is), a shared tree `0755` owned by root (see [`shares`]).
     fn prepare_tree(
         &self,
         kind: VolumeKind,
@@ -428,7 +505,7 @@ impl Volumes {
         std::fs::create_dir(path).map_err(io_err("creating tree", path))?;
         let (mode, owner) = match kind {
             VolumeKind::Home => (0o750, Some((ids.uid, ids.gid))),
-            VolumeKind::Share => (0o1777, None),
+            VolumeKind::Share => (shares::ROOT_MODE, None),
         };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(io_err("setting mode of", path))?;
@@ -455,6 +532,9 @@ impl Volumes {
                 path: path.display().to_string(),
                 source: std::io::Error::from_raw_os_error(libc::EXDEV),
             });
+        }
+        if rec.kind == VolumeKind::Share {
+            shares::own_root(&dir, &path).map_err(io_err("taking over share root", &path))?;
         }
         let root = kernel::name_to_handle(dir.as_fd(), c"").map_err(io_err("handle of", &path))?;
         let limits = limits_of(state, &rec.tree, Some(rec));
@@ -491,6 +571,7 @@ impl Volumes {
             client_uid: rec.client_uid,
             client_gid: rec.client_gid,
             readonly: rec.options.readonly,
+            shared: rec.kind == VolumeKind::Share,
             usage,
         }))
     }

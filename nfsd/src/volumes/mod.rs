@@ -3,6 +3,7 @@
 pub mod capability;
 pub mod manager;
 pub mod registry;
+pub mod shares;
 
 pub use capability::MountCapabilities;
 pub use manager::{VolumeError, Volumes, export_of};

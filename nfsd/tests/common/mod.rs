@@ -11,7 +11,7 @@ use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
 use nfs3_client::{Nfs3Client, Nfs3ConnectionBuilder};
-use swarmhub_control_api::{CreateVolume, ExplicitIdentity, VolumeOptions};
+use swarmhub_control_api::{CreateVolume, ExplicitIdentity, ShareDir, VolumeOptions};
 use swarmhub_nfsd::config::Settings;
 use swarmhub_nfsd::server::{self, Running};
 use tokio::net::TcpStream;
@@ -101,6 +101,28 @@ impl Server {
     /// The mount path of volume `name` (`/<name>/<secret>`), as the control API gives it out.
     pub fn export(&self, name: &str) -> String {
         self.running().volumes.get(name).unwrap().export
+    }
+
+    /// Makes top-level directory `name` of share `share` for store ids `owner`, as
+    /// `PUT /v1/shares/{share}/dirs/{name}` does.
+    pub async fn share_dir(&self, share: &str, name: &str, owner: (u32, u32), mode: u32) {
+        self.running()
+            .volumes
+            .ensure_share_dir(
+                share,
+                name,
+                ShareDir {
+                    user: None,
+                    identity: Some(ExplicitIdentity {
+                        uid: owner.0,
+                        gid: owner.1,
+                        groups: vec![],
+                    }),
+                    mode,
+                },
+            )
+            .await
+            .unwrap();
     }
 
     /// Mounts volume `name` by its capability path as AUTH_SYS `uid` (the uid does not matter
@@ -250,6 +272,22 @@ pub async fn getattr(c: &mut Client, fh: &nfs_fh3) -> Result<fattr3, nfsstat3> {
         .unwrap()
     {
         Nfs3Result::Ok(ok) => Ok(ok.obj_attributes),
+        Nfs3Result::Err((s, _)) => Err(s),
+    }
+}
+
+/// SETATTR without a guard.
+pub async fn setattr(c: &mut Client, h: &nfs_fh3, set: sattr3) -> Result<(), nfsstat3> {
+    match c
+        .setattr(&SETATTR3args {
+            object: h.clone(),
+            new_attributes: set,
+            guard: Nfs3Option::None,
+        })
+        .await
+        .unwrap()
+    {
+        Nfs3Result::Ok(_) => Ok(()),
         Nfs3Result::Err((s, _)) => Err(s),
     }
 }
