@@ -121,7 +121,24 @@ async fn the_exchange_root_belongs_to_nfsd_and_courses_to_their_teacher() {
     let (mut b, broot) = srv.mount("exchange-bob", 0).await;
     let (mut t, troot) = srv.mount("exchange-tina", 1000).await;
 
-    // bob cannot squat the course before the teacher, in any way
+    // clients see the root as nbgrader wants it (1777, access() says writable: nbgrader's
+    // release would chmod it otherwise, and its submit refuses an unwritable root) ...
+    let root_attr = getattr(&mut b, &broot).await.unwrap();
+    assert_eq!(root_attr.mode, 0o1777);
+    let asked = ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND;
+    let granted = match b
+        .access(&ACCESS3args {
+            object: broot.clone(),
+            access: asked,
+        })
+        .await
+        .unwrap()
+    {
+        Nfs3Result::Ok(ok) => ok.access,
+        Nfs3Result::Err((s, _)) => panic!("ACCESS of the exchange root: {s:?}"),
+    };
+    assert_eq!(granted, asked);
+    // ... but bob cannot squat the course before the teacher, in any way
     assert_eq!(mkdir(&mut b, &broot, "demo101", 0o755).await.err(), ACCES);
     assert_eq!(create(&mut b, &broot, "demo101", 0o644).await.err(), ACCES);
     assert!(!tree.join("demo101").exists());

@@ -35,6 +35,18 @@ fn time(sec: i64, nsec: i64) -> nfstime3 {
     }
 }
 
+/// Mode a shared tree's root is presented with. On disk it is `root:root 0755` and nfsd acts
+/// as the view's user, so the kernel refuses every create, rename and remove at the root (no
+/// course-directory squatting); nbgrader, though, refuses an exchange root that `access()` does
+/// not call writable and chmods it to 0777 when its mode differs, so clients see the mode
+/// nbgrader recommends and get EACCES from the operations themselves.
+pub const SHARE_ROOT_MODE: u32 = 0o1777;
+
+/// Whether `st` is the root of a shared tree seen through `view`.
+fn is_share_root(view: &View, st: &Stat) -> bool {
+    view.shared && st.st_ino == view.root_ino && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
 /// The attributes of `st` as `view` presents them.
 pub fn fattr(view: &View, st: &Stat) -> fattr3 {
     let uid = if st.st_uid == view.ids.uid {
@@ -50,7 +62,11 @@ pub fn fattr(view: &View, st: &Stat) -> fattr3 {
     let rdev = st.st_rdev;
     fattr3 {
         type_: file_type(st.st_mode),
-        mode: st.st_mode & 0o7777,
+        mode: if is_share_root(view, st) {
+            SHARE_ROOT_MODE
+        } else {
+            st.st_mode & 0o7777
+        },
         nlink: st.st_nlink as u32,
         uid,
         gid,
@@ -113,7 +129,12 @@ pub fn may_write(view: &View, st: &Stat) -> Result<(), nfsstat3> {
 
 /// The ACCESS3 bits granted out of `asked`.
 pub fn access_bits(view: &View, st: &Stat, asked: u32) -> u32 {
-    let bits = perm_bits(view, st);
+    // as presented (see SHARE_ROOT_MODE); the operations at a share root still fail
+    let bits = if is_share_root(view, st) {
+        7
+    } else {
+        perm_bits(view, st)
+    };
     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let mut granted = 0;
     if bits & 4 != 0 {
