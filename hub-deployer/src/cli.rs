@@ -313,6 +313,19 @@ pub enum ApiCommand {
         #[arg(long)]
         purge: bool,
     },
+    /// Make (or keep) a top-level directory of a share, owned by an LDAP user.
+    ShareDir {
+        /// The share (e.g. the nbgrader exchange).
+        share: String,
+        /// The directory (e.g. the course id).
+        name: String,
+        /// Its owner's LDAP user name.
+        #[arg(long)]
+        user: String,
+        /// Its mode, octal.
+        #[arg(long, default_value = "755")]
+        mode: String,
+    },
 }
 
 /// `swarmhub config ...`.

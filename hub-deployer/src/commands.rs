@@ -74,6 +74,19 @@ pub fn run(
                     name: name.clone(),
                     purge: *purge,
                 },
+                ApiCommand::ShareDir {
+                    share,
+                    name,
+                    user,
+                    mode,
+                } => ApiAction::ShareDir {
+                    share: share.clone(),
+                    name: name.clone(),
+                    user: user.clone(),
+                    mode: u32::from_str_radix(mode, 8).map_err(|e| {
+                        anyhow::anyhow!("--mode {mode:?} is not an octal mode: {e}")
+                    })?,
+                },
             };
             runtime()?.block_on(async {
                 let r = volume::node_api(server, token_file, &action).await;
@@ -423,6 +436,15 @@ fn volume_text(r: &ApiResult) -> String {
                 removed.name
             ),
         },
+        ApiResult::ShareDir { dir } => format!(
+            "share directory {}/{}: owner uid {} gid {}, mode {:o}{}\n",
+            dir.share,
+            dir.name,
+            dir.uid,
+            dir.gid,
+            dir.mode,
+            if dir.created { " (created)" } else { "" }
+        ),
         ApiResult::Failed { error } => format!("failed: {error}\n"),
     }
 }

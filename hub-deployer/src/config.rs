@@ -282,6 +282,12 @@ pub struct HubConfig {
     pub course_id: String,
     /// Name of the shared nbgrader exchange tree.
     pub exchange_share: String,
+    /// LDAP user name of the instructor who owns the course directory in the exchange. The
+    /// exchange's root belongs to nfsd (no student can create a course there), so `run` makes
+    /// `<exchange_share>/<course_id>` through nfsd's API, owned by this user, mode 0755; nbgrader
+    /// then creates `outbound`, `inbound` and `feedback` in it. Unset: no course directory
+    /// (nbgrader's release fails until one exists).
+    pub course_owner: Option<String>,
     /// Quota of every home volume (`10G`, `512M`, bytes; `0` = none): `df` in a notebook shows
     /// it and writes past it fail with "Disk quota exceeded".
     pub home_size: String,
@@ -315,6 +321,7 @@ impl Default for HubConfig {
             admin_users: Vec::new(),
             course_id: "course".into(),
             exchange_share: "exchange".into(),
+            course_owner: None,
             home_size: "10G".into(),
             exchange_size: "2G".into(),
             notebook_cmd: vec!["jupyterhub-singleuser".into()],
@@ -546,6 +553,10 @@ impl Config {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if let Some(owner) = &self.hub.course_owner {
+            swarmhub_control_api::validate_user_name(owner)
+                .map_err(|e| invalid("hub.course_owner", e.to_string()))?;
         }
         volume_size("hub.home_size", &self.hub.home_size)?;
         volume_size("hub.exchange_size", &self.hub.exchange_size)?;

@@ -373,7 +373,8 @@ pub fn settings_toml(s: &DemoSettings) -> String {
          teacher_group = {teachers}\n\n\
          [hub]\n\
          admin_users = [\"teacher\"]\n\
-         course_id = {course}\n",
+         course_id = {course}\n\
+         course_owner = \"teacher\"\n",
         data = q(&s.data_dir),
         port = s.hub_port,
         url = q(&s.public_url),
@@ -862,6 +863,7 @@ mod tests {
             "cn=teachers,ou=groups,dc=swarmhub,dc=demo"
         );
         assert_eq!(cfg.hub.course_id, COURSE);
+        assert_eq!(cfg.hub.course_owner.as_deref(), Some("teacher"));
         // the rest are the defaults of `swarmhub init`
         assert_eq!(cfg.cluster.hub_service, "swarmhub-hub");
         assert_eq!(

@@ -19,6 +19,7 @@ use crate::exit::CliError;
 use crate::plan::{self, Plan, PlanInputs};
 use crate::plugin;
 use crate::progress::Progress;
+use crate::volume;
 
 /// Which part of the stack a command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +94,41 @@ async fn run_nfsd(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     }
     steps.push(apply::ensure_service(c, &p.nfsd, true).await?);
     apply::wait_running(c, &ctx.cfg.cluster.nfsd_service, 1, &ctx.progress).await?;
+    steps.extend(ensure_course_dir(ctx).await?);
     Ok(steps)
+}
+
+/// The nbgrader course directory in the exchange, owned by `hub.course_owner` (the exchange's
+/// root belongs to nfsd, so nobody else can make it, and no student can squat it first). Asked
+/// of nfsd through the token-holding one-shot job; re-running changes nothing.
+async fn ensure_course_dir(ctx: &Ctx<'_>) -> Result<Option<Step>, CliError> {
+    let h = &ctx.cfg.hub;
+    let what = format!("{}/{}", h.exchange_share, h.course_id);
+    let Some(owner) = &h.course_owner else {
+        return Ok(Some(Step::new("course directory", &what, Change::Unchanged).note(
+            "not made: set hub.course_owner to the instructor's LDAP user name and run again (nbgrader cannot release assignments without it)",
+        )));
+    };
+    let action = volume::ApiAction::ShareDir {
+        share: h.exchange_share.clone(),
+        name: h.course_id.clone(),
+        user: owner.clone(),
+        mode: 0o755,
+    };
+    match volume::call(ctx.cluster, ctx.cfg, &action, &ctx.progress).await? {
+        volume::ApiResult::ShareDir { dir } => {
+            let change = if dir.created {
+                Change::Created
+            } else {
+                Change::Unchanged
+            };
+            Ok(Some(
+                Step::new("course directory", &what, change)
+                    .note(format!("owned by {owner} (uid {})", dir.uid)),
+            ))
+        }
+        other => Err(anyhow::anyhow!("nfsd answered {other:?} to making {what}").into()),
+    }
 }
 
 async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {

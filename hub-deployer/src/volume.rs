@@ -20,8 +20,9 @@ use bollard::models::{
     TaskSpecRestartPolicyConditionEnum,
 };
 use serde::{Deserialize, Serialize};
-use swarmhub_control_api::client::ControlClient;
-use swarmhub_control_api::{Removed, Volume};
+use swarmhub_control_api::client::{ClientError, ControlClient};
+use swarmhub_control_api::mount_path::public_export;
+use swarmhub_control_api::{Removed, ShareDir, ShareDirInfo, Volume};
 
 use crate::apply;
 use crate::cluster::Cluster;
@@ -32,6 +33,8 @@ use crate::progress::Progress;
 
 /// Name of the one-shot job that talks to nfsd's API.
 pub const API_JOB: &str = "swarmhub-volume-api";
+/// How long the job keeps trying to reach an nfsd that does not accept connections yet.
+const NFSD_START_GRACE: Duration = Duration::from_secs(30);
 /// Prefix of the job's result line.
 pub const RESULT_PREFIX: &str = "swarmhub-api-result: ";
 
@@ -47,6 +50,17 @@ pub enum ApiAction {
         name: String,
         /// delete the moved tree too
         purge: bool,
+    },
+    /// Make (or keep) a top-level directory of a share owned by `user` with `mode`.
+    ShareDir {
+        /// the share
+        share: String,
+        /// the directory
+        name: String,
+        /// its owner (LDAP user name)
+        user: String,
+        /// its mode
+        mode: u32,
     },
 }
 
@@ -65,6 +79,11 @@ pub enum ApiResult {
         removed: Removed,
         /// the moved tree was deleted
         purged: bool,
+    },
+    /// A share's top-level directory is there.
+    ShareDir {
+        /// nfsd's answer
+        dir: ShareDirInfo,
     },
     /// nfsd refused or could not be reached.
     Failed {
@@ -88,10 +107,38 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiR
     };
     let client = ControlClient::new(base, token, Duration::from_secs(30));
     let r = match action {
-        ApiAction::List => client
-            .list()
-            .await
-            .map(|volumes| ApiResult::Volumes { volumes }),
+        // mount paths carry each volume's capability secret: never into a log
+        ApiAction::List => client.list().await.map(|volumes| ApiResult::Volumes {
+            volumes: volumes
+                .into_iter()
+                .map(|mut v| {
+                    v.export = public_export(&v.export);
+                    v
+                })
+                .collect(),
+        }),
+        ApiAction::ShareDir {
+            share,
+            name,
+            user,
+            mode,
+        } => {
+            let req = ShareDir {
+                user: Some(user.clone()),
+                identity: None,
+                mode: *mode,
+            };
+            // `run` asks right after nfsd's task started: give its listener a moment
+            let start = Instant::now();
+            loop {
+                match client.ensure_share_dir(share, name, &req).await {
+                    Err(ClientError::Unreachable { .. }) if start.elapsed() < NFSD_START_GRACE => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    r => break r.map(|dir| ApiResult::ShareDir { dir }),
+                }
+            }
+        }
         ApiAction::Delete { name, purge } => match client.remove(name).await {
             Ok(removed) => {
                 let entry = removed
@@ -143,6 +190,20 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
                 args.push("--purge".into());
             }
         }
+        ApiAction::ShareDir {
+            share,
+            name,
+            user,
+            mode,
+        } => args.extend([
+            "share-dir".into(),
+            share.clone(),
+            name.clone(),
+            "--user".into(),
+            user.clone(),
+            "--mode".into(),
+            format!("{mode:o}"),
+        ]),
     }
     let secret = plan::plugin_rollout_service(cfg, server)
         .task_template
@@ -402,6 +463,80 @@ mod tests {
         let back: ApiResult =
             serde_json::from_str(line.strip_prefix(RESULT_PREFIX).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn the_course_directory_job_names_share_dir_owner_and_mode() {
+        let s = api_job(
+            &Config::default(),
+            "10.0.0.5",
+            &ApiAction::ShareDir {
+                share: "exchange".into(),
+                name: "course".into(),
+                user: "tina".into(),
+                mode: 0o755,
+            },
+        );
+        let args = s
+            .task_template
+            .unwrap()
+            .container_spec
+            .unwrap()
+            .args
+            .unwrap();
+        assert!(
+            args.join(" ")
+                .ends_with(" share-dir exchange course --user tina --mode 755"),
+            "{args:?}"
+        );
+    }
+
+    /// The job side against a real in-process nfsd: the course directory is made once and
+    /// kept on a re-run; a list never carries mount secrets (it lands in a task log).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_job_side_makes_share_dirs_and_lists_without_secrets() {
+        let data = tempfile::tempdir().unwrap();
+        let nfsd =
+            swarmhub_nfsd::server::start(swarmhub_nfsd::config::Settings::ephemeral(data.path()))
+                .await
+                .unwrap();
+        let token = data.path().join("token");
+        std::fs::write(&token, &nfsd.token).unwrap();
+        let base = format!("http://{}", nfsd.api_addr);
+        nfsd.volumes
+            .create(swarmhub_control_api::CreateVolume {
+                name: "home-tina".into(),
+                options: Default::default(),
+                identity: Some(swarmhub_control_api::ExplicitIdentity {
+                    uid: 4201,
+                    gid: 4200,
+                    groups: vec![],
+                }),
+                client: None,
+            })
+            .await
+            .unwrap();
+        let secret = nfsd.volumes.get("home-tina").unwrap().export;
+        match node_api(&base, &token, &ApiAction::List).await {
+            ApiResult::Volumes { volumes } => {
+                assert_eq!(volumes[0].export, "/home-tina");
+                assert!(!result_line(&ApiResult::Volumes { volumes }).contains(&secret));
+            }
+            other => panic!("{other:?}"),
+        }
+        // no LDAP here: the owner cannot be looked up, and the error says so
+        let action = ApiAction::ShareDir {
+            share: "exchange".into(),
+            name: "course".into(),
+            user: "tina".into(),
+            mode: 0o755,
+        };
+        match node_api(&base, &token, &action).await {
+            ApiResult::Failed { error } => assert!(error.contains("LDAP"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!data.path().join("shares/exchange/course").exists());
+        nfsd.stop().await.unwrap();
     }
 
     #[tokio::test]

@@ -371,6 +371,7 @@ teacher_group = "{teachers}"
 
 [hub]
 course_id = "{COURSE}"
+course_owner = "tina"
 notebook_constraints = ["node.role==worker"]
 mount_volumes = {mount_volumes}
 
