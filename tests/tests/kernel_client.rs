@@ -141,6 +141,18 @@ fn nfsd_two_views_of_a_share() {
             "identity": {"uid": 30002, "gid": 30002}
         }),
     ]);
+    // the share's root belongs to nfsd: the course and a scratch directory come from its API
+    for (dir, mode) in [("course101", 0o755), ("scratch", 0o1777)] {
+        let body = serde_json::json!({"identity": {"uid": 30001, "gid": 30000}, "mode": mode});
+        let (status, reply) = nfsd
+            .api(
+                "PUT",
+                &format!("/v1/shares/exchange/dirs/{dir}"),
+                Some(&body.to_string()),
+            )
+            .unwrap();
+        assert_eq!(status, 201, "making exchange/{dir}: {reply}");
+    }
     let mut run = GuestRun::suite(
         "views",
         nfsd.nfs.port(),
@@ -154,8 +166,8 @@ fn nfsd_two_views_of_a_share() {
     let sub = tree.join("course101/inbound/student1+ps1+2024-01-01 10:00:00.000000 UTC+abcd1234");
     let mut owners = OwnerChecks::new();
     owners
-        .check(&tree.join("conc-t.log"), 30001, Some(30000), None)
-        .check(&tree.join("conc-s.log"), 30002, Some(30002), None)
+        .check(&tree.join("scratch/conc-t.log"), 30001, Some(30000), None)
+        .check(&tree.join("scratch/conc-s.log"), 30002, Some(30002), None)
         .check(&tree.join("course101"), 30001, Some(30000), Some(0o755))
         .check(
             &tree.join("course101/inbound"),

@@ -1,8 +1,10 @@
 # swarmhub-nfsd only: two views of one shared tree in one guest. (lib.sh is prepended.)
 #   $NFS_MNT  = the teacher's view (store ids $SUITE_T_UID:$SUITE_T_GID)
 #   $NFS_MNT2 = a student's view   (store ids $SUITE_S_UID:$SUITE_S_GID)
-# Both present their own files as 1000:100. Leaves conc-*.log and course101/ for the host
-# to check on-disk owners (tests/tests/kernel_client.rs).
+# Both present their own files as 1000:100. The share's root belongs to nfsd: the host made
+# course101/ (the teacher's, 0755) and scratch/ (the teacher's, 1777) through nfsd's API
+# before the guest started. Leaves scratch/conc-*.log and course101/ for the host to check
+# on-disk owners (tests/tests/kernel_client.rs).
 
 T_UID=${SUITE_T_UID:-30001}
 S_UID=${SUITE_S_UID:-30002}
@@ -25,9 +27,9 @@ writer() { # FILE PREFIX
     done
 }
 a=$(uptime_s)
-writer "$T/conc-t.log" t >/tmp/wt.out 2>&1 &
+writer "$T/scratch/conc-t.log" t >/tmp/wt.out 2>&1 &
 pt=$!
-writer "$S/conc-s.log" s >/tmp/ws.out 2>&1 &
+writer "$S/scratch/conc-s.log" s >/tmp/ws.out 2>&1 &
 ps=$!
 wait $pt; rt=$?
 wait $ps; rs=$?
@@ -37,22 +39,34 @@ check conc-writer-student "writer exit status (output: $(tr '\n' ' ' </tmp/ws.ou
 i=0; while [ $i -lt "$LINES" ]; do echo "t$i"; i=$((i + 1)); done >/tmp/exp-t
 i=0; while [ $i -lt "$LINES" ]; do echo "s$i"; i=$((i + 1)); done >/tmp/exp-s
 drop_caches
-check conc-teacher-file-complete "md5sum of conc-t.log ($(wc -l <"$T/conc-t.log") lines) via teacher view" \
-    "$(md5sum </tmp/exp-t)" "$(md5sum <"$T/conc-t.log")"
-check conc-student-file-complete "md5sum of conc-s.log ($(wc -l <"$S/conc-s.log") lines) via student view" \
-    "$(md5sum </tmp/exp-s)" "$(md5sum <"$S/conc-s.log")"
-check conc-teacher-reads-student-file "md5sum of conc-s.log via teacher view" "$(md5sum </tmp/exp-s)" "$(md5sum <"$T/conc-s.log")"
-check conc-student-reads-teacher-file "md5sum of conc-t.log via student view" "$(md5sum </tmp/exp-t)" "$(md5sum <"$S/conc-t.log")"
-check owner-own-file-teacher "stat -c %u $T/conc-t.log" 1000 "$(stat -c %u "$T/conc-t.log")"
-check owner-own-file-student "stat -c %u $S/conc-s.log" 1000 "$(stat -c %u "$S/conc-s.log")"
-check owner-other-file-in-teacher-view "stat -c %u $T/conc-s.log" "$S_UID" "$(stat -c %u "$T/conc-s.log")"
-check owner-other-file-in-student-view "stat -c %u $S/conc-t.log" "$T_UID" "$(stat -c %u "$S/conc-t.log")"
+check conc-teacher-file-complete "md5sum of conc-t.log ($(wc -l <"$T/scratch/conc-t.log") lines) via teacher view" \
+    "$(md5sum </tmp/exp-t)" "$(md5sum <"$T/scratch/conc-t.log")"
+check conc-student-file-complete "md5sum of conc-s.log ($(wc -l <"$S/scratch/conc-s.log") lines) via student view" \
+    "$(md5sum </tmp/exp-s)" "$(md5sum <"$S/scratch/conc-s.log")"
+check conc-teacher-reads-student-file "md5sum of conc-s.log via teacher view" "$(md5sum </tmp/exp-s)" "$(md5sum <"$T/scratch/conc-s.log")"
+check conc-student-reads-teacher-file "md5sum of conc-t.log via student view" "$(md5sum </tmp/exp-t)" "$(md5sum <"$S/scratch/conc-t.log")"
+check owner-own-file-teacher "stat -c %u $T/conc-t.log" 1000 "$(stat -c %u "$T/scratch/conc-t.log")"
+check owner-own-file-student "stat -c %u $S/conc-s.log" 1000 "$(stat -c %u "$S/scratch/conc-s.log")"
+check owner-other-file-in-teacher-view "stat -c %u $T/conc-s.log" "$S_UID" "$(stat -c %u "$T/scratch/conc-s.log")"
+check owner-other-file-in-student-view "stat -c %u $S/conc-t.log" "$T_UID" "$(stat -c %u "$S/scratch/conc-t.log")"
 echo "teacher view:"; ls -ln "$T"
 echo "student view:"; ls -ln "$S"
 
+# --- the share's root belongs to nfsd ------------------------------------------------------
+check root-presented-1777 "stat -c %a of the exchange root (student view)" 1777 "$(stat -c %a "$S")"
+must_fail root-student-cannot-squat "mkdir squat at the root (student)" 'permission denied' mkdir "$S/squat"
+must_fail root-teacher-cannot-mkdir "mkdir course102 at the root (teacher)" 'permission denied' mkdir "$T/course102"
+must_fail root-student-cannot-create "create a file at the root (student)" 'permission denied' \
+    sh -c "echo x > '$S/planted'"
+must_fail root-student-cannot-rename-course "mv course101 (student)" 'permission denied|not permitted' mv "$S/course101" "$S/c"
+must_fail share-no-symlink "ln -s in scratch (student)" 'permission denied' ln -s /etc/passwd "$S/scratch/link"
+must_fail share-no-fifo "mkfifo in scratch (student)" 'permission denied' mkfifo "$S/scratch/fifo"
+must_fail share-no-hardlink "ln in scratch (student)" 'permission denied' ln "$S/scratch/conc-s.log" "$S/scratch/hard"
+
 # --- nbgrader exchange permissions ---------------------------------------------------------
 C=course101
-must nb-teacher-mkdir-course "mkdir $C (teacher)" mkdir "$T/$C" && chmod 755 "$T/$C"
+check nb-course-mode "stat -c %a $C (teacher view)" 755 "$(stat -c %a "$T/$C")"
+check nb-course-owner "stat -c %u $C (teacher view)" 1000 "$(stat -c %u "$T/$C")"
 mkdir "$T/$C/inbound" "$T/$C/outbound" "$T/$C/feedback"
 chmod 2733 "$T/$C/inbound"
 chmod 755 "$T/$C/outbound"
