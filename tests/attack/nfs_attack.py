@@ -48,8 +48,8 @@ class X:  # XDR packer / unpacker
     def fixed(self, n):
         self.i += n; return bytes(self.b[self.i - n:self.i])
 
-    def attr(self):  # post_op_attr -> dict or None
-        if not self.u32():
+    def attr(self, follows=None):  # post_op_attr (or a bare fattr3 with follows=1) -> dict or None
+        if not (follows or self.u32()):
             return None
         t, mode, nlink, uid, gid = (self.u32() for _ in range(5))
         size = self.u64(); self.fixed(84 - 28)
@@ -102,7 +102,7 @@ def nfs_ops(rpc, tgt, what, fh, victim):
     for uid in ARGS.uid:
         r = rpc.call(NFS, 1, X().opaque(fh).b, uid)
         st = r.u32()
-        out(step="getattr", uid=uid, status=st, ok=st == 0, attr=r.attr() if st == 0 else None, **base)
+        out(step="getattr", uid=uid, status=st, ok=st == 0, attr=r.attr(1) if st == 0 else None, **base)
         got = got or st == 0
     if not got:
         return False

@@ -100,14 +100,14 @@ impl Notebook<'_> {
 
     /// nfs-ls, nfs-cat and nfs-cp (libnfs-utils) against every `host:port` for every export
     /// path: list it, read `read` in it, plant `planted-by-nfs-cp`. In parallel, 10 s each.
-    /// Returns one `(command, exit code, output)` per run.
+    /// Returns one `(command, exit code, output)` per run; an error when they could not run.
     pub fn libnfs(
         &self,
         user: &str,
         targets: &[String],
         exports: &[String],
         read: &str,
-    ) -> Vec<(String, i32, String)> {
+    ) -> anyhow::Result<Vec<(String, i32, String)>> {
         let mut cmds = Vec::new();
         for t in targets {
             let (host, port) = t.rsplit_once(':').unwrap_or((t, "2049"));
@@ -121,16 +121,19 @@ impl Notebook<'_> {
                 ));
             }
         }
-        let mut script = format!("export LD_LIBRARY_PATH={KIT} PATH={KIT}:$PATH; cd /tmp\n");
+        // the kit directory is root's: outputs go to a directory of the user's own
+        let mut script = format!(
+            "set -e; export LD_LIBRARY_PATH={KIT} PATH={KIT}:$PATH; O=$(mktemp -d); cd \"$O\"; set +e\n"
+        );
         for (i, c) in cmds.iter().enumerate() {
             script.push_str(&format!(
-                "(timeout 10 {c} >{KIT}/out{i} 2>&1; echo $? >{KIT}/rc{i}) &\n"
+                "(timeout 10 {c} >\"$O/out{i}\" 2>&1; echo $? >\"$O/rc{i}\") &\n"
             ));
         }
         script.push_str("wait\n");
         for i in 0..cmds.len() {
             script.push_str(&format!(
-                "echo \"@@rc $(cat {KIT}/rc{i})\"; cat {KIT}/out{i}; echo @@end\n"
+                "echo \"@@rc $(cat \"$O/rc{i}\")\"; cat \"$O/out{i}\"; echo @@end\n"
             ));
         }
         let out = self.sh(user, &script);
@@ -139,14 +142,14 @@ impl Notebook<'_> {
         for c in cmds {
             let chunk = it.next().unwrap_or_default();
             let (rc_line, text) = chunk.split_once('\n').unwrap_or((chunk, ""));
-            let rc = rc_line
+            let rc: i32 = rc_line
                 .trim_start_matches("@@rc ")
                 .trim()
                 .parse()
-                .unwrap_or(-1);
+                .with_context(|| format!("no exit code for {c}: {}", out.describe()))?;
             results.push((c, rc, text.to_string()));
         }
-        results
+        Ok(results)
     }
 }
 

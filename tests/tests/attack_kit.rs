@@ -124,7 +124,7 @@ fn the_attacker_reads_what_a_valid_export_opens_and_forges_nothing() -> anyhow::
         &[target],
         std::slice::from_ref(&export),
         "solutions.txt",
-    );
+    )?;
     for (cmd, rc, text) in &libnfs {
         eprintln!("{cmd} -> {rc}: {}", text.trim());
         ensure!(*rc == 0, "{cmd} failed ({rc}): {text}");

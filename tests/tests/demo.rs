@@ -436,7 +436,7 @@ fn attack_teacher_from_student1(
     let mut exports = vec!["/home-teacher".to_string()];
     exports.extend(secrets.iter().map(|s| format!("/home-teacher/{s}")));
     let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2049")).collect();
-    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt") {
+    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt")? {
         eprintln!("[student1 libnfs] {cmd} -> {rc}: {}", text.trim());
         if rc == 0 || text.contains(&marker) {
             breaches.push(format!("{cmd} -> exit {rc}: {}", text.trim()));

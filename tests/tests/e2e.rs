@@ -1006,7 +1006,7 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
         exports.push(format!("/home-tina/{s}"));
         exports.push(format!("/home-alice/{s}"));
     }
-    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt") {
+    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt")? {
         eprintln!("[bob libnfs] {cmd} -> {rc}: {}", text.trim());
         if rc == 0 || markers.iter().any(|m| text.contains(m)) {
             note(
@@ -1067,34 +1067,35 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
     for (what, script) in [
         (
             "symlink at the exchange root",
-            format!("ln -s /etc/passwd {EXCHANGE}/planted-by-bob-symlink"),
+            format!("ln -s /etc/passwd {EXCHANGE}/planted-by-bob-symlink-{{u}}"),
         ),
         (
             "symlink in inbound",
-            format!("ln -s /etc/passwd {c}/inbound/planted-by-bob-symlink"),
+            format!("ln -s /etc/passwd {c}/inbound/planted-by-bob-symlink-{{u}}"),
         ),
         (
             "FIFO at the exchange root",
-            format!("mkfifo {EXCHANGE}/planted-by-bob-fifo"),
+            format!("mkfifo {EXCHANGE}/planted-by-bob-fifo-{{u}}"),
         ),
         (
             "FIFO in inbound",
-            format!("mkfifo {c}/inbound/planted-by-bob-fifo"),
+            format!("mkfifo {c}/inbound/planted-by-bob-fifo-{{u}}"),
         ),
         (
             "directory at the exchange root",
-            format!("mkdir {EXCHANGE}/planted-by-bob-squat"),
+            format!("mkdir {EXCHANGE}/planted-by-bob-squat-{{u}}"),
         ),
         (
             "file at the exchange root",
-            format!("echo x > {EXCHANGE}/planted-by-bob-file"),
+            format!("echo x > {EXCHANGE}/planted-by-bob-file-{{u}}"),
         ),
         (
             "hard link to the teacher's release in inbound",
-            format!("ln {c}/outbound/ps1/problem1.ipynb {c}/inbound/planted-by-bob-hardlink"),
+            format!("ln {c}/outbound/ps1/problem1.ipynb {c}/inbound/planted-by-bob-hardlink-{{u}}"),
         ),
     ] {
         for user in ["jovyan", "0"] {
+            let script = script.replace("{u}", user);
             let out = nb.sh(user, &script);
             eprintln!(
                 "[bob as {user}] {what}: {script} -> {:?} {}",
