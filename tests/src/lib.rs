@@ -1,6 +1,7 @@
 //! Harness for cross-component tests: real servers and clients (slapd, ...) started from any test in the workspace.
 //! Nothing here depends on the crates under test, so every crate can use it as a dev-dependency.
 
+pub mod attack;
 pub mod docker;
 pub mod guest;
 pub mod hub;

@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use serde_json::json;
-use swarmhub_tests::docker::{self, Dockerd, Out, docker, docker_ok, repo_root, run_timeout};
+use swarmhub_tests::attack;
+use swarmhub_tests::docker::{
+    self, Dockerd, Out, docker, docker_ok, docker_timeout, repo_root, run_timeout,
+};
 use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::{free_port, workspace_bin};
@@ -262,6 +265,11 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         "the teacher's image: {image}"
     );
 
+    // ---- 3b. student1 attacks the teacher's home from the notebook -----------------------
+    // (the issue: nfs-ls/nfs-cat/nfs-cp from a student's notebook read and wrote it); checked
+    // at the end so that one run also shows the rest working
+    let breaches = attack_teacher_from_student1(&root, &dir.join("data"))?;
+
     // ---- 4. up again: nothing changes ------------------------------------------------------
     let again = demo_sh(&up_args);
     ensure!(again.success(), "second up: {}", again.describe());
@@ -335,7 +343,116 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         SPAWN_LIMIT.as_secs()
     );
     eprintln!("{ab}");
+    ensure!(
+        breaches.is_empty(),
+        "{} attacks from student1's notebook got through (step 3b):\n{}",
+        breaches.len(),
+        breaches.join("\n")
+    );
     Ok(())
+}
+
+/// The running container of `user`'s notebook.
+fn notebook_container(user: &str) -> anyhow::Result<String> {
+    let ids = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name=jupyter-{user}"),
+    ]);
+    match ids.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [one] => Ok(one.to_string()),
+        other => anyhow::bail!("jupyter-{user}: expected one container, found {other:?}"),
+    }
+}
+
+/// From student1's notebook (jovyan and root): the Python attacker and libnfs-utils against
+/// the teacher's home by every address a notebook could try (nfsd's service name,
+/// `tasks.<service>`, the container's gateway, every address of this host) with the secrets of
+/// student1's own mounts. Returns what got through.
+fn attack_teacher_from_student1(
+    root: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    let t = Instant::now();
+    let marker = format!(
+        "TEACHER-SOLUTIONS-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let teacher = notebook_container("teacher")?;
+    docker_ok(&[
+        "exec",
+        "-u",
+        "jovyan",
+        &teacher,
+        "sh",
+        "-c",
+        &format!("printf '%s\\n' {marker} > /home/jovyan/work/solutions.txt"),
+    ]);
+    let docker = |args: &[&str], t: Duration| docker_timeout(args, t);
+    let nb = attack::Notebook {
+        container: notebook_container(STUDENT1.0)?,
+        docker: &docker,
+    };
+    nb.install_kit(root)?;
+    let mut hosts = vec!["swarmhub-nfsd".to_string(), "tasks.swarmhub-nfsd".into()];
+    hosts.push(nb.default_gateway()?);
+    let own_ips = Command::new("hostname").arg("-I").output()?;
+    hosts.extend(
+        String::from_utf8_lossy(&own_ips.stdout)
+            .split_whitespace()
+            .filter(|a| !a.contains(':'))
+            .map(String::from),
+    );
+    hosts.dedup();
+    let mut args: Vec<String> = vec!["--mountinfo".into()];
+    for h in &hosts {
+        args.extend(["--nfs".into(), format!("{h}:2049")]);
+        args.extend(["--api".into(), format!("{h}:8049")]);
+    }
+    for v in ["home-teacher", "exchange-teacher", "home-student2"] {
+        args.extend(["--victim-volume".into(), v.into()]);
+    }
+    args.extend(["--lookup".into(), "solutions.txt".into()]);
+    let mut breaches = Vec::new();
+    let mut secrets = Vec::new();
+    for user in ["jovyan", "0"] {
+        let report = nb.attack(user, &args);
+        eprintln!("{}", report.summary());
+        ensure!(report.finished(), "the attacker as {user}: {}", report.raw);
+        breaches.extend(
+            report
+                .connections()
+                .into_iter()
+                .map(|c| format!("reached nfsd: {c}")),
+        );
+        breaches.extend(report.thefts(&[&marker]));
+        for e in report.own_exports() {
+            secrets.extend(e.trim_matches('/').split('/').skip(1).map(String::from));
+        }
+    }
+    let mut exports = vec!["/home-teacher".to_string()];
+    exports.extend(secrets.iter().map(|s| format!("/home-teacher/{s}")));
+    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2049")).collect();
+    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt")? {
+        eprintln!("[student1 libnfs] {cmd} -> {rc}: {}", text.trim());
+        if rc == 0 || text.contains(&marker) {
+            breaches.push(format!("{cmd} -> exit {rc}: {}", text.trim()));
+        }
+    }
+    let planted = attack::planted(data, "home-student1");
+    breaches.extend(planted.iter().map(|p| format!("planted: {}", p.display())));
+    for b in &breaches {
+        eprintln!("BREACH {b}");
+    }
+    eprintln!(
+        "student1's attacks on the teacher's home: {:.1} s, {} got through",
+        t.elapsed().as_secs_f64(),
+        breaches.len()
+    );
+    Ok(breaches)
 }
 
 /// Rounds of the A/B: each round applies one setting (the hub restarts), spawns once to warm

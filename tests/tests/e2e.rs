@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
+use swarmhub_tests::attack;
 use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
 use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
@@ -745,6 +746,18 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         "nbgrader round trip (generate, release, fetch, submit, collect)",
         t.elapsed(),
     );
+
+    // ---- 7b. bob attacks nfsd, the other volumes and the exchange from his notebook ----------
+    // Every breach is collected and printed here; the test fails on them at the end, after
+    // the legitimate paths (alice's notebook, the steps below) have been shown to still work.
+    let t = Instant::now();
+    let breaches = attacks_from_bob(d, dir, timings)?;
+    timings.add("7b: attacks from bob's notebook, all of them", t.elapsed());
+    read_back("after bob's attacks")?;
+    d.exec_ok(
+        "alice",
+        "set -e; echo still-mine > ~/work/after-attacks.txt; cat ~/work/after-attacks.txt",
+    )?;
     bob.stop_server()?;
 
     // ---- 8. a rejected spawn fails fast ------------------------------------------------------
@@ -827,6 +840,12 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     bob.stop_server()?;
     // alice's work survived everything
     read_back("at the end")?;
+    ensure!(
+        breaches.is_empty(),
+        "{} attacks from bob's notebook got through (step 7b):\n{}",
+        breaches.len(),
+        breaches.join("\n")
+    );
     Ok(())
 }
 
@@ -879,4 +898,315 @@ fn spawn_error(b: &Browser) -> anyhow::Result<String> {
         .map(|v| v["message"].as_str().unwrap_or_default().to_string())
         .next_back();
     msg.with_context(|| format!("no failure event in the progress stream: {}", r.body))
+}
+
+/// nfsd's ports (the defaults: the test's config sets neither).
+const NFSD_PORT: u16 = 2049;
+const NFSD_API_PORT: u16 = 8049;
+/// Other users' volumes bob attacks.
+const VICTIM_VOLUMES: [&str; 4] = ["home-alice", "home-tina", "exchange-alice", "exchange-tina"];
+
+/// Step 7b: bob, a student, attacks from inside his notebook container (as jovyan and as root):
+/// the raw RPC attacker (`tests/attack/nfs_attack.py`) and libnfs-utils against every address a
+/// notebook could try, with the secrets of his own mounts (his mountinfo); the same attacker
+/// from his node's network namespace (a notebook whose packets got past the firewall look like
+/// that node); the exchange through his own view (symlinks, FIFOs, hard links, a directory at
+/// the root, a submission that links to the teacher's files); his home quota. Returns what got
+/// through (empty when every defence holds); errors only when the test itself cannot run.
+fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Result<Vec<String>> {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let alice_marker = format!("ALICE-PRIVATE-{nonce}");
+    let tina_marker = format!("TINA-SOLUTIONS-{nonce}");
+    d.exec_ok(
+        "alice",
+        &format!("printf '%s\\n' {alice_marker} > ~/work/private.txt"),
+    )?;
+    d.exec_ok(
+        "tina",
+        &format!("printf '%s\\n' {tina_marker} > ~/work/solutions.txt"),
+    )?;
+    let markers = [alice_marker.as_str(), tina_marker.as_str()];
+    let mut breaches: Vec<String> = Vec::new();
+    let mut note = |what: &str, found: Vec<String>| {
+        for f in &found {
+            eprintln!("BREACH [{what}] {f}");
+        }
+        breaches.extend(found.into_iter().map(|f| format!("[{what}] {f}")));
+    };
+
+    let node = d.notebook_node("bob")?;
+    let container = d.notebook_container(node, "bob")?;
+    let docker = |args: &[&str], t: Duration| d.swarm.docker_timeout(node, args, t);
+    let nb = attack::Notebook {
+        container,
+        docker: &docker,
+    };
+    let t = Instant::now();
+    nb.install_kit(dir)?;
+    let gateway = nb.default_gateway()?;
+    let mut hosts = vec![NFSD_SERVICE.to_string(), format!("tasks.{NFSD_SERVICE}")];
+    hosts.extend((1..=d.swarm.len()).map(|i| d.swarm.ip(i)));
+    hosts.push(gateway.clone());
+    eprintln!("bob's notebook on node {node}, gateway {gateway}; attacking {hosts:?}");
+    let hub_token = nb.sh("jovyan", "printenv JUPYTERHUB_API_TOKEN").stdout;
+    let mut args: Vec<String> = vec!["--mountinfo".into()];
+    for h in &hosts {
+        args.extend(["--nfs".into(), format!("{h}:{NFSD_PORT}")]);
+        args.extend(["--api".into(), format!("{h}:{NFSD_API_PORT}")]);
+    }
+    for v in VICTIM_VOLUMES {
+        args.extend(["--victim-volume".into(), v.into()]);
+    }
+    for name in ["private.txt", "solutions.txt", "hello.ipynb"] {
+        args.extend(["--lookup".into(), name.into()]);
+    }
+    if !hub_token.trim().is_empty() {
+        args.extend(["--token".into(), hub_token.trim().to_string()]);
+    }
+
+    // ---- the raw RPC attacker, as jovyan and as root in the container
+    let mut own: Vec<String> = Vec::new();
+    for user in ["jovyan", "0"] {
+        let report = nb.attack(user, &args);
+        eprintln!("{}", report.summary());
+        if !report.finished() {
+            note(
+                "attacker did not finish",
+                vec![format!("{}: {}", report.label, report.raw)],
+            );
+        }
+        note("network isolation: reached nfsd", report.connections());
+        note("another user's data", report.thefts(&markers));
+        own.extend(report.own_exports());
+    }
+    own.sort();
+    own.dedup();
+    ensure!(
+        own.iter().any(|e| e.contains("home-bob")),
+        "bob's mountinfo shows no swarmhub mount of his home: {own:?}"
+    );
+    // the secrets of bob's own mounts (whatever follows the volume name in the export path)
+    let secrets: Vec<String> = own
+        .iter()
+        .flat_map(|e| e.trim_matches('/').split('/').skip(1).map(String::from))
+        .filter(|s| !s.is_empty())
+        .collect();
+    eprintln!("bob's own exports {own:?}, stolen secrets {secrets:?}");
+    timings.add(
+        "7b: raw RPC attacker in bob's notebook (jovyan, root)",
+        t.elapsed(),
+    );
+
+    // ---- the issue's reproduction: libnfs-utils in the container
+    let t = Instant::now();
+    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:{NFSD_PORT}")).collect();
+    let mut exports: Vec<String> = vec!["/home-tina".into(), "/home-alice".into()];
+    for s in &secrets {
+        exports.push(format!("/home-tina/{s}"));
+        exports.push(format!("/home-alice/{s}"));
+    }
+    for (cmd, rc, text) in nb.libnfs("jovyan", &targets, &exports, "solutions.txt")? {
+        eprintln!("[bob libnfs] {cmd} -> {rc}: {}", text.trim());
+        if rc == 0 || markers.iter().any(|m| text.contains(m)) {
+            note(
+                "libnfs-utils",
+                vec![format!("{cmd} -> exit {rc}: {}", text.trim())],
+            );
+        }
+    }
+    timings.add("7b: libnfs-utils in bob's notebook", t.elapsed());
+
+    // ---- the same attacker from bob's node's network namespace: what a notebook would be
+    // if its packets got past the firewall (masqueraded to the node's address, which nfsd's
+    // allow list admits). Capability mounts and handles must hold on their own.
+    let t = Instant::now();
+    let mut node_args: Vec<String> = vec![
+        "--nfs".into(),
+        format!("{}:{NFSD_PORT}", d.swarm.ip(1)),
+        "--api".into(),
+        format!("{}:{NFSD_API_PORT}", d.swarm.ip(1)),
+        "--label".into(),
+        format!("node{node}-netns"),
+    ];
+    for e in &own {
+        node_args.extend(["--own".into(), e.clone()]);
+    }
+    for s in &secrets {
+        node_args.extend(["--secret".into(), s.clone()]);
+    }
+    for v in VICTIM_VOLUMES {
+        node_args.extend(["--victim-volume".into(), v.into()]);
+    }
+    for name in ["private.txt", "solutions.txt", "hello.ipynb"] {
+        node_args.extend(["--lookup".into(), name.into()]);
+    }
+    let script = dir.join("attack-kit/nfs_attack.py");
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/swh-n{node}"))
+        .args(["python3"])
+        .arg(&script)
+        .args(&node_args);
+    let out = run_timeout(cmd, Duration::from_secs(300))?;
+    let report = attack::Report::new(&format!("node{node}-netns"), &out);
+    eprintln!("{}", report.summary());
+    ensure!(
+        report.finished(),
+        "the attacker in node {node}'s netns: {}",
+        out.describe()
+    );
+    note(
+        "capability mounts, from a node address",
+        report.thefts(&markers),
+    );
+    timings.add("7b: raw RPC attacker from bob's node's netns", t.elapsed());
+
+    // ---- the exchange through bob's own view
+    let t = Instant::now();
+    let c = format!("{EXCHANGE}/{COURSE}");
+    for (what, script) in [
+        (
+            "symlink at the exchange root",
+            format!("ln -s /etc/passwd {EXCHANGE}/planted-by-bob-symlink-{{u}}"),
+        ),
+        (
+            "symlink in inbound",
+            format!("ln -s /etc/passwd {c}/inbound/planted-by-bob-symlink-{{u}}"),
+        ),
+        (
+            "FIFO at the exchange root",
+            format!("mkfifo {EXCHANGE}/planted-by-bob-fifo-{{u}}"),
+        ),
+        (
+            "FIFO in inbound",
+            format!("mkfifo {c}/inbound/planted-by-bob-fifo-{{u}}"),
+        ),
+        (
+            "directory at the exchange root",
+            format!("mkdir {EXCHANGE}/planted-by-bob-squat-{{u}}"),
+        ),
+        (
+            "file at the exchange root",
+            format!("echo x > {EXCHANGE}/planted-by-bob-file-{{u}}"),
+        ),
+        (
+            "hard link to the teacher's release in inbound",
+            format!("ln {c}/outbound/ps1/problem1.ipynb {c}/inbound/planted-by-bob-hardlink-{{u}}"),
+        ),
+    ] {
+        for user in ["jovyan", "0"] {
+            let script = script.replace("{u}", user);
+            let out = nb.sh(user, &script);
+            eprintln!(
+                "[bob as {user}] {what}: {script} -> {:?} {}",
+                out.code(),
+                out.stderr.trim()
+            );
+            if out.success() {
+                note(
+                    "share-view hardening",
+                    vec![format!("{what} as {user}: {script} succeeded")],
+                );
+            }
+        }
+    }
+    // a submission whose notebook links to the teacher's files (the paths are the teacher's
+    // own, in her container): nbgrader collect runs as the teacher and would copy them
+    let sub = nb.sh(
+        "jovyan",
+        &format!(
+            "ts=$(date -u '+%Y-%m-%d %H:%M:%S.%6N UTC'); S=\"{c}/inbound/bob+ps1+$ts+evil\"; mkdir \"$S\" && printf '%s' \"$ts\" > \"$S/timestamp.txt\"; \
+             ln -s /home/jovyan/work/{COURSE}/source/ps1/problem1.ipynb \"$S/problem1.ipynb\"; \
+             ln -s /home/jovyan/work/solutions.txt \"$S/solutions.ipynb\"; ls -la \"$S\""
+        ),
+    );
+    eprintln!("bob's linked submission: {}", sub.describe());
+    let collect = d.exec(
+        "tina",
+        &format!(
+            "nbgrader collect ps1; echo '--- symlinks:'; find ~/work/{COURSE}/submitted/bob -type l 2>/dev/null; \
+             echo '--- teacher content:'; grep -rRl {tina_marker} ~/work/{COURSE}/submitted/bob 2>/dev/null; \
+             grep -rRl 'Problem 1' ~/work/{COURSE}/submitted/bob 2>/dev/null; echo '--- end'"
+        ),
+    )?;
+    let found = collect
+        .stdout
+        .split("--- symlinks:")
+        .nth(1)
+        .unwrap_or_default()
+        .replace("--- teacher content:", "")
+        .replace("--- end", "");
+    let found: Vec<String> = found
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("after nbgrader collect: {l}"))
+        .collect();
+    note("linked submission", found);
+    let on_disk = attack::planted(&d.data_dir, "home-bob");
+    note(
+        "planted on nfsd's disk",
+        on_disk.iter().map(|p| p.display().to_string()).collect(),
+    );
+    // what got created must not disturb the later steps (a FIFO in inbound, say)
+    let _ = nb.sh(
+        "0",
+        &format!("rm -rf {EXCHANGE}/planted-by-* {c}/inbound/planted-by-*"),
+    );
+    for p in &on_disk {
+        let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir_all(p));
+    }
+    timings.add(
+        "7b: exchange attacks through bob's view + collect",
+        t.elapsed(),
+    );
+
+    // ---- bob's home quota: writing past it fails in bob's notebook, alice still writes
+    let t = Instant::now();
+    let df = nb.sh("jovyan", "df -P -B1 /home/jovyan/work | tail -1");
+    let host_df = Command::new("df")
+        .args(["-P", "-B1"])
+        .arg(&d.data_dir)
+        .output()?;
+    let field = |s: &str, i: usize| -> u64 {
+        s.lines()
+            .last()
+            .and_then(|l| l.split_whitespace().nth(i)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (size, avail) = (field(&df.stdout, 1), field(&df.stdout, 3));
+    let disk = field(&String::from_utf8_lossy(&host_df.stdout), 1);
+    eprintln!("bob's home: df size {size} avail {avail}; nfsd's disk {disk}");
+    const FILL_LIMIT: u64 = 2 << 30;
+    if size == 0 || size >= disk / 10 * 9 {
+        note(
+            "quotas by default",
+            vec![format!(
+                "bob's home has no quota: df shows {size} bytes, nfsd's disk is {disk}"
+            )],
+        );
+    } else if avail > FILL_LIMIT {
+        eprintln!("bob's quota leaves {avail} bytes: more than the test fills; not filled");
+    } else {
+        let mib = avail / (1 << 20) + 16;
+        let dd = nb.sh(
+            "jovyan",
+            &format!("dd if=/dev/zero of=/home/jovyan/work/planted-by-bob-fill bs=1M count={mib} conv=fsync"),
+        );
+        eprintln!("bob fills his home: {}", dd.describe());
+        if dd.success() {
+            note(
+                "quota",
+                vec![format!("bob wrote {mib} MiB with {avail} bytes left")],
+            );
+        }
+        let _ = nb.sh("jovyan", "rm -f /home/jovyan/work/planted-by-bob-fill");
+    }
+    d.exec_ok(
+        "alice",
+        "set -e; head -c 4194304 /dev/zero > ~/work/after-bob-quota; rm ~/work/after-bob-quota",
+    )?;
+    timings.add("7b: bob's quota", t.elapsed());
+    Ok(breaches)
 }
