@@ -13,7 +13,9 @@
 //! nfsd at the storage node's address (masqueraded to the worker's address) and its bare MNT is
 //! answered MNT3_OK, while the storage node's container is still refused by nfsd's allow list.
 //! doctor flags the missing chain; `plugin rollout` puts it back and doctor is green again.
-//! The source addresses nfsd sees for the plugins are printed (ss on the storage node).
+//! The source addresses nfsd sees for the plugins are printed (ss on the storage node), and,
+//! for comparison, those an nfsd with the old layout (overlay, port published in host mode)
+//! sees for clients in the nodes' networks.
 //!
 //! Needs root, docker.io, iproute2, util-linux, iptables, fuse3, slapd + ldap-utils,
 //! busybox-static, and the images (built by `ensure_images` when stale). One test: one swarm.
@@ -163,7 +165,7 @@ type Mnt = (String, Option<u32>);
 /// What a notebook-like container on node `i` reaches: `(target, port, connected)` for every
 /// address it could try, and the bare MNT's status per address of the storage node.
 fn probe(d: &Deploy, i: usize, name: &str) -> anyhow::Result<(Vec<Connect>, Vec<Mnt>)> {
-    let gateway = d.exec(i, name, "ip route show default | awk '{print $3}'");
+    let gateway = d.exec(i, name, "ip route | awk '/^default/ {print $3; exit}'");
     ensure!(gateway.success(), "{}", gateway.describe());
     let gateway = gateway.stdout.trim().to_string();
     ensure!(
@@ -325,6 +327,9 @@ fn steps(d: &Deploy) -> anyhow::Result<()> {
         "{rollout}"
     );
     // nfsd is in the storage node's network, not on the overlay
+    let overlay = d
+        .swarm
+        .docker_ok(1, &["network", "inspect", "-f", "{{.Id}}", NETWORK])?;
     let nets = d.swarm.docker_ok(
         1,
         &[
@@ -335,10 +340,21 @@ fn steps(d: &Deploy) -> anyhow::Result<()> {
             NFSD,
         ],
     )?;
-    assert!(
-        nets.contains("\"host\"") && !nets.contains("Aliases"),
-        "{nets}"
-    );
+    assert!(!nets.contains(&overlay), "{nets}");
+    let container = d.swarm.docker_ok(
+        1,
+        &[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={NFSD}"),
+        ],
+    )?;
+    let mode = d.swarm.docker_ok(
+        1,
+        &["inspect", "-f", "{{.HostConfig.NetworkMode}}", &container],
+    )?;
+    assert_eq!(mode, "host", "nfsd's container {container}");
     let env = d.swarm.docker_ok(
         1,
         &[
@@ -360,7 +376,7 @@ fn steps(d: &Deploy) -> anyhow::Result<()> {
     // ---- notebook-like containers with alice's home on a worker and on the storage node ----
     let t = Instant::now();
     let mount = format!(
-        "type=volume,src={VOLUME},dst=/home/jovyan,volume-driver=swarmhub-nfs,volume-opt=user=alice"
+        "type=volume,src={VOLUME},dst=/home/jovyan,volume-nocopy,volume-driver=swarmhub-nfs,volume-opt=user=alice"
     );
     for i in [2, 1] {
         let name = format!("nb{i}");
@@ -512,5 +528,90 @@ fn steps(d: &Deploy) -> anyhow::Result<()> {
     for i in [2, 1] {
         d.swarm.docker(i, &["rm", "-f", &format!("nb{i}")]);
     }
+    published_port_sources(d)
+}
+
+/// Measured, printed, not asserted: which source addresses an nfsd with the old layout (on the
+/// overlay, port published in host mode) sees for a plugin-like client in each node's network.
+/// Its allow list admits nobody, so it logs every peer it refuses.
+fn published_port_sources(d: &Deploy) -> anyhow::Result<()> {
+    let name = "netiso-published-nfsd";
+    let image = Image::Nfsd.tag();
+    // a file system that gives out handles (not the container's overlay)
+    let data = Path::new(BASE)
+        .join("nodes")
+        .join("netiso")
+        .join("published-data");
+    std::fs::create_dir_all(&data)?;
+    let data = format!("type=bind,src={},dst=/data", data.display());
+    d.swarm.docker_ok(
+        1,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--no-resolve-image",
+            "--name",
+            name,
+            "--network",
+            NETWORK,
+            "--publish",
+            "mode=host,target=2049,published=3049",
+            "--mount",
+            &data,
+            "--constraint",
+            "node.labels.swarmhub.storage==true",
+            "--cap-add",
+            "CAP_SYS_ADMIN",
+            "--cap-add",
+            "CAP_DAC_READ_SEARCH",
+            "--env",
+            "SWARMHUB_NFSD_LISTEN=0.0.0.0:2049",
+            "--env",
+            "SWARMHUB_NFSD_ALLOW=10.255.255.255/32",
+            &image,
+        ],
+    )?;
+    let bin = "busybox";
+    let mut connected = Vec::new();
+    for _ in 0..60 {
+        connected.clear();
+        // node 1 to its own address, node 2 to node 1's, node 1 to loopback (docker-proxy)
+        for (i, to) in [
+            (1, d.swarm.ip(1)),
+            (2, d.swarm.ip(1)),
+            (1, "127.0.0.1".into()),
+        ] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &format!("swh-n{i}"), bin, "nc", "-w", "2"])
+                .args([&to, "3049", "-e", "/bin/true"])
+                .output()?;
+            connected.push(out.status.success());
+        }
+        if connected.iter().all(|c| *c) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    if !connected.iter().all(|c| *c) {
+        let ps = d.swarm.docker(1, &["service", "ps", "--no-trunc", name]);
+        let logs = d
+            .swarm
+            .docker(1, &["service", "logs", "--raw", "--tail", "5", name]);
+        eprintln!("{}{}{}{}", ps.stdout, ps.stderr, logs.stdout, logs.stderr);
+    }
+    let logs = d.swarm.docker(1, &["service", "logs", "--raw", name]);
+    eprintln!(
+        "==== published port (old layout): node 1 and node 2 to {}:3049, node 1 to 127.0.0.1:3049 connected {connected:?}; the peers nfsd saw ====\n{}",
+        d.swarm.ip(1),
+        logs.stdout
+            .lines()
+            .chain(logs.stderr.lines())
+            .filter(|l| l.contains("refused"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    d.swarm.docker(1, &["service", "rm", name]);
     Ok(())
 }
