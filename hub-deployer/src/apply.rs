@@ -720,7 +720,7 @@ mod tests {
     #[test]
     fn fingerprints_ignore_replicas_and_the_label_but_not_the_image() {
         let cfg = Config::default();
-        let spec = plan::nfsd_service(&cfg);
+        let spec = plan::nfsd_service(&cfg, &[]);
         let a = fingerprint(&spec);
         let mut stopped = spec.clone();
         stopped

@@ -265,7 +265,43 @@ pub enum PluginCommand {
         /// The plugin's state directory as this process sees it.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Install the firewall guard of nfsd's ports first, with the node's root bound here.
+        #[arg(long, value_name = "DIR")]
+        firewall_root: Option<String>,
+        /// A port of nfsd the guard closes to containers (repeatable; with --firewall-root).
+        #[arg(
+            long = "firewall-port",
+            value_name = "PORT",
+            requires = "firewall_root"
+        )]
+        firewall_ports: Vec<u16>,
     },
+    /// swarmhub's iptables guard of nfsd's ports on this node: apply, check or remove the
+    /// SWARMHUB-NFSD chain and its jumps from INPUT and DOCKER-USER, with the node's own iptables
+    /// (run by the rollout and doctor's check job; on a node itself: --root /).
+    #[command(hide = true)]
+    NodeFirewall {
+        /// The node's root file system as this process sees it (chroot target; / on the node).
+        #[arg(long, value_name = "DIR", default_value = crate::firewall::HOST_ROOT)]
+        root: PathBuf,
+        /// nfsd's NFS and API ports (repeatable).
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
+        /// apply, check or remove.
+        #[arg(value_enum)]
+        action: FirewallAction,
+    },
+}
+
+/// What `plugin node-firewall` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FirewallAction {
+    /// Install or correct the chain and its jumps.
+    Apply,
+    /// List them and report what is missing.
+    Check,
+    /// Remove the jumps and the chain.
+    Remove,
 }
 
 /// `swarmhub volume ...`.

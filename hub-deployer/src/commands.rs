@@ -10,12 +10,13 @@ use serde_json::json;
 
 use crate::apply::Step;
 use crate::cli::{
-    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, HubCommand,
-    NfsCommand, Output, PluginCommand, VolumeCommand,
+    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, FirewallAction,
+    HubCommand, NfsCommand, Output, PluginCommand, VolumeCommand,
 };
 use crate::cluster::Cluster;
 use crate::config::{self, Config};
 use crate::exit::CliError;
+use crate::firewall;
 use crate::hubconfig;
 use crate::lifecycle::{self, Ctx, Part};
 use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
@@ -48,6 +49,8 @@ pub fn run(
             settings,
             token_file,
             state_dir,
+            firewall_root,
+            firewall_ports,
         }) => {
             let req = NodeInstall {
                 alias: alias.clone(),
@@ -56,12 +59,34 @@ pub fn run(
                 settings: settings.clone(),
                 token_file: token_file.clone(),
                 state_dir: state_dir.clone(),
+                firewall: firewall_root.as_ref().map(|root| plugin::FirewallStep {
+                    root: root.clone(),
+                    ports: firewall_ports.clone(),
+                }),
             };
             runtime()?.block_on(async {
                 let d = docker::connect(&config::TimeoutsConfig::default()).await?;
                 let r = plugin::node_install(&d, &req).await?;
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
+        }
+        Command::Plugin(PluginCommand::NodeFirewall {
+            root,
+            ports,
+            action,
+        }) => {
+            let action = match action {
+                FirewallAction::Apply => firewall::Action::Apply,
+                FirewallAction::Check => firewall::Action::Check,
+                FirewallAction::Remove => firewall::Action::Remove,
+            };
+            if ports.is_empty() && action != firewall::Action::Remove {
+                return Err(CliError::Usage(
+                    "plugin node-firewall needs nfsd's ports (--port P, repeatable)".into(),
+                ));
+            }
+            let r = firewall::node_firewall(root, ports, action)?;
+            emit(out, &(firewall::result_line(&r) + "\n"))
         }
         Command::Volume(VolumeCommand::Api {
             server,
@@ -157,6 +182,8 @@ fn inputs(args: &DeployArgs) -> PlanInputs {
                 SecretInput::File(p.clone())
             }
         }),
+        // filled in from the swarm by the lifecycle commands that deploy nfsd
+        node_addrs: Vec::new(),
     }
 }
 
@@ -217,7 +244,9 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
                 server,
                 token_file,
             } => install_here(&ctx, bundle, server.as_deref(), token_file.clone()).await?,
-            PluginCommand::NodeInstall { .. } => unreachable!("handled without a swarm"),
+            PluginCommand::NodeInstall { .. } | PluginCommand::NodeFirewall { .. } => {
+                unreachable!("handled without a swarm")
+            }
         },
         Command::Status => return status(cli, &ctx, out).await,
         Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
@@ -277,6 +306,9 @@ async fn install_here(
         settings: plan::plugin_settings(ctx.cfg, &server),
         token_file,
         state_dir: Some(PathBuf::from(&ctx.cfg.cluster.plugin_state_dir)),
+        // the guard of nfsd's ports needs the node's iptables, which the rollout job reaches;
+        // doctor's firewall check flags a node that only got `plugin install`
+        firewall: None,
     };
     let r = plugin::node_install(&ctx.cluster.docker, &req).await?;
     let outcome = plugin::NodeOutcome {
@@ -575,12 +607,24 @@ fn plan_text(p: &Plan) -> String {
                 )
             })
             .collect();
+        let networks: Vec<String> = task
+            .networks
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.target.clone())
+            .collect();
+        let ports = if ports.is_empty() {
+            "none published".to_string()
+        } else {
+            ports.join(" ")
+        };
         s.push_str(&format!(
-            "service {}: image {}, on {}, ports {}, mounts {}\n",
+            "service {}: image {}, on {}, network {}, ports {}, mounts {}\n",
             svc.name.as_deref().unwrap_or_default(),
             c.image.as_deref().unwrap_or_default(),
             constraints,
-            ports.join(" "),
+            networks.join(" "),
+            ports,
             mounts.join(" ")
         ));
     }
@@ -632,7 +676,7 @@ mod tests {
 
         let (r, out) = run_args(&["swarmhub", "--config", p, "config", "plan"], &[]);
         r.unwrap();
-        assert!(out.contains("service swarmhub-nfsd: image swarmhub/nfsd:0.1.0, on node.labels.swarmhub.storage==true, ports 2049->2049/host 8049->8049/host, mounts /srv/swarmhub:/data"), "{out}");
+        assert!(out.contains("service swarmhub-nfsd: image swarmhub/nfsd:0.1.0, on node.labels.swarmhub.storage==true, network host, ports none published, mounts /srv/swarmhub:/data"), "{out}");
         assert!(
             out.contains("secret swarmhub-hub-crypt-key: generated"),
             "{out}"
@@ -645,7 +689,8 @@ mod tests {
         );
         r.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["nfsd"]["EndpointSpec"]["Mode"], "dnsrr");
+        assert_eq!(v["hub"]["EndpointSpec"]["Mode"], "dnsrr");
+        assert_eq!(v["nfsd"]["TaskTemplate"]["Networks"][0]["Target"], "host");
     }
 
     #[test]

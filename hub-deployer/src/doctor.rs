@@ -4,13 +4,16 @@
 //! (`--output json`, the serialized [`Report`]); a failed check makes the command exit with 6.
 //!
 //! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`,
-//! `plugin-enabled`, `plugin-version`, `plugin-settings`, `nfsd-service`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
+//! `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`, `nfsd-service`, `nfsd-allow`,
+//! `nfsd-api`, `ldap-connect`, `ldap-bind`,
 //! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`. When dockerd
 //! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
 //!
 //! Every network operation has a timeout (`timeouts.docker_seconds` for Docker calls, at most
 //! 5 s for HTTP and LDAP); a failed or timed-out one is a failed check naming the cause.
 //! The judgements are pure functions over what was read (`check_*`), tested without Docker.
+//! `firewall` is read on every node by a one-shot global job (`swarmhub-firewall-check`) that
+//! lists swarmhub's iptables chain there, so doctor starts (and removes) that job.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +30,8 @@ use crate::cluster::{
 use crate::config::Config;
 use crate::docker;
 use crate::exit::CliError;
+use crate::firewall;
+use crate::jobs;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
 use crate::probe::{self, ProbeError};
 use crate::status::{self, NetworkStatus, ServiceHealth, ServiceStatus};
@@ -212,7 +217,9 @@ pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Repor
                 "plugin-enabled",
                 "plugin-version",
                 "plugin-settings",
+                "firewall",
                 "nfsd-service",
+                "nfsd-allow",
                 "nfsd-api",
             ]
             .map(|n| Check::skip(n, unusable)),
@@ -363,6 +370,7 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
                 .map(|n| Check::skip(n, "the nodes could not be listed")),
         ),
     }
+    out.push(firewall_check(c, cfg, nodes.as_deref()).await);
 
     let svc = &cfg.cluster.nfsd_service;
     let nfsd = async {
@@ -385,6 +393,31 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
                 "nfsd-service",
                 e,
                 format!("check the manager: docker service ps {svc}"),
+            ),
+        },
+    );
+
+    let spec_env = async {
+        let service = c.service(svc).await?;
+        Ok::<_, anyhow::Error>(
+            service
+                .and_then(|s| s.spec)
+                .and_then(|s| s.task_template)
+                .and_then(|t| t.container_spec)
+                .map(|c| c.env.unwrap_or_default()),
+        )
+    };
+    out.push(
+        match (
+            &nodes,
+            timed(secs, &format!("cannot read service {svc}"), spec_env).await,
+        ) {
+            (Some(nodes), Ok(env)) => check_nfsd_allow(nodes, env.as_deref()),
+            (None, _) => Check::skip("nfsd-allow", "the nodes could not be listed"),
+            (_, Err(e)) => Check::fail(
+                "nfsd-allow",
+                e,
+                format!("check the manager: docker service inspect {svc}"),
             ),
         },
     );
@@ -674,6 +707,180 @@ pub fn check_plugin_settings(nodes: &[NodeInfo], wanted: Option<&str>) -> Check 
     Check::ok("plugin-settings", detail)
 }
 
+/// Run the firewall check job on every node and judge what it found.
+async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
+    let Some(nodes) = nodes else {
+        return Check::skip("firewall", "the nodes could not be listed");
+    };
+    let spec = plan::firewall_check_service(cfg);
+    let runs = jobs::run_global(
+        c,
+        &spec,
+        firewall::RESULT_PREFIX,
+        cfg.timeouts.rollout_seconds,
+        "listing the firewall guard",
+        &crate::progress::Progress::stderr(),
+    )
+    .await;
+    match runs {
+        Ok(runs) => {
+            let found: Vec<(String, Result<firewall::Report, String>)> = runs
+                .iter()
+                .map(|r| {
+                    let report = r
+                        .result
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<firewall::Report>(j).ok())
+                        .ok_or_else(|| r.failure());
+                    (r.task.node.clone(), report)
+                })
+                .collect();
+            check_firewall(nodes, &found)
+        }
+        Err(e) => Check::fail(
+            "firewall",
+            format!(
+                "cannot run the job {}: {}",
+                plan::FIREWALL_CHECK_SERVICE,
+                e.chain().join(": ")
+            ),
+            "check that the swarmhub CLI image is on every node (swarmhub plugin rollout reports the nodes without it), then swarmhub doctor",
+        ),
+    }
+}
+
+/// Every usable node has swarmhub's complete firewall guard of nfsd's ports (pure): `found`
+/// holds each node's listing, or why the check job gave none.
+pub fn check_firewall(
+    nodes: &[NodeInfo],
+    found: &[(String, Result<firewall::Report, String>)],
+) -> Check {
+    let usable: Vec<&NodeInfo> = nodes.iter().filter(|n| n.usable()).collect();
+    if usable.is_empty() {
+        return Check::skip("firewall", "no node is ready");
+    }
+    let mut bad = Vec::new();
+    let mut unread = Vec::new();
+    for n in &usable {
+        match found.iter().find(|(node, _)| *node == n.hostname) {
+            Some((_, Ok(r))) if r.problems.is_empty() => {}
+            Some((_, Ok(r))) => bad.push(format!("{}: {}", n.hostname, r.problems.join(", "))),
+            Some((_, Err(e))) => unread.push(format!("{}: {e}", n.hostname)),
+            None => unread.push(format!("{}: the check job ran no task there", n.hostname)),
+        }
+    }
+    if !bad.is_empty() {
+        return Check::fail(
+            "firewall",
+            format!(
+                "notebooks on {} node(s) may reach nfsd's ports: {}",
+                bad.len(),
+                bad.join(" | ")
+            ),
+            format!(
+                "swarmhub plugin rollout (installs the chain {} on every node; rules are lost when a node reboots or its iptables rules are flushed)",
+                firewall::CHAIN
+            ),
+        );
+    }
+    if !unread.is_empty() {
+        return Check::fail(
+            "firewall",
+            format!(
+                "the firewall guard could not be listed on {} node(s): {}",
+                unread.len(),
+                unread.join(" | ")
+            ),
+            "load the swarmhub CLI image on those nodes (docker load), then swarmhub doctor",
+        );
+    }
+    let mut backends: Vec<&str> = found
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|r| r.backend.as_str()))
+        .collect();
+    backends.sort_unstable();
+    backends.dedup();
+    Check::ok(
+        "firewall",
+        format!(
+            "chain {} rejects containers' connections to nfsd's ports on all {} node(s) ({})",
+            firewall::CHAIN,
+            usable.len(),
+            backends.join(", ")
+        ),
+    )
+}
+
+/// `addr` lies in one of the comma-separated CIDRs of `nets` (a bare address is a /32 or /128).
+fn allowed(nets: &str, addr: &str) -> bool {
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let bits = |ip: std::net::IpAddr| -> (u128, u32) {
+        match ip {
+            std::net::IpAddr::V4(v) => (u32::from(v) as u128, 32),
+            std::net::IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    };
+    let (a, width) = bits(ip);
+    nets.split(',').map(str::trim).any(|net| {
+        let (base, prefix) = net.split_once('/').unwrap_or((net, ""));
+        let Ok(base) = base.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let (b, w) = bits(base);
+        if w != width {
+            return false;
+        }
+        let prefix: u32 = prefix.parse().unwrap_or(w).min(w);
+        let shift = width - prefix;
+        shift >= width || (a >> shift) == (b >> shift)
+    })
+}
+
+/// nfsd accepts NFS clients from every node's address, and only from listed networks (pure):
+/// `env` is nfsd's service environment (`None`: no service).
+pub fn check_nfsd_allow(nodes: &[NodeInfo], env: Option<&[String]>) -> Check {
+    let Some(env) = env else {
+        return Check::skip(
+            "nfsd-allow",
+            "nfsd's service does not exist (see nfsd-service)",
+        );
+    };
+    let fix = "swarmhub nfs run (sets nfsd's allowed clients to the swarm's node addresses; nfsd restarts, mounts resume)";
+    let Some(nets) = env
+        .iter()
+        .find_map(|e| e.strip_prefix("SWARMHUB_NFSD_ALLOW="))
+        .filter(|n| !n.trim().is_empty())
+    else {
+        return Check::fail(
+            "nfsd-allow",
+            "nfsd accepts NFS clients from every address (no SWARMHUB_NFSD_ALLOW in its service)",
+            fix,
+        );
+    };
+    let missing: Vec<String> = nodes
+        .iter()
+        .filter(|n| !n.addr.is_empty() && !allowed(nets, &n.addr))
+        .map(|n| format!("{} ({})", n.hostname, n.addr))
+        .collect();
+    if missing.is_empty() {
+        Check::ok(
+            "nfsd-allow",
+            format!("nfsd accepts NFS clients from {nets}"),
+        )
+    } else {
+        Check::fail(
+            "nfsd-allow",
+            format!(
+                "nfsd refuses the plugin of {} (allowed: {nets}): volumes cannot be mounted there",
+                missing.join(", ")
+            ),
+            fix,
+        )
+    }
+}
+
 /// nfsd's service runs its one task (pure).
 pub fn check_nfsd_service(s: &ServiceStatus) -> Check {
     let name = &s.name;
@@ -724,7 +931,7 @@ pub fn check_nfsd_api(
     result: Result<swarmhub_control_api::Health, ProbeError>,
 ) -> Check {
     let fix = format!(
-        "nfsd's control API must answer at {addr}:{port} from here and from every node: check that nfsd runs (docker service ps {service}), that port {port}/tcp is published in host mode on {host} (cluster.nfsd_api_port) and that no firewall blocks {addr}:{port}/tcp",
+        "nfsd's control API must answer at {addr}:{port} from here and from every node: check that nfsd runs (docker service ps {service}), that it listens on port {port}/tcp in the network of {host} (cluster.nfsd_api_port; another process may hold the port) and that no firewall blocks {addr}:{port}/tcp",
         addr = storage.addr,
         host = storage.hostname
     );
@@ -1145,6 +1352,105 @@ mod tests {
         }
     }
 
+    fn guard(problems: &[&str]) -> Result<firewall::Report, String> {
+        Ok(firewall::Report {
+            backend: "iptables v1.8.9 (nf_tables)".into(),
+            change: crate::apply::Change::Unchanged,
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            rules: firewall::rule_specs(&[2049, 8049]),
+        })
+    }
+
+    #[test]
+    fn the_firewall_guard_must_be_complete_on_every_ready_node() {
+        let nodes = vec![
+            node("alpha", "ready", "active"),
+            node("beta", "ready", "active"),
+            node("gone", "down", "active"),
+        ];
+        let c = check_firewall(
+            &nodes,
+            &[("alpha".into(), guard(&[])), ("beta".into(), guard(&[]))],
+        );
+        assert_eq!(c.outcome, Outcome::Ok, "{}", c.detail);
+        assert!(
+            c.detail
+                .contains("on all 2 node(s) (iptables v1.8.9 (nf_tables))"),
+            "{}",
+            c.detail
+        );
+
+        let c = check_firewall(
+            &nodes,
+            &[
+                ("alpha".into(), guard(&[])),
+                (
+                    "beta".into(),
+                    guard(&["INPUT does not jump to SWARMHUB-NFSD"]),
+                ),
+            ],
+        );
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert_eq!(
+            c.detail,
+            "notebooks on 1 node(s) may reach nfsd's ports: beta: INPUT does not jump to SWARMHUB-NFSD"
+        );
+        assert!(c.fix.unwrap().starts_with("swarmhub plugin rollout"));
+
+        let c = check_firewall(&nodes, &[("alpha".into(), guard(&[]))]);
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(
+            c.detail.contains("beta: the check job ran no task there"),
+            "{}",
+            c.detail
+        );
+        let c = check_firewall(
+            &nodes,
+            &[
+                ("alpha".into(), guard(&[])),
+                ("beta".into(), Err("beta: rejected (No such image)".into())),
+            ],
+        );
+        assert!(c.fix.unwrap().contains("docker load"));
+    }
+
+    #[test]
+    fn nfsd_must_allow_every_node_and_not_everyone() {
+        let mut nodes = vec![
+            node("alpha", "ready", "active"),
+            node("beta", "ready", "active"),
+        ];
+        nodes[0].addr = "10.0.0.1".into();
+        nodes[1].addr = "10.0.0.2".into();
+        let env = |allow: &str| {
+            vec![
+                "SWARMHUB_NFSD_DATA_DIR=/data".to_string(),
+                format!("SWARMHUB_NFSD_ALLOW={allow}"),
+            ]
+        };
+        let ok = check_nfsd_allow(&nodes, Some(&env("10.0.0.1/32,10.0.0.2/32,127.0.0.1/32")));
+        assert_eq!(ok.outcome, Outcome::Ok, "{}", ok.detail);
+        assert_eq!(
+            check_nfsd_allow(&nodes, Some(&env("10.0.0.0/24"))).outcome,
+            Outcome::Ok
+        );
+        let c = check_nfsd_allow(&nodes, Some(&env("10.0.0.1/32,127.0.0.1/32")));
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(
+            c.detail
+                .starts_with("nfsd refuses the plugin of beta (10.0.0.2)"),
+            "{}",
+            c.detail
+        );
+        assert!(c.fix.unwrap().starts_with("swarmhub nfs run"));
+        let c = check_nfsd_allow(&nodes, Some(&["SWARMHUB_NFSD_DATA_DIR=/data".to_string()]));
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(c.detail.contains("every address"), "{}", c.detail);
+        assert_eq!(check_nfsd_allow(&nodes, None).outcome, Outcome::Skip);
+        assert!(allowed("fd00::/64", "fd00::5") && !allowed("fd00::/64", "10.0.0.1"));
+        assert!(allowed("0.0.0.0/0", "192.168.1.1") && !allowed("10.0.0.1/32", "10.0.0.11"));
+    }
+
     #[test]
     fn nodes_must_be_ready_and_active() {
         let ok = check_nodes(&[node("alpha", "ready", "active")]);
@@ -1389,7 +1695,7 @@ mod tests {
             fix.contains("10.0.0.5:8049")
                 && fix.contains("8049/tcp")
                 && fix.contains("firewall")
-                && fix.contains("host mode on alpha"),
+                && fix.contains("in the network of alpha"),
             "{fix}"
         );
         let h = swarmhub_control_api::Health {
@@ -1597,7 +1903,9 @@ unhealthy: 1 ok, 1 failed, 1 skipped
                 "plugin-enabled",
                 "plugin-version",
                 "plugin-settings",
+                "firewall",
                 "nfsd-service",
+                "nfsd-allow",
                 "nfsd-api",
                 "ldap-connect",
                 "ldap-bind",

@@ -17,6 +17,8 @@
 //! - [`doctor`]: health checks with a fix for each failure (`swarmhub doctor`).
 //! - [`probe`]: HTTP GETs of JSON with a timeout (nfsd's health, the hub's API).
 //! - [`exit`]: errors and documented exit codes.
+//! - [`firewall`]: the node-side iptables guard that keeps containers off nfsd's ports.
+//! - [`jobs`]: one-shot global jobs on every node and their result lines.
 //!
 //! This version offers `init` and `config check|render-hub|plan`, which need no daemon. Next,
 //! with the apply layer (which needs dockerd): `run`, `start`, `stop`, `remove`, `restart`,
@@ -33,8 +35,10 @@ pub mod demo;
 pub mod docker;
 pub mod doctor;
 pub mod exit;
+pub mod firewall;
 pub mod hubconfig;
 pub mod images;
+pub mod jobs;
 pub mod lifecycle;
 pub mod plan;
 pub mod plugin;

@@ -48,16 +48,26 @@ impl Ctx<'_> {
     fn plan(&self) -> Result<Plan, CliError> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
+
+    /// The plan with nfsd's allowed clients taken from `nodes` (every node of the swarm, down
+    /// ones included, so a node that is briefly away does not restart nfsd twice).
+    fn plan_for(&self, nodes: &[NodeInfo]) -> Result<Plan, CliError> {
+        let mut inputs = self.inputs.clone();
+        inputs.node_addrs = nodes.iter().map(|n| n.addr.clone()).collect();
+        Ok(plan::plan(self.cfg, &inputs)?)
+    }
 }
 
 /// `run`: create what is missing and start everything of `part`, in dependency order
 /// (network and secrets, nfsd, the plugin on every node, the hub's config and the hub).
 pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
-    let p = ctx.plan()?;
+    // nfsd accepts NFS clients from the nodes' addresses only: a joined node changes its spec
+    let nodes = c.nodes().await?;
+    let p = ctx.plan_for(&nodes)?;
     // what the admin must provide is checked before anything is created
     if part != Part::Hub {
-        c.storage_node(&ctx.cfg.cluster.storage_node_label).await?;
+        storage_node_in(&nodes, &ctx.cfg.cluster.storage_node_label)?;
     }
     let mut steps = vec![apply::ensure_network(c, &p.network).await?];
     steps.extend(apply::ensure_secrets(c, &p.secrets, stdin).await?);

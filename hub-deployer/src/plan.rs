@@ -45,10 +45,12 @@ pub const HUB_CONFIG_PREFIX: &str = "swarmhub-hub-config-";
 pub const ROLLOUT_SERVICE: &str = "swarmhub-plugin-rollout";
 /// Alias the plugin is installed under (its volume driver name).
 pub const PLUGIN_ALIAS: &str = "swarmhub-nfs";
-/// nfsd's ports inside its container (published as `cluster.nfsd_port`/`nfsd_api_port`).
-pub const NFSD_CONTAINER_PORT: u16 = 2049;
-/// See [`NFSD_CONTAINER_PORT`].
-pub const NFSD_CONTAINER_API_PORT: u16 = 8049;
+/// The network of services and jobs that run in their node's own network namespace.
+pub const HOST_NETWORK: &str = "host";
+/// The one-shot global job of `doctor` that lists the firewall guard on every node.
+pub const FIREWALL_CHECK_SERVICE: &str = "swarmhub-firewall-check";
+/// Capabilities of the jobs that run the node's iptables after a chroot into its root.
+pub const FIREWALL_CAPABILITIES: &[&str] = &["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_CHROOT"];
 /// nfsd's data root inside its container (a bind of `cluster.nfsd_data_dir`).
 pub const NFSD_CONTAINER_DATA: &str = "/data";
 /// Where dockerd's socket (`cluster.docker_socket` on the node) appears in the hub and the
@@ -80,11 +82,14 @@ pub enum SecretInput {
     Stdin,
 }
 
-/// What the CLI was given for this run besides the config.
+/// What the CLI was given for this run besides the config, and what the swarm says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanInputs {
     /// The LDAP bind password (`--ldap-password-file FILE|-`).
     pub ldap_password: Option<SecretInput>,
+    /// The addresses of the swarm's nodes (`Status.Addr`), the only NFS clients nfsd accepts
+    /// besides loopback (see [`nfsd_allow`]).
+    pub node_addrs: Vec<String>,
 }
 
 /// Where a secret's value comes from when it must be created. Existing secrets are never
@@ -142,7 +147,7 @@ pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
     Ok(Plan {
         network: network(cfg),
         secrets: secrets(cfg, inputs),
-        nfsd: nfsd_service(cfg),
+        nfsd: nfsd_service(cfg, &inputs.node_addrs),
         hub: hub_service(cfg, hub_config.name.as_deref().unwrap_or_default()),
         hub_config,
     })
@@ -210,16 +215,38 @@ pub fn hub_config(cfg: &Config) -> Result<ConfigSpec, ConfigError> {
     })
 }
 
+/// nfsd's `SWARMHUB_NFSD_ALLOW`: every node's address (its plugin mounts from it; nfsd runs in
+/// the storage node's network, so it sees real source addresses) and loopback, as CIDRs, sorted
+/// and without duplicates so the spec's fingerprint only changes when the nodes do. Never
+/// empty (empty would mean everyone).
+pub fn nfsd_allow(node_addrs: &[String]) -> String {
+    let mut nets: Vec<String> = node_addrs
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty() && *a != "0.0.0.0")
+        .map(|a| match a.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("{a}/128"),
+            _ => format!("{a}/32"),
+        })
+        .collect();
+    nets.push("127.0.0.1/32".into());
+    nets.sort();
+    nets.dedup();
+    nets.join(",")
+}
+
 /// swarmhub-nfsd: one replica on the node labelled `cluster.storage_node_label=true`, its data
-/// root a bind of `cluster.nfsd_data_dir`, both ports published in host mode on that node (the
-/// plugins of all nodes reach it at the node's address), reachable by name on the overlay.
-pub fn nfsd_service(cfg: &Config) -> ServiceSpec {
+/// root a bind of `cluster.nfsd_data_dir`, in that node's own network (no overlay: notebooks
+/// must not reach it at all; see ARCHITECTURE.md), listening on `cluster.nfsd_port` and
+/// `nfsd_api_port`, accepting NFS clients only from the nodes' addresses (`node_addrs`).
+pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
     let c = &cfg.cluster;
     let l = &cfg.ldap;
     let mut env = vec![
         format!("SWARMHUB_NFSD_DATA_DIR={NFSD_CONTAINER_DATA}"),
-        format!("SWARMHUB_NFSD_LISTEN=0.0.0.0:{NFSD_CONTAINER_PORT}"),
-        format!("SWARMHUB_NFSD_API_LISTEN=0.0.0.0:{NFSD_CONTAINER_API_PORT}"),
+        format!("SWARMHUB_NFSD_LISTEN=0.0.0.0:{}", c.nfsd_port),
+        format!("SWARMHUB_NFSD_API_LISTEN=0.0.0.0:{}", c.nfsd_api_port),
+        format!("SWARMHUB_NFSD_ALLOW={}", nfsd_allow(node_addrs)),
         format!(
             "SWARMHUB_NFSD_TOKEN_FILE={}",
             crate::config::secret_path(NFSD_TOKEN_SECRET)
@@ -256,15 +283,12 @@ pub fn nfsd_service(cfg: &Config) -> ServiceSpec {
                 c.storage_node_label
             )])),
             restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::ANY)),
-            networks: Some(vec![attach(cfg)]),
+            networks: Some(vec![host_network()]),
             ..Default::default()
         }),
         mode: Some(replicas(1)),
+        // its ports are the node's: an old and a new task cannot hold them at once
         update_config: Some(stop_first()),
-        endpoint_spec: Some(endpoint(vec![
-            host_port(NFSD_CONTAINER_PORT, c.nfsd_port),
-            host_port(NFSD_CONTAINER_API_PORT, c.nfsd_api_port),
-        ])),
         ..Default::default()
     }
 }
@@ -381,8 +405,89 @@ fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
         crate::config::secret_path(NFSD_TOKEN_SECRET),
         "--state-dir".into(),
         format!("/host{}", c.plugin_state_dir),
+        "--firewall-root".into(),
+        crate::firewall::HOST_ROOT.into(),
     ]);
+    for port in nfsd_ports(cfg) {
+        args.extend(["--firewall-port".into(), port.to_string()]);
+    }
     args
+}
+
+/// The ports the firewall guard closes to containers: nfsd's NFS and API ports.
+pub fn nfsd_ports(cfg: &Config) -> Vec<u16> {
+    vec![cfg.cluster.nfsd_port, cfg.cluster.nfsd_api_port]
+}
+
+/// The mounts of a job that runs the node's own iptables: the node's `/` read-only at
+/// [`crate::firewall::HOST_ROOT`] (binaries, libraries, xtables modules) and its `/run`
+/// writable (the xtables lock that iptables-legacy shares with dockerd).
+fn host_root_mounts() -> Vec<Mount> {
+    let root = crate::firewall::HOST_ROOT;
+    vec![
+        bind("/", root, true),
+        bind("/run", &format!("{root}/run"), false),
+    ]
+}
+
+/// The one-shot global job of `doctor` that lists the firewall guard on every node.
+pub fn firewall_check_service(cfg: &Config) -> ServiceSpec {
+    let args = crate::firewall::node_args(
+        crate::firewall::HOST_ROOT,
+        &nfsd_ports(cfg),
+        crate::firewall::Action::Check,
+    );
+    node_job(
+        cfg,
+        FIREWALL_CHECK_SERVICE,
+        "firewall-check",
+        args,
+        host_root_mounts(),
+        None,
+    )
+}
+
+/// A one-shot global job of the swarmhub image in each node's own network, allowed to run the
+/// node's iptables (see [`host_root_mounts`]); a failed node is reported by the CLI, not
+/// retried behind the admin's back.
+fn node_job(
+    cfg: &Config,
+    name: &str,
+    component: &str,
+    args: Vec<String>,
+    mounts: Vec<Mount>,
+    secrets: Option<Vec<TaskSpecContainerSpecSecrets>>,
+) -> ServiceSpec {
+    ServiceSpec {
+        name: Some(name.into()),
+        labels: Some(labels(component)),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(cfg.images.cli.clone()),
+                labels: Some(labels(component)),
+                args: Some(args),
+                mounts: Some(mounts),
+                secrets,
+                capability_add: Some(firewall_caps()),
+                ..Default::default()
+            }),
+            restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::NONE)),
+            networks: Some(vec![host_network()]),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            global_job: Some(HashMap::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn firewall_caps() -> Vec<String> {
+    FIREWALL_CAPABILITIES
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 /// What the rollout installs the plugin with, as a short fingerprint: the node-side
@@ -396,39 +501,29 @@ pub fn plugin_settings_fingerprint(cfg: &Config, nfs_server: &str) -> String {
 
 /// The one-shot global job that installs or upgrades the `swarmhub-nfs` plugin on every node
 /// through that node's own dockerd socket, and puts nfsd's token into the plugin's state
-/// directory. `nfs_server` is the storage node's address as the nodes reach it (the plugin's
-/// static binary cannot resolve names). The state directory's parent is bound, not the directory
+/// directory; before that it installs the firewall guard of nfsd's ports with the node's own
+/// iptables, hence the node's network, its root (read-only) and CAP_NET_ADMIN. `nfs_server` is
+/// the storage node's address as the nodes reach it (the plugin's static binary cannot resolve
+/// names). The state directory's parent is bound, not the directory
 /// itself, because a bind source must exist and the job creates the directory on fresh nodes.
 pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
     let state = std::path::Path::new(&cfg.cluster.plugin_state_dir);
     let parent = state
         .parent()
         .map_or("/".to_string(), |p| p.display().to_string());
-    ServiceSpec {
-        name: Some(ROLLOUT_SERVICE.into()),
-        labels: Some(labels("plugin-rollout")),
-        task_template: Some(TaskSpec {
-            container_spec: Some(TaskSpecContainerSpec {
-                image: Some(cfg.images.cli.clone()),
-                labels: Some(labels("plugin-rollout")),
-                args: Some(rollout_args(cfg, nfs_server)),
-                mounts: Some(vec![
-                    bind(&cfg.cluster.docker_socket, DOCKER_SOCKET, false),
-                    bind(&parent, &format!("/host{parent}"), false),
-                ]),
-                secrets: Some(vec![secret_ref(NFSD_TOKEN_SECRET)]),
-                ..Default::default()
-            }),
-            // a failed node is reported by the CLI, not retried behind the admin's back
-            restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::NONE)),
-            ..Default::default()
-        }),
-        mode: Some(ServiceSpecMode {
-            global_job: Some(HashMap::new()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    node_job(
+        cfg,
+        ROLLOUT_SERVICE,
+        "plugin-rollout",
+        rollout_args(cfg, nfs_server),
+        [
+            vec![bind(&cfg.cluster.docker_socket, DOCKER_SOCKET, false)],
+            host_root_mounts(),
+            vec![bind(&parent, &format!("/host{parent}"), false)],
+        ]
+        .concat(),
+        Some(vec![secret_ref(NFSD_TOKEN_SECRET)]),
+    )
 }
 
 pub(crate) fn secret_ref(name: &str) -> TaskSpecContainerSpecSecrets {
@@ -483,6 +578,14 @@ pub(crate) fn stop_first() -> ServiceSpecUpdateConfig {
         parallelism: Some(1),
         order: Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST),
         failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        ..Default::default()
+    }
+}
+
+/// The node's own network namespace.
+pub(crate) fn host_network() -> NetworkAttachmentConfig {
+    NetworkAttachmentConfig {
+        target: Some(HOST_NETWORK.into()),
         ..Default::default()
     }
 }
@@ -595,8 +698,6 @@ mod tests {
         let s = &p.nfsd;
         assert_eq!(s.name.as_deref(), Some("swarmhub-nfsd"));
         assert_eq!(constraints_of(s), ["node.labels.swarmhub.storage==true"]);
-        use EndpointPortConfigPublishModeEnum::HOST;
-        assert_eq!(ports_of(s), [(2049, 2049, HOST), (8049, 8049, HOST)]);
         let c = container(s);
         assert_eq!(c.image.as_deref(), Some("swarmhub/nfsd:0.1.0"));
         let m = &c.mounts.as_ref().unwrap()[0];
@@ -618,8 +719,9 @@ mod tests {
             [(NFSD_TOKEN_SECRET.to_string(), NFSD_TOKEN_SECRET.to_string())]
         );
         assert!(managed(&s.labels) && managed(&c.labels));
-        let net = &s.task_template.as_ref().unwrap().networks.as_ref().unwrap()[0];
-        assert_eq!(net.target.as_deref(), Some("swarmhub"));
+        let nets = s.task_template.as_ref().unwrap().networks.as_ref().unwrap();
+        let nets: Vec<_> = nets.iter().map(|n| n.target.clone().unwrap()).collect();
+        assert_eq!(nets, ["host"], "not on the notebooks' overlay");
         assert_eq!(
             s.mode
                 .as_ref()
@@ -633,6 +735,111 @@ mod tests {
         assert_eq!(
             s.update_config.as_ref().unwrap().order,
             Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST)
+        );
+    }
+
+    #[test]
+    fn nfsd_listens_in_the_node_network_for_the_nodes_only() {
+        let mut cfg = Config::default();
+        cfg.cluster.nfsd_port = 2050;
+        cfg.cluster.nfsd_api_port = 8050;
+        let addrs = ["10.0.0.7", "10.0.0.5", "", "10.0.0.5", "fd00::1"].map(String::from);
+        let s = nfsd_service(&cfg, &addrs);
+        // no published ports: nfsd holds the node's ports itself
+        assert!(s.endpoint_spec.is_none());
+        let env = container(&s).env.clone().unwrap();
+        assert!(
+            env.contains(&"SWARMHUB_NFSD_LISTEN=0.0.0.0:2050".into()),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&"SWARMHUB_NFSD_API_LISTEN=0.0.0.0:8050".into()),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(
+                &"SWARMHUB_NFSD_ALLOW=10.0.0.5/32,10.0.0.7/32,127.0.0.1/32,fd00::1/128".into()
+            ),
+            "{env:?}"
+        );
+        // the allow list is never empty (empty means everyone)
+        assert_eq!(nfsd_allow(&[]), "127.0.0.1/32");
+        // a joined node changes the spec (and so its fingerprint): `run` updates nfsd
+        let more = nfsd_service(&cfg, &["10.0.0.5".into(), "10.0.0.9".into()]);
+        assert_ne!(
+            crate::apply::fingerprint(&s),
+            crate::apply::fingerprint(&more)
+        );
+        let p = plan(
+            &cfg,
+            &PlanInputs {
+                node_addrs: vec!["10.0.0.5".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            container(&p.nfsd)
+                .env
+                .as_ref()
+                .unwrap()
+                .contains(&"SWARMHUB_NFSD_ALLOW=10.0.0.5/32,127.0.0.1/32".into())
+        );
+    }
+
+    #[test]
+    fn firewall_jobs_run_the_node_iptables_in_its_network() {
+        let cfg = Config::default();
+        for s in [
+            plugin_rollout_service(&cfg, "10.0.0.5"),
+            firewall_check_service(&cfg),
+        ] {
+            let t = s.task_template.as_ref().unwrap();
+            let nets = t.networks.as_ref().unwrap();
+            assert_eq!(nets[0].target.as_deref(), Some("host"));
+            let c = container(&s);
+            let caps = c.capability_add.clone().unwrap();
+            assert!(caps.contains(&"CAP_NET_ADMIN".to_string()), "{caps:?}");
+            let mounts: Vec<_> = c
+                .mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m.source.clone().unwrap(),
+                        m.target.clone().unwrap(),
+                        m.read_only.unwrap(),
+                    )
+                })
+                .collect();
+            assert!(
+                mounts.contains(&("/".into(), "/host".into(), true)),
+                "{mounts:?}"
+            );
+            assert!(
+                mounts.contains(&("/run".into(), "/host/run".into(), false)),
+                "{mounts:?}"
+            );
+            assert!(s.mode.as_ref().unwrap().global_job.is_some());
+        }
+        let args = container(&firewall_check_service(&cfg))
+            .args
+            .clone()
+            .unwrap()
+            .join(" ");
+        assert_eq!(
+            args,
+            "plugin node-firewall --root /host --port 2049 --port 8049 check"
+        );
+        let args = container(&plugin_rollout_service(&cfg, "10.0.0.5"))
+            .args
+            .clone()
+            .unwrap()
+            .join(" ");
+        assert!(
+            args.ends_with("--firewall-root /host --firewall-port 2049 --firewall-port 8049"),
+            "{args}"
         );
     }
 
@@ -731,6 +938,7 @@ mod tests {
         );
         let inputs = PlanInputs {
             ldap_password: Some(SecretInput::Stdin),
+            ..Default::default()
         };
         let with = plan(&cfg, &inputs).unwrap();
         assert_eq!(with.secrets[3].name, "swarmhub-ldap-password");
@@ -774,8 +982,8 @@ mod tests {
         assert_eq!(c.image.as_deref(), Some("swarmhub/swarmhub:0.1.0"));
         let m = c.mounts.as_ref().unwrap();
         assert_eq!(m[0].source.as_deref(), Some(DOCKER_SOCKET));
-        assert_eq!(m[1].source.as_deref(), Some("/var/lib"));
-        assert_eq!(m[1].target.as_deref(), Some("/host/var/lib"));
+        assert_eq!(m[3].source.as_deref(), Some("/var/lib"));
+        assert_eq!(m[3].target.as_deref(), Some("/host/var/lib"));
         let args = c.args.as_ref().unwrap().join(" ");
         assert!(
             args.starts_with(
@@ -799,8 +1007,12 @@ mod tests {
             "{args}"
         );
         assert!(managed(&s.labels));
-        // a job has no ports and no network
-        assert!(s.endpoint_spec.is_none() && t.networks.is_none());
+        // a job has no ports; it runs in the node's network (the firewall step)
+        assert!(s.endpoint_spec.is_none());
+        assert_eq!(
+            t.networks.as_ref().unwrap()[0].target.as_deref(),
+            Some("host")
+        );
     }
 
     #[test]
@@ -844,9 +1056,11 @@ mod tests {
     #[test]
     fn specs_serialize_in_docker_api_shape() {
         let p = default_plan();
-        let v = serde_json::to_value(&p.nfsd).unwrap();
+        let v = serde_json::to_value(&p.hub).unwrap();
         assert_eq!(v["EndpointSpec"]["Mode"], "dnsrr");
         assert_eq!(v["EndpointSpec"]["Ports"][0]["PublishMode"], "host");
+        let v = serde_json::to_value(&p.nfsd).unwrap();
+        assert_eq!(v["TaskTemplate"]["Networks"][0]["Target"], "host");
         assert_eq!(
             v["TaskTemplate"]["ContainerSpec"]["CapabilityAdd"][0],
             "CAP_DAC_READ_SEARCH"

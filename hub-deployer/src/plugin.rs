@@ -1,6 +1,8 @@
 //! The `swarmhub-nfs` volume plugin on the nodes.
 //!
-//! - Node side ([`node_install`]): through one node's own dockerd, install the plugin (from the
+//! - Node side ([`node_install`]): first install swarmhub's firewall guard of nfsd's ports
+//!   ([`crate::firewall`], in a child process that enters the node's root), then, through one
+//!   node's own dockerd, install the plugin (from the
 //!   bundle the swarmhub CLI image carries, or from a registry), give it its settings, put nfsd's
 //!   token into its state directory, and enable it. Safe to re-run: a plugin that already has
 //!   this version and these settings is left alone (an enabled plugin is never disabled without
@@ -13,7 +15,6 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bollard::Docker;
@@ -25,12 +26,14 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{self, Change, Step};
+use crate::apply::{Change, Step};
 use crate::cluster::{
     Cluster, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
 };
 use crate::config::Config;
 use crate::exit::CliError;
+use crate::firewall;
+use crate::jobs;
 use crate::plan;
 use crate::progress::Progress;
 
@@ -57,6 +60,17 @@ pub struct NodeInstall {
     pub token_file: Option<PathBuf>,
     /// The plugin's state directory as this process sees it (created 0700 if missing).
     pub state_dir: Option<PathBuf>,
+    /// Install the firewall guard of nfsd's ports first (see [`crate::firewall`]).
+    pub firewall: Option<FirewallStep>,
+}
+
+/// Where the node's root is bound and which ports of nfsd the guard closes to containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallStep {
+    /// The node's `/` as this process sees it (`/host` in the rollout job).
+    pub root: String,
+    /// nfsd's NFS and API ports.
+    pub ports: Vec<u16>,
 }
 
 /// What the node side did, printed as one JSON line after [`RESULT_PREFIX`].
@@ -72,6 +86,9 @@ pub struct NodeResult {
     pub change: Change,
     /// The token file was written or replaced.
     pub token_written: bool,
+    /// What the firewall step did (absent when the rollout asked for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<firewall::Report>,
 }
 
 /// The version of a bundle: this CLI's version and a hash of the plugin's files, so a rebuilt
@@ -171,6 +188,19 @@ fn write_token(path: &Path, value: &[u8]) -> anyhow::Result<bool> {
 /// Install or upgrade the plugin on the node whose dockerd `docker` is (see the module docs).
 pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResult, CliError> {
     let alias = req.alias.as_str();
+    // the guard first: it must hold even when the plugin cannot be replaced (volumes in use)
+    let firewall = match &req.firewall {
+        Some(f) => {
+            let (root, ports) = (f.root.clone(), f.ports.clone());
+            let report = tokio::task::spawn_blocking(move || {
+                firewall::run_in_root(&root, &ports, firewall::Action::Apply)
+            })
+            .await
+            .context("the firewall step did not finish")??;
+            Some(report)
+        }
+        None => None,
+    };
     // the token first: an enabled plugin reads it on every call
     let mut token_written = false;
     if let Some(dir) = &req.state_dir {
@@ -246,6 +276,7 @@ pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResu
         version,
         change,
         token_written,
+        firewall,
     })
 }
 
@@ -349,10 +380,7 @@ pub fn result_line(r: &NodeResult) -> String {
 
 /// Find the result in a task's log.
 pub fn parse_result(log: &str) -> Option<NodeResult> {
-    log.lines()
-        .rev()
-        .find_map(|l| l.split_once(RESULT_PREFIX))
-        .and_then(|(_, json)| serde_json::from_str(json.trim()).ok())
+    jobs::result_after(log, RESULT_PREFIX).and_then(|json| serde_json::from_str(&json).ok())
 }
 
 /// The outcome of a rollout on one node.
@@ -375,86 +403,34 @@ pub async fn rollout(
     let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
     let spec = plan::plugin_rollout_service(cfg, &storage.addr);
     let settings = plan::plugin_settings_fingerprint(cfg, &storage.addr);
-    let name = plan::ROLLOUT_SERVICE;
-    // a job from an earlier rollout (finished or interrupted) is replaced
-    if c.service(name).await?.is_some() {
-        apply::remove_service(c, name).await?;
-        apply::wait_stopped(c, name, progress).await?;
-    }
-    apply::create_job(c, &spec).await?;
-    let nodes = c.nodes().await?;
-    let expected: Vec<_> = nodes.iter().filter(|n| n.usable()).collect();
-    let seconds = cfg.timeouts.rollout_seconds;
-    let start = Instant::now();
-    let bar = progress.spinner(format!(
-        "installing the plugin on {} node(s)",
-        expected.len()
-    ));
-    let tasks = loop {
-        let tasks = c.tasks(name).await?;
-        let done = tasks
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t.state.as_str(),
-                    "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
-                )
-            })
-            .count();
-        bar.set_message(format!(
-            "installing the plugin: {done} of {} node(s) done ({} s)",
-            expected.len(),
-            start.elapsed().as_secs()
-        ));
-        if done >= expected.len() && tasks.len() >= expected.len() {
-            break tasks;
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            bar.finish();
-            let pending = tasks
-                .iter()
-                .map(|t| t.describe())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(CliError::Timeout {
-                what: format!("the plugin rollout on every node (tasks: {pending})"),
-                seconds,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    bar.finish();
+    let runs = jobs::run_global(
+        c,
+        &spec,
+        RESULT_PREFIX,
+        cfg.timeouts.rollout_seconds,
+        "installing the plugin",
+        progress,
+    )
+    .await?;
     let mut outcomes = Vec::new();
-    for t in &tasks {
-        let (log, result) = if t.state == "complete" {
-            let log = c.task_log_with(&t.id, RESULT_PREFIX).await;
-            let result = parse_result(&log);
-            (log, result)
-        } else {
-            (c.task_log(&t.id).await, None)
-        };
+    for run in &runs {
+        let result = run
+            .result
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<NodeResult>(json).ok());
         let error = match &result {
             Some(_) => None,
-            None => Some(format!(
-                "{}{}",
-                t.describe(),
-                if log.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!("; log: {}", log.trim())
-                }
-            )),
+            None => Some(run.failure()),
         };
         if let Some(r) = &result {
-            label_node(c, &t.node_id, &r.version, &settings).await?;
+            label_node(c, &run.task.node_id, &r.version, &settings).await?;
         }
         outcomes.push(NodeOutcome {
-            node: t.node.clone(),
+            node: run.task.node.clone(),
             result,
             error,
         });
     }
-    apply::remove_service(c, name).await?;
     outcomes.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(outcomes)
 }
@@ -467,12 +443,23 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
         match (&o.result, &o.error) {
             (Some(r), _) => steps.push(
                 Step::new("plugin", &format!("{}@{}", r.plugin, o.node), r.change).note(format!(
-                    "version {}{}",
+                    "version {}{}{}",
                     r.version,
                     if r.token_written {
                         ", token written"
                     } else {
                         ""
+                    },
+                    match &r.firewall {
+                        Some(f) => format!(
+                            ", firewall chain {} {}",
+                            firewall::CHAIN,
+                            serde_json::to_value(f.change)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        ),
+                        None => String::new(),
                     }
                 )),
             ),
@@ -588,6 +575,7 @@ mod tests {
             version: "0.1.0+abc".into(),
             change: Change::Created,
             token_written: true,
+            firewall: None,
         };
         let log = format!("some line\n{}\n", result_line(&r));
         assert_eq!(parse_result(&log), Some(r));

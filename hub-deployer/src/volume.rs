@@ -225,13 +225,9 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
                 condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
                 ..Default::default()
             }),
-            // the node's own network, like the plugin: nfsd's API is published in host mode at
-            // the storage node's address, which a container on a bridge may not reach (e.g. a
-            // swarm advertised on 127.0.0.1)
-            networks: Some(vec![bollard::models::NetworkAttachmentConfig {
-                target: Some("host".into()),
-                ..Default::default()
-            }]),
+            // the node's own network, like the plugin: nfsd listens in the storage node's network
+            // at its address, and swarmhub's firewall chain rejects containers on bridges
+            networks: Some(vec![plan::host_network()]),
             ..Default::default()
         }),
         mode: Some(ServiceSpecMode {
