@@ -491,8 +491,15 @@ impl Drop for Dockerd {
 // ---------------------------------------------------------------------------------------------
 // image
 
+/// The tag of [`busybox_image`]'s image; a new tag whenever its contents change, because an
+/// image of the same tag left by an earlier run is reused as it is.
+pub const BUSYBOX_IMAGE: &str = "swarmhub-test/busybox:2";
+
 /// Builds (once) a tiny image from busybox-static: `/bin/busybox` and its applets, `/tmp`, and
-/// `/etc/passwd` with `jovyan` 1000:100. `docker import`, no registry.
+/// `/etc/passwd` with `jovyan` 1000:100 whose home `/home/jovyan` is jovyan's, as in the
+/// notebook images (Docker gives an empty volume mounted there the owner of the image's
+/// directory, and nfsd, acting as the volume's user, refuses to give it away to root).
+/// `docker import`, no registry.
 pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
     if docker(&["image", "inspect", tag]).success() {
         return Ok(());
@@ -517,6 +524,7 @@ pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(root.join(d))?;
     }
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    std::os::unix::fs::chown(root.join("home/jovyan"), Some(1000), Some(100))?;
     std::fs::write(root.join("bin/busybox"), &bytes)?;
     std::fs::set_permissions(
         root.join("bin/busybox"),

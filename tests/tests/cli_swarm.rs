@@ -24,7 +24,7 @@ const NETWORK: &str = "swarmhub-clitest";
 const NFSD: &str = "swarmhub-clitest-nfsd";
 const HUB: &str = "swarmhub-clitest-hub";
 const HUB_VOLUME: &str = "swarmhub-clitest-hub-data";
-const BUSYBOX: &str = "swarmhub-test/busybox:1";
+const BUSYBOX: &str = docker::BUSYBOX_IMAGE;
 const SECRETS: [&str; 4] = [
     "swarmhub-nfsd-token",
     "swarmhub-hub-cookie-secret",

@@ -34,7 +34,7 @@ use swarmhub_tests::nfsd::workspace_bin;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm};
 
-const BUSYBOX: &str = "swarmhub-test/busybox:1";
+const BUSYBOX: &str = docker::BUSYBOX_IMAGE;
 const NFSD: &str = "swarmhub-nfsd";
 const NETWORK: &str = "swarmhub";
 const NFS_PORT: u16 = 2049;

@@ -20,7 +20,7 @@ use swarmhub_tests::docker::{
 use swarmhub_tests::nfsd::Nfsd;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 
-const IMAGE: &str = "swarmhub-test/busybox:1";
+const IMAGE: &str = docker::BUSYBOX_IMAGE;
 
 /// Removes what the test created, also when it panics half-way.
 struct Cleanup {

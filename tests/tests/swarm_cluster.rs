@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use swarmhub_tests::docker::{self, Dockerd};
 use swarmhub_tests::swarm::{BASE, HOST_IP, Swarm, build_plugin_dir, wait_until};
 
-const IMAGE: &str = "swarmhub-test/busybox:1";
+const IMAGE: &str = docker::BUSYBOX_IMAGE;
 const PLUGIN: &str = "swarmhub-nfs";
 const NET: &str = "swh-test-net";
 /// Serves the node's hostname (the task's hostname is set to it) on port 8080.

@@ -699,3 +699,21 @@ fn throughput_smoke() {
     eprintln!("ls -l of 2000 entries: {:?}", started.elapsed());
     m.unmount(&t.path).unwrap();
 }
+
+#[test]
+fn zz_probe_chown_root() {
+    require_fuse();
+    let nfsd = Nfsd::start();
+    nfsd.volume("probe", None);
+    let t = Target::new();
+    let m = FuseMounter::new().unwrap();
+    m.mount(&nfsd.spec("probe"), &t.path, DEADLINE).unwrap();
+    let md = std::fs::symlink_metadata(&t.path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    eprintln!("PROBE root owner {}:{}", md.uid(), md.gid());
+    let r = std::os::unix::fs::lchown(&t.path, Some(0), Some(0));
+    eprintln!("PROBE lchown 0:0 -> {r:?}");
+    let r = std::os::unix::fs::lchown(&t.path, Some(1000), Some(100));
+    eprintln!("PROBE lchown 1000:100 -> {r:?}");
+    m.unmount(&t.path).unwrap();
+}
