@@ -584,6 +584,12 @@ pub struct Plugin {
 /// the configs labelled `swarmhub.managed=true`, and the swarm itself when `leave_swarm`.
 /// Services must be removed first (the caller knows their names).
 pub fn remove_deployment(network: &str, secrets: &[&str], leave_swarm: bool) {
+    // the plugin rollout put swarmhub's firewall chain into this host's iptables
+    if let Ok(bin) = crate::nfsd::workspace_bin("swarmhub") {
+        let _ = Command::new(bin)
+            .args(["plugin", "node-firewall", "--root", "/", "remove"])
+            .output();
+    }
     docker(&["plugin", "disable", "-f", "swarmhub-nfs"]);
     docker(&["plugin", "rm", "-f", "swarmhub-nfs"]);
     docker(&["network", "rm", network]);

@@ -44,12 +44,6 @@ impl Drop for Cleanup {
             docker(&["service", "rm", s]);
         }
         docker(&["rm", "-f", "swarmhub-clitest-writer"]);
-        // the rollout put swarmhub's firewall chain into this host's iptables
-        if let Ok(bin) = workspace_bin("swarmhub") {
-            let _ = Command::new(bin)
-                .args(["plugin", "node-firewall", "--root", "/", "remove"])
-                .output();
-        }
         std::thread::sleep(Duration::from_secs(3));
         docker(&["volume", "rm", "-f", "home-alice"]);
         docker(&["volume", "rm", "-f", HUB_VOLUME]);
