@@ -590,6 +590,45 @@ impl Swarm {
         format!("unix://{}", self.node(i).dir.join("docker.sock").display())
     }
 
+    /// `swarmhub --config CONFIG ARGS` against node 1 (the manager), as an admin on the
+    /// manager would run it.
+    pub fn swarmhub_cmd(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(
+            crate::nfsd::workspace_bin("swarmhub")
+                .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
+        );
+        cmd.env("DOCKER_HOST", self.host(1))
+            .env_remove("DOCKER_CONTEXT")
+            .arg("--config")
+            .arg(config)
+            .args(args);
+        cmd
+    }
+
+    /// Runs [`Swarm::swarmhub_cmd`] within `timeout` and echoes its output.
+    pub fn swarmhub(&self, config: &Path, args: &[&str], timeout: Duration) -> Out {
+        let out = run_timeout(self.swarmhub_cmd(config, args), timeout).expect("running swarmhub");
+        out.echo(&format!("swarmhub {}", args.join(" ")));
+        out
+    }
+
+    /// Like [`Swarm::swarmhub`]; its stdout, or an error with the whole output.
+    pub fn swarmhub_ok(
+        &self,
+        config: &Path,
+        args: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let out = self.swarmhub(config, args, timeout);
+        ensure!(
+            out.success(),
+            "swarmhub {} failed: {}",
+            args.join(" "),
+            out.describe()
+        );
+        Ok(out.stdout)
+    }
+
     /// Node i's [`NODE_LOCAL_DIR`] as the host sees it.
     pub fn node_local_dir(&self, i: usize) -> PathBuf {
         self.node(i).dir.join("node-local")

@@ -38,7 +38,6 @@ use swarmhub_tests::attack;
 use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
 use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
-use swarmhub_tests::nfsd::workspace_bin;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm, wait_until};
 
@@ -78,42 +77,24 @@ struct Deploy {
 }
 
 impl Deploy {
-    /// `swarmhub --config F ARGS` against node 1 (the manager).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(
-            workspace_bin("swarmhub")
-                .expect("the swarmhub binary (cargo build -p hub-deployer --bins)"),
-        );
-        cmd.env("DOCKER_HOST", self.swarm.host(1))
-            .env_remove("DOCKER_CONTEXT")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        cmd
-    }
-
-    /// Runs `swarmhub ARGS` (see [`Deploy::command`]) and echoes the output.
+    /// Runs `swarmhub ARGS` against node 1 (the manager) and echoes the output.
     fn swarmhub(&self, args: &[&str]) -> Out {
-        let out =
-            run_timeout(self.command(args), Duration::from_secs(900)).expect("running swarmhub");
-        out.echo(&format!("swarmhub {}", args.join(" ")));
-        out
+        self.swarm
+            .swarmhub(&self.config, args, Duration::from_secs(900))
     }
 
     /// Like [`Deploy::swarmhub`], without echoing the output (for polling).
     fn swarmhub_quiet(&self, args: &[&str]) -> Out {
-        run_timeout(self.command(args), Duration::from_secs(120)).expect("running swarmhub")
+        run_timeout(
+            self.swarm.swarmhub_cmd(&self.config, args),
+            Duration::from_secs(120),
+        )
+        .expect("running swarmhub")
     }
 
     fn swarmhub_ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.swarmhub(args);
-        ensure!(
-            out.success(),
-            "swarmhub {} failed: {}",
-            args.join(" "),
-            out.describe()
-        );
-        Ok(out.stdout)
+        self.swarm
+            .swarmhub_ok(&self.config, args, Duration::from_secs(900))
     }
 
     fn pw(&self) -> &str {

@@ -87,26 +87,13 @@ struct Deploy {
 
 impl Deploy {
     fn swarmhub(&self, args: &[&str]) -> Out {
-        let mut cmd = Command::new(workspace_bin("swarmhub").expect("cargo build -p hub-deployer"));
-        cmd.env("DOCKER_HOST", self.swarm.host(1))
-            .env_remove("DOCKER_CONTEXT")
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        let out = run_timeout(cmd, Duration::from_secs(600)).expect("running swarmhub");
-        out.echo(&format!("swarmhub {}", args.join(" ")));
-        out
+        self.swarm
+            .swarmhub(&self.config, args, Duration::from_secs(600))
     }
 
     fn swarmhub_ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.swarmhub(args);
-        ensure!(
-            out.success(),
-            "swarmhub {} failed: {}",
-            args.join(" "),
-            out.describe()
-        );
-        Ok(out.stdout)
+        self.swarm
+            .swarmhub_ok(&self.config, args, Duration::from_secs(600))
     }
 
     /// doctor's checks by name: (outcome, detail, fix).
