@@ -1,7 +1,7 @@
-//! One-shot global jobs: run the swarmhub image once on every node (the plugin rollout, the
-//! firewall check of `doctor`), wait until each node's task has ended, and read the one result
-//! line each task printed after a known prefix. The job is removed afterwards, also when an
-//! earlier run left one behind.
+//! One-shot jobs: run the swarmhub image once on every node (global: the plugin rollout, the
+//! firewall check of `doctor`) or once somewhere (the nfsd API calls of `volume` and `run`),
+//! wait until each task has ended, and read the one result line each task printed after a
+//! known prefix. The job is removed afterwards, also when an earlier run left one behind.
 
 use std::time::{Duration, Instant};
 
@@ -57,32 +57,91 @@ pub async fn run_global(
     what: &str,
     progress: &Progress,
 ) -> Result<Vec<NodeRun>, CliError> {
+    let expected = c.nodes().await?.iter().filter(|n| n.usable()).count();
+    let what = format!("{what} on every node");
+    let job = Job {
+        spec,
+        prefix,
+        seconds,
+        what: &what,
+        expected,
+        prints_when_failing: false,
+    };
+    run(c, &job, progress).await
+}
+
+/// Run `spec` (a replicated job of one task), wait up to `seconds` for it to end, and return
+/// its run. The task prints its result line also when it fails (exit code 1).
+pub async fn run_once(
+    c: &Cluster,
+    spec: &ServiceSpec,
+    prefix: &str,
+    seconds: u64,
+    what: &str,
+    progress: &Progress,
+) -> Result<NodeRun, CliError> {
+    let job = Job {
+        spec,
+        prefix,
+        seconds,
+        what,
+        expected: 1,
+        prints_when_failing: true,
+    };
+    let mut runs = run(c, &job, progress).await?;
+    Ok(runs.swap_remove(0))
+}
+
+/// Whether a task has ended (Swarm starts no other for a job with restart condition none).
+fn ended(t: &TaskInfo) -> bool {
+    matches!(
+        t.state.as_str(),
+        "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
+    )
+}
+
+/// One run of a job, as [`run`] carries it out.
+struct Job<'a> {
+    spec: &'a ServiceSpec,
+    /// prefix of the result line
+    prefix: &'a str,
+    /// how long all tasks may take
+    seconds: u64,
+    /// the job in progress lines and the timeout error
+    what: &'a str,
+    /// how many tasks must end
+    expected: usize,
+    /// whether a failed task printed its result line (then its log is waited for)
+    prints_when_failing: bool,
+}
+
+/// Creates the job (after removing one an earlier run left), waits until the expected tasks
+/// have ended, reads their logs and removes the job.
+async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRun>, CliError> {
+    let Job {
+        spec,
+        prefix,
+        seconds,
+        what,
+        expected,
+        prints_when_failing,
+    } = *job;
     let name = spec.name.clone().unwrap_or_default();
     if c.service(&name).await?.is_some() {
         apply::remove_service(c, &name).await?;
         apply::wait_stopped(c, &name, progress).await?;
     }
     apply::create_job(c, spec).await?;
-    let nodes = c.nodes().await?;
-    let expected = nodes.iter().filter(|n| n.usable()).count();
     let start = Instant::now();
-    let bar = progress.spinner(format!("{what} on {expected} node(s)"));
+    let bar = progress.spinner(format!("{what}: {expected} task(s)"));
     let tasks = loop {
         let tasks = c.tasks(&name).await?;
-        let done = tasks
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t.state.as_str(),
-                    "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
-                )
-            })
-            .count();
+        let done = tasks.iter().filter(|t| ended(t)).count();
         bar.set_message(format!(
-            "{what}: {done} of {expected} node(s) done ({} s)",
+            "{what}: {done} of {expected} task(s) done ({} s)",
             start.elapsed().as_secs()
         ));
-        if done >= expected && tasks.len() >= expected {
+        if done >= expected.max(1) && tasks.len() >= expected {
             break tasks;
         }
         if start.elapsed() >= Duration::from_secs(seconds) {
@@ -94,7 +153,7 @@ pub async fn run_global(
                 .join("; ");
             let _ = apply::remove_service(c, &name).await;
             return Err(CliError::Timeout {
-                what: format!("{what} on every node (job {name}; tasks: {pending})"),
+                what: format!("{what} (job {name}; tasks: {pending})"),
                 seconds,
             });
         }
@@ -102,9 +161,11 @@ pub async fn run_global(
     };
     bar.finish();
     let mut runs = Vec::new();
-    for t in tasks {
-        // a task that completed printed its result line (its log may still be on the way)
-        let log = if t.state == "complete" {
+    for t in tasks.into_iter().filter(ended) {
+        // a task that completed (or failed after printing) has its result line in its log,
+        // which may still be on the way
+        let printed = t.state == "complete" || (prints_when_failing && t.state == "failed");
+        let log = if printed {
             c.task_log_with(&t.id, prefix).await
         } else {
             c.task_log(&t.id).await

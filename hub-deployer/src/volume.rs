@@ -28,6 +28,7 @@ use crate::apply;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::exit::CliError;
+use crate::jobs;
 use crate::plan;
 use crate::progress::Progress;
 
@@ -249,63 +250,25 @@ pub async fn call(
     progress: &Progress,
 ) -> Result<ApiResult, CliError> {
     let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
-    if c.service(API_JOB).await?.is_some() {
-        apply::remove_service(c, API_JOB).await?;
-        apply::wait_stopped(c, API_JOB, progress).await?;
-    }
-    apply::create_job(c, &api_job(cfg, &storage.addr, action)).await?;
-    let seconds = cfg.timeouts.service_seconds;
-    let start = Instant::now();
-    let bar = progress.spinner("asking nfsd through a one-shot job");
-    let task = loop {
-        let tasks = c.tasks(API_JOB).await?;
-        if let Some(t) = tasks.iter().find(|t| {
-            matches!(
-                t.state.as_str(),
-                "complete" | "failed" | "rejected" | "orphaned"
-            )
-        }) {
-            break t.clone();
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            let _ = apply::remove_service(c, API_JOB).await;
-            return Err(CliError::Timeout {
-                what: format!(
-                    "the job {API_JOB} (tasks: {})",
-                    tasks
-                        .iter()
-                        .map(|t| t.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                seconds,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    bar.finish();
-    // a job that ran prints its result line, also when nfsd refused (exit code 1)
-    let log = if matches!(task.state.as_str(), "complete" | "failed") {
-        c.task_log_with(&task.id, RESULT_PREFIX).await
-    } else {
-        c.task_log(&task.id).await
-    };
-    apply::remove_service(c, API_JOB).await?;
-    let result = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split_once(RESULT_PREFIX))
-        .and_then(|(_, j)| serde_json::from_str::<ApiResult>(j.trim()).ok());
+    let run = jobs::run_once(
+        c,
+        &api_job(cfg, &storage.addr, action),
+        RESULT_PREFIX,
+        cfg.timeouts.service_seconds,
+        "asking nfsd through a one-shot job",
+        progress,
+    )
+    .await?;
+    let result = run
+        .result
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<ApiResult>(j).ok());
     match result {
         Some(ApiResult::Failed { error }) => Err(anyhow::anyhow!("nfsd: {error}").into()),
         Some(r) => Ok(r),
         None => Err(CliError::Precondition {
-            what: format!(
-                "the job {API_JOB} gave no result: task on {}; log: {}",
-                task.describe(),
-                log.trim()
-            ),
-            fix: apply::fix_for_task_error(task.error.as_deref().unwrap_or(&log)),
+            what: format!("the job {API_JOB} gave no result: task {}", run.failure()),
+            fix: apply::fix_for_task_error(run.task.error.as_deref().unwrap_or(&run.log)),
         }),
     }
 }

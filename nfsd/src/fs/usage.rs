@@ -118,6 +118,16 @@ impl TreeUsage {
         self.lock().limits = limits;
     }
 
+    /// Puts `limits` in force on the tree at `root`, counting it first when nothing limited it
+    /// before (an unlimited tree is not counted).
+    pub fn apply_limits(&self, root: &Path, limits: Limits) -> std::io::Result<()> {
+        if !self.is_limited() && limits.any() {
+            self.recount(root)?;
+        }
+        self.set_limits(limits);
+        Ok(())
+    }
+
     pub fn limits(&self) -> Limits {
         self.lock().limits.clone()
     }

@@ -384,11 +384,9 @@ impl Volumes {
         state.registry = next;
         let limits = limits_of(&state, &rec.tree, None);
         if let Some(u) = state.usage.get(&rec.tree) {
-            if !u.is_limited() && limits.any() {
-                let path = self.root.join(&rec.tree);
-                u.recount(&path).map_err(io_err("counting", &path))?;
-            }
-            u.set_limits(limits);
+            let path = self.root.join(&rec.tree);
+            u.apply_limits(&path, limits)
+                .map_err(io_err("counting", &path))?;
         }
         tracing::info!(volume = %name, ?old, new = ?size, "volume size changed");
         Ok(self.info(&state, &rec))
@@ -540,11 +538,8 @@ impl Volumes {
         let limits = limits_of(state, &rec.tree, Some(rec));
         let usage = match state.usage.get(&rec.tree) {
             Some(u) => {
-                // a tree nobody limited was not counted: count it now
-                if !u.is_limited() && limits.any() {
-                    u.recount(&path).map_err(io_err("counting", &path))?;
-                }
-                u.set_limits(limits);
+                u.apply_limits(&path, limits)
+                    .map_err(io_err("counting", &path))?;
                 u.clone()
             }
             None => {
