@@ -581,11 +581,13 @@ pub struct Plugin {
 
 /// Removes what a swarmhub deployment left in this dockerd, for tests' cleanup (errors are
 /// ignored: parts may be gone already): the `swarmhub-nfs` plugin, the network, the secrets,
-/// the configs labelled `swarmhub.managed=true`, and the swarm itself when `leave_swarm`.
+/// the configs labelled `swarmhub.managed=true`, and the swarm itself and the firewall chain
+/// of the plugin rollout when `leave_swarm` (the test made the swarm).
 /// Services must be removed first (the caller knows their names).
 pub fn remove_deployment(network: &str, secrets: &[&str], leave_swarm: bool) {
-    // the plugin rollout put swarmhub's firewall chain into this host's iptables
-    if let Ok(bin) = crate::nfsd::workspace_bin("swarmhub") {
+    // the plugin rollout put swarmhub's firewall chain into this host's iptables; a swarm that
+    // was here before the test (a deployment of this machine's own) keeps its chain
+    if leave_swarm && let Ok(bin) = crate::nfsd::workspace_bin("swarmhub") {
         let _ = Command::new(bin)
             .args(["plugin", "node-firewall", "--root", "/", "remove"])
             .output();
