@@ -433,7 +433,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     let cfg_path = config_path(&dir);
     let first = !cfg_path.exists();
     let logins = logins(&dir)?;
-    let gateway = gwbridge_gateway(&cluster.docker).await?;
+    let gateway = swarm_settled(&cluster, SWARM_SETTLE).await?;
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let settings = DemoSettings {
         data_dir: dir.join("data").display().to_string(),
@@ -621,19 +621,69 @@ fn url_host(addr: &str) -> String {
     }
 }
 
-/// The gateway address of `docker_gwbridge`, which swarm creates on every node.
-async fn gwbridge_gateway(docker: &Docker) -> Result<String, CliError> {
+/// How long `demo up` waits for what swarm sets up in the background after `swarm init`.
+const SWARM_SETTLE: Duration = Duration::from_secs(60);
+
+/// Waits (at most `limit`) until what the demo needs of a swarm is there: this node listed as
+/// ready, and `docker_gwbridge` with an IPv4 gateway (swarm creates it asynchronously, seconds
+/// after `swarm init` has returned). Returns that gateway's address.
+async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError> {
+    let start = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        let gateway = gwbridge_gateway(&c.docker).await?;
+        if gateway.is_none() {
+            missing.push("the network docker_gwbridge with an IPv4 gateway".to_string());
+        }
+        match node_ready(c).await? {
+            Ok(()) => {}
+            Err(state) => missing.push(format!("this node ready (it is {state})")),
+        }
+        match gateway {
+            Some(g) if missing.is_empty() => return Ok(g),
+            _ => {}
+        }
+        if start.elapsed() >= limit {
+            return Err(CliError::Precondition {
+                what: format!(
+                    "dockerd's swarm is not ready after {} s: missing {}",
+                    limit.as_secs(),
+                    missing.join(", ")
+                ),
+                fix: "swarm creates these by itself; look at dockerd's log (journalctl -u docker), then restart dockerd (systemctl restart docker) and run the demo again".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether this node is `ready` in the swarm's node list; `Err` carries its state.
+async fn node_ready(c: &Cluster) -> Result<Result<(), String>, CliError> {
+    let id = c.self_node_id().await?;
+    let node = not_found(c.docker.inspect_node(&id).await)
+        .map_err(|e| anyhow::anyhow!("cannot inspect this node: {}", docker_message(&e)))?;
+    let Some(node) = node else {
+        return Ok(Err("not listed yet".into()));
+    };
+    let info = crate::cluster::NodeInfo::from_node(&node);
+    Ok(if info.state == "ready" {
+        Ok(())
+    } else {
+        Err(info.state)
+    })
+}
+
+/// The gateway address of `docker_gwbridge`, which swarm creates on every node; None while
+/// it is missing or has no IPv4 gateway.
+async fn gwbridge_gateway(docker: &Docker) -> Result<Option<String>, CliError> {
     let net = not_found(docker.inspect_network("docker_gwbridge", None).await)
         .map_err(|e| anyhow::anyhow!("cannot inspect docker_gwbridge: {}", docker_message(&e)))?;
-    net.and_then(|n| n.ipam)
+    Ok(net
+        .and_then(|n| n.ipam)
         .and_then(|i| i.config)
         .into_iter()
         .flatten()
-        .find_map(|c| c.gateway.filter(|g| g.parse::<Ipv4Addr>().is_ok()))
-        .ok_or_else(|| CliError::Precondition {
-            what: "dockerd has no docker_gwbridge network with an IPv4 gateway".into(),
-            fix: "it is created with the swarm; restart dockerd (systemctl restart docker) and run the demo again".into(),
-        })
+        .find_map(|c| c.gateway.filter(|g| g.parse::<Ipv4Addr>().is_ok())))
 }
 
 fn make_dir(dir: &Path, steps: &mut Vec<Step>) -> Result<PathBuf, CliError> {
