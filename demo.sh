@@ -11,7 +11,8 @@
 #
 # DIR (default /var/lib/swarmhub-demo, or $SWARMHUB_DEMO_DIR) holds the demo's settings
 # (swarmhub.toml), the logins and the users' files. SWARMHUB_DEMO_REBUILD=1 rebuilds every
-# image first (after changing the sources).
+# image first (after changing the sources). DOCKER_HOST=unix:///PATH: the dockerd on that
+# socket instead of /var/run/docker.sock (the CLI's container gets it bound).
 #
 # Images: with cargo installed, the Rust programs are compiled here (images/build.sh
 # --prebuilt); without it, in Docker's rust image. The Python images use debian:bookworm-slim
@@ -26,7 +27,7 @@ DIR=${SWARMHUB_DEMO_DIR:-/var/lib/swarmhub-demo}
 
 say() { echo "demo.sh: $*" >&2; }
 die() { echo "demo.sh: error: $*" >&2; exit 1; }
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 CMD=$1
@@ -41,6 +42,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$DIR" in /*) ;; *) DIR=$PWD/$DIR ;; esac
+case "${DOCKER_HOST:-}" in
+  "") SOCKET=/var/run/docker.sock ;;
+  unix:///*) SOCKET=${DOCKER_HOST#unix://} ;;
+  *) die "DOCKER_HOST=$DOCKER_HOST: the demo needs dockerd's unix socket on this machine (unix:///PATH), or unset it" ;;
+esac
 
 command -v docker >/dev/null || die "the docker CLI is missing: apt-get install -y docker.io"
 docker version >/dev/null 2>&1 \
@@ -77,7 +83,7 @@ swarmhub() {
   # the kernel's modules tell whether it has an NFS client (else the plugin mounts with FUSE)
   [ -d /lib/modules ] && extra+=(--mount type=bind,src=/lib/modules,dst=/lib/modules,readonly)
   docker run --rm -i "${extra[@]}" --network host \
-    -v /var/run/docker.sock:/var/run/docker.sock \
+    -v "$SOCKET:/var/run/docker.sock" -e DOCKER_HOST=unix:///var/run/docker.sock \
     -v "$DIR:$DIR" \
     -e SWARMHUB_DEMO_DIR="$DIR" -e SWARMHUB_DEMO_COMMAND="$0" \
     "$CLI_IMAGE" "$@"
