@@ -1,35 +1,30 @@
-//! A real dockerd for tests, driven through the `docker` CLI: makes sure a daemon answers (starts
-//! one when none runs), restarts it for real, builds a tiny local image without a registry,
-//! builds and installs the `swarmhub-nfs` managed plugin with `plugin-config/build.sh`, and talks
-//! to the plugin's socket directly.
+//! A real dockerd for tests, driven through the `docker` CLI: [`Dockerd::ensure`] gives a test a
+//! one-node machine of its own (a dockerd the swarm harness starts in its own namespaces, never
+//! the machine's `/var/run/docker.sock`) and runs the test's thread inside it; restarts that
+//! daemon for real, builds a tiny local image without a registry, builds and installs the
+//! `swarmhub-nfs` managed plugin with `plugin-config/build.sh`, and talks to the plugin's socket
+//! directly.
 //!
-//! Everything a daemon holds is global (plugin names, volume names, the swarm), so tests take
-//! [`lock`] first. The harness needs root, the `docker` CLI and `dockerd` (Debian: `docker.io`),
-//! `/dev/fuse` (Debian: `fuse3`, kernel module `fuse`) and `busybox-static`; without them it fails
-//! with what to install, never skips.
-//!
-//! dockerd ownership: when no daemon answers, [`Dockerd::ensure`] starts `dockerd` itself (log in
-//! [`TEST_ROOT`]`/dockerd.log`) and stops it when dropped. When a daemon already runs (pid in
-//! `/var/run/docker.pid`), [`Dockerd::restart`] stops it with SIGTERM and starts it again with the
-//! same command line, working directory and environment, detached so it outlives the test (its
-//! output then goes to the harness's log file); an adopted daemon is left running at the end.
+//! The harness needs root, the `docker` CLI and `dockerd` (Debian: `docker.io`), `/dev/fuse`
+//! (Debian: `fuse3`, kernel module `fuse`), `busybox-static` and what [`crate::swarm`] needs;
+//! without them it fails with what to install, never skips. Tests of one process take turns on
+//! their machine; processes take turns through the swarm harness's lock.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 
-/// Directory for everything the harness writes (logs, plugin state, image rootfs).
-pub const TEST_ROOT: &str = "/tmp/swarmhub-docker-tests";
-/// The lock file serialising tests that use the daemon.
-pub const LOCK_FILE: &str = "/tmp/swarmhub-docker-tests.lock";
+use crate::swarm::{Entered, Options, SWARM, Swarm};
+
+/// Directory for what the Docker-level tests write (plugin state, test directories, image rootfs).
+pub const TEST_ROOT: &str = "/var/tmp/swarmhub-tests/docker";
 /// Label put on containers and services the tests create, so cleanup finds leftovers.
 pub const LABEL: &str = "swarmhub-test";
-const PID_FILE: &str = "/var/run/docker.pid";
 const DOCKER_HINT: &str =
     "install Docker with `apt-get install -y docker.io` (CI does this in .ci/run)";
 
@@ -191,86 +186,27 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // a zombie is as good as gone: its parent (not us) reaps it
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
-    let st = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status()?;
-    ensure!(st.success(), "kill -{sig} {pid} failed");
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// lock
-
-/// Holds [`LOCK_FILE`] (flock(1), exclusive) until dropped: one docker test at a time per host.
-pub struct Lock {
-    child: Child,
-}
-
-/// Waits (at most 15 minutes) for the docker test lock.
-pub fn lock() -> anyhow::Result<Lock> {
-    let mut child = Command::new("flock")
-        .args([
-            "--exclusive",
-            "--timeout",
-            "900",
-            LOCK_FILE,
-            "-c",
-            "echo locked; exec cat",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("running flock(1) (util-linux) for the docker test lock")?;
-    let mut buf = [0u8; 7];
-    child
-        .stdout
-        .as_mut()
-        .expect("piped")
-        .read_exact(&mut buf)
-        .context("waiting for the docker test lock")?;
-    ensure!(
-        &buf == b"locked\n",
-        "flock said {:?}",
-        String::from_utf8_lossy(&buf)
-    );
-    Ok(Lock { child })
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take()); // cat sees EOF and exits: the lock is released
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // dockerd
 
-/// The daemon the tests use.
+/// This process's one-node machine ([`Dockerd`]): started by the first test that asks, kept
+/// until the process exits (the swarm harness's lock holder then tears it down), so the tests of
+/// one binary share it and its loaded images.
+static MACHINE: Mutex<Option<Swarm>> = Mutex::new(None);
+/// One test at a time on [`MACHINE`] (plugin, volume and swarm state are global to a daemon).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A test's dockerd: node 1 of a one-node [`Swarm`] of the [`crate::swarm::SWARM`] instance
+/// ([`Options::machine`]: never in a swarm at start, its socket at the default
+/// `/var/run/docker.sock` in its own `/run`), with the calling thread inside that node's
+/// network, mount and UTS namespaces until the `Dockerd` is dropped. So the test's `docker` CLI
+/// calls, the programs it starts (`swarmhub`, `plugin-config/build.sh`, slapd, nfsd) and the
+/// addresses it uses (127.0.0.1) are that machine's, and the host's own dockerd, if one runs,
+/// is never reached.
 pub struct Dockerd {
-    argv: Vec<String>,
-    cwd: PathBuf,
-    env: Option<Vec<(String, String)>>,
-    pid: Option<u32>,
-    child: Option<Child>,
-    /// true when the harness started the first daemon itself (then it also stops it)
-    owned: bool,
-    log: PathBuf,
+    // field order: leave the namespaces before letting the next test in
+    _entered: Entered,
+    _serial: MutexGuard<'static, ()>,
 }
 
 /// Checks that the host can run the docker tests at all.
@@ -294,198 +230,103 @@ pub fn preflight() -> anyhow::Result<()> {
         Path::new("/dev/fuse").exists(),
         "/dev/fuse is missing: the plugin's fuse backend needs it; `apt-get install -y fuse3` and `modprobe fuse`"
     );
+    for var in ["DOCKER_HOST", "DOCKER_CONTEXT"] {
+        ensure!(
+            std::env::var_os(var).is_none(),
+            "{var} is set; the docker tests use dockerds they start themselves: unset it"
+        );
+    }
     Ok(())
 }
 
-fn daemon_answers() -> bool {
-    docker_timeout(
-        &["version", "--format", "{{.Server.Version}}"],
-        Duration::from_secs(10),
-    )
-    .success()
+fn machine() -> MutexGuard<'static, Option<Swarm>> {
+    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Dockerd {
-    /// Uses the running daemon, or starts one; waits (bounded) until it answers.
+    /// Waits for the other tests of this process, starts this process's machine when it has
+    /// none yet (waits at most 15 minutes for the swarm harness's lock), and moves the calling
+    /// thread into it. Checks that the default socket reaches the machine's dockerd.
     pub fn ensure() -> anyhow::Result<Dockerd> {
         preflight()?;
-        std::fs::create_dir_all(TEST_ROOT)?;
-        let log = Path::new(TEST_ROOT).join("dockerd.log");
-        let running_pid = std::fs::read_to_string(PID_FILE)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|p| process_alive(*p));
-        if let Some(pid) = running_pid {
-            // adopt it: remember how it was started so a restart is faithful
-            let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))?
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or("/".into());
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok().map(|e| {
-                e.split(|b| *b == 0)
-                    .filter_map(|kv| {
-                        let kv = String::from_utf8_lossy(kv);
-                        kv.split_once('=')
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                    })
-                    .collect()
-            });
-            let d = Dockerd {
-                argv,
-                cwd,
-                env,
-                pid: Some(pid),
-                child: None,
-                owned: false,
-                log,
-            };
-            d.wait_ready(Duration::from_secs(60))?;
-            eprintln!(
-                "docker harness: using the running dockerd (pid {pid}, `{}`)",
-                d.argv.join(" ")
-            );
-            return Ok(d);
-        }
-        if daemon_answers() {
-            bail!(
-                "a dockerd answers but {PID_FILE} names no live process, so the harness could not restart it; start dockerd with its default pid file"
-            );
-        }
-        let mut d = Dockerd {
-            argv: vec!["dockerd".into()],
-            cwd: "/".into(),
-            env: None,
-            pid: None,
-            child: None,
-            owned: true,
-            log,
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let entered = {
+            let mut m = machine();
+            if m.is_none() {
+                let swarm = Swarm::start_with(SWARM, Options::machine())?;
+                eprintln!(
+                    "docker harness: one-node machine {} up in {:.1?} (dockerd log {})",
+                    swarm.hostname(1),
+                    swarm.bring_up,
+                    swarm.log_path(1).display()
+                );
+                *m = Some(swarm);
+            }
+            m.as_ref().expect("started above").enter(1)?
         };
-        eprintln!(
-            "docker harness: no dockerd answers; starting `dockerd` (log {})",
-            d.log.display()
+        let name = docker_timeout(&["info", "-f", "{{.Name}}"], Duration::from_secs(30));
+        let want = machine().as_ref().expect("started").hostname(1);
+        ensure!(
+            name.success() && name.stdout.trim() == want,
+            "inside the test machine, `docker info` should answer from {want}'s dockerd: {}",
+            name.describe()
         );
-        d.start()?;
-        Ok(d)
+        // images ensured before the machine existed
+        for tag in crate::images::ensured_tags() {
+            load_into_machine(&tag)?;
+        }
+        Ok(Dockerd {
+            _entered: entered,
+            _serial: serial,
+        })
     }
 
-    /// The daemon's log file as far as the harness writes it (daemons it started or restarted).
-    pub fn log_path(&self) -> &Path {
-        &self.log
+    /// The machine's dockerd log.
+    pub fn log_path(&self) -> PathBuf {
+        machine().as_ref().expect("started").log_path(1)
     }
 
-    /// Last `n` lines of the harness's dockerd log that contain `needle` (all lines if empty).
+    /// Last `n` lines of the dockerd log that contain `needle` (all lines if empty).
     pub fn log_tail(&self, needle: &str, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
-        let from = lines.len().saturating_sub(n);
-        if lines.is_empty() && self.child.is_none() {
-            return format!(
-                "(dockerd was started outside the harness: its log is wherever it was sent, not {})",
-                self.log.display()
-            );
-        }
-        lines[from..].join("\n")
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    fn start(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("opening {}", self.log.display()))?;
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..])
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // its own process group: a ^C of the test does not take the daemon down with it
-            .process_group(0);
-        if let Some(env) = &self.env {
-            cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting `{}`; {DOCKER_HINT}", self.argv.join(" ")))?;
-        self.pid = Some(child.id());
-        self.child = Some(child);
-        self.wait_ready(Duration::from_secs(60))
-    }
-
-    fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
-        loop {
-            if daemon_answers() {
-                return Ok(());
-            }
-            if let Some(pid) = self.pid
-                && !process_alive(pid)
-            {
-                bail!(
-                    "dockerd (pid {pid}) exited while starting; log tail ({}):\n{}",
-                    self.log.display(),
-                    self.log_tail("", 40)
-                );
-            }
-            if start.elapsed() > limit {
-                bail!(
-                    "dockerd did not answer within {limit:?}; log tail ({}):\n{}",
-                    self.log.display(),
-                    self.log_tail("", 40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// SIGTERM and wait (at most 60 s, then SIGKILL).
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(pid) = self.pid.take() else {
-            return Ok(());
-        };
-        signal(pid, "TERM")?;
-        let start = Instant::now();
-        while process_alive(pid) {
-            if let Some(c) = self.child.as_mut() {
-                let _ = c.try_wait();
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                eprintln!("docker harness: dockerd {pid} ignored SIGTERM for 60 s; killing it");
-                let _ = signal(pid, "KILL");
-                std::thread::sleep(Duration::from_secs(1));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
-        Ok(())
-    }
-
-    /// Really restarts the daemon (SIGTERM, wait for exit, start with the same command line);
-    /// returns how long until it answered again.
+    /// Really restarts the daemon (SIGTERM, wait for exit, start it again in the same
+    /// namespaces and data root); returns how long until it answered again.
     pub fn restart(&mut self) -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        ensure!(self.pid.is_some(), "no dockerd pid known; cannot restart");
-        self.stop()?;
-        self.start()?;
-        Ok(start.elapsed())
+        machine().as_mut().expect("started").restart_dockerd(1)
     }
 }
 
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        if self.owned {
-            eprintln!("docker harness: stopping the dockerd it started");
-            if let Err(e) = self.stop() {
-                eprintln!("docker harness: stopping dockerd: {e:#}");
-            }
-        }
-        // an adopted daemon (restarted or not) keeps running
+/// Loads the image [`crate::images::ensure_images`] saved as `tag` into this process's machine,
+/// if it has one and the image there is not the same (by id). [`crate::images::ensure_images`]
+/// calls it, and [`Dockerd::ensure`] for what was ensured before the machine started: so a test
+/// may ensure its images first and hold the swarm harness's lock only while it runs.
+pub fn load_into_machine(tag: &str) -> anyhow::Result<()> {
+    let m = machine();
+    let Some(swarm) = m.as_ref() else {
+        return Ok(());
+    };
+    let (file, id) = crate::images::saved_image_with_id(tag)?;
+    let have = swarm.docker(1, &["image", "inspect", "-f", "{{.Id}}", tag]);
+    if have.success() && have.stdout.trim() == id.trim() {
+        return Ok(());
     }
+    let t = Instant::now();
+    let out = swarm.docker_timeout(
+        1,
+        &["load", "-i", &file.to_string_lossy()],
+        Duration::from_secs(600),
+    );
+    ensure!(
+        out.success(),
+        "loading {tag} into the test machine: {}",
+        out.describe()
+    );
+    eprintln!("docker harness: loaded {tag} in {:.1?}", t.elapsed());
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,14 +336,34 @@ impl Drop for Dockerd {
 /// image of the same tag left by an earlier run is reused as it is.
 pub const BUSYBOX_IMAGE: &str = "swarmhub-test/busybox:2";
 
-/// Builds (once) a tiny image from busybox-static: `/bin/busybox` and its applets, `/tmp`, and
-/// `/etc/passwd` with `jovyan` 1000:100 whose home `/home/jovyan` is jovyan's, as in the
-/// notebook images (Docker gives an empty volume mounted there the owner of the image's
-/// directory, and nfsd, acting as the volume's user, refuses to give it away to root).
-/// `docker import`, no registry.
+/// Builds (once) a tiny image from busybox-static ([`busybox_tar`]) in the default dockerd (the
+/// test's machine: [`Dockerd::ensure`] first). `docker import`, no registry.
 pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
     if docker(&["image", "inspect", tag]).success() {
         return Ok(());
+    }
+    let tar = busybox_tar()?;
+    let out = docker(&[
+        "import",
+        "--change",
+        "ENV PATH=/bin",
+        &tar.to_string_lossy(),
+        tag,
+    ]);
+    ensure!(out.success(), "docker import failed: {}", out.describe());
+    Ok(())
+}
+
+/// A root file system tarball of busybox-static: `/bin/busybox` and its applets, `/tmp`, and
+/// `/etc/passwd` with `jovyan` 1000:100 whose home `/home/jovyan` is jovyan's, as in the
+/// notebook images (Docker gives an empty volume mounted there the owner of the image's
+/// directory, and nfsd, acting as the volume's user, refuses to give it away to root). Made
+/// once per process, in [`TEST_ROOT`].
+pub fn busybox_tar() -> anyhow::Result<PathBuf> {
+    static MADE: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = made.as_ref() {
+        return Ok(p.clone());
     }
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
@@ -518,7 +379,7 @@ pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
         "{} is dynamically linked; `apt-get install -y busybox-static`",
         busybox.display()
     );
-    let root = Path::new(TEST_ROOT).join("busybox-rootfs");
+    let root = Path::new(TEST_ROOT).join(format!("busybox-rootfs.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     for d in ["bin", "etc", "tmp", "home/jovyan"] {
         std::fs::create_dir_all(root.join(d))?;
@@ -541,23 +402,23 @@ pub fn busybox_image(tag: &str) -> anyhow::Result<()> {
         "root:x:0:0:root:/root:/bin/sh\njovyan:x:1000:100:jovyan:/home/jovyan:/bin/sh\n",
     )?;
     std::fs::write(root.join("etc/group"), "root:x:0:\nusers:x:100:jovyan\n")?;
-    let mut tar = Command::new("tar")
+    let tar = root.with_extension("tar");
+    let out = Command::new("tar")
         .arg("-C")
         .arg(&root)
-        .args(["--numeric-owner", "-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let import = Command::new("docker")
-        .args(["import", "--change", "ENV PATH=/bin", "-", tag])
-        .stdin(tar.stdout.take().expect("piped"))
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
         .output()?;
-    tar.wait()?;
     ensure!(
-        import.status.success(),
-        "docker import failed: {}",
-        String::from_utf8_lossy(&import.stderr)
+        out.status.success(),
+        "tar of {}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
+    let _ = std::fs::remove_dir_all(&root);
+    *made = Some(tar.clone());
+    Ok(tar)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,34 +1,36 @@
 //! The project's container images for tests: [`ensure_images`] builds the local Debian base
 //! (`images/debian-base.sh`) and the requested images of the top-level `Dockerfile` (through
-//! `images/build.sh`, the Rust ones from static binaries: `--prebuilt`), but only when an image
-//! is missing or its inputs changed. Each image carries the label [`INPUTS_LABEL`] with a hash of
-//! what it was built from (the Dockerfile, `images/`, `plugin-config/`, and the base image or the
-//! static binaries), so a later test's call costs a no-op `cargo build` and a few `docker image
-//! inspect`s.
+//! `images/build.sh`, the Rust ones from static binaries: `--prebuilt`) in the test suite's own
+//! builder dockerd ([`crate::builder`], never the machine's), but only when an image is missing
+//! or its inputs changed. Each image carries the label [`INPUTS_LABEL`] with a hash of what it
+//! was built from (the Dockerfile, `images/`, `plugin-config/`, and the base image or the static
+//! binaries), so a later test's call costs a no-op `cargo build` and a few `docker image
+//! inspect`s. Each requested image is then saved (`docker save`, once per image id) under
+//! [`SAVED_DIR`], where [`crate::swarm::Swarm::load_image`] loads it from, and loaded into this
+//! process's one-node machine if it has one ([`crate::docker::Dockerd`]).
 //!
-//! Call it with [`crate::docker::lock`] held and a daemon up ([`crate::docker::Dockerd::ensure`]):
-//! other docker tests restart dockerd. It also takes its own lock ([`IMAGES_LOCK_FILE`]) around
-//! builds and `target/dist`. Needs root, the docker CLI, debootstrap (for the base) and access to
-//! Debian's mirror, PyPI and npm; without them it fails with what is missing, never skips.
-//! `SWARMHUB_BASE_IMAGE` names another base for the Python images (e.g. `debian:bookworm-slim`
-//! where a registry is reachable); it is then used as it is, not built.
+//! Needs root, the docker CLI, debootstrap (for the base) and access to Debian's mirror, PyPI and
+//! npm; without them it fails with what is missing, never skips. `SWARMHUB_BASE_IMAGE` names
+//! another base for the Python images (e.g. `debian:bookworm-slim` where a registry is
+//! reachable; it must then exist in the builder); it is used as it is, not built.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 
-use crate::docker::{docker, docker_timeout, repo_root, run_timeout};
+use crate::builder::Builder;
+use crate::docker::{repo_root, run_timeout};
 
 /// Label holding the hash of an image's inputs.
 pub const INPUTS_LABEL: &str = "org.swarmhub.inputs";
 /// The local Debian base of the Python images (`images/debian-base.sh`).
 pub const BASE_TAG: &str = "swarmhub/debian:bookworm";
-/// Serialises builds (and writes to `target/dist`) between test processes.
-pub const IMAGES_LOCK_FILE: &str = "/tmp/swarmhub-images.lock";
+/// Where requested images are saved (`<tag>.tar` and `<tag>.id`, the tag made a file name).
+pub const SAVED_DIR: &str = "/var/tmp/swarmhub-tests/images";
 /// How long one image build may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";
@@ -122,11 +124,8 @@ pub struct Ensured {
 /// Makes sure every image in `images` exists and is current; builds what is not (see the module
 /// documentation). Returns what it did per image, in the order given.
 pub fn ensure_images(images: &[Image]) -> anyhow::Result<Vec<Ensured>> {
-    ensure!(
-        docker_timeout(&["version"], Duration::from_secs(20)).success(),
-        "dockerd does not answer; call docker::Dockerd::ensure() first"
-    );
-    let _lock = FileLock::acquire(IMAGES_LOCK_FILE)?;
+    // the builder's lock also serialises the writes to target/dist between test processes
+    let builder = Builder::start()?;
     let root = repo_root();
     let mut common = Inputs::default();
     common.file(&root, "Dockerfile")?;
@@ -140,25 +139,25 @@ pub fn ensure_images(images: &[Image]) -> anyhow::Result<Vec<Ensured>> {
     let base = if python.is_empty() {
         None
     } else {
-        Some(ensure_base(&root)?)
+        Some(ensure_base(&builder, &root)?)
     };
     if !rust.is_empty() {
-        build_dist(&root)?;
+        build_dist(&builder, &root)?;
     }
     for image in images.iter().copied() {
         let mut inputs = common.clone();
         inputs.text("target", image.target());
         let extra: Vec<String> = if image.is_rust() {
             inputs.tree(&root, &format!("target/dist/{}", image.dist_dir()))?;
-            vec!["--prebuilt".into()]
+            vec!["--prebuilt".into(), "--network".into(), "host".into()]
         } else {
             let (base_tag, base_id) = base.clone().expect("ensured above");
             inputs.text("base", &base_id);
-            vec!["--base".into(), base_tag]
+            vec!["--base".into(), base_tag, "--network".into(), "host".into()]
         };
         let hash = inputs.hash()?;
         let tag = image.tag();
-        if image_label(&tag).as_deref() == Some(hash.as_str()) {
+        if image_label(&builder, &tag).as_deref() == Some(hash.as_str()) {
             done.push(Ensured {
                 image,
                 tag,
@@ -169,7 +168,7 @@ pub fn ensure_images(images: &[Image]) -> anyhow::Result<Vec<Ensured>> {
         }
         eprintln!("images: building {tag} (inputs {})", &hash[..12]);
         let start = Instant::now();
-        let mut cmd = Command::new(root.join("images/build.sh"));
+        let mut cmd = builder.command(root.join("images/build.sh"));
         cmd.current_dir(&root)
             .env("CARGO_TARGET_DIR", crate::nfsd::target_dir())
             .args(&extra)
@@ -184,7 +183,7 @@ pub fn ensure_images(images: &[Image]) -> anyhow::Result<Vec<Ensured>> {
         );
         let took = start.elapsed();
         ensure!(
-            image_label(&tag).as_deref() == Some(hash.as_str()),
+            image_label(&builder, &tag).as_deref() == Some(hash.as_str()),
             "images/build.sh succeeded but {tag} does not carry {INPUTS_LABEL}={hash}"
         );
         eprintln!("images: built {tag} in {took:.1?}");
@@ -195,26 +194,111 @@ pub fn ensure_images(images: &[Image]) -> anyhow::Result<Vec<Ensured>> {
             took,
         });
     }
+    for e in &done {
+        save(&builder, &e.tag)?;
+    }
+    drop(builder);
+    let mut ensured = ENSURED.lock().unwrap_or_else(|e| e.into_inner());
+    for e in &done {
+        ensured.insert(e.tag.clone());
+        crate::docker::load_into_machine(&e.tag)?;
+    }
     Ok(done)
+}
+
+/// Tags [`ensure_images`] saved in this process: a machine started later loads them too.
+static ENSURED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The tags [`ensure_images`] has saved so far in this process.
+pub fn ensured_tags() -> Vec<String> {
+    ENSURED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+fn saved_paths(tag: &str) -> (PathBuf, PathBuf) {
+    let name = tag.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+    let dir = Path::new(SAVED_DIR);
+    (
+        dir.join(format!("{name}.tar")),
+        dir.join(format!("{name}.id")),
+    )
+}
+
+/// Saves `tag` from the builder to [`SAVED_DIR`] unless the file there is of the same image id
+/// (written to a temporary name and renamed: a reader never sees half a file).
+fn save(builder: &Builder, tag: &str) -> anyhow::Result<()> {
+    let id = image_id(builder, tag).with_context(|| format!("{tag} is not in the builder"))?;
+    let (tar, id_file) = saved_paths(tag);
+    if tar.is_file() && std::fs::read_to_string(&id_file).ok().as_deref() == Some(id.as_str()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(SAVED_DIR).with_context(|| format!("creating {SAVED_DIR}"))?;
+    let tmp = tar.with_extension(format!("tar.{}", std::process::id()));
+    let t = Instant::now();
+    let out = builder.docker_timeout(
+        &["save", "-o", &tmp.to_string_lossy(), tag],
+        Duration::from_secs(600),
+    );
+    ensure!(
+        out.success(),
+        "saving {tag} from the builder: {}",
+        out.describe()
+    );
+    std::fs::rename(&tmp, &tar)?;
+    std::fs::write(&id_file, &id)?;
+    eprintln!(
+        "images: saved {tag} to {} in {:.1?}",
+        tar.display(),
+        t.elapsed()
+    );
+    Ok(())
+}
+
+/// The file [`ensure_images`] saved `tag` to, and its image id.
+pub fn saved_image_with_id(tag: &str) -> anyhow::Result<(PathBuf, String)> {
+    let (tar, id_file) = saved_paths(tag);
+    let id = std::fs::read_to_string(&id_file)
+        .ok()
+        .filter(|_| tar.is_file());
+    let id = id.with_context(|| {
+        format!(
+            "no saved image {tag} at {}: call images::ensure_images with it first",
+            tar.display()
+        )
+    })?;
+    Ok((tar, id))
+}
+
+/// The file [`ensure_images`] saved `tag` to.
+pub fn saved_image(tag: &str) -> anyhow::Result<PathBuf> {
+    Ok(saved_image_with_id(tag)?.0)
 }
 
 /// The base of the Python images: `$SWARMHUB_BASE_IMAGE` as it is, or [`BASE_TAG`] built with
 /// `images/debian-base.sh` when missing or built from another version of the script.
 /// Returns (tag, image id).
-fn ensure_base(root: &Path) -> anyhow::Result<(String, String)> {
+fn ensure_base(builder: &Builder, root: &Path) -> anyhow::Result<(String, String)> {
     if let Ok(base) = std::env::var("SWARMHUB_BASE_IMAGE") {
-        let id = image_id(&base).with_context(|| {
-            format!("SWARMHUB_BASE_IMAGE={base} is not an image in this daemon")
+        let id = image_id(builder, &base).with_context(|| {
+            format!(
+                "SWARMHUB_BASE_IMAGE={base} is not an image in the test builder ({})",
+                builder.host()
+            )
         })?;
         return Ok((base, id));
     }
     let mut inputs = Inputs::default();
     inputs.file(root, "images/debian-base.sh")?;
     let hash = inputs.hash()?;
-    if image_label(BASE_TAG).as_deref() != Some(hash.as_str()) {
+    if image_label(builder, BASE_TAG).as_deref() != Some(hash.as_str()) {
         eprintln!("images: building {BASE_TAG} with images/debian-base.sh (debootstrap)");
         let start = Instant::now();
-        let mut cmd = Command::new(root.join("images/debian-base.sh"));
+        let mut cmd = builder.command(root.join("images/debian-base.sh"));
         cmd.args(["--force", "--tag", BASE_TAG, "--label"])
             .arg(format!("{INPUTS_LABEL}={hash}"));
         let out = run_timeout(cmd, BUILD_TIMEOUT)?;
@@ -225,14 +309,14 @@ fn ensure_base(root: &Path) -> anyhow::Result<(String, String)> {
         );
         eprintln!("images: built {BASE_TAG} in {:.1?}", start.elapsed());
     }
-    let id = image_id(BASE_TAG).context("the base image is missing after its build")?;
+    let id = image_id(builder, BASE_TAG).context("the base image is missing after its build")?;
     Ok((BASE_TAG.to_string(), id))
 }
 
 /// The static release binaries (a no-op cargo build when current), laid out in `target/dist`.
-fn build_dist(root: &Path) -> anyhow::Result<()> {
+fn build_dist(builder: &Builder, root: &Path) -> anyhow::Result<()> {
     let target = crate::nfsd::target_dir();
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = builder.command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root)
         .env("CARGO_TARGET_DIR", &target)
         .env(
@@ -251,7 +335,7 @@ fn build_dist(root: &Path) -> anyhow::Result<()> {
         "static cargo build failed: {}",
         tail(&out.describe(), 40)
     );
-    let mut layout = Command::new(root.join("images/layout.sh"));
+    let mut layout = builder.command(root.join("images/layout.sh"));
     layout
         .arg(root.join("target/dist"))
         .arg(target.join(TRIPLE).join("release"));
@@ -260,9 +344,9 @@ fn build_dist(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The value of [`INPUTS_LABEL`] on `tag`, if the image exists and has it.
-pub fn image_label(tag: &str) -> Option<String> {
-    let out = docker(&[
+/// The value of [`INPUTS_LABEL`] on `tag` in the builder, if the image exists and has it.
+pub fn image_label(builder: &Builder, tag: &str) -> Option<String> {
+    let out = builder.docker(&[
         "image",
         "inspect",
         "-f",
@@ -273,9 +357,9 @@ pub fn image_label(tag: &str) -> Option<String> {
     (out.success() && !v.is_empty() && v != "<no value>").then(|| v.to_string())
 }
 
-/// The image id of `tag`, if it exists.
-pub fn image_id(tag: &str) -> Option<String> {
-    let out = docker(&["image", "inspect", "-f", "{{.Id}}", tag]);
+/// The image id of `tag` in the builder, if it exists.
+pub fn image_id(builder: &Builder, tag: &str) -> Option<String> {
+    let out = builder.docker(&["image", "inspect", "-f", "{{.Id}}", tag]);
     out.success().then(|| out.stdout.trim().to_string())
 }
 
@@ -364,47 +448,4 @@ impl Inputs {
         ensure!(hash.len() == 64, "sha256sum printed {out:?}");
         Ok(hash.to_string())
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// lock
-
-/// An exclusive flock(1) on a file until dropped (as [`crate::docker::lock`], another file).
-struct FileLock {
-    child: Child,
-}
-
-impl FileLock {
-    fn acquire(path: &str) -> anyhow::Result<FileLock> {
-        let mut child = Command::new("flock")
-            .args(["--exclusive", "--timeout", "3600", path, "-c"])
-            .arg("echo locked; exec cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("running flock(1) (util-linux)")?;
-        let mut buf = [0u8; 7];
-        child
-            .stdout
-            .as_mut()
-            .expect("piped")
-            .read_exact(&mut buf)
-            .with_context(|| format!("waiting for the lock {path}"))?;
-        if &buf != b"locked\n" {
-            bail!("flock said {:?}", String::from_utf8_lossy(&buf));
-        }
-        Ok(FileLock { child })
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-/// The path of the repository's `target/dist` (the Dockerfile's prebuilt input).
-pub fn dist_dir() -> PathBuf {
-    repo_root().join("target/dist")
 }

@@ -2,6 +2,7 @@
 //! Nothing here depends on the crates under test, so every crate can use it as a dev-dependency.
 
 pub mod attack;
+pub mod builder;
 pub mod docker;
 pub mod guest;
 pub mod hub;

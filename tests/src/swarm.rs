@@ -2,27 +2,34 @@
 //! (Debian docker.io 20.10), each in its own network, mount and UTS namespace, wired to a bridge
 //! that lives in a network namespace of its own, with one veth to the host so test code can reach
 //! node IPs (published `mode=host` ports, APIs). Node 1 is the manager, the others join as workers.
+//! The same harness also makes one-node "machines" ([`Options::machine`]): a dockerd never in a
+//! swarm, with a private `/run` where it listens on the default `/var/run/docker.sock`, that a
+//! test thread can [`Swarm::enter`] to run as a process of that machine.
 //!
-//! It never touches the system dockerd (`/var/run/docker.sock`) beyond reading images from it
-//! with `docker save`: every node has its own socket, data root, exec root, containerd, iptables
-//! (in its netns) and its own copies of the paths dockerd 20.10 / containerd 1.6 write whatever the
-//! flags say (`/var/lib/docker/network/files`, `/run/docker`, `/run/containerd`, `/etc/docker`),
-//! bound over those paths inside the node's mount namespace only.
+//! It never touches the system dockerd (`/var/run/docker.sock`, `/var/lib/docker`): every node
+//! has its own socket, data root, exec root, containerd, iptables (in its netns) and its own
+//! copies of the paths dockerd 20.10 / containerd 1.6 write whatever the flags say
+//! (`/var/lib/docker/network/files`, `/run/docker`, `/run/containerd`, `/etc/docker`), bound over
+//! those paths inside the node's mount namespace only. Images come from the test builder
+//! ([`crate::builder`]) as `docker save` files ([`crate::images::ensure_images`]).
 //!
-//! Fixed names, so a crashed run's leftovers are found and removed at the next start: data and
-//! logs under [`BASE`], network namespaces `swh-*`, host veth `swh-host`, subnet
-//! [`SUBNET`]`.0/24` (host side `.254`, node i at `.i`), cgroup `/swarmhub-swarm` (pids hierarchy
-//! on cgroup v1, the unified one on v2). Every node process (dockerd, containerd, shims, plugins,
-//! containers) lives in that cgroup tree or in a node netns; teardown SIGKILLs all of them, unmounts,
-//! deletes the namespaces and veths and removes the data. The holder of [`LOCK_FILE`] (one swarm
-//! per host at a time) runs the same teardown when the test process dies without dropping the
-//! [`Swarm`] (SIGKILL, abort), so node processes never outlive the test.
+//! Fixed names per [`Instance`], so a crashed run's leftovers are found and removed at the next
+//! start; two instances ([`SWARM`], [`MACHINE`]) can run at once. For [`SWARM`]: data and logs
+//! under [`BASE`], network namespaces `swh-*`, host veth `swh-host`, subnet [`SUBNET`]`.0/24`
+//! (host side `.254`, node i at `.i`), cgroup `/swarmhub-swarm` (pids hierarchy on cgroup v1, the
+//! unified one on v2), lock [`LOCK_FILE`]. Every node process (dockerd, containerd, shims,
+//! plugins, containers) lives in that cgroup tree or in a node netns; teardown SIGKILLs all of
+//! them, unmounts, deletes the namespaces and veths and removes the data. The holder of the
+//! instance's lock file (one swarm per instance and host at a time) runs the same teardown when
+//! the test process dies without dropping the [`Swarm`] (SIGKILL, abort), so node processes never
+//! outlive the test.
 //!
 //! Needs root, docker.io (`dockerd`, `containerd`), a docker CLI (`/usr/local/bin/docker` if present,
 //! else `docker` on PATH), iproute2 (`ip`), util-linux (`nsenter`, `unshare`, `flock`) and a
-//! filesystem under [`BASE`] where overlay2 works (ext4/xfs; not tmpfs on older kernels).
+//! filesystem under [`TESTS_ROOT`] where overlay2 works (ext4/xfs; not tmpfs on older kernels).
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -32,42 +39,138 @@ use anyhow::{Context, bail, ensure};
 
 use crate::docker::{CLI_TIMEOUT, Out, run_timeout};
 
-/// Everything the harness writes: `nodes/nI/` (data root, exec root, sockets, bound dirs),
-/// `logs/` (dockerd logs, teardown log), `images/` (saved images).
-pub const BASE: &str = "/var/lib/swarmhub-swarm";
-/// flock(1) lock file: one swarm per host at a time (not the system-dockerd lock of `docker.rs`).
+/// Everything the test suite keeps on disk: harness instances, the image builder's cache, test
+/// directories. Not under `/var/lib` (a machine's own Docker and swarmhub state live there).
+pub const TESTS_ROOT: &str = "/var/tmp/swarmhub-tests";
+/// Everything the [`SWARM`] instance writes: `nodes/nI/` (data root, exec root, sockets, bound
+/// dirs), `logs/` (dockerd logs, teardown log).
+pub const BASE: &str = "/var/tmp/swarmhub-tests/swarm";
+/// flock(1) lock file of the [`SWARM`] instance: one such swarm per host at a time.
 pub const LOCK_FILE: &str = "/tmp/swarmhub-swarm.lock";
-/// First three octets of the node subnet (a /24): node i is `SUBNET.i`, the host `SUBNET.254`.
+/// First three octets of the [`SWARM`] node subnet (a /24): node i is `SUBNET.i`, the host
+/// `SUBNET.254`.
 pub const SUBNET: &str = "192.168.213";
-/// The host's address on the node subnet.
+/// The host's address on the [`SWARM`] node subnet.
 pub const HOST_IP: &str = "192.168.213.254";
-/// Name of the cgroup (under each hierarchy's root) holding every node process.
+/// Name of the cgroup (under each hierarchy's root) holding every [`SWARM`] node process.
 pub const CGROUP: &str = "swarmhub-swarm";
 /// A directory at the same path in every node's mount namespace but private to each node (a
 /// bind of `nodes/nI/node-local`), e.g. for settings that name one host path for all nodes
-/// (a plugin's state directory). On the host it is an empty directory.
-pub const NODE_LOCAL_DIR: &str = "/var/lib/swarmhub-swarm/node-local";
+/// (a plugin's state directory). On the host it is an empty directory. (`BASE/node-local`; each
+/// instance has its own: [`Instance::node_local_dir`].)
+pub const NODE_LOCAL_DIR: &str = "/var/tmp/swarmhub-tests/swarm/node-local";
 /// dockerd's second socket: the same path in every node's mount namespace (under the per-node
 /// `/run/docker`), for settings that bind "the node's docker socket" into containers (the hub,
-/// a plugin). Not reachable from the host: use [`Swarm::host`] there.
+/// a plugin). Not reachable from the host: use [`Swarm::host`] there. A [`Options::machine`]
+/// node listens on [`MACHINE_DOCKER_SOCKET`] instead.
 pub const NODE_DOCKER_SOCKET: &str = "/run/docker/docker.sock";
+/// dockerd's second socket on a [`Options::machine`] node: the default path, in its private `/run`.
+pub const MACHINE_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Default node count.
 pub const DEFAULT_NODES: usize = 3;
-const NS_PREFIX: &str = "swh-";
-const BRIDGE_NS: &str = "swh-br";
-const HOST_VETH: &str = "swh-host";
-const SYSTEM_DOCKER: &str = "unix:///var/run/docker.sock";
+
+/// Names and paths of one harness instance. Instances with different values run at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    /// data and logs
+    pub base: &'static str,
+    /// flock(1) lock file: one swarm of this instance per host at a time
+    pub lock_file: &'static str,
+    /// first three octets of the node /24
+    pub subnet: &'static str,
+    /// cgroup name under each hierarchy's root
+    pub cgroup: &'static str,
+    /// network namespaces (`<prefix>br`, `<prefix>nI`) and the host veth (`<prefix>host`)
+    pub ns_prefix: &'static str,
+    /// node i's hostname is `<prefix>i`
+    pub hostname_prefix: &'static str,
+}
+
+/// The multi-node swarm of the e2e, netiso and cluster tests, also the one-node machines of the
+/// Docker-level tests (one at a time: they share the lock).
+pub const SWARM: Instance = Instance {
+    base: BASE,
+    lock_file: LOCK_FILE,
+    subnet: SUBNET,
+    cgroup: CGROUP,
+    ns_prefix: "swh-",
+    hostname_prefix: "swarmhub-node-",
+};
+
+/// A second instance, for the demo test's machine: it runs while the Docker-level tests run on
+/// [`SWARM`] beside it.
+pub const MACHINE: Instance = Instance {
+    base: "/var/tmp/swarmhub-tests/machine",
+    lock_file: "/tmp/swarmhub-machine.lock",
+    subnet: "192.168.214",
+    cgroup: "swarmhub-machine",
+    ns_prefix: "swm-",
+    hostname_prefix: "swarmhub-machine-",
+};
+
+impl Instance {
+    /// The host's address on the node subnet.
+    pub fn host_ip(&self) -> String {
+        format!("{}.254", self.subnet)
+    }
+
+    /// See [`NODE_LOCAL_DIR`].
+    pub fn node_local_dir(&self) -> String {
+        format!("{}/node-local", self.base)
+    }
+
+    fn host_veth(&self) -> String {
+        format!("{}host", self.ns_prefix)
+    }
+
+    fn bridge_ns(&self) -> String {
+        format!("{}br", self.ns_prefix)
+    }
+}
+
+/// How [`Swarm::start_with`] sets the nodes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub nodes: usize,
+    /// `swarm init` on node 1 and `join` on the others; false: dockerds never in a swarm
+    pub swarm: bool,
+    /// each node gets a private `/run` (tmpfs) and listens on [`MACHINE_DOCKER_SOCKET`], the
+    /// default socket path, like a machine's own dockerd
+    pub machine: bool,
+}
+
+impl Options {
+    /// `n` nodes in one swarm (node 1 the manager).
+    pub fn swarm(n: usize) -> Options {
+        Options {
+            nodes: n,
+            swarm: true,
+            machine: false,
+        }
+    }
+
+    /// One machine: a dockerd that was never in a swarm, on the default socket path.
+    pub fn machine() -> Options {
+        Options {
+            nodes: 1,
+            swarm: false,
+            machine: true,
+        }
+    }
+}
 
 /// Kills every node process, unmounts, removes namespaces, veths, cgroups and data.
-/// `$1` base dir, `$2` cgroup name, `$3` `all` (also logs) or `keep-logs`.
-const TEARDOWN: &str = r#"
-B="$1"; CGN="$2"; MODE="$3"
-[ -n "$B" ] && [ "$B" != / ] && [ -n "$CGN" ] || { echo "teardown: bad arguments" >&2; exit 2; }
+/// `$1` base dir, `$2` cgroup name, `$3` `all` (also logs) or `keep-logs`, `$4` netns prefix.
+/// Spares its parent (a test process whose thread may be inside a node's namespaces).
+pub(crate) const TEARDOWN: &str = r#"
+B="$1"; CGN="$2"; MODE="$3"; P="$4"
+[ -n "$B" ] && [ "$B" != / ] && [ -n "$CGN" ] && [ -n "$P" ] || { echo "teardown: bad arguments" >&2; exit 2; }
 cgdirs() { for d in /sys/fs/cgroup/*/"$CGN" /sys/fs/cgroup/"$CGN"; do [ -d "$d" ] && echo "$d"; done; }
-nslist() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^swh-'; }
+nslist() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$P"; }
 alive() { # drops zombies (their parent reaps them) and ourselves
   while read -r p; do
     [ "$p" = "$$" ] && continue
+    [ "$p" = "$PPID" ] && continue
     s=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
     [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ] && echo "$p"
   done
@@ -89,49 +192,52 @@ for m in $(mounts | sort -r); do umount -l "$m" || { echo "teardown: umount -l $
 for d in $(cgdirs); do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done
 for d in $(cgdirs); do echo "teardown: cgroup $d remains" >&2; rc=1; done
 for ns in $(nslist); do ip netns del "$ns" || { echo "teardown: ip netns del $ns failed" >&2; rc=1; }; done
-ip link del swh-host 2>/dev/null
+ip link del "${P}host" 2>/dev/null
 if [ -n "$(mounts)" ]; then
   echo "teardown: mounts remain under $B, not removing it:" $(mounts) >&2; exit 1
 fi
-rm -rf --one-file-system "$B/nodes" "$B/images" "$B/plugin"
+rm -rf --one-file-system "$B/nodes" "$B/images" "$B/plugin" "$B/node-local"
 [ "$MODE" = all ] && rm -rf --one-file-system "$B/logs"
 exit $rc
 "#;
 
 /// Builds the bridge namespace, the host veth and one veth + netns per node. `$1` = N, `$2` the
-/// subnet prefix. Nodes get no default route: a registry lookup (Swarm tries to pull before it
-/// uses a local image) then fails at once instead of after a 20 s DNS timeout.
+/// subnet prefix, `$3` the netns prefix. Nodes get no default route: a registry lookup (Swarm
+/// tries to pull before it uses a local image) then fails at once instead of after a 20 s DNS
+/// timeout.
 const NETWORK_UP: &str = r#"
 set -e
-N=$1; S=$2
-ip netns add swh-br
-ip -n swh-br link set lo up
-ip -n swh-br link add br0 type bridge
-ip -n swh-br link set br0 up
-ip link add swh-host type veth peer name host netns swh-br
-ip -n swh-br link set host master br0 up
-ip addr add "$S.254/24" dev swh-host
-ip link set swh-host up
+N=$1; S=$2; P=$3
+ip netns add "${P}br"
+ip -n "${P}br" link set lo up
+ip -n "${P}br" link add br0 type bridge
+ip -n "${P}br" link set br0 up
+ip link add "${P}host" type veth peer name host netns "${P}br"
+ip -n "${P}br" link set host master br0 up
+ip addr add "$S.254/24" dev "${P}host"
+ip link set "${P}host" up
 i=1
 while [ "$i" -le "$N" ]; do
-  ip netns add "swh-n$i"
-  ip -n swh-br link add "n$i" type veth peer name eth0 netns "swh-n$i"
-  ip -n swh-br link set "n$i" master br0 up
-  ip -n "swh-n$i" link set lo up
-  ip -n "swh-n$i" addr add "$S.$i/24" dev eth0
-  ip -n "swh-n$i" link set eth0 up
+  ip netns add "${P}n$i"
+  ip -n "${P}br" link add "n$i" type veth peer name eth0 netns "${P}n$i"
+  ip -n "${P}br" link set "n$i" master br0 up
+  ip -n "${P}n$i" link set lo up
+  ip -n "${P}n$i" addr add "$S.$i/24" dev eth0
+  ip -n "${P}n$i" link set eth0 up
   i=$((i + 1))
 done
 "#;
 
 /// Runs in the node's fresh mount + UTS namespace: cgroup, hostname, the per-node binds, then
 /// holds the namespaces (`sleep`) so dockerd can be killed and restarted inside the same ones.
-/// `$1` node index, `$2` node dir, `$3` cgroup dir for the holder, `$4` [`NODE_LOCAL_DIR`].
+/// `$1` node index, `$2` node dir, `$3` cgroup dir for the holder, `$4` the node-local dir,
+/// `$5` the hostname, `$6` `machine` (a private tmpfs on `/run`) or `shared-run`.
 const HOLDER: &str = r#"
 set -e
 i=$1; D=$2; CG=$3
 echo $$ > "$CG/cgroup.procs"
-hostname "swarmhub-node-$i"
+hostname "$5"
+[ "$6" = machine ] && mount -n -t tmpfs -o mode=755,size=64m swarmhub-run /run
 for pair in netfiles:/var/lib/docker/network/files run-docker:/run/docker \
             run-containerd:/run/containerd etc-docker:/etc/docker; do
   src="$D/${pair%%:*}"; dst="${pair#*:}"
@@ -147,7 +253,7 @@ exec sleep infinity
 
 /// Runs inside the node's namespaces (nsenter): joins the daemon cgroup, execs dockerd.
 /// `$1` node dir, `$2` cgroup dir, `$3` cgroup parent for containers, `$4` the second socket
-/// ([`NODE_DOCKER_SOCKET`], inside the node's own `/run/docker`).
+/// ([`NODE_DOCKER_SOCKET`] or [`MACHINE_DOCKER_SOCKET`], inside the node's own `/run`).
 const DOCKERD: &str = r#"
 D=$1; CG=$2; PARENT=$3
 echo $$ > "$CG/cgroup.procs" || exit 1
@@ -162,6 +268,80 @@ pub fn docker_cli() -> &'static str {
     } else {
         "docker"
     }
+}
+
+/// The namespaces (net, mnt, uts) of the first thread that called [`Swarm::enter`], before it
+/// entered: the host's.
+static HOST_NS: std::sync::OnceLock<[OwnedFd; 3]> = std::sync::OnceLock::new();
+
+fn set_namespaces(fds: &[OwnedFd; 3]) -> std::io::Result<()> {
+    for (fd, kind) in fds
+        .iter()
+        .zip([libc::CLONE_NEWNET, libc::CLONE_NEWNS, libc::CLONE_NEWUTS])
+    {
+        // SAFETY: setns(2) on a namespace fd this process holds open
+        if unsafe { libc::setns(fd.as_raw_fd(), kind) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A thread inside a node's namespaces ([`Swarm::enter`]); dropping it moves the thread back.
+pub struct Entered {
+    saved: [OwnedFd; 3],
+    cwd: PathBuf,
+}
+
+impl Entered {
+    /// `program` run in the namespaces this thread had before it entered (the host's).
+    pub fn host_command(&self, program: &str) -> Command {
+        host_command(program)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Err(e) = set_namespaces(&self.saved) {
+            eprintln!("swarm harness: moving a test thread back to the host's namespaces: {e}");
+        }
+        let _ = std::env::set_current_dir(&self.cwd);
+    }
+}
+
+/// A command for `program` that runs in the host's namespaces even when the calling thread has
+/// [`Swarm::enter`]ed a node (harness plumbing, image builds, nested test runs); in the same
+/// working directory path (the command's own, if it is given one).
+pub fn host_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    if let Some(fds) = HOST_NS.get() {
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let mut cwd = vec![0u8; 4096];
+        // SAFETY: only async-signal-safe syscalls between fork and exec, into buffers allocated
+        // before the fork
+        unsafe {
+            cmd.pre_exec(move || {
+                // the working directory the command was given (or inherited), as a path
+                if libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()).is_null() {
+                    return Err(std::io::Error::last_os_error());
+                }
+                for (fd, kind) in
+                    raw.iter()
+                        .zip([libc::CLONE_NEWNET, libc::CLONE_NEWNS, libc::CLONE_NEWUTS])
+                {
+                    if libc::setns(*fd, kind) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                // setns(CLONE_NEWNS) moved the working directory to the root
+                if libc::chdir(cwd.as_ptr().cast()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
 }
 
 /// Polls `f` every 200 ms until it returns `Ok`; `Err` is the last observed state, quoted in the
@@ -206,9 +386,11 @@ struct Node {
 /// A running swarm of [`Swarm::len`] nodes; node indices are 1-based (node 1 = manager,
 /// hostname `swarmhub-node-1`). Dropping it tears everything down.
 pub struct Swarm {
+    inst: Instance,
+    opts: Options,
     nodes: Vec<Node>,
     cgroup_root: PathBuf,
-    /// flock(1) holding [`LOCK_FILE`]; on EOF of its stdin it runs [`TEARDOWN`], then unlocks
+    /// flock(1) holding the instance's lock file; on EOF of its stdin it runs [`TEARDOWN`], then unlocks
     guard: Child,
     guard_stdin: Option<ChildStdin>,
     /// how long [`Swarm::start`] took from lock to all nodes Ready
@@ -225,13 +407,13 @@ fn on_path(bin: &str) -> bool {
 }
 
 fn sh(what: &str, script: &str, args: &[&str], timeout: Duration) -> anyhow::Result<Out> {
-    let mut c = Command::new("sh");
+    let mut c = host_command("sh");
     c.arg("-c").arg(script).arg(what).args(args);
     run_timeout(c, timeout).with_context(|| format!("running the {what} script"))
 }
 
 /// The cgroup hierarchy node processes go to: v1 `pids` if mounted, else the v2 root.
-fn cgroup_root() -> anyhow::Result<PathBuf> {
+pub(crate) fn cgroup_root() -> anyhow::Result<PathBuf> {
     let v1 = Path::new("/sys/fs/cgroup/pids");
     if v1.join("cgroup.procs").exists() {
         return Ok(v1.to_path_buf());
@@ -276,10 +458,17 @@ impl Swarm {
         Swarm::start(DEFAULT_NODES)
     }
 
-    /// Takes the swarm lock (waits at most 15 minutes), removes leftovers of earlier runs, builds
-    /// the network, starts `n` dockerds, `swarm init` on node 1, joins the others as workers and
-    /// waits until all are Ready.
+    /// A swarm of `n` nodes of the [`SWARM`] instance: [`Swarm::start_with`]`(&SWARM,
+    /// Options::swarm(n))`.
     pub fn start(n: usize) -> anyhow::Result<Swarm> {
+        Swarm::start_with(SWARM, Options::swarm(n))
+    }
+
+    /// Takes the instance's lock (waits at most 15 minutes), removes leftovers of earlier runs,
+    /// builds the network, starts the dockerds and, with `opts.swarm`, makes node 1 the manager
+    /// (`swarm init`), joins the others as workers and waits until all are Ready.
+    pub fn start_with(inst: Instance, opts: Options) -> anyhow::Result<Swarm> {
+        let n = opts.nodes;
         ensure!((1..=200).contains(&n), "a swarm of {n} nodes: use 1..=200");
         ensure!(
             crate::docker::is_root(),
@@ -302,8 +491,10 @@ impl Swarm {
         }
         let t0 = Instant::now();
         let cgroup_root = cgroup_root()?;
-        let (guard, guard_stdin) = lock_and_guard()?;
+        let (guard, guard_stdin) = lock_and_guard(&inst)?;
         let mut swarm = Swarm {
+            inst,
+            opts,
             nodes: Vec::new(),
             cgroup_root,
             guard,
@@ -313,7 +504,7 @@ impl Swarm {
         let out = sh(
             "teardown",
             TEARDOWN,
-            &[BASE, CGROUP, "all"],
+            &[inst.base, inst.cgroup, "all", inst.ns_prefix],
             Duration::from_secs(120),
         )?;
         ensure!(
@@ -321,29 +512,33 @@ impl Swarm {
             "removing leftovers of an earlier swarm run failed: {}",
             out.describe()
         );
+        let subnet = inst.subnet;
         let routes = Command::new("ip")
-            .args(["-o", "route", "show", "to", "match", &format!("{SUBNET}.1")])
+            .args(["-o", "route", "show", "to", "match", &format!("{subnet}.1")])
             .output()
             .context("ip route")?;
         let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
         ensure!(
-            !routes.lines().any(|l| l.contains(&format!("{SUBNET}."))),
-            "the swarm subnet {SUBNET}.0/24 is already routed on this host ({}); the harness needs it free",
+            !routes.lines().any(|l| l.contains(&format!("{subnet}."))),
+            "the swarm subnet {subnet}.0/24 is already routed on this host ({}); the harness needs it free",
             routes.trim()
         );
-        for d in ["nodes", "logs", "images"] {
-            std::fs::create_dir_all(Path::new(BASE).join(d))
-                .with_context(|| format!("creating {BASE}/{d}"))?;
+        for d in ["nodes", "logs"] {
+            std::fs::create_dir_all(Path::new(inst.base).join(d))
+                .with_context(|| format!("creating {}/{d}", inst.base))?;
         }
         let out = sh(
             "network-up",
             NETWORK_UP,
-            &[&n.to_string(), SUBNET],
+            &[&n.to_string(), subnet, inst.ns_prefix],
             Duration::from_secs(60),
         )?;
         ensure!(
             out.success(),
-            "building the swarm network (netns {BRIDGE_NS}, veth {HOST_VETH}, {NS_PREFIX}nI): {}",
+            "building the swarm network (netns {}, veth {}, {}nI): {}",
+            inst.bridge_ns(),
+            inst.host_veth(),
+            inst.ns_prefix,
             out.describe()
         );
         for i in 1..=n {
@@ -354,6 +549,10 @@ impl Swarm {
         }
         for i in 1..=n {
             swarm.wait_dockerd(i, Duration::from_secs(90))?;
+        }
+        if !opts.swarm {
+            swarm.bring_up = t0.elapsed();
+            return Ok(swarm);
         }
         swarm.docker_ok(
             1,
@@ -427,13 +626,17 @@ impl Swarm {
     }
 
     fn cgroup_dir(&self, i: usize) -> PathBuf {
-        self.cgroup_root.join(CGROUP).join(format!("n{i}"))
+        self.cgroup_root
+            .join(self.inst.cgroup)
+            .join(format!("n{i}"))
     }
 
     /// Starts node i's namespace holder (nodes are pushed in order).
     fn start_holder(&mut self, i: usize) -> anyhow::Result<()> {
         assert_eq!(self.nodes.len() + 1, i, "holders start in order");
-        let dir = Path::new(BASE).join("nodes").join(format!("n{i}"));
+        let dir = Path::new(self.inst.base)
+            .join("nodes")
+            .join(format!("n{i}"));
         for d in ["data", "exec", "plugin-state"] {
             std::fs::create_dir_all(dir.join(d))
                 .with_context(|| format!("creating {}/{d}", dir.display()))?;
@@ -448,7 +651,7 @@ impl Swarm {
                 .with_context(|| format!("creating cgroup {}", cg.display()))?;
         }
         let mut holder = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{NS_PREFIX}n{i}"))
+            .arg(format!("--net=/run/netns/{}n{i}", self.inst.ns_prefix))
             .args([
                 "--",
                 "unshare",
@@ -465,7 +668,13 @@ impl Swarm {
             ])
             .arg(&dir)
             .arg(self.cgroup_dir(i).join("holder"))
-            .arg(NODE_LOCAL_DIR)
+            .arg(self.inst.node_local_dir())
+            .arg(format!("{}{i}", self.inst.hostname_prefix))
+            .arg(if self.opts.machine {
+                "machine"
+            } else {
+                "shared-run"
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -504,7 +713,12 @@ impl Swarm {
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let daemon_cg = self.cgroup_dir(i).join("daemon");
-        let parent = format!("/{CGROUP}/n{i}");
+        let parent = format!("/{}/n{i}", self.inst.cgroup);
+        let socket = if self.opts.machine {
+            MACHINE_DOCKER_SOCKET
+        } else {
+            NODE_DOCKER_SOCKET
+        };
         let node = self.node(i);
         ensure!(node.dockerd.is_none(), "node {i}'s dockerd already runs");
         let child = Command::new("nsenter")
@@ -515,7 +729,7 @@ impl Swarm {
             .arg(&node.dir)
             .arg(&daemon_cg)
             .arg(&parent)
-            .arg(NODE_DOCKER_SOCKET)
+            .arg(socket)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -576,13 +790,13 @@ impl Swarm {
     /// Node i's IP on the node subnet (reachable from the host).
     pub fn ip(&self, i: usize) -> String {
         self.node(i);
-        format!("{SUBNET}.{i}")
+        format!("{}.{i}", self.inst.subnet)
     }
 
     /// Node i's hostname, as `docker node ls` shows it.
     pub fn hostname(&self, i: usize) -> String {
         self.node(i);
-        format!("swarmhub-node-{i}")
+        format!("{}{i}", self.inst.hostname_prefix)
     }
 
     /// Node i's docker host string (`unix:///.../docker.sock`).
@@ -646,7 +860,7 @@ impl Swarm {
 
     /// Node i's dockerd log (appended across restarts).
     pub fn log_path(&self, i: usize) -> PathBuf {
-        Path::new(BASE)
+        Path::new(self.inst.base)
             .join("logs")
             .join(format!("dockerd-n{i}.log"))
     }
@@ -822,45 +1036,115 @@ impl Swarm {
         Ok(start.elapsed())
     }
 
-    /// Copies `tag` from the system dockerd (`docker save`, read only) into every node
-    /// (`docker load`, in parallel).
+    /// Loads `tag` into every node (`docker load`, in parallel) from the file
+    /// [`crate::images::ensure_images`] saved it to.
     pub fn load_image(&self, tag: &str) -> anyhow::Result<()> {
-        let file = Path::new(BASE).join("images").join(format!(
-            "{}.tar",
-            tag.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
-        ));
-        let mut save = Command::new(docker_cli());
-        save.env_remove("DOCKER_CONTEXT")
-            .args(["-H", SYSTEM_DOCKER, "save", "-o"])
-            .arg(&file)
-            .arg(tag);
-        let out = run_timeout(save, CLI_TIMEOUT)?;
-        ensure!(
-            out.success(),
-            "saving image {tag} from the system dockerd: {}",
-            out.describe()
-        );
+        let file = crate::images::saved_image(tag)?;
         let file = file.to_string_lossy().into_owned();
+        self.on_every_node(&format!("loading image {tag}"), |i| {
+            self.docker_timeout(i, &["load", "-i", &file], Duration::from_secs(600))
+        })
+    }
+
+    /// Imports the busybox test image `tag` ([`crate::docker::busybox_tar`]) into every node.
+    pub fn load_busybox(&self, tag: &str) -> anyhow::Result<()> {
+        let file = crate::docker::busybox_tar()?;
+        let file = file.to_string_lossy().into_owned();
+        self.on_every_node(&format!("importing {tag}"), |i| {
+            self.docker(i, &["import", "--change", "ENV PATH=/bin", &file, tag])
+        })
+    }
+
+    /// Runs `f` for every node in parallel; an error names the first node that failed.
+    fn on_every_node(&self, what: &str, f: impl Fn(usize) -> Out + Sync) -> anyhow::Result<()> {
         let outs: Vec<(usize, Out)> = std::thread::scope(|s| {
             let handles: Vec<_> = (1..=self.len())
                 .map(|i| {
-                    let file = &file;
-                    s.spawn(move || (i, self.docker(i, &["load", "-i", file])))
+                    let f = &f;
+                    s.spawn(move || (i, f(i)))
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().expect("load thread"))
+                .map(|h| h.join().expect("node thread"))
                 .collect()
         });
         for (i, out) in outs {
-            ensure!(
-                out.success(),
-                "loading image {tag} into node {i}: {}",
-                out.describe()
-            );
+            ensure!(out.success(), "{what} on node {i}: {}", out.describe());
         }
         Ok(())
+    }
+
+    /// Stops node i's dockerd gracefully (SIGTERM; SIGKILL after 60 s) and starts it again in
+    /// the same namespaces and data root; returns how long until it answered again.
+    pub fn restart_dockerd(&mut self, i: usize) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let mut child = self
+            .node_mut(i)
+            .dockerd
+            .take()
+            .with_context(|| format!("node {i}'s dockerd is not running"))?;
+        // dockerd is exec'd by the sh the child started: same pid
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        ensure!(st.success(), "kill -TERM node {i}'s dockerd failed");
+        loop {
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                eprintln!("swarm harness: node {i}'s dockerd ignored SIGTERM for 60 s; killing it");
+                let _ = child.kill();
+                child.wait()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.spawn_dockerd(i)?;
+        self.wait_dockerd(i, Duration::from_secs(90))?;
+        Ok(start.elapsed())
+    }
+
+    /// Moves the calling thread into node i's network, mount and UTS namespaces (its working
+    /// directory stays the same path), so that what it runs from then on runs on that node as
+    /// on a machine of its own: the `docker` CLI without `-H` reaches the node's dockerd on a
+    /// [`Options::machine`] node, servers it starts listen in the node's network. Other threads
+    /// are not affected; [`host_command`] runs a program in the host's namespaces again.
+    /// Dropping the returned guard moves the thread back.
+    pub fn enter(&self, i: usize) -> anyhow::Result<Entered> {
+        let holder = self.node(i).holder.id();
+        let cwd = std::env::current_dir().context("the current directory")?;
+        let own = |ns: &str| -> anyhow::Result<OwnedFd> {
+            Ok(std::fs::File::open(format!("/proc/thread-self/ns/{ns}"))
+                .with_context(|| format!("opening this thread's {ns} namespace"))?
+                .into())
+        };
+        let saved = [own("net")?, own("mnt")?, own("uts")?];
+        let _ = HOST_NS.set([
+            saved[0].try_clone()?,
+            saved[1].try_clone()?,
+            saved[2].try_clone()?,
+        ]);
+        let target = |ns: &str| -> anyhow::Result<OwnedFd> {
+            Ok(std::fs::File::open(format!("/proc/{holder}/ns/{ns}"))
+                .with_context(|| format!("opening node {i}'s {ns} namespace (holder {holder})"))?
+                .into())
+        };
+        let fds = [target("net")?, target("mnt")?, target("uts")?];
+        // SAFETY: plain syscalls on this thread; unshare(CLONE_FS) gives it its own root and
+        // working directory, which setns(CLONE_NEWNS) requires of a thread in a process with others
+        unsafe {
+            ensure!(
+                libc::unshare(libc::CLONE_FS) == 0,
+                "unshare(CLONE_FS): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        set_namespaces(&fds).with_context(|| format!("entering node {i}'s namespaces"))?;
+        std::env::set_current_dir(&cwd)
+            .with_context(|| format!("{} in node {i}'s mount namespace", cwd.display()))?;
+        Ok(Entered { saved, cwd })
     }
 
     /// `docker node update --label-add KEY=VALUE <node i>` on the manager.
@@ -975,39 +1259,60 @@ impl Swarm {
     }
 }
 
-/// Takes [`LOCK_FILE`] through a flock(1) child that, once its stdin closes (the [`Swarm`] is
-/// dropped or the test process dies), runs [`TEARDOWN`] before releasing the lock.
-fn lock_and_guard() -> anyhow::Result<(Child, ChildStdin)> {
-    std::fs::create_dir_all(Path::new(BASE).join("logs"))
-        .with_context(|| format!("creating {BASE}/logs"))?;
-    let mut child = Command::new("flock")
-        .args(["--exclusive", "--timeout", "900", LOCK_FILE])
+/// Takes the instance's lock file through a flock(1) child that, once its stdin closes (the
+/// [`Swarm`] is dropped or the test process dies), runs [`TEARDOWN`] before releasing the lock.
+fn lock_and_guard(inst: &Instance) -> anyhow::Result<(Child, ChildStdin)> {
+    let base = inst.base;
+    std::fs::create_dir_all(Path::new(base).join("logs"))
+        .with_context(|| format!("creating {base}/logs"))?;
+    flock_guard(
+        inst.lock_file,
+        900,
+        "exec sh -c \"$1\" teardown \"$2\" \"$3\" keep-logs \"$4\" >>\"$2/teardown.log\" 2>&1",
+        &[TEARDOWN, base, inst.cgroup, inst.ns_prefix],
+    )
+}
+
+/// Takes `lock_file` (exclusive, waiting at most `timeout_s` seconds) through a flock(1) child
+/// in the host's namespaces and its own process group (a ^C of the test run does not stop it);
+/// once its stdin closes (dropped, or the test process died in any way) it runs `on_release`
+/// (`sh -c`, with `args` as `$1`...) and then releases the lock.
+pub(crate) fn flock_guard(
+    lock_file: &str,
+    timeout_s: u32,
+    on_release: &str,
+    args: &[&str],
+) -> anyhow::Result<(Child, ChildStdin)> {
+    let mut child = host_command("flock")
+        .args([
+            "--exclusive",
+            "--timeout",
+            &timeout_s.to_string(),
+            lock_file,
+        ])
         .args([
             "sh",
             "-c",
-            "echo locked; cat >/dev/null; exec sh -c \"$1\" teardown \"$2\" \"$3\" keep-logs >>\"$2/teardown.log\" 2>&1",
+            &format!("echo locked; cat >/dev/null; {on_release}"),
             "guard",
-            TEARDOWN,
-            BASE,
-            CGROUP,
         ])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        // its own process group: a ^C of the test run does not stop the guard's teardown
         .process_group(0)
         .spawn()
-        .context("running flock(1) (util-linux) for the swarm lock")?;
+        .with_context(|| format!("running flock(1) (util-linux) for the lock {lock_file}"))?;
     let mut buf = [0u8; 7];
     child
         .stdout
         .as_mut()
         .expect("piped")
         .read_exact(&mut buf)
-        .with_context(|| format!("waiting for the swarm lock {LOCK_FILE}"))?;
+        .with_context(|| format!("waiting for the lock {lock_file}"))?;
     ensure!(
         &buf == b"locked\n",
-        "flock said {:?}",
+        "flock on {lock_file} said {:?}",
         String::from_utf8_lossy(&buf)
     );
     let stdin = child.stdin.take().expect("piped");
@@ -1020,7 +1325,12 @@ impl Drop for Swarm {
         match sh(
             "teardown",
             TEARDOWN,
-            &[BASE, CGROUP, "keep-logs"],
+            &[
+                self.inst.base,
+                self.inst.cgroup,
+                "keep-logs",
+                self.inst.ns_prefix,
+            ],
             Duration::from_secs(180),
         ) {
             Ok(out) if out.success() => {}

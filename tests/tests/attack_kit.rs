@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use swarmhub_tests::attack::{Notebook, Report};
-use swarmhub_tests::docker::{self, Dockerd, docker, docker_ok, docker_timeout};
+use swarmhub_tests::docker::{Dockerd, docker, docker_ok, docker_timeout};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::Nfsd;
 
@@ -20,6 +20,9 @@ const CONTAINER: &str = "swarmhub-attack-kit-test";
 
 #[test]
 fn the_attacker_reads_what_a_valid_export_opens_and_forges_nothing() -> anyhow::Result<()> {
+    ensure_images(&[Image::NotebookStudent])?;
+    // then nfsd (on loopback) in the test machine, where the container's host network is
+    let _dockerd = Dockerd::ensure()?;
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     let n = Nfsd::start(&data, &[])?;
@@ -34,9 +37,6 @@ fn the_attacker_reads_what_a_valid_export_opens_and_forges_nothing() -> anyhow::
     std::fs::write(&file, format!("{marker}\n"))?;
     std::os::unix::fs::chown(&file, Some(4201), Some(4200))?;
 
-    let _lock = docker::lock()?;
-    let _dockerd = Dockerd::ensure()?;
-    ensure_images(&[Image::NotebookStudent])?;
     docker(&["rm", "-f", CONTAINER]);
     docker_ok(&[
         "run",

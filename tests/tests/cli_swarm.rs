@@ -5,7 +5,8 @@
 //! nfsd stopped) with the fix, `volume delete` needs confirmation, and the plugin rollout runs
 //! as a one-shot global job.
 //!
-//! Real parts: dockerd (docker.io), slapd (listening on docker_gwbridge's gateway so nfsd's
+//! Real parts: dockerd (docker.io; a one-node test machine of the harness, never this host's
+//! own dockerd: the test runs inside it, see `swarmhub_tests::docker::Dockerd`), slapd (listening on docker_gwbridge's gateway so nfsd's
 //! container reaches it), the nfsd, swarmhub (CLI + plugin bundle) and hub images built from
 //! the Dockerfile, the plugin with its fuse backend (this host's kernel has no NFS client).
 //! One test function: the steps build on each other and share one swarm.
@@ -100,7 +101,6 @@ fn gwbridge_gateway() -> anyhow::Result<String> {
 
 #[test]
 fn the_cli_deploys_operates_and_removes_the_stack_without_losing_data() -> anyhow::Result<()> {
-    let _lock = docker::lock()?;
     let _dockerd = Dockerd::ensure()?;
     let root = PathBuf::from(docker::TEST_ROOT).join("cli");
     let _ = std::fs::remove_dir_all(&root);

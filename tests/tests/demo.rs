@@ -1,18 +1,28 @@
 //! The README's first command (issue 7): `./demo.sh up` brings the whole stack up on a plain
 //! Docker host and prints the URL and the demo logins; the people it prints can use JupyterHub.
 //!
-//! Real parts: the system dockerd (started by the harness when none runs), the images of the
-//! Dockerfile including `swarmhub/demo-ldap` (built when missing or stale), the CLI running from
-//! its image as demo.sh runs it, the demo directory (OpenLDAP in a service), nfsd, the plugin
-//! (fuse backend on this kernel), JupyterHub and the notebook images.
+//! Real parts: a fresh machine of the swarm harness (`swarm::MACHINE`: a dockerd with a new data
+//! root that was never in a swarm, its socket at the default `/var/run/docker.sock` in its own
+//! `/run`, its own network; the test's thread runs inside it, as a user on that machine), the
+//! images of the Dockerfile including `swarmhub/demo-ldap` (built in the test builder when
+//! missing or stale, then loaded, so `demo.sh` builds nothing), `demo.sh` itself with the CLI
+//! running from its image, the demo directory (OpenLDAP in a service), nfsd, the plugin (fuse
+//! backend on this kernel), JupyterHub and the notebook images.
 //!
 //! Steps, each asserted (figures are printed):
-//! 1. `./demo.sh up`: makes a one-node swarm when dockerd is in none (as on CI), labels the
-//!    storage node, prints the URL and three logins that match `<dir>/logins` (mode 0600).
+//! 1. The FIRST `./demo.sh up` succeeds (issue 13: it failed right after `swarm init`, which
+//!    makes docker_gwbridge asynchronously): it makes the one-node swarm, labels the storage
+//!    node, prints the URL and three logins that match `<dir>/logins` (mode 0600).
 //! 2. `./demo.sh doctor` passes every check, LDAP ones included.
 //! 3. A wrong password is refused; student1 logs in through the form, gets the student image,
 //!    writes a notebook through the contents API, which is owned by student1's uidNumber and
 //!    gidNumber on nfsd's disk; the teacher gets the teacher image.
+//!    Then (3a, issue 13, on a machine where the demo is up) the Docker-level test binaries
+//!    that once shared the machine's dockerd (cli_swarm, plugin_docker) run as child processes
+//!    in a mount namespace where this machine's default paths (`/run/docker.sock`,
+//!    `/var/lib/swarmhub-demo`) are the demo's, and pass; the demo is untouched afterwards
+//!    (plugin, secrets, node labels, services), student1's running notebook still reads and
+//!    writes its home, doctor is healthy.
 //! 4. A second `./demo.sh up` changes nothing and prints the same passwords.
 //! 5. Login -> ready with and without the swarmhub volumes, alternating (figures only; each
 //!    spawn is checked to have, or not have, the volumes).
@@ -21,7 +31,7 @@
 //!    logins stay. `up` again: student1 reads the same notebook.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -29,11 +39,12 @@ use anyhow::{Context, ensure};
 use serde_json::json;
 use swarmhub_tests::attack;
 use swarmhub_tests::docker::{
-    self, Dockerd, Out, docker, docker_ok, docker_timeout, repo_root, run_timeout,
+    self, Out, docker, docker_ok, docker_timeout, repo_root, run_timeout,
 };
 use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::{free_port, workspace_bin};
+use swarmhub_tests::swarm::{MACHINE, Options, Swarm};
 
 /// The demo's users as `swarmhub demo` seeds them: (name, uidNumber, gidNumber).
 const STUDENT1: (&str, u32, u32) = ("student1", 20101, 20100);
@@ -45,34 +56,14 @@ const SERVICES: [&str; 5] = [
     "swarmhub-nfsd",
 ];
 
-/// Undo what the test made in the shared dockerd, whatever happened.
+/// Removes the test's directory (the machine, with everything the demo made in it, goes when
+/// the [`Swarm`] is dropped).
 struct Cleanup {
     dir: PathBuf,
-    swarm_created: bool,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for s in SERVICES.iter().chain(&["swarmhub-plugin-rollout"]) {
-            docker(&["service", "rm", s]);
-        }
-        std::thread::sleep(Duration::from_secs(3));
-        // every notebook volume of the plugin (the A/B also made student2's)
-        let volumes = docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]).stdout;
-        for line in volumes.lines() {
-            if let Some((driver, name)) = line.split_once(' ')
-                && driver.starts_with("swarmhub-nfs")
-            {
-                docker(&["volume", "rm", "-f", name]);
-            }
-        }
-        docker(&["volume", "rm", "-f", "swarmhub-hub-data"]);
-        let secrets = docker(&["secret", "ls", "--format", "{{.Name}}"]).stdout;
-        let ours: Vec<&str> = secrets
-            .split_whitespace()
-            .filter(|s| s.starts_with("swarmhub-"))
-            .collect();
-        docker::remove_deployment("swarmhub", &ours, self.swarm_created);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -121,26 +112,27 @@ fn service_image(name: &str) -> String {
 
 #[test]
 fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
-    let _lock = docker::lock()?;
-    let _dockerd = Dockerd::ensure()?;
     ensure_images(&Image::DEMO)?;
+    // a fresh machine: new data root, never in a swarm; the images loaded so nothing is built
+    let t = Instant::now();
+    let machine = Swarm::start_with(MACHINE, Options::machine())?;
+    for image in Image::DEMO {
+        machine.load_image(&image.tag())?;
+    }
+    let took_machine = t.elapsed();
+    let swarm_before = machine.docker_ok(1, &["info", "-f", "{{.Swarm.LocalNodeState}}"])?;
+    ensure!(
+        swarm_before == "inactive",
+        "the fresh machine's dockerd is in a swarm already ({swarm_before})"
+    );
+    // from here on this thread is a user on that machine: `docker`, demo.sh, 127.0.0.1 are its
+    let entered = machine.enter(1)?;
     let root = PathBuf::from(docker::TEST_ROOT).join("demo");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
     let dir = root.join("state");
     let dir_s = dir.display().to_string();
-    let swarm_before = docker_ok(&["info", "-f", "{{.Swarm.LocalNodeState}}"]);
-    let _cleanup = Cleanup {
-        dir: root.clone(),
-        swarm_created: swarm_before == "inactive",
-    };
-    if swarm_before == "active" {
-        let services = docker_ok(&["service", "ls", "-q"]);
-        ensure!(
-            services.is_empty(),
-            "the system dockerd's swarm runs services ({services}); the demo test needs it empty"
-        );
-    }
+    let _cleanup = Cleanup { dir: root.clone() };
     let hub_port = free_port().to_string();
     let ldap_port = free_port().to_string();
     let up_args = [
@@ -153,18 +145,20 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         &ldap_port,
     ];
 
-    // ---- 1. up -----------------------------------------------------------------------------
+    // ---- 1. up: the first one on this machine ----------------------------------------------
     let up = demo_sh(&up_args);
-    ensure!(up.success(), "demo.sh up failed: {}", up.describe());
+    ensure!(
+        up.success(),
+        "the first demo.sh up on a machine never in a swarm failed: {}",
+        up.describe()
+    );
     let took_up = up.took;
-    if swarm_before == "inactive" {
-        ensure!(
-            up.stdout
-                .contains("swarm this node: created (one-node swarm"),
-            "demo up did not say it made the swarm:\n{}",
-            up.stdout
-        );
-    }
+    ensure!(
+        up.stdout
+            .contains("swarm this node: created (one-node swarm"),
+        "demo up did not say it made the swarm:\n{}",
+        up.stdout
+    );
     ensure!(docker_ok(&["info", "-f", "{{.Swarm.LocalNodeState}}"]) == "active");
     ensure!(
         docker_ok(&[
@@ -270,6 +264,9 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     // at the end so that one run also shows the rest working
     let breaches = attack_teacher_from_student1(&root, &dir.join("data"))?;
 
+    // ---- 3a. the Docker-level tests leave a running demo alone (issue 13) -------------------
+    let nested = docker_tests_leave_the_demo_alone(&machine, &entered, &dir, &mut student)?;
+
     // ---- 4. up again: nothing changes ------------------------------------------------------
     let again = demo_sh(&up_args);
     ensure!(again.success(), "second up: {}", again.describe());
@@ -334,6 +331,11 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     let down = demo_sh(&["down", "--dir", &dir_s]);
     ensure!(down.success(), "final down: {}", down.describe());
 
+    eprintln!("{nested}");
+    eprintln!(
+        "figures: fresh machine with the images loaded {:.1} s",
+        took_machine.as_secs_f64()
+    );
     eprintln!(
         "figures: demo up {:.1} s (images present), student1 login -> ready {:.1} s, teacher {:.1} s, up after down {:.1} s (limit per spawn {} s)",
         took_up.as_secs_f64(),
@@ -350,6 +352,191 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         breaches.join("\n")
     );
     Ok(())
+}
+
+/// The Docker-level test binaries that used to share the machine's dockerd (issue 13).
+const DOCKER_TESTS: [&str; 2] = ["cli_swarm", "plugin_docker"];
+
+/// Runs `SCRIPT SOCKET DEMO_DIR PROGRAM ARGS...` in a private mount namespace where this machine's
+/// default paths are the demo's: `/run/docker.sock` (= `/var/run/docker.sock`) is the demo
+/// dockerd's socket and `/var/lib/swarmhub-demo` the demo's directory. A mount point missing on
+/// the host is made for the bind (an empty file, an empty directory) and removed afterwards.
+const AS_ON_THE_DEMO_MACHINE: &str = r#"
+set -e
+SOCK=$1; DIR=$2; shift 2
+made_sock=; made_dir=
+[ -e /run/docker.sock ] || { : > /run/docker.sock; made_sock=1; }
+[ -e /var/lib/swarmhub-demo ] || { mkdir -p /var/lib/swarmhub-demo; made_dir=1; }
+mount -n --bind "$SOCK" /run/docker.sock
+mount -n --bind "$DIR" /var/lib/swarmhub-demo
+docker version -f '{{.Server.Version}}' >/dev/null
+rc=0
+"$@" || rc=$?
+umount -n /run/docker.sock
+umount -n /var/lib/swarmhub-demo
+if [ -n "$made_sock" ] && [ -f /run/docker.sock ] && [ ! -s /run/docker.sock ]; then rm -f /run/docker.sock; fi
+if [ -n "$made_dir" ]; then rmdir /var/lib/swarmhub-demo; fi
+exit $rc
+"#;
+
+/// The newest build of the test executable `name` beside this one (`target/*/deps/NAME-HASH`).
+fn sibling_test(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let deps = me.parent().context("the test executable's directory")?;
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(deps)?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix(&format!("{name}-"))
+                .is_some_and(|h| h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                && e.metadata()
+                    .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p).with_context(|| {
+        format!(
+            "no test executable {name}-<hash> in {}: build it with `cargo build -p swarmhub-tests --tests`",
+            deps.display()
+        )
+    })
+}
+
+/// What must not change on the demo machine while other tests run: the plugins (id, name,
+/// enabled), the secrets (id, name), this node's labels, the services (name, version).
+fn demo_state() -> anyhow::Result<Vec<String>> {
+    let mut state = Vec::new();
+    let mut lines = |what: &str, args: &[&str]| {
+        let mut l: Vec<String> = docker_ok(args)
+            .lines()
+            .map(|l| format!("{what}: {l}"))
+            .collect();
+        l.sort();
+        state.extend(l);
+    };
+    lines(
+        "plugin",
+        &["plugin", "ls", "--format", "{{.ID}} {{.Name}} {{.Enabled}}"],
+    );
+    lines("secret", &["secret", "ls", "--format", "{{.ID}} {{.Name}}"]);
+    lines(
+        "node",
+        &["node", "inspect", "self", "-f", "{{json .Spec.Labels}}"],
+    );
+    let ids = docker_ok(&["service", "ls", "-q"]);
+    for id in ids.split_whitespace() {
+        lines(
+            "service",
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.Spec.Name}} version {{.Version.Index}}",
+                id,
+            ],
+        );
+    }
+    ensure!(
+        state
+            .iter()
+            .any(|l| l.starts_with("plugin: ") && l.ends_with(" true")),
+        "the demo has no enabled plugin: {state:?}"
+    );
+    Ok(state)
+}
+
+/// Step 3a: runs [`DOCKER_TESTS`] as the machine's admin would run `cargo test` on it, with the
+/// demo up and student1's notebook running, then checks the demo is untouched. The children
+/// take the harness locks they need (the swarm harness's, the builder's); this test holds only
+/// the [`MACHINE`] instance's. Returns the printed summary.
+fn docker_tests_leave_the_demo_alone(
+    machine: &Swarm,
+    entered: &swarmhub_tests::swarm::Entered,
+    dir: &Path,
+    student: &mut Browser,
+) -> anyhow::Result<String> {
+    let before = demo_state()?;
+    let socket = machine.node_dir(1).join("docker.sock");
+    let mut summary = vec!["issue 13, the Docker-level tests beside a running demo:".to_string()];
+    for name in DOCKER_TESTS {
+        let bin = sibling_test(name)?;
+        let log = dir.with_file_name(format!("nested-{name}.log"));
+        let mut cmd = entered.host_command("unshare");
+        cmd.args(["--mount", "--propagation", "slave", "--", "sh", "-c"])
+            .arg(AS_ON_THE_DEMO_MACHINE)
+            .arg("as-on-the-demo-machine")
+            .arg(&socket)
+            .arg(dir)
+            .arg(&bin)
+            .arg("--nocapture");
+        let out = run_timeout(cmd, Duration::from_secs(40 * 60))?;
+        std::fs::write(&log, format!("{}\n{}", out.stdout, out.stderr))?;
+        let result = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("test result:"))
+            .unwrap_or("(no test result line)")
+            .to_string();
+        eprintln!(
+            "nested {name} ({}): {result} in {:.0} s (log {})",
+            bin.display(),
+            out.took.as_secs_f64(),
+            log.display()
+        );
+        ensure!(
+            out.success(),
+            "{name}, run beside the demo, failed (whole log in {}):\n{}",
+            log.display(),
+            out.describe()
+                .lines()
+                .rev()
+                .take(80)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        summary.push(format!(
+            "  {name}: {result} in {:.0} s",
+            out.took.as_secs_f64()
+        ));
+    }
+    let after = demo_state()?;
+    ensure!(
+        before == after,
+        "the Docker-level tests changed the demo:\nbefore: {before:#?}\nafter: {after:#?}"
+    );
+    // student1's notebook, running all along, still reads and writes its home
+    let container = notebook_container(STUDENT1.0)?;
+    let io = docker(&[
+        "exec",
+        "-u",
+        "jovyan",
+        &container,
+        "sh",
+        "-c",
+        "cat /home/jovyan/work/demo.ipynb >/dev/null && echo after-the-tests > /home/jovyan/work/nested.txt && cat /home/jovyan/work/nested.txt",
+    ]);
+    ensure!(
+        io.success() && io.stdout.trim() == "after-the-tests",
+        "student1's running notebook lost its home: {}",
+        io.describe()
+    );
+    let r = student.contents("GET", "work/demo.ipynb", None)?;
+    ensure!(r.code == 200, "GET after the tests: {} {}", r.code, r.body);
+    let doctor = demo_sh(&["doctor", "--dir", &dir.display().to_string()]);
+    ensure!(
+        doctor.success() && doctor.stdout.contains("healthy"),
+        "doctor after the tests: {}",
+        doctor.describe()
+    );
+    summary.push(format!(
+        "  demo untouched: {} plugin/secret/label/service facts equal, student1's home reads and writes, doctor healthy",
+        after.len()
+    ));
+    Ok(summary.join("\n"))
 }
 
 /// The running container of `user`'s notebook.

@@ -24,7 +24,7 @@
 //! 9. With `hub.mount_volumes = false` (applied by `swarmhub hub run`), one more spawn is timed.
 //!
 //! Needs root, docker.io, iproute2, util-linux, fuse3, slapd + ldap-utils, curl, and the images
-//! (built on the system dockerd by `ensure_images` when missing or stale). One test: one swarm.
+//! (built in the test builder by `ensure_images` when missing or stale). One test: one swarm.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use swarmhub_tests::attack;
-use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
+use swarmhub_tests::docker::{Out, run_timeout};
 use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
@@ -240,7 +240,7 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
     let t0 = Instant::now();
     let mut timings = Timings::default();
 
-    // ---- images (system dockerd), slapd, swarm, images into every node ----------------------
+    // ---- images (test builder), slapd, swarm, images into every node ----------------------
     let images = [
         Image::Nfsd,
         Image::Cli,
@@ -249,8 +249,6 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
         Image::NotebookTeacher,
     ];
     let t = Instant::now();
-    let docker_lock = docker::lock()?;
-    let _dockerd = Dockerd::ensure()?;
     for e in ensure_images(&images)? {
         eprintln!(
             "image {}: built {} in {:.0} s",
@@ -259,7 +257,7 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
             e.took.as_secs_f64()
         );
     }
-    timings.add("images ensured on the system dockerd", t.elapsed());
+    timings.add("images ensured in the builder", t.elapsed());
 
     let t = Instant::now();
     let swarm = Swarm::start(3)?;
@@ -268,7 +266,6 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
     for image in images {
         swarm.load_image(&image.tag())?;
     }
-    drop(docker_lock);
     timings.add("images loaded into the 3 nodes", t.elapsed());
 
     let slapd = Slapd::start_on(

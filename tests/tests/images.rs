@@ -14,7 +14,8 @@
 //! - nfsd: starts with the capabilities the CLI gives it and answers /v1/health.
 //!
 //! Needs root, docker.io, debootstrap and access to Debian's mirror, PyPI and npm (first build
-//! about 6 minutes, then seconds); fails, never skips. Each test holds the docker test lock.
+//! about 6 minutes, then seconds); fails, never skips. The tests take turns on one test machine
+//! (`swarmhub_tests::docker::Dockerd`), never the host's dockerd.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -29,10 +30,8 @@ use swarmhub_tests::images::{Image, ensure_images};
 const TEACHER_GROUP: &str = "cn=teachers,ou=groups,dc=example,dc=org";
 const COURSE: &str = "intro-python";
 
-/// The docker lock, a daemon, and the images (built when missing or outdated).
-fn setup(images: &[Image]) -> (docker::Lock, Dockerd) {
-    let lock = docker::lock().expect("docker test lock");
-    let d = Dockerd::ensure().expect("dockerd");
+/// The test's machine (this thread runs in it) with the images (built when missing or outdated).
+fn setup(images: &[Image]) -> Dockerd {
     for e in ensure_images(images).expect("images") {
         eprintln!(
             "{}: {}",
@@ -44,7 +43,7 @@ fn setup(images: &[Image]) -> (docker::Lock, Dockerd) {
             }
         );
     }
-    (lock, d)
+    Dockerd::ensure().expect("the test machine's dockerd")
 }
 
 /// `docker run --rm ARGS`; returns (success, stdout, stderr).
@@ -94,7 +93,7 @@ fn chown_jovyan(p: &Path) {
 
 #[test]
 fn hub_image_has_the_pinned_hub_stack() {
-    let (_lock, _d) = setup(&[Image::Hub]);
+    let _d = setup(&[Image::Hub]);
     let hub = Image::Hub.tag();
     let pins = pins("hub-requirements.txt");
 
@@ -135,7 +134,7 @@ print(json.dumps({"versions": {n: version(n) for n in names}, "cwd": os.getcwd()
 
 #[test]
 fn hub_entrypoint_exports_secrets_from_files() {
-    let (_lock, _d) = setup(&[Image::Hub]);
+    let _d = setup(&[Image::Hub]);
     let hub = Image::Hub.tag();
     let dir = tempfile::tempdir().unwrap();
     let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -283,7 +282,7 @@ asyncio.run(main())
 
 #[test]
 fn generated_hub_config_initializes_in_the_hub_image() {
-    let (_lock, _d) = setup(&[Image::Hub, Image::NotebookStudent, Image::NotebookTeacher]);
+    let _d = setup(&[Image::Hub, Image::NotebookStudent, Image::NotebookTeacher]);
     let swarmhub = swarmhub_tests::nfsd::build_workspace_bin("hub-deployer", "swarmhub", false)
         .expect("the swarmhub binary");
     let dir = tempfile::tempdir().unwrap();
@@ -410,7 +409,7 @@ print(json.dumps({
 
 #[test]
 fn notebook_images_have_jovyan_jupyter_and_nbgrader_per_role() {
-    let (_lock, _d) = setup(&[Image::NotebookStudent, Image::NotebookTeacher]);
+    let _d = setup(&[Image::NotebookStudent, Image::NotebookTeacher]);
     let pins = pins("notebook-requirements.txt");
     for (image, teacher) in [
         (Image::NotebookStudent, false),
@@ -602,7 +601,7 @@ fn serve_on_empty_home(tag: &str, home: &Path, target: &str, paths: &[&str]) -> 
 
 #[test]
 fn notebook_images_run_on_an_empty_home_volume() {
-    let (_lock, _d) = setup(&[Image::NotebookStudent, Image::NotebookTeacher]);
+    let _d = setup(&[Image::NotebookStudent, Image::NotebookTeacher]);
     // teacher: the default layout, home volume at ~/work
     let work = tempfile::tempdir().unwrap();
     chown_jovyan(work.path());
@@ -727,7 +726,7 @@ fn assert_static_elf(path: &Path) {
 
 #[test]
 fn cli_image_carries_the_plugin_bundle() {
-    let (_lock, _d) = setup(&[Image::Cli, Image::PluginRootfs]);
+    let _d = setup(&[Image::Cli, Image::PluginRootfs]);
     let cli = Image::Cli.tag();
     let entry = docker_ok(&[
         "image",
@@ -885,7 +884,7 @@ fn nfsd_capabilities() -> Vec<String> {
 
 #[test]
 fn nfsd_image_starts_and_answers_health() {
-    let (_lock, _d) = setup(&[Image::Nfsd]);
+    let _d = setup(&[Image::Nfsd]);
     let tag = Image::Nfsd.tag();
     let entry = docker_ok(&[
         "image",

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use serde_json::Value;
-use swarmhub_tests::docker::{self, Dockerd, Out, run_timeout};
+use swarmhub_tests::docker::{self, Out, run_timeout};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::workspace_bin;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
@@ -218,9 +218,6 @@ fn check_named<'a>(
 #[test]
 fn notebooks_cannot_reach_nfsd_by_any_address() -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let lock = docker::lock()?;
-    let _dockerd = Dockerd::ensure()?;
-    docker::busybox_image(BUSYBOX)?;
     let images = [Image::Nfsd, Image::Cli];
     for e in ensure_images(&images)? {
         eprintln!(
@@ -232,10 +229,10 @@ fn notebooks_cannot_reach_nfsd_by_any_address() -> anyhow::Result<()> {
     }
     let t = Instant::now();
     let swarm = Swarm::start(3)?;
-    for tag in images.iter().map(|i| i.tag()).chain([BUSYBOX.to_string()]) {
+    for tag in images.iter().map(|i| i.tag()) {
         swarm.load_image(&tag)?;
     }
-    drop(lock);
+    swarm.load_busybox(BUSYBOX)?;
     eprintln!(
         "== swarm up, images loaded: {:.1} s",
         t.elapsed().as_secs_f64()

@@ -6,7 +6,8 @@
 //! report.
 //!
 //! Needs root, docker.io, fuse3 (/dev/fuse), busybox-static, slapd; fails (never skips) without
-//! them. One test, under the docker test lock: plugin and volume names are global to the daemon.
+//! them. One test, in a one-node test machine of the harness (`swarmhub_tests::docker::Dockerd`:
+//! its own dockerd, the test thread inside its namespaces), never this host's own dockerd.
 //! `SWARMHUB_TEST_PLUGIN` renames the plugin (default `swarmhub-nfs`); `SWARMHUB_PLUGIN_STATIC_BIN`
 //! uses a prebuilt static plugin binary instead of building one.
 
@@ -83,7 +84,6 @@ fn ms(d: Duration) -> f64 {
 
 #[test]
 fn plugin_in_real_dockerd() {
-    let _lock = docker::lock().expect("docker test lock");
     let mut dockerd = Dockerd::ensure().expect("a dockerd for the tests");
     let name = std::env::var("SWARMHUB_TEST_PLUGIN").unwrap_or_else(|_| "swarmhub-nfs".into());
     docker::remove_leftovers(&name).expect("removing leftovers of earlier runs");

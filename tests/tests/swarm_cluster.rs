@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use swarmhub_tests::docker::{self, Dockerd};
+use swarmhub_tests::docker;
 use swarmhub_tests::swarm::{BASE, HOST_IP, Swarm, build_plugin_dir, wait_until};
 
 const IMAGE: &str = docker::BUSYBOX_IMAGE;
@@ -151,16 +151,12 @@ fn three_node_swarm() {
         );
     }
 
-    // the test image comes from the system dockerd (busybox_image imports it once; docker save
-    // only reads); under the docker test lock, since other tests restart that daemon
+    // the test image: a busybox-static root file system imported into every node
     {
-        let _lock = docker::lock().expect("docker test lock");
-        let _dockerd = Dockerd::ensure().expect("a system dockerd to build the test image in");
-        docker::busybox_image(IMAGE).expect("building the busybox test image");
         let t_img = Instant::now();
         swarm
-            .load_image(IMAGE)
-            .unwrap_or_else(|e| panic!("loading {IMAGE} into the nodes: {e:#}"));
+            .load_busybox(IMAGE)
+            .unwrap_or_else(|e| panic!("importing {IMAGE} into the nodes: {e:#}"));
         eprintln!(
             "image {IMAGE} loaded into 3 nodes in {:.1}s",
             secs(t_img.elapsed())
