@@ -109,11 +109,6 @@ pub const MACHINE: Instance = Instance {
 };
 
 impl Instance {
-    /// The host's address on the node subnet.
-    pub fn host_ip(&self) -> String {
-        format!("{}.254", self.subnet)
-    }
-
     /// See [`NODE_LOCAL_DIR`].
     pub fn node_local_dir(&self) -> String {
         format!("{}/node-local", self.base)

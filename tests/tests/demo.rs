@@ -372,7 +372,8 @@ mount -n --bind "$DIR" /var/lib/swarmhub-demo
 docker version -f '{{.Server.Version}}' >/dev/null
 rc=0
 "$@" || rc=$?
-umount -n /run/docker.sock
+# (gone already if a dockerd of this machine replaced its socket file meanwhile)
+umount -n /run/docker.sock 2>/dev/null || true
 umount -n /var/lib/swarmhub-demo
 if [ -n "$made_sock" ] && [ -f /run/docker.sock ] && [ ! -s /run/docker.sock ]; then rm -f /run/docker.sock; fi
 if [ -n "$made_dir" ]; then rmdir /var/lib/swarmhub-demo; fi
@@ -461,7 +462,8 @@ fn docker_tests_leave_the_demo_alone(
     let mut summary = vec!["issue 13, the Docker-level tests beside a running demo:".to_string()];
     for name in DOCKER_TESTS {
         let bin = sibling_test(name)?;
-        let log = dir.with_file_name(format!("nested-{name}.log"));
+        // beside the test's directory, which is removed at the end
+        let log = PathBuf::from(docker::TEST_ROOT).join(format!("demo-nested-{name}.log"));
         let mut cmd = entered.host_command("unshare");
         cmd.args(["--mount", "--propagation", "slave", "--", "sh", "-c"])
             .arg(AS_ON_THE_DEMO_MACHINE)
