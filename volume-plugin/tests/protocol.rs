@@ -464,7 +464,7 @@ async fn hostile_names_options_and_bodies() {
         )
         .await;
     assert!(
-        err(&c).contains("\"sise\"") && err(&c).contains("user, share, size, readonly"),
+        err(&c).contains("\"sise\"") && err(&c).contains("user, share, size, readonly, layout"),
         "{c}"
     );
     let c = p
