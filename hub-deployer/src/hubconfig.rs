@@ -217,7 +217,10 @@ pub struct StorageSettings {
     /// Volume driver of the mounts. Default `swarmhub-nfs` (the plugin's alias).
     #[serde(default = "default_volume_driver")]
     pub volume_driver: String,
-    /// Where the user's home volume `home-<user>` is mounted. Default `/home/jovyan/work`.
+    /// Where the user's home volume `home-<user>` is mounted: the notebook's home directory,
+    /// which the volume is as a whole (volume option `layout=home`). Default `/home/jovyan`.
+    /// swarmhub 0.x mounted it at `/home/jovyan/work`; such a volume's files move into its
+    /// `work/` at the first mount, so they stay at `~/work`.
     #[serde(default = "default_home_target")]
     pub home_target: String,
     /// Mount the home and exchange volumes (default true). Without them a notebook's files
@@ -329,8 +332,11 @@ fn default_volume_driver() -> String {
     "swarmhub-nfs".into()
 }
 fn default_home_target() -> String {
-    "/home/jovyan/work".into()
+    "/home/jovyan".into()
 }
+
+/// The 0.x default of `storage.home_target`, refused now (see `validate`).
+const OLD_HOME_TARGET: &str = "/home/jovyan/work";
 fn default_exchange_share() -> String {
     "exchange".into()
 }
@@ -586,6 +592,14 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
         ));
     }
     check_abs_path("storage.home_target", &st.home_target)?;
+    if st.home_target.trim_end_matches('/') == OLD_HOME_TARGET {
+        return Err(invalid(
+            "storage.home_target",
+            format!(
+                "{OLD_HOME_TARGET} was the default of swarmhub 0.x; the home volume is now the whole home directory: remove the setting or write /home/jovyan (the files users had in ~/work stay in ~/work)"
+            ),
+        ));
+    }
     check_volume_size("storage.home_size", st.home_size)?;
 
     let nb = &s.nbgrader;
@@ -980,7 +994,7 @@ mod tests {
         assert_eq!(s.network, "swarmhub");
         assert_eq!(s.notebook.cmd, vec!["jupyterhub-singleuser"]);
         assert_eq!(s.storage.volume_driver, "swarmhub-nfs");
-        assert_eq!(s.storage.home_target, "/home/jovyan/work");
+        assert_eq!(s.storage.home_target, "/home/jovyan");
         assert_eq!(s.nbgrader.exchange_share, "exchange");
         assert_eq!(s.nbgrader.exchange_target, "/srv/nbgrader/exchange");
         assert_eq!(s.ldap.auth_state_attributes, vec!["uidNumber", "gidNumber"]);
@@ -1219,6 +1233,10 @@ mod tests {
             (
                 "storage.home_target",
                 Box::new(|s| s.storage.home_target = "work".into()),
+            ),
+            (
+                "storage.home_target",
+                Box::new(|s| s.storage.home_target = "/home/jovyan/work/".into()),
             ),
             (
                 "nbgrader.course_id",
