@@ -335,6 +335,10 @@ fn default_home_target() -> String {
     "/home/jovyan".into()
 }
 
+/// Name prefix of the hub's home volumes: the template mounts `home-<user>` (the plugin is
+/// told, so that it asks nfsd for `layout=home` for such volumes its node knows from before).
+pub const HOME_VOLUME_PREFIX: &str = "home-";
+
 /// The 0.x default of `storage.home_target`, refused now (see `validate`).
 const OLD_HOME_TARGET: &str = "/home/jovyan/work";
 fn default_exchange_share() -> String {
@@ -623,7 +627,7 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
     }
     // the volume names the config derives must be valid for the longest user name it accepts
     let longest = "x".repeat(MAX_USER_NAME);
-    validate_volume_name(&format!("home-{longest}"))
+    validate_volume_name(&format!("{HOME_VOLUME_PREFIX}{longest}"))
         .map_err(|e| invalid("storage", e.to_string()))?;
     validate_volume_name(&format!("{}-{longest}", nb.exchange_share))
         .map_err(|e| invalid("nbgrader.exchange_share", e.to_string()))?;
@@ -985,6 +989,12 @@ mod tests {
             .count();
         assert_eq!(n, 1);
         assert!(TEMPLATE.is_ascii());
+    }
+
+    #[test]
+    fn home_volumes_are_named_with_the_prefix_the_plugin_is_given() {
+        assert!(TEMPLATE.contains(&format!("f\"{HOME_VOLUME_PREFIX}{{user}}\"")));
+        assert!(TEMPLATE.contains(r#"{"user": user, "layout": "home"}"#));
     }
 
     #[test]
