@@ -123,6 +123,11 @@ FROM python-base AS notebook
 COPY images/notebook-requirements.txt /opt/swarmhub/notebook-requirements.txt
 RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -q -r /opt/swarmhub/notebook-requirements.txt \
  && jupyterhub-singleuser --version && nbgrader --version
+# `pip install --user` lands in ~/.local (on the home volume): a venv only reads the user's
+# site-packages when it includes the system's, which in this image hold nothing else
+RUN sed -i 's/^include-system-site-packages = false$/include-system-site-packages = true/' /opt/venv/pyvenv.cfg \
+ && grep -qx 'include-system-site-packages = true' /opt/venv/pyvenv.cfg \
+ && python -c 'import site, sys; sys.exit(0 if site.ENABLE_USER_SITE else 1)'
 RUN useradd --uid 1000 --gid 100 --no-user-group --create-home --home-dir /home/jovyan \
       --shell /bin/bash jovyan \
  && mkdir -p /srv/nbgrader/exchange \

@@ -438,6 +438,19 @@ fn notebook_images_have_jovyan_jupyter_and_nbgrader_per_role() {
             ],
             "{tag}: user and home"
         );
+        // `pip install --user` goes to ~/.local (the home volume) and the venv reads it
+        let user_site = run_ok(&[
+            &tag,
+            "python",
+            "-c",
+            "import site, sys; print(site.ENABLE_USER_SITE, site.getusersitepackages())",
+        ]);
+        assert!(
+            user_site
+                .trim()
+                .starts_with("True /home/jovyan/.local/lib/python3"),
+            "{tag}: user site-packages: {user_site}"
+        );
         let v = run_ok(&[&tag, "jupyterhub-singleuser", "--version"]);
         assert_eq!(v.trim(), pins["jupyterhub"], "{tag}: jupyterhub-singleuser");
         let v = run_ok(&[&tag, "nbgrader", "--version"]);
