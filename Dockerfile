@@ -118,7 +118,8 @@ CMD ["jupyterhub", "--config", "/srv/jupyterhub/jupyterhub_config.py"]
 # User jovyan 1000:100 (group users), HOME /home/jovyan: the user's home volume is mounted there.
 # Nothing the image needs lives in the home directory (venv in /opt/venv, configuration in
 # /etc/jupyter); swarmhub-notebook-start copies the skeleton (/etc/skel: .bashrc, .profile,
-# .bash_logout) into the home before the command, never over what the user has.
+# .bash_logout, and an empty work/ where nbgrader keeps its files, as ~/work was in 0.x) into the
+# home before the command, never over what the user has.
 FROM python-base AS notebook
 COPY images/notebook-requirements.txt /opt/swarmhub/notebook-requirements.txt
 RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -q -r /opt/swarmhub/notebook-requirements.txt \
@@ -130,8 +131,8 @@ RUN sed -i 's/^include-system-site-packages = false$/include-system-site-package
  && python -c 'import site, sys; sys.exit(0 if site.ENABLE_USER_SITE else 1)'
 RUN useradd --uid 1000 --gid 100 --no-user-group --create-home --home-dir /home/jovyan \
       --shell /bin/bash jovyan \
- && mkdir -p /srv/nbgrader/exchange \
- && chown 1000:100 /home/jovyan \
+ && mkdir -p /srv/nbgrader/exchange /etc/skel/work /home/jovyan/work \
+ && chown 1000:100 /home/jovyan /home/jovyan/work \
  && chmod 1777 /srv/nbgrader/exchange
 COPY images/notebook/nbgrader_config.py /etc/jupyter/nbgrader_config.py
 COPY images/notebook/start.py /usr/local/bin/swarmhub-notebook-start

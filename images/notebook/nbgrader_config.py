@@ -16,7 +16,7 @@
 # course directory are where they were. The work directory is:
 #   SWARMHUB_NBGRADER_DIR when set (an explicit choice),
 #   else SWARMHUB_WORK_DIR when set (what a swarmhub 0.x hub sets: the volume's mount point),
-#   else <SWARMHUB_HOME_DIR or ~>/work, made when missing.
+#   else <SWARMHUB_HOME_DIR or ~>/work (the image's skeleton brings it; made when missing).
 # Students fetch assignments into it (Exchange.assignment_dir); the teacher's course directory
 # (CourseDirectory.root) is <work dir>/<course id>, or NBGRADER_COURSE_ROOT when set.
 import os

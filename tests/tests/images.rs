@@ -657,6 +657,12 @@ fn notebook_images_run_on_an_empty_home_volume() {
     let (uid, gid, text) = skel_file(home.path(), ".bashrc");
     assert_eq!((uid, gid, text.as_str()), (1000, 100, skel.as_str()));
     assert_eq!(skel_file(home.path(), ".profile").0, 1000);
+    // and the work directory of 0.x homes, where nbgrader keeps its files
+    let md = std::fs::symlink_metadata(&work).expect("~/work from the skeleton");
+    assert!(
+        md.is_dir() && (md.uid(), md.gid()) == (1000, 100),
+        "~/work: {md:?}"
+    );
     // formgrader redirects to its assignment page
     assert!(
         matches!(codes[0], 200 | 302),
