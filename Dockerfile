@@ -115,25 +115,34 @@ ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/usr/local/bin/swarmhub-hub-entrypoint
 CMD ["jupyterhub", "--config", "/srv/jupyterhub/jupyterhub_config.py"]
 
 # ------------------------------------------------------------- notebooks
-# User jovyan 1000:100 (group users), HOME /home/jovyan. Nothing the image needs lives in the
-# home directory (venv in /opt/venv, configuration in /etc/jupyter), so an empty home volume
-# owned by 1000:100 mounted at /home/jovyan or /home/jovyan/work works.
+# User jovyan 1000:100 (group users), HOME /home/jovyan: the user's home volume is mounted there.
+# Nothing the image needs lives in the home directory (venv in /opt/venv, configuration in
+# /etc/jupyter); swarmhub-notebook-start copies the skeleton (/etc/skel: .bashrc, .profile,
+# .bash_logout, and an empty work/ where nbgrader keeps its files, as ~/work was in 0.x) into the
+# home before the command, never over what the user has.
 FROM python-base AS notebook
 COPY images/notebook-requirements.txt /opt/swarmhub/notebook-requirements.txt
 RUN PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -q -r /opt/swarmhub/notebook-requirements.txt \
  && jupyterhub-singleuser --version && nbgrader --version
+# `pip install --user` lands in ~/.local (on the home volume): a venv only reads the user's
+# site-packages when it includes the system's, which in this image hold nothing else
+RUN sed -i 's/^include-system-site-packages = false$/include-system-site-packages = true/' /opt/venv/pyvenv.cfg \
+ && grep -qx 'include-system-site-packages = true' /opt/venv/pyvenv.cfg \
+ && python -c 'import site, sys; sys.exit(0 if site.ENABLE_USER_SITE else 1)'
 RUN useradd --uid 1000 --gid 100 --no-user-group --create-home --home-dir /home/jovyan \
       --shell /bin/bash jovyan \
- && mkdir -p /home/jovyan/work /srv/nbgrader/exchange \
+ && mkdir -p /srv/nbgrader/exchange /etc/skel/work /home/jovyan/work \
  && chown 1000:100 /home/jovyan /home/jovyan/work \
  && chmod 1777 /srv/nbgrader/exchange
 COPY images/notebook/nbgrader_config.py /etc/jupyter/nbgrader_config.py
+COPY images/notebook/start.py /usr/local/bin/swarmhub-notebook-start
+RUN chmod 755 /usr/local/bin/swarmhub-notebook-start
 ENV HOME=/home/jovyan \
     SHELL=/bin/bash \
     NBGRADER_EXCHANGE_ROOT=/srv/nbgrader/exchange
 WORKDIR /home/jovyan
 EXPOSE 8888
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/usr/local/bin/swarmhub-notebook-start"]
 CMD ["jupyterhub-singleuser"]
 
 # Students: assignment list (fetch, submit) and validate. nbgrader enables all its extensions in
@@ -147,7 +156,7 @@ RUN jupyter server extension disable --sys-prefix nbgrader.server_extensions.for
 ENV SWARMHUB_ROLE=student
 USER 1000:100
 
-# Teachers: everything nbgrader has, with the course directory <work dir>/<course id>.
+# Teachers: everything nbgrader has, with the course directory ~/work/<course id>.
 FROM notebook AS notebook-teacher
 ENV SWARMHUB_ROLE=teacher
 USER 1000:100

@@ -16,7 +16,7 @@ pub use names::{
     NameError, validate_share_dir_name, validate_share_name, validate_user_name,
     validate_volume_name,
 };
-pub use options::{OptionError, VolumeOptions, parse_size};
+pub use options::{Layout, OptionError, VolumeOptions, parse_size};
 pub use wire::*;
 
 /// Path prefix of every control API endpoint.

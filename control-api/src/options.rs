@@ -1,6 +1,6 @@
 //! The volume options users write, in one parser: `docker volume create -o k=v`, `volume-opt=k=v`
 //! in `--mount`, and SwarmSpawner's `DriverConfig` options all arrive as a string map. Known keys:
-//! `user`, `share`, `size`, `readonly`. Unknown keys and bad values are errors that say what is
+//! `user`, `share`, `size`, `readonly`, `layout`. Unknown keys and bad values are errors that say what is
 //! allowed, so a typo never silently creates a different volume.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use thiserror::Error;
 use crate::names::{NameError, validate_share_name, validate_user_name};
 
 /// Keys a volume option map may hold.
-pub const KNOWN_KEYS: &[&str] = &["user", "share", "size", "readonly"];
+pub const KNOWN_KEYS: &[&str] = &["user", "share", "size", "readonly", "layout"];
 
 /// A validated set of volume options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,13 +34,49 @@ pub struct VolumeOptions {
     /// Serve the volume read-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub readonly: bool,
+    /// How a home volume is used: `layout=home` says it is mounted as the user's whole home
+    /// directory. A home volume made before layouts existed (swarmhub 0.x mounted it at
+    /// `~/work`) holds the user's files at its top; the first ensure with `layout=home` moves
+    /// them into `work/` inside it, so they stay at `~/work`. Without the option nfsd keeps
+    /// whatever layout the volume has. Share views have no layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
+}
+
+/// The layout of a home volume's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// The tree is the user's home directory; files of a 0.x volume are under `work/`.
+    Home,
+}
+
+impl Layout {
+    /// The option value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Home => "home",
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = OptionError;
+    fn from_str(value: &str) -> Result<Self, OptionError> {
+        match value {
+            "home" => Ok(Layout::Home),
+            _ => Err(OptionError::BadLayout {
+                value: value.to_string(),
+            }),
+        }
+    }
 }
 
 /// Why an option map was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum OptionError {
     /// a key we do not know
-    #[error("unknown volume option {key:?}; known options are user, share, size, readonly")]
+    #[error("unknown volume option {key:?}; known options are user, share, size, readonly, layout")]
     UnknownKey { key: String },
     /// a size that does not parse
     #[error(
@@ -50,6 +86,16 @@ pub enum OptionError {
     /// a boolean that does not parse
     #[error("volume option readonly={value:?} is not a boolean; write true or false")]
     BadBool { value: String },
+    /// a layout that does not parse
+    #[error(
+        "volume option layout={value:?} is not a layout; write layout=home (the volume is the user's whole home directory)"
+    )]
+    BadLayout { value: String },
+    /// `layout` on a share view
+    #[error(
+        "volume option layout= applies to home volumes only; share={share:?} is a view of a shared tree"
+    )]
+    LayoutOnShare { share: String },
     /// `share` without `user`
     #[error(
         "volume option share={share:?} needs user=<ldap name> too: a shared tree is seen through one user's identity"
@@ -93,6 +139,7 @@ impl VolumeOptions {
                 }
                 "size" => opts.size = Some(parse_size(value)?),
                 "readonly" => opts.readonly = parse_bool(value)?,
+                "layout" => opts.layout = Some(value.parse()?),
                 _ => return Err(OptionError::UnknownKey { key: key.clone() }),
             }
         }
@@ -115,6 +162,11 @@ impl VolumeOptions {
             })?;
             if self.user.is_none() {
                 return Err(OptionError::ShareWithoutUser {
+                    share: share.clone(),
+                });
+            }
+            if self.layout.is_some() {
+                return Err(OptionError::LayoutOnShare {
                     share: share.clone(),
                 });
             }
@@ -141,6 +193,9 @@ impl VolumeOptions {
         }
         if self.readonly {
             map.insert("readonly".into(), "true".into());
+        }
+        if let Some(l) = self.layout {
+            map.insert("layout".into(), l.as_str().into());
         }
         map
     }
@@ -202,6 +257,9 @@ mod tests {
             ("readonly", "true"),
         ]))
         .unwrap();
+        let home = VolumeOptions::from_map(&map(&[("user", "alice"), ("layout", "home")])).unwrap();
+        assert_eq!(home.layout, Some(Layout::Home));
+        assert_eq!(VolumeOptions::from_map(&home.to_map()).unwrap(), home);
         assert_eq!(o.user.as_deref(), Some("alice"));
         assert_eq!(o.share.as_deref(), Some("exchange"));
         assert_eq!(o.size, Some(10 << 30));
@@ -214,7 +272,7 @@ mod tests {
         let err = VolumeOptions::from_map(&map(&[("user", "a"), ("sise", "1G")])).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("\"sise\"") && msg.contains("user, share, size, readonly"),
+            msg.contains("\"sise\"") && msg.contains("user, share, size, readonly, layout"),
             "{msg}"
         );
     }
@@ -241,6 +299,17 @@ mod tests {
             VolumeOptions::from_map(&map(&[("share", "exchange")])),
             Err(OptionError::ShareWithoutUser { .. })
         ));
+        assert!(matches!(
+            VolumeOptions::from_map(&map(&[("user", "a"), ("layout", "work")])),
+            Err(OptionError::BadLayout { .. })
+        ));
+        let err = VolumeOptions::from_map(&map(&[
+            ("user", "a"),
+            ("share", "exchange"),
+            ("layout", "home"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(err, OptionError::LayoutOnShare { .. }), "{err}");
         assert!(matches!(
             VolumeOptions::from_map(&map(&[("user", "../root")])),
             Err(OptionError::BadName { key: "user", .. })

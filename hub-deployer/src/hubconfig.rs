@@ -217,7 +217,10 @@ pub struct StorageSettings {
     /// Volume driver of the mounts. Default `swarmhub-nfs` (the plugin's alias).
     #[serde(default = "default_volume_driver")]
     pub volume_driver: String,
-    /// Where the user's home volume `home-<user>` is mounted. Default `/home/jovyan/work`.
+    /// Where the user's home volume `home-<user>` is mounted: the notebook's home directory,
+    /// which the volume is as a whole (volume option `layout=home`). Default `/home/jovyan`.
+    /// swarmhub 0.x mounted it at `/home/jovyan/work`; such a volume's files move into its
+    /// `work/` at the first mount, so they stay at `~/work`.
     #[serde(default = "default_home_target")]
     pub home_target: String,
     /// Mount the home and exchange volumes (default true). Without them a notebook's files
@@ -329,8 +332,15 @@ fn default_volume_driver() -> String {
     "swarmhub-nfs".into()
 }
 fn default_home_target() -> String {
-    "/home/jovyan/work".into()
+    "/home/jovyan".into()
 }
+
+/// Name prefix of the hub's home volumes: the template mounts `home-<user>` (the plugin is
+/// told, so that it asks nfsd for `layout=home` for such volumes its node knows from before).
+pub const HOME_VOLUME_PREFIX: &str = "home-";
+
+/// The 0.x default of `storage.home_target`, refused now (see `validate`).
+const OLD_HOME_TARGET: &str = "/home/jovyan/work";
 fn default_exchange_share() -> String {
     "exchange".into()
 }
@@ -586,6 +596,14 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
         ));
     }
     check_abs_path("storage.home_target", &st.home_target)?;
+    if st.home_target.trim_end_matches('/') == OLD_HOME_TARGET {
+        return Err(invalid(
+            "storage.home_target",
+            format!(
+                "{OLD_HOME_TARGET} was the default of swarmhub 0.x; the home volume is now the whole home directory: remove the setting or write /home/jovyan (the files users had in ~/work stay in ~/work)"
+            ),
+        ));
+    }
     check_volume_size("storage.home_size", st.home_size)?;
 
     let nb = &s.nbgrader;
@@ -609,7 +627,7 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
     }
     // the volume names the config derives must be valid for the longest user name it accepts
     let longest = "x".repeat(MAX_USER_NAME);
-    validate_volume_name(&format!("home-{longest}"))
+    validate_volume_name(&format!("{HOME_VOLUME_PREFIX}{longest}"))
         .map_err(|e| invalid("storage", e.to_string()))?;
     validate_volume_name(&format!("{}-{longest}", nb.exchange_share))
         .map_err(|e| invalid("nbgrader.exchange_share", e.to_string()))?;
@@ -974,13 +992,19 @@ mod tests {
     }
 
     #[test]
+    fn home_volumes_are_named_with_the_prefix_the_plugin_is_given() {
+        assert!(TEMPLATE.contains(&format!("f\"{HOME_VOLUME_PREFIX}{{user}}\"")));
+        assert!(TEMPLATE.contains(r#"{"user": user, "layout": "home"}"#));
+    }
+
+    #[test]
     fn defaults_fill_the_rest() {
         let s = example();
         assert_eq!(s.port, 8000);
         assert_eq!(s.network, "swarmhub");
         assert_eq!(s.notebook.cmd, vec!["jupyterhub-singleuser"]);
         assert_eq!(s.storage.volume_driver, "swarmhub-nfs");
-        assert_eq!(s.storage.home_target, "/home/jovyan/work");
+        assert_eq!(s.storage.home_target, "/home/jovyan");
         assert_eq!(s.nbgrader.exchange_share, "exchange");
         assert_eq!(s.nbgrader.exchange_target, "/srv/nbgrader/exchange");
         assert_eq!(s.ldap.auth_state_attributes, vec!["uidNumber", "gidNumber"]);
@@ -1219,6 +1243,10 @@ mod tests {
             (
                 "storage.home_target",
                 Box::new(|s| s.storage.home_target = "work".into()),
+            ),
+            (
+                "storage.home_target",
+                Box::new(|s| s.storage.home_target = "/home/jovyan/work/".into()),
             ),
             (
                 "nbgrader.course_id",

@@ -375,6 +375,10 @@ pub fn plugin_settings(cfg: &Config, nfs_server: &str) -> Vec<String> {
         format!("SWARMHUB_NFS_PORT={}", c.nfsd_port),
         format!("SWARMHUB_NFS_API_PORT={}", c.nfsd_api_port),
         format!("SWARMHUB_NFS_BACKEND={}", c.plugin_backend.as_str()),
+        format!(
+            "SWARMHUB_NFS_HOME_PREFIX={}",
+            crate::hubconfig::HOME_VOLUME_PREFIX
+        ),
         format!("state.source={}", c.plugin_state_dir),
         format!("docker-socket.source={}", c.docker_socket),
     ]
@@ -997,7 +1001,7 @@ mod tests {
         );
         assert!(
             args.contains(
-                "--setting SWARMHUB_NFS_BACKEND=kernel --setting state.source=/var/lib/swarmhub-nfs"
+                "--setting SWARMHUB_NFS_BACKEND=kernel --setting SWARMHUB_NFS_HOME_PREFIX=home- --setting state.source=/var/lib/swarmhub-nfs"
             ),
             "{args}"
         );

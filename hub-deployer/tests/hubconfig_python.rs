@@ -229,7 +229,7 @@ fn generated_config_works_with_the_real_packages() {
             "mem_limit": 2u64 << 30,
             "cpu_limit": 1.5,
             "volume_driver": "swarmhub-nfs",
-            "home_target": "/home/jovyan/work",
+            "home_target": "/home/jovyan",
             "exchange_share": "exchange",
             "exchange_target": "/srv/nbgrader/exchange",
             // the defaults: 10 GiB homes, 2 GiB per user in the exchange, as bytes
@@ -276,7 +276,7 @@ fn generated_config_with_bind_templates_ldaps_and_no_culler() {
         "uid={username},ou=people,dc=example,dc=edu".into(),
         "uid={username},ou=staff,dc=example,dc=edu".into(),
     ];
-    s.storage.home_target = "/home/jovyan".into();
+    s.storage.home_target = "/home/student".into();
     s.nbgrader.course_id = "ds101".into();
     s.nbgrader.exchange_share = "ds101-exchange".into();
     s.nbgrader.exchange_target = "/srv/exchange".into();
@@ -311,7 +311,7 @@ fn generated_config_with_bind_templates_ldaps_and_no_culler() {
             "mem_limit": 1u64 << 30,
             "cpu_limit": null,
             "volume_driver": "swarmhub-nfs",
-            "home_target": "/home/jovyan",
+            "home_target": "/home/student",
             "exchange_share": "ds101-exchange",
             "exchange_target": "/srv/exchange",
             "home_size": null,

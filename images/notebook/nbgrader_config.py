@@ -4,32 +4,41 @@
 #
 # The hub sets, per notebook (see hub-deployer's jupyterhub_config.py):
 #   NBGRADER_COURSE_ID      -> CourseDirectory.course_id
-#   NBGRADER_EXCHANGE_ROOT  -> Exchange.root (where the exchange volume is mounted)
+#   NBGRADER_EXCHANGE_ROOT  -> Exchange.root (where the exchange volume is mounted; a mount of its
+#                              own, never inside the home)
+#   SWARMHUB_HOME_DIR       -> where the user's home volume is mounted (storage.home_target, the
+#                              home directory /home/jovyan)
 # The image sets SWARMHUB_ROLE (student or teacher); the hub sets the same value.
 #
-# Files must land on the persisted home volume, never in the container's own layer (a notebook
-# service is removed when it stops). That directory is SWARMHUB_WORK_DIR when set, else ~/work
-# when it exists (the hub's default storage.home_target /home/jovyan/work), else the home
-# directory (storage.home_target = /home/jovyan):
-#   students fetch assignments into it (Exchange.assignment_dir);
-#   the teacher's course directory (CourseDirectory.root) is <work dir>/<course id>, or
-#   NBGRADER_COURSE_ROOT when set.
+# nbgrader's files live in the work directory <home>/work, for new homes and for homes of
+# swarmhub 0.x alike: 0.x mounted the home volume at ~/work, and nfsd moved such a volume's
+# files into its work/ when it became the whole home, so fetched assignments and the teacher's
+# course directory are where they were. The work directory is:
+#   SWARMHUB_NBGRADER_DIR when set (an explicit choice),
+#   else SWARMHUB_WORK_DIR when set (what a swarmhub 0.x hub sets: the volume's mount point),
+#   else <SWARMHUB_HOME_DIR or ~>/work (the image's skeleton brings it; made when missing).
+# Students fetch assignments into it (Exchange.assignment_dir); the teacher's course directory
+# (CourseDirectory.root) is <work dir>/<course id>, or NBGRADER_COURSE_ROOT when set.
 import os
 
 c = get_config()  # noqa: F821 (provided by the traitlets config loader)
 
 
 def _work_dir():
-    explicit = os.environ.get("SWARMHUB_WORK_DIR")
-    if explicit:
-        return explicit
-    home = os.path.expanduser("~")
-    work = os.path.join(home, "work")
-    return work if os.path.isdir(work) else home
+    for var in ("SWARMHUB_NBGRADER_DIR", "SWARMHUB_WORK_DIR"):
+        explicit = os.environ.get(var)
+        if explicit:
+            return explicit
+    home = os.environ.get("SWARMHUB_HOME_DIR") or os.path.expanduser("~")
+    return os.path.join(home, "work")
 
 
 _course_id = os.environ.get("NBGRADER_COURSE_ID") or "course"
 _work = _work_dir()
+try:
+    os.makedirs(_work, exist_ok=True)
+except OSError:
+    pass
 
 c.CourseDirectory.course_id = _course_id
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE_ROOT") or "/srv/nbgrader/exchange"

@@ -1617,6 +1617,7 @@ async fn readonly_volume_refuses_changes_and_serves_reads() {
                 share: None,
                 size: None,
                 readonly: true,
+                layout: None,
             },
             identity: Some(ExplicitIdentity {
                 uid: UID,

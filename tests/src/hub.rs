@@ -266,6 +266,12 @@ impl Browser {
 
     /// The Jupyter server's contents API of the user's notebook, with the API token.
     pub fn contents(&self, method: &str, rel: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
+        self.server(method, &format!("api/contents/{rel}"), body)
+    }
+
+    /// The user's Jupyter server at `/user/<user>/<rel>` (`api/contents/...`,
+    /// `lab/api/settings/...`) through the hub's proxy, with the API token.
+    pub fn server(&self, method: &str, rel: &str, body: Option<&Value>) -> anyhow::Result<Resp> {
         let auth = format!(
             "Authorization: token {}",
             self.token.as_deref().context("no token (ensure_token)")?
@@ -276,7 +282,7 @@ impl Browser {
             args.extend(["-H", "Content-Type: application/json", "--data-binary", d]);
         }
         self.curl(
-            &format!("/user/{}/api/contents/{rel}", self.user),
+            &format!("/user/{}/{rel}", self.user),
             &args,
             Duration::from_secs(60),
         )

@@ -578,7 +578,7 @@ fn attack_teacher_from_student1(
         &teacher,
         "sh",
         "-c",
-        &format!("printf '%s\\n' {marker} > /home/jovyan/work/solutions.txt"),
+        &format!("printf '%s\\n' {marker} > /home/jovyan/solutions.txt"),
     ]);
     let docker = |args: &[&str], t: Duration| docker_timeout(args, t);
     let nb = attack::Notebook {

@@ -12,9 +12,13 @@
 //!    version on all nodes; `doctor` passes.
 //! 2. alice logs in through the login form (xsrf cookie + form field), starts her server through
 //!    the REST API (cookie + X-XSRFToken); it runs the student image on a worker.
-//! 3. A notebook created through the contents API is read back.
+//! 3. Her home is the home volume as a whole, with the image's skeleton (.bashrc): a notebook
+//!    saved at its top through the contents API is read back; she changes a JupyterLab setting
+//!    (the settings API: ~/.jupyter/lab/user-settings) and `pip install --user`s a small wheel
+//!    the test builds in her notebook (no network; ~/.local).
 //! 4. Stopped (service removed) and started on the other worker (the first one drained): the
-//!    notebook is still there, and on nfsd's disk it is owned by alice's uidNumber/gidNumber.
+//!    notebook, the setting and the installed package are still there, and on nfsd's disk the
+//!    notebook is owned by alice's uidNumber/gidNumber.
 //! 5. The dockerd of the node running her notebook is killed: Swarm starts a new task on the
 //!    other worker, the hub reaches it and the notebook is intact; the dockerd is restarted.
 //! 6. tina (teachers group) gets the teacher image.
@@ -49,6 +53,32 @@ const EXCHANGE: &str = "/srv/nbgrader/exchange";
 const ALICE: (u32, u32) = (4101, 4100);
 const BOB: (u32, u32) = (4102, 4100);
 const TINA: (u32, u32) = (4201, 4200);
+/// A JupyterLab setting through the settings API (stored in ~/.jupyter/lab/user-settings).
+const THEME_SETTINGS: &str = "lab/api/settings/@jupyterlab/apputils-extension:themes";
+const THEME_RAW: &str = r#"{"theme": "JupyterLab Dark"}"#;
+/// Builds a tiny pure-Python wheel in the notebook (no network) and installs it with
+/// `pip install --user`, which puts it under ~/.local.
+const PIP_INSTALL_USER: &str = r#"set -e
+python - <<'WHEEL'
+import base64, hashlib, zipfile
+name, ver = "thewheelmod", "1.0"
+info = f"{name}-{ver}.dist-info"
+files = {
+    f"{name}/__init__.py": b"MARK = 'installed with pip --user'\n",
+    f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\n".encode(),
+    f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: swarmhub-e2e\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+record.append(f"{info}/RECORD,,")
+files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+with zipfile.ZipFile(f"/tmp/{name}-{ver}-py3-none-any.whl", "w") as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+WHEEL
+python -m pip install --user --no-index /tmp/thewheelmod-1.0-py3-none-any.whl"#;
 
 /// Figures for the summary at the end.
 #[derive(Default)]
@@ -166,7 +196,7 @@ impl Deploy {
                 "-u",
                 "jovyan",
                 "-w",
-                "/home/jovyan/work",
+                "/home/jovyan",
                 &c,
                 "sh",
                 "-c",
@@ -463,7 +493,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let nb = notebook("# hello from alice");
     let r = alice.contents(
         "PUT",
-        "work/hello.ipynb",
+        "hello.ipynb",
         Some(&json!({"type": "notebook", "content": nb})),
     )?;
     assert!(
@@ -473,7 +503,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         r.body
     );
     let read_back = |when: &str| -> anyhow::Result<()> {
-        let r = alice.contents("GET", "work/hello.ipynb", None)?;
+        let r = alice.contents("GET", "hello.ipynb", None)?;
         ensure!(
             r.code == 200,
             "GET hello.ipynb {when}: HTTP {} {}",
@@ -489,6 +519,49 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         Ok(())
     };
     read_back("after the PUT")?;
+    // the skeleton of the image is in the new home, as jovyan
+    let skel = d.exec_ok("alice", "stat -c '%u:%g %n' ~/.bashrc ~/.profile")?;
+    assert_eq!(
+        skel.lines().collect::<Vec<_>>(),
+        [
+            "1000:100 /home/jovyan/.bashrc",
+            "1000:100 /home/jovyan/.profile"
+        ],
+        "the skeleton in alice's new home"
+    );
+    let r = alice.server("PUT", THEME_SETTINGS, Some(&json!({ "raw": THEME_RAW })))?;
+    assert_eq!(r.code, 204, "PUT the theme setting: {}", r.body);
+    let pip = d.exec_ok("alice", PIP_INSTALL_USER)?;
+    assert!(
+        pip.contains("Successfully installed thewheelmod-1.0"),
+        "{pip}"
+    );
+    let home_persisted = |when: &str| -> anyhow::Result<()> {
+        read_back(when)?;
+        let r = alice.server("GET", THEME_SETTINGS, None)?;
+        ensure!(
+            r.code == 200,
+            "GET the theme setting {when}: HTTP {} {}",
+            r.code,
+            r.body
+        );
+        let v = r.json()?;
+        ensure!(
+            v["raw"] == json!(THEME_RAW) && v["settings"]["theme"] == json!("JupyterLab Dark"),
+            "the theme setting {when}: {v}"
+        );
+        let import = d.exec_ok(
+            "alice",
+            "cd /tmp && python -c 'import thewheelmod; print(thewheelmod.__file__, thewheelmod.MARK)'",
+        )?;
+        ensure!(
+            import.contains("/home/jovyan/.local/lib/python3")
+                && import.contains("installed with pip --user"),
+            "thewheelmod {when}: {import}"
+        );
+        Ok(())
+    };
+    home_persisted("before the restart")?;
 
     // ---- 4. stop, start on the other worker, still there, owned by alice's LDAP ids ----------
     let t = Instant::now();
@@ -558,7 +631,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         second != first && (second == 2 || second == 3),
         "started on node {second}, first ran on {first}"
     );
-    read_back("on the other worker")?;
+    home_persisted("on the other worker, after a stop and start")?;
     let on_disk =
         find_file(&d.data_dir, "hello.ipynb").context("hello.ipynb under nfsd's data dir")?;
     let meta = std::fs::metadata(&on_disk)?;
@@ -574,7 +647,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         ALICE,
         "owned by alice's uidNumber/gidNumber"
     );
-    let seen = d.exec_ok("alice", "stat -c '%u:%g' /home/jovyan/work/hello.ipynb")?;
+    let seen = d.exec_ok("alice", "stat -c '%u:%g' /home/jovyan/hello.ipynb")?;
     assert_eq!(seen.trim(), "1000:100", "the container sees jovyan:users");
 
     // ---- 5. the node running alice's notebook loses its dockerd -----------------------------
@@ -607,7 +680,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let (_, took) = wait_until(
         "alice's notebook answering through the hub after the reschedule",
         Duration::from_secs(120),
-        || match alice.contents("GET", "work/hello.ipynb", None) {
+        || match alice.contents("GET", "hello.ipynb", None) {
             Ok(r) if r.code == 200 => Ok(()),
             Ok(r) => Err(format!(
                 "HTTP {} {}",
@@ -734,7 +807,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     read_back("after bob's attacks")?;
     d.exec_ok(
         "alice",
-        "set -e; echo still-mine > ~/work/after-attacks.txt; cat ~/work/after-attacks.txt",
+        "set -e; echo still-mine > ~/after-attacks.txt; cat ~/after-attacks.txt",
     )?;
     bob.stop_server()?;
 
@@ -899,11 +972,11 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
     let tina_marker = format!("TINA-SOLUTIONS-{nonce}");
     d.exec_ok(
         "alice",
-        &format!("printf '%s\\n' {alice_marker} > ~/work/private.txt"),
+        &format!("printf '%s\\n' {alice_marker} > ~/private.txt"),
     )?;
     d.exec_ok(
         "tina",
-        &format!("printf '%s\\n' {tina_marker} > ~/work/solutions.txt"),
+        &format!("printf '%s\\n' {tina_marker} > ~/solutions.txt"),
     )?;
     let markers = [alice_marker.as_str(), tina_marker.as_str()];
     let mut breaches: Vec<String> = Vec::new();
@@ -1096,7 +1169,7 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
         &format!(
             "ts=$(date -u '+%Y-%m-%d %H:%M:%S.%6N UTC'); S=\"{c}/inbound/bob+ps1+$ts+evil\"; mkdir \"$S\" && printf '%s' \"$ts\" > \"$S/timestamp.txt\"; \
              ln -s /home/jovyan/work/{COURSE}/source/ps1/problem1.ipynb \"$S/problem1.ipynb\"; \
-             ln -s /home/jovyan/work/solutions.txt \"$S/solutions.ipynb\"; ls -la \"$S\""
+             ln -s /home/jovyan/solutions.txt \"$S/solutions.ipynb\"; ls -la \"$S\""
         ),
     );
     eprintln!("bob's linked submission: {}", sub.describe());
@@ -1142,7 +1215,7 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
 
     // ---- bob's home quota: writing past it fails in bob's notebook, alice still writes
     let t = Instant::now();
-    let df = nb.sh("jovyan", "df -P -B1 /home/jovyan/work | tail -1");
+    let df = nb.sh("jovyan", "df -P -B1 /home/jovyan | tail -1");
     let host_df = Command::new("df")
         .args(["-P", "-B1"])
         .arg(&d.data_dir)
@@ -1170,7 +1243,9 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
         let mib = avail / (1 << 20) + 16;
         let dd = nb.sh(
             "jovyan",
-            &format!("dd if=/dev/zero of=/home/jovyan/work/planted-by-bob-fill bs=1M count={mib} conv=fsync"),
+            &format!(
+                "dd if=/dev/zero of=/home/jovyan/planted-by-bob-fill bs=1M count={mib} conv=fsync"
+            ),
         );
         eprintln!("bob fills his home: {}", dd.describe());
         if dd.success() {
@@ -1179,11 +1254,11 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
                 vec![format!("bob wrote {mib} MiB with {avail} bytes left")],
             );
         }
-        let _ = nb.sh("jovyan", "rm -f /home/jovyan/work/planted-by-bob-fill");
+        let _ = nb.sh("jovyan", "rm -f /home/jovyan/planted-by-bob-fill");
     }
     d.exec_ok(
         "alice",
-        "set -e; head -c 4194304 /dev/zero > ~/work/after-bob-quota; rm ~/work/after-bob-quota",
+        "set -e; head -c 4194304 /dev/zero > ~/after-bob-quota; rm ~/after-bob-quota",
     )?;
     timings.add("7b: bob's quota", t.elapsed());
     Ok(breaches)

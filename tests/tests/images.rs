@@ -7,8 +7,10 @@
 //!   the image and JupyterHub initializes with it (database in /srv/jupyterhub/data) and picks
 //!   the notebook images this file builds;
 //! - notebooks: jovyan 1000:100, jupyterhub-singleuser and nbgrader, nbgrader's instructor
-//!   extensions only in the teacher image, the system nbgrader config, and a Jupyter server that
-//!   runs on an empty home volume;
+//!   extensions only in the teacher image, the system nbgrader config (work directory ~/work),
+//!   and a Jupyter server that runs on an empty home volume mounted as the home directory, which
+//!   gets the image's skeleton (.bashrc, .profile) without overwriting what a home has, and
+//!   starts even when the skeleton cannot be copied;
 //! - cli: the static `swarmhub` and the plugin bundle exactly as plugin-config/build.sh lays it
 //!   out (and `docker plugin create` accepts it);
 //! - nfsd: starts with the capabilities the CLI gives it and answers /v1/health.
@@ -372,12 +374,13 @@ fn generated_hub_config_initializes_in_the_hub_image() {
             s["env"]["NBGRADER_EXCHANGE_ROOT"], "/srv/nbgrader/exchange",
             "{s}"
         );
-        // the notebook images keep their files in ~/work (nbgrader_config.py): the home volume
+        // the home volume is the whole home directory; the exchange is a mount of its own
         assert_eq!(
             s["mounts"],
-            serde_json::json!(["/home/jovyan/work", "/srv/nbgrader/exchange"]),
+            serde_json::json!(["/home/jovyan", "/srv/nbgrader/exchange"]),
             "{s}"
         );
+        assert_eq!(s["env"]["SWARMHUB_HOME_DIR"], "/home/jovyan", "{s}");
     }
     assert_eq!(teacher["env"]["SWARMHUB_ROLE"], "teacher");
     assert_eq!(student["env"]["SWARMHUB_ROLE"], "student");
@@ -433,6 +436,19 @@ fn notebook_images_have_jovyan_jupyter_and_nbgrader_per_role() {
                 "/home/jovyan"
             ],
             "{tag}: user and home"
+        );
+        // `pip install --user` goes to ~/.local (the home volume) and the venv reads it
+        let user_site = run_ok(&[
+            &tag,
+            "python",
+            "-c",
+            "import site, sys; print(site.ENABLE_USER_SITE, site.getusersitepackages())",
+        ]);
+        assert!(
+            user_site
+                .trim()
+                .starts_with("True /home/jovyan/.local/lib/python3"),
+            "{tag}: user site-packages: {user_site}"
         );
         let v = run_ok(&[&tag, "jupyterhub-singleuser", "--version"]);
         assert_eq!(v.trim(), pins["jupyterhub"], "{tag}: jupyterhub-singleuser");
@@ -511,6 +527,20 @@ fn notebook_images_have_jovyan_jupyter_and_nbgrader_per_role() {
             NBGRADER_CONFIG_CHECK,
         ]);
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        // a hub of swarmhub 0.x names the volume's mount point: nbgrader keeps using it
+        let legacy = run_ok(&[
+            "-e",
+            "SWARMHUB_WORK_DIR=/tmp/legacy-work",
+            &tag,
+            "python",
+            "-c",
+            NBGRADER_CONFIG_CHECK,
+        ]);
+        let legacy: serde_json::Value = serde_json::from_str(legacy.trim()).unwrap();
+        assert_eq!(
+            legacy["assignment_dir"], "/tmp/legacy-work",
+            "{tag}: {legacy}"
+        );
         assert_eq!(v["course_id"], COURSE, "{tag}: {v}");
         assert_eq!(v["exchange_root"], "/srv/exchange-x", "{tag}: {v}");
         assert_eq!(v["assignment_dir"], "/home/jovyan/work", "{tag}: {v}");
@@ -599,17 +629,38 @@ fn serve_on_empty_home(tag: &str, home: &Path, target: &str, paths: &[&str]) -> 
     codes
 }
 
+/// `(uid, gid, content)` of a file the skeleton put into a home.
+fn skel_file(home: &Path, name: &str) -> (u32, u32, String) {
+    let p = home.join(name);
+    let md = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(md.is_file(), "{} is not a regular file", p.display());
+    (md.uid(), md.gid(), std::fs::read_to_string(&p).unwrap())
+}
+
 #[test]
 fn notebook_images_run_on_an_empty_home_volume() {
     let _d = setup(&[Image::NotebookStudent, Image::NotebookTeacher]);
-    // teacher: the default layout, home volume at ~/work
-    let work = tempfile::tempdir().unwrap();
-    chown_jovyan(work.path());
+    // teacher: an empty home volume is the whole home directory (the default)
+    let home = tempfile::tempdir().unwrap();
+    chown_jovyan(home.path());
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = home.path().join("work");
     let codes = serve_on_empty_home(
         &Image::NotebookTeacher.tag(),
-        work.path(),
-        "/home/jovyan/work",
+        home.path(),
+        "/home/jovyan",
         &["/formgrader", "/assignments?course_id=intro-python", "/lab"],
+    );
+    // the skeleton of the image came in before the server started, as jovyan
+    let skel = run_ok(&[&Image::NotebookTeacher.tag(), "cat", "/etc/skel/.bashrc"]);
+    let (uid, gid, text) = skel_file(home.path(), ".bashrc");
+    assert_eq!((uid, gid, text.as_str()), (1000, 100, skel.as_str()));
+    assert_eq!(skel_file(home.path(), ".profile").0, 1000);
+    // and the work directory of 0.x homes, where nbgrader keeps its files
+    let md = std::fs::symlink_metadata(&work).expect("~/work from the skeleton");
+    assert!(
+        md.is_dir() && (md.uid(), md.gid()) == (1000, 100),
+        "~/work: {md:?}"
     );
     // formgrader redirects to its assignment page
     assert!(
@@ -618,7 +669,8 @@ fn notebook_images_run_on_an_empty_home_volume() {
         codes[0]
     );
     assert_eq!(codes[1..], [200, 200], "teacher: assignments, lab");
-    let course = work.path().join(COURSE);
+    // nbgrader's work directory is ~/work, for new homes as for 0.x homes moved into work/
+    let course = work.join(COURSE);
     let meta = std::fs::metadata(course.join("source")).expect("the course directory");
     assert_eq!(
         (meta.uid(), meta.gid()),
@@ -626,8 +678,11 @@ fn notebook_images_run_on_an_empty_home_volume() {
         "course directory owner"
     );
 
-    // student: the home volume is the whole home directory
+    // student: a home that has its own .bashrc and a .profile symlink keeps them; what is
+    // missing (.bash_logout) is added
     let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".bashrc"), "# alice's own\n").unwrap();
+    std::os::unix::fs::symlink("/nonexistent", home.path().join(".profile")).unwrap();
     chown_jovyan(home.path());
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let codes = serve_on_empty_home(
@@ -641,13 +696,43 @@ fn notebook_images_run_on_an_empty_home_volume() {
         [404, 200, 200],
         "student: no formgrader; assignments, lab"
     );
+    assert_eq!(
+        skel_file(home.path(), ".bashrc"),
+        (1000, 100, "# alice's own\n".to_string()),
+        "the skeleton overwrote the user's .bashrc"
+    );
+    assert_eq!(
+        std::fs::read_link(home.path().join(".profile")).unwrap(),
+        Path::new("/nonexistent")
+    );
+    assert_eq!(skel_file(home.path(), ".bash_logout").0, 1000);
     // what the server wrote went to the volume, as jovyan
     let runtime = home.path().join(".local/share/jupyter/runtime");
     let meta = std::fs::metadata(&runtime).expect("the Jupyter runtime directory on the volume");
     assert_eq!((meta.uid(), meta.gid()), (1000, 100));
     assert!(
-        !home.path().join(COURSE).exists(),
+        !home.path().join(COURSE).exists() && !home.path().join("work").join(COURSE).exists(),
         "a student got a course directory"
+    );
+
+    // a home the skeleton cannot be copied into (owned by root): logged, and the command runs
+    let locked = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(locked.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, so, se) = run(&[
+        "-v",
+        &format!("{}:/home/jovyan", locked.path().display()),
+        &Image::NotebookStudent.tag(),
+        "sh",
+        "-c",
+        "echo the command ran",
+    ]);
+    assert!(ok, "{so}{se}");
+    assert_eq!(so.trim(), "the command ran");
+    assert!(
+        se.contains(
+            "swarmhub-notebook-start: cannot copy /etc/skel/.bashrc to /home/jovyan/.bashrc"
+        ),
+        "no log of the failed copy: {se}"
     );
 }
 

@@ -103,6 +103,13 @@ pub struct ServeArgs {
     /// Seconds a mount may take (Docker's plugin client gives up at 30)
     #[arg(long, env = "SWARMHUB_NFS_MOUNT_TIMEOUT_SECONDS", default_value_t = 24)]
     pub mount_timeout_seconds: u64,
+    /// Name prefix of the hub's home volumes (`home-` for `home-<user>`); empty: none. A home
+    /// volume `<prefix><user>` of user `<user>` is the user's whole home directory: when this
+    /// node recorded it without `layout=home` (Docker created it here before the hub passed the
+    /// option, and never sends a known volume's options again), its next mount asks nfsd for it
+    /// with `layout=home`, which moves a 0.x home's files into its `work/`
+    #[arg(long, env = "SWARMHUB_NFS_HOME_PREFIX", default_value = "")]
+    pub home_prefix: String,
 }
 
 impl ServeArgs {

@@ -4,7 +4,9 @@
 //! nfsd for the volume again when it refuses the mount path this node has: the path carries the
 //! volume's capability secret, which a node upgraded from an older version does not have yet, and
 //! this node's state may be older than nfsd's data) and unmount on the last; Remove forgets the volume on this node
-//! and never deletes data. Every change is persisted before it is acknowledged.
+//! and never deletes data. Every change is persisted before it is acknowledged. A hub home
+//! volume this node recorded without `layout=home` gets it at its next mount (Docker never sends
+//! a known volume's options again).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use swarmhub_control_api::{CreateVolume, VolumeOptions, validate_volume_name};
+use swarmhub_control_api::{CreateVolume, Layout, VolumeOptions, validate_volume_name};
 
 use crate::mounter::{MountError, MountSpec, Mounter};
 use crate::protocol::VolumeInfo;
@@ -101,6 +103,9 @@ pub struct DriverConfig {
     pub extra_options: Option<String>,
     /// Bound on one mount; Docker's plugin client gives up after 30 s in `plugin enable`.
     pub mount_timeout: Duration,
+    /// Name prefix of the hub's home volumes (`home-`), whose volume `<prefix><user>` is the
+    /// whole home of `<user>` (see [`Driver::mount`]); `None`: no such volumes.
+    pub home_prefix: Option<String>,
 }
 
 /// The volume driver of one node.
@@ -174,34 +179,103 @@ impl Driver {
         self.mounted.lock().expect("poisoned").contains(name)
     }
 
-    /// `VolumeDriver.Create`.
+    /// `VolumeDriver.Create`. A volume this node knows is created again when the options
+    /// differ only in `size` and `layout` (what the hub's settings may change; a recorded layout
+    /// is kept): nfsd applies them, this node records them.
     pub async fn create(&self, name: &str, opts: &BTreeMap<String, String>) -> Result<(), String> {
         validate_volume_name(name).map_err(|e| e.to_string())?;
-        let options = VolumeOptions::from_map(opts).map_err(|e| e.to_string())?;
+        let mut options = VolumeOptions::from_map(opts).map_err(|e| e.to_string())?;
         options.require_user().map_err(|e| e.to_string())?;
-        let canonical = options.to_map();
-        if let Some(existing) = self.state.lock().expect("poisoned").volumes.get(name) {
-            if existing.options == canonical {
+        let known = self
+            .state
+            .lock()
+            .expect("poisoned")
+            .volumes
+            .get(name)
+            .map(|v| v.options.clone());
+        if let Some(existing) = known {
+            if options.layout.is_none() {
+                options.layout = VolumeOptions::from_map(&existing)
+                    .ok()
+                    .and_then(|o| o.layout);
+            }
+            if existing == options.to_map() {
                 return Ok(());
             }
-            return Err(format!(
-                "volume {name:?} exists on this node with options {:?}, not {canonical:?}; remove it first (its data is kept) or use another name",
-                existing.options
-            ));
+            let settings = |m: &BTreeMap<String, String>| {
+                let mut m = m.clone();
+                m.remove("size");
+                m.remove("layout");
+                m
+            };
+            if settings(&existing) != settings(&options.to_map()) {
+                return Err(format!(
+                    "volume {name:?} exists on this node with options {existing:?}, not {:?}; remove it first (its data is kept) or use another name",
+                    options.to_map()
+                ));
+            }
         }
         let export = self.provisioner.ensure(name, &options).await?;
+        self.record(name, &options, export)?;
+        tracing::info!(volume = name, options = ?options.to_map(), "volume created");
+        Ok(())
+    }
+
+    /// Records the volume's options and mount path (persisted before it is used); references
+    /// and the creation time of a known volume stay.
+    fn record(
+        &self,
+        name: &str,
+        options: &VolumeOptions,
+        export: String,
+    ) -> Result<VolumeState, String> {
         let mut state = self.state.lock().expect("poisoned");
         let mut next = state.clone();
-        next.volumes.entry(name.to_string()).or_insert(VolumeState {
-            options: canonical,
-            export,
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            refs: BTreeMap::new(),
-        });
+        let v = next
+            .volumes
+            .entry(name.to_string())
+            .or_insert_with(|| VolumeState {
+                options: BTreeMap::new(),
+                export: String::new(),
+                created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                refs: BTreeMap::new(),
+            });
+        v.options = options.to_map();
+        v.export = export;
+        let v = v.clone();
         self.save(&next)?;
         *state = next;
-        tracing::info!(volume = name, "volume created");
-        Ok(())
+        Ok(v)
+    }
+
+    /// The options to mount `name` with: for a home volume of the hub (`<home_prefix><user>`,
+    /// no share) that this node recorded without a layout, nfsd is asked for it with
+    /// `layout=home` first (it moves a 0.x home's files into `work/`), and that is recorded.
+    /// Docker created such a volume here before the hub passed the option and never calls
+    /// Create for a volume it knows, so this is where the option reaches nfsd.
+    async fn with_home_layout(&self, name: &str, vol: VolumeState) -> Result<VolumeState, String> {
+        let Some(prefix) = &self.config.home_prefix else {
+            return Ok(vol);
+        };
+        let mut options = VolumeOptions::from_map(&vol.options).map_err(|e| e.to_string())?;
+        let hub_home = options.share.is_none()
+            && options
+                .user
+                .as_deref()
+                .is_some_and(|u| name == format!("{prefix}{u}"));
+        if !hub_home || options.layout.is_some() {
+            return Ok(vol);
+        }
+        options.layout = Some(Layout::Home);
+        let export = self.provisioner.ensure(name, &options).await.map_err(|e| {
+            format!("asking nfsd for home volume {name} with layout=home (the whole home directory): {e}")
+        })?;
+        let vol = self.record(name, &options, export)?;
+        tracing::info!(
+            volume = name,
+            "home volume recorded here without a layout is now asked for with layout=home (nfsd moves a 0.x home's files into work/)"
+        );
+        Ok(vol)
     }
 
     /// `VolumeDriver.Remove`: forgets the volume here; nfsd keeps the data.
@@ -360,6 +434,7 @@ impl Driver {
             .ok_or_else(|| no_such_volume(name))?;
         let target = self.target(name);
         if !self.is_mounted(name) || !self.mounter.is_mounted(&target) {
+            let vol = self.with_home_layout(name, vol).await?;
             self.mount_or_recreate(name, &vol).await?;
         } else {
             // a mount kept for another container answers nothing while nfsd is down: the new

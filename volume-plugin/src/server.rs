@@ -38,6 +38,7 @@ pub fn driver(
             server: args.nfs_address(),
             extra_options: args.mount_options.clone(),
             mount_timeout: args.mount_timeout(),
+            home_prefix: Some(args.home_prefix.clone()).filter(|p| !p.is_empty()),
         },
         mounter,
         provisioner,

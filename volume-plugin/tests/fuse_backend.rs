@@ -102,6 +102,7 @@ impl Nfsd {
                     share: None,
                     size,
                     readonly: false,
+                    layout: None,
                 },
                 identity: Some(ExplicitIdentity {
                     uid: STORE.0,

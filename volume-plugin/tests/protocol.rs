@@ -215,9 +215,14 @@ fn real_provisioner(nfsd: &swarmhub_nfsd::server::Running, dir: &Path) -> Arc<dy
 
 /// What an admin does on an nfsd without LDAP: alice's volume with explicit ids.
 async fn admin_creates_alice(nfsd: &swarmhub_nfsd::server::Running) {
+    admin_creates(nfsd, "home-alice").await
+}
+
+/// Volume `name` of alice (explicit ids) the way swarmhub 0.x made it: no layout.
+async fn admin_creates(nfsd: &swarmhub_nfsd::server::Running, name: &str) {
     nfsd.volumes
         .create(swarmhub_control_api::CreateVolume {
-            name: "home-alice".into(),
+            name: name.into(),
             options: VolumeOptions {
                 user: Some("alice".into()),
                 ..Default::default()
@@ -464,7 +469,7 @@ async fn hostile_names_options_and_bodies() {
         )
         .await;
     assert!(
-        err(&c).contains("\"sise\"") && err(&c).contains("user, share, size, readonly"),
+        err(&c).contains("\"sise\"") && err(&c).contains("user, share, size, readonly, layout"),
         "{c}"
     );
     let c = p
@@ -700,4 +705,117 @@ async fn an_upgraded_node_learns_the_mount_path_at_its_next_mount() {
         .await;
     assert_eq!(g["Volume"]["Status"]["export"], "/home-alice");
     assert!(!g.to_string().contains(current.rsplit('/').next().unwrap()));
+}
+
+/// Docker forgot a volume this node knows and calls Create again: options that differ only in
+/// `size` and `layout` are applied (nfsd is asked with them, the node records them), a recorded
+/// layout is kept when the new options have none, anything else is still a conflict.
+#[tokio::test]
+async fn create_again_may_add_a_layout_or_change_the_size_only() {
+    let prov = Arc::new(RecordingProvisioner::default());
+    let p = Plugin::start_in(tempfile::tempdir().unwrap(), Arc::default(), prov.clone()).await;
+    let create = |opts: Value| {
+        p.call(
+            "/VolumeDriver.Create",
+            json!({"Name": "home-bob", "Opts": opts}),
+        )
+    };
+    assert_eq!(err(&create(json!({"user": "bob"})).await), "");
+    let c = create(json!({"user": "bob", "layout": "home", "size": "1G"})).await;
+    assert_eq!(err(&c), "", "{c}");
+    let ensured = prov.ensured.lock().unwrap().clone();
+    assert_eq!(ensured.len(), 2, "{ensured:?}");
+    assert_eq!(
+        ensured[1].1.layout,
+        Some(swarmhub_control_api::Layout::Home)
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(p.state_file()).unwrap()).unwrap();
+    assert_eq!(v["volumes"]["home-bob"]["options"]["layout"], "home", "{v}");
+    // without a layout now: the recorded one stays, nothing to ask nfsd
+    assert_eq!(err(&create(json!({"user": "bob", "size": "1G"})).await), "");
+    assert_eq!(prov.ensured.lock().unwrap().len(), 2);
+    let c = create(json!({"user": "bob", "readonly": "true"})).await;
+    assert!(err(&c).contains("exists on this node with options"), "{c}");
+}
+
+/// An upgraded node (plugin with `--home-prefix home-`, as the swarmhub CLI installs it) whose
+/// state holds alice's home volume from 0.x (no layout: Docker created it before the hub passed
+/// `layout=home` and will never call Create for it again): the first Mount asks the real nfsd
+/// for it with `layout=home`, which moves the 0.x files into `work/` on disk, and records the
+/// layout; a volume not named like the hub's homes is mounted as it is; later mounts ask
+/// nothing more.
+#[tokio::test]
+async fn an_upgraded_node_asks_for_layout_home_at_the_first_mount_of_a_hub_home() {
+    use std::os::unix::fs::MetadataExt;
+    let data = tempfile::tempdir().unwrap();
+    let settings = swarmhub_nfsd::config::Settings::ephemeral(data.path());
+    let nfsd = swarmhub_nfsd::server::start(settings).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let prov = real_provisioner(&nfsd, dir.path());
+    let mut args = serve_args(dir.path());
+    args.home_prefix = "home-".into();
+    let mounter: Arc<RecordingMounter> = Arc::default();
+    let p = Plugin::start_args(args, dir, mounter.clone(), prov).await;
+    for name in ["home-alice", "scratch-alice"] {
+        admin_creates(&nfsd, name).await;
+        // what the 0.x hub sent: no layout
+        let c = p.create_for_user(name, "alice").await;
+        assert_eq!(err(&c), "", "{c}");
+        let tree = data.path().join("volumes").join(name);
+        std::fs::write(tree.join("notes.ipynb"), b"{}").unwrap();
+        std::fs::create_dir(tree.join("intro-python")).unwrap();
+    }
+    let mount = |name: &'static str, id: &'static str| {
+        p.call("/VolumeDriver.Mount", json!({"Name": name, "ID": id}))
+    };
+    let m = mount("home-alice", "c1").await;
+    assert_eq!(err(&m), "", "{m}");
+    let home = data.path().join("volumes/home-alice");
+    let mut top: Vec<_> = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["work"]);
+    assert_eq!(std::fs::read(home.join("work/notes.ipynb")).unwrap(), b"{}");
+    assert!(home.join("work/intro-python").is_dir());
+    assert_eq!(std::fs::metadata(home.join("work")).unwrap().uid(), 20001);
+    assert_eq!(
+        nfsd.volumes.get("home-alice").unwrap().options.layout,
+        Some(swarmhub_control_api::Layout::Home)
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(p.state_file()).unwrap()).unwrap();
+    assert_eq!(
+        v["volumes"]["home-alice"]["options"]["layout"], "home",
+        "{v}"
+    );
+
+    // not a hub home: mounted as it is
+    let m = mount("scratch-alice", "c2").await;
+    assert_eq!(err(&m), "", "{m}");
+    let scratch = data.path().join("volumes/scratch-alice");
+    assert!(scratch.join("notes.ipynb").is_file() && !scratch.join("work").exists());
+    assert_eq!(
+        nfsd.volumes.get("scratch-alice").unwrap().options.layout,
+        None
+    );
+
+    // unmount and mount again: nothing more moves
+    let u = p
+        .call(
+            "/VolumeDriver.Unmount",
+            json!({"Name": "home-alice", "ID": "c1"}),
+        )
+        .await;
+    assert_eq!(err(&u), "", "{u}");
+    std::fs::write(home.join("new-at-top.txt"), b"n").unwrap();
+    let m = mount("home-alice", "c3").await;
+    assert_eq!(err(&m), "", "{m}");
+    assert!(home.join("new-at-top.txt").is_file());
+    assert_eq!(
+        mounter.calls().len(),
+        4,
+        "mount, mount, unmount, mount: {:?}",
+        mounter.calls()
+    );
 }

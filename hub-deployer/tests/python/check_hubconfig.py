@@ -256,7 +256,7 @@ def expected_mounts(user):
                 "NoCopy": True,
                 "DriverConfig": {
                     "Name": driver,
-                    "Options": sized({"user": user}, EXPECT["home_size"]),
+                    "Options": sized({"user": user, "layout": "home"}, EXPECT["home_size"]),
                 },
             },
         },
@@ -291,6 +291,8 @@ def spawn_and_capture(name, groups, role, image):
     assert sp.environment["SWARMHUB_ROLE"] == role
     assert sp.environment["NBGRADER_COURSE_ID"] == EXPECT["course_id"]
     assert sp.environment["NBGRADER_EXCHANGE_ROOT"] == EXPECT["exchange_target"]
+    assert sp.environment["SWARMHUB_HOME_DIR"] == EXPECT["home_target"]
+    assert "SWARMHUB_WORK_DIR" not in sp.environment
 
     fake = FakeDocker([[task("pending")]])
     sp.docker = fake

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use swarmhub_control_api::{
-    ClientIdentity, CreateVolume, ErrorKind, ExplicitIdentity, NameError, OptionError, RemovedTree,
-    ShareDir, ShareDirInfo, Volume, VolumeKind, VolumeOptions, validate_share_dir_name,
-    validate_share_name, validate_user_name, validate_volume_name,
+    ClientIdentity, CreateVolume, ErrorKind, ExplicitIdentity, Layout, NameError, OptionError,
+    RemovedTree, ShareDir, ShareDirInfo, Volume, VolumeKind, VolumeOptions,
+    validate_share_dir_name, validate_share_name, validate_user_name, validate_volume_name,
 };
 use thiserror::Error;
 
 use super::capability::MountCapabilities;
+use super::layout::{self, MigrateError, Staging};
 use super::registry::{Registry, StateFile, VolumeRecord};
 use super::shares::{self, ShareDirError};
 use crate::fs::View;
@@ -64,6 +65,17 @@ pub enum VolumeError {
     /// a top-level directory of a share cannot be made as asked
     #[error(transparent)]
     ShareDir(#[from] ShareDirError),
+    /// moving a 0.x home volume's files into `work/` stopped (nothing is lost; the next ensure
+    /// with `layout=home` continues)
+    #[error(
+        "volume {name:?}: moving its files into work/ for layout=home (tree {tree}) stopped while {source}; nothing was lost, the next ensure with layout=home continues"
+    )]
+    Layout {
+        name: String,
+        tree: String,
+        #[source]
+        source: MigrateError,
+    },
     /// a file system operation on the data root failed
     #[error("{what} {path}: {source}")]
     Io {
@@ -96,9 +108,9 @@ impl VolumeError {
             VolumeError::ShareDir(
                 ShareDirError::Foreign { .. } | ShareDirError::NotADirectory { .. },
             ) => ErrorKind::Conflict,
-            VolumeError::Io { .. } | VolumeError::ShareDir(ShareDirError::Io { .. }) => {
-                ErrorKind::Internal
-            }
+            VolumeError::Io { .. }
+            | VolumeError::Layout { .. }
+            | VolumeError::ShareDir(ShareDirError::Io { .. }) => ErrorKind::Internal,
         }
     }
 }
@@ -291,7 +303,16 @@ impl Volumes {
             None => (VolumeKind::Home, format!("{HOMES}/{}", req.name)),
         };
         let tree_path = self.root.join(&tree);
-        self.prepare_tree(kind, &tree_path, &ids)?;
+        let adopted = self.prepare_tree(kind, &tree_path, &ids)?;
+        if adopted && req.options.layout == Some(Layout::Home) {
+            // a tree without a record (a removal interrupted before the move aside): its layout
+            // is unknown, and moving files without knowing would be a guess
+            tracing::warn!(
+                volume = %req.name,
+                tree = %tree,
+                "adopted an existing tree as a whole home (layout=home) as it is; if it holds a 0.x home's files, they are at the top of the home, not in ~/work"
+            );
+        }
         let mut state = self.state.write().expect("poisoned");
         let rec = VolumeRecord {
             view_id: state.registry.next_view_id,
@@ -306,6 +327,7 @@ impl Volumes {
             client_uid: client.uid,
             client_gid: client.gid,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            migration: None,
         };
         let view = self.build_view(&mut state, &rec)?;
         let mut next = state.registry.clone();
@@ -330,9 +352,11 @@ impl Volumes {
             return Ok(None);
         };
         let mut diffs = Vec::new();
-        // the size is the one setting an ensure may change (see `resize`)
+        // the size is a setting an ensure may change (see `resize`); a layout is only ever
+        // added (see `lay_out_as_home`), and an ensure without one keeps the volume's
         let same_but_size = VolumeOptions {
             size: rec.options.size,
+            layout: rec.options.layout,
             ..req.options.clone()
         };
         if rec.options != same_but_size {
@@ -360,11 +384,93 @@ impl Volumes {
                 differences: diffs.join("; "),
             });
         }
-        if rec.options.size != req.options.size {
-            drop(state);
-            return self.resize(&req.name, req.options.size).map(Some);
+        let resize = rec.options.size != req.options.size;
+        let lay_out =
+            req.options.layout == Some(Layout::Home) && rec.options.layout != Some(Layout::Home);
+        if !resize && !lay_out {
+            return Ok(Some(self.info(&state, rec)));
         }
-        Ok(Some(self.info(&state, rec)))
+        drop(state);
+        let mut volume = None;
+        if resize {
+            volume = Some(self.resize(&req.name, req.options.size)?);
+        }
+        if lay_out {
+            volume = Some(self.lay_out_as_home(&req.name)?);
+        }
+        Ok(volume)
+    }
+
+    /// Makes a home volume created without a layout (by swarmhub 0.x, which mounted it at
+    /// `~/work`) the user's whole home: its top-level entries move into `work/` (see
+    /// [`layout`]), then the layout is recorded. An interrupted run left its staging directory
+    /// in the record, and this continues it. Runs with the changes lock held.
+    fn lay_out_as_home(&self, name: &str) -> Result<Volume, VolumeError> {
+        let rec = {
+            let state = self.state.read().expect("poisoned");
+            state
+                .registry
+                .volumes
+                .get(name)
+                .cloned()
+                .ok_or_else(|| VolumeError::NotFound { name: name.into() })?
+        };
+        let tree = self.root.join(&rec.tree);
+        let mut persist = |staging: &Staging| -> std::io::Result<()> {
+            self.update_record(name, |r| r.migration = Some(staging.clone()))
+        };
+        let report = layout::migrate(
+            &tree,
+            (rec.store_uid, rec.store_gid),
+            rec.migration.as_ref(),
+            &mut persist,
+        )
+        .map_err(|source| VolumeError::Layout {
+            name: name.into(),
+            tree: rec.tree.clone(),
+            source,
+        })?;
+        self.update_record(name, |r| {
+            r.options.layout = Some(Layout::Home);
+            r.migration = None;
+        })
+        .map_err(io_err("saving", &self.registry_path))?;
+        for (from, to) in &report.renamed {
+            tracing::warn!(
+                volume = %name,
+                from = %from.to_string_lossy(),
+                to = %to.to_string_lossy(),
+                "a name met twice while moving into work/ went in under another name"
+            );
+        }
+        tracing::info!(
+            volume = %name,
+            tree = %rec.tree,
+            moved = report.moved,
+            resumed = report.resumed,
+            "home volume is now the whole home (layout=home): its top-level entries were moved into work/"
+        );
+        self.get(name)
+    }
+
+    /// Changes the record of `name` and saves the registry before the change takes effect.
+    fn update_record(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut VolumeRecord),
+    ) -> std::io::Result<()> {
+        let mut state = self.state.write().expect("poisoned");
+        let mut next = state.registry.clone();
+        let rec = next.volumes.get_mut(name).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no volume named {name:?} in the registry"),
+            )
+        })?;
+        change(rec);
+        next.save(&self.registry_path)?;
+        state.registry = next;
+        Ok(())
     }
 
     /// Gives an existing volume another size (or none). The hub asks for every volume with the
@@ -489,16 +595,16 @@ impl Volumes {
     }
 
     /// Makes sure the tree exists: a home tree owned by its user (an existing one is adopted as
-    /// it is), a shared tree `0755` owned by root (see [`shares`]).
+    /// it is), a shared tree `0755` owned by root (see [`shares`]). True when it existed.
     fn prepare_tree(
         &self,
         kind: VolumeKind,
         path: &Path,
         ids: &StoreIds,
-    ) -> Result<(), VolumeError> {
+    ) -> Result<bool, VolumeError> {
         if path.exists() {
             tracing::info!(tree = %path.display(), "using the existing tree");
-            return Ok(());
+            return Ok(true);
         }
         std::fs::create_dir(path).map_err(io_err("creating tree", path))?;
         let (mode, owner) = match kind {
@@ -510,7 +616,7 @@ impl Volumes {
         if let Some((u, g)) = owner {
             std::os::unix::fs::chown(path, Some(u), Some(g)).map_err(io_err("chown of", path))?;
         }
-        Ok(())
+        Ok(false)
     }
 
     fn build_view(&self, state: &mut State, rec: &VolumeRecord) -> Result<Arc<View>, VolumeError> {

@@ -1,6 +1,7 @@
 //! Volumes: the registry on disk and the live set of views built from it.
 
 pub mod capability;
+pub mod layout;
 pub mod manager;
 pub mod registry;
 pub mod shares;

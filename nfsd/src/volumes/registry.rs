@@ -12,6 +12,8 @@ pub use swarmhub_control_api::persist::{StateFile, atomic_write};
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::{ExplicitIdentity, VolumeKind, VolumeOptions};
 
+use super::layout::Staging;
+
 /// Current on-disk format.
 pub const FORMAT: u32 = 1;
 
@@ -35,6 +37,10 @@ pub struct VolumeRecord {
     pub client_uid: u32,
     pub client_gid: u32,
     pub created_at: String,
+    /// A change to the home layout that started and has not finished (see [`super::layout`]);
+    /// the layout itself is `options.layout`, recorded once the change is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Staging>,
 }
 
 /// The whole registry file.
@@ -101,6 +107,7 @@ mod tests {
                 client_uid: 1000,
                 client_gid: 100,
                 created_at: "now".into(),
+                migration: None,
             },
         );
         r.next_view_id = 2;

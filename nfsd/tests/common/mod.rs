@@ -86,6 +86,7 @@ impl Server {
                     share: share.map(Into::into),
                     size,
                     readonly: false,
+                    layout: None,
                 },
                 identity: Some(ExplicitIdentity {
                     uid,
