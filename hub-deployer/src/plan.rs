@@ -36,6 +36,14 @@ pub const NFSD_TOKEN_SECRET: &str = "swarmhub-nfsd-token";
 pub const COOKIE_SECRET: &str = "swarmhub-hub-cookie-secret";
 /// Secret: `JUPYTERHUB_CRYPT_KEY` (hex), which encrypts auth state.
 pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
+/// Name prefix of the Docker secrets holding the hub's certificate and key; the rest names the
+/// part and a hash of both files ([`crate::tls::Pair::fingerprint`]), so a changed file is a new
+/// secret and an update of the hub, and an unchanged one changes nothing.
+pub const HUB_TLS_SECRET_PREFIX: &str = "swarmhub-hub-tls-";
+/// File name of the hub's certificate chain under `/run/secrets/` in the hub container.
+pub const HUB_TLS_CERT_FILE: &str = "swarmhub-hub-tls.crt";
+/// File name of the hub's private key under `/run/secrets/` in the hub container.
+pub const HUB_TLS_KEY_FILE: &str = "swarmhub-hub-tls.key";
 /// Where the generated `jupyterhub_config.py` is mounted in the hub container.
 pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
 /// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
@@ -90,6 +98,30 @@ pub struct PlanInputs {
     /// The addresses of the swarm's nodes (`Status.Addr`), the only NFS clients nfsd accepts
     /// besides loopback (see [`nfsd_allow`]).
     pub node_addrs: Vec<String>,
+    /// The hub's certificate and key, read and checked ([`crate::tls::prepare`]); `None`
+    /// with `tls.mode = "off"`.
+    pub tls: Option<HubTlsFiles>,
+}
+
+/// The files of the hub's certificate and key, and the hash of both that names their secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubTlsFiles {
+    /// the certificate chain (PEM)
+    pub cert: PathBuf,
+    /// the private key (PEM)
+    pub key: PathBuf,
+    /// [`crate::tls::Pair::fingerprint`]
+    pub fingerprint: String,
+}
+
+impl HubTlsFiles {
+    /// The secret names of certificate and key.
+    pub fn secret_names(&self) -> (String, String) {
+        (
+            format!("{HUB_TLS_SECRET_PREFIX}cert-{}", self.fingerprint),
+            format!("{HUB_TLS_SECRET_PREFIX}key-{}", self.fingerprint),
+        )
+    }
 }
 
 /// Where a secret's value comes from when it must be created. Existing secrets are never
@@ -112,6 +144,12 @@ pub enum SecretSource {
     Existing {
         /// the flag that provides it
         flag: String,
+    },
+    /// A file whose content the secret's name carries a hash of: an existing secret of that
+    /// name holds the same bytes, a changed file is another secret.
+    Content {
+        /// the file, read as is
+        path: PathBuf,
     },
 }
 
@@ -148,7 +186,11 @@ pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
         network: network(cfg),
         secrets: secrets(cfg, inputs),
         nfsd: nfsd_service(cfg, &inputs.node_addrs),
-        hub: hub_service(cfg, hub_config.name.as_deref().unwrap_or_default()),
+        hub: hub_service(
+            cfg,
+            hub_config.name.as_deref().unwrap_or_default(),
+            inputs.tls.as_ref(),
+        ),
         hub_config,
     })
 }
@@ -199,6 +241,16 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
             },
             labels: labels("secret"),
         });
+    }
+    if let Some(t) = &inputs.tls {
+        let (cert, key) = t.secret_names();
+        for (name, path) in [(cert, &t.cert), (key, &t.key)] {
+            out.push(PlannedSecret {
+                name,
+                source: SecretSource::Content { path: path.clone() },
+                labels: labels("hub-tls"),
+            });
+        }
     }
     out
 }
@@ -296,13 +348,33 @@ pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
 /// JupyterHub: one replica on a manager (SwarmSpawner creates services, which only a manager
 /// can), dockerd's socket bound in, the database on a local volume, the generated config
 /// mounted, its secrets attached; published in host mode, reachable by name on the overlay.
-pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
+/// With `tls`, the certificate and key secrets appear as [`HUB_TLS_CERT_FILE`] and
+/// [`HUB_TLS_KEY_FILE`] under `/run/secrets/` (fixed names, so the generated config does not
+/// change with the certificate), and `cluster.hub_redirect_port` is published too.
+pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles>) -> ServiceSpec {
     let c = &cfg.cluster;
     let l = &cfg.ldap;
     let mut secrets = vec![secret_ref(COOKIE_SECRET), secret_ref(CRYPT_KEY_SECRET)];
     if l.bind_dn.is_some() {
         // read by the generated config at start (ldap.search_password_file)
         secrets.push(secret_ref(&l.password_secret));
+    }
+    let mut ports = vec![host_port(HUB_CONTAINER_PORT, c.hub_port)];
+    if let Some(t) = tls {
+        let (cert, key) = t.secret_names();
+        for (name, file) in [(cert, HUB_TLS_CERT_FILE), (key, HUB_TLS_KEY_FILE)] {
+            let mut r = secret_ref(&name);
+            if let Some(f) = r.file.as_mut() {
+                f.name = Some(file.into());
+            }
+            secrets.push(r);
+        }
+        if c.hub_redirect_port != 0 {
+            ports.push(host_port(
+                crate::config::HUB_REDIRECT_CONTAINER_PORT,
+                c.hub_redirect_port,
+            ));
+        }
     }
     ServiceSpec {
         name: Some(c.hub_service.clone()),
@@ -358,7 +430,7 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
         }),
         mode: Some(replicas(1)),
         update_config: Some(stop_first()),
-        endpoint_spec: Some(endpoint(vec![host_port(HUB_CONTAINER_PORT, c.hub_port)])),
+        endpoint_spec: Some(endpoint(ports)),
         ..Default::default()
     }
 }
