@@ -182,7 +182,11 @@ async fn tls_self_signed(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result
             Ok(nodes) => (nodes.into_iter().map(|n| n.addr).collect(), None),
             Err(e) => (Vec::new(), Some(format!("cannot list the nodes ({e:#})"))),
         },
-        Err(e) => (Vec::new(), Some(format!("no swarm manager here ({e})"))),
+        Err(e) => {
+            let why = e.to_string();
+            let first = why.lines().next().unwrap_or_default().to_string();
+            (Vec::new(), Some(format!("no swarm manager here ({first})")))
+        }
     };
     let names = tls::self_signed_names(cfg, &addrs);
     let made = tls::ensure_self_signed(
@@ -202,8 +206,7 @@ async fn tls_self_signed(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result
     }
     let mut text = String::new();
     for m in &made.changes {
-        let what = if m.made { "made" } else { "kept" };
-        text.push_str(&format!("{}: {what}: {}\n", m.path.display(), m.why));
+        text.push_str(&format!("{}: {}\n", m.path.display(), m.why));
     }
     if let Some(note) = note {
         text.push_str(&format!(

@@ -1345,4 +1345,77 @@ mod tests {
         assert_eq!(edit_distance("hub", "nfs"), 3);
         assert_eq!(edit_distance("ldap", "ldap"), 0);
     }
+
+    #[test]
+    fn tls_settings_are_checked_with_their_keys() {
+        let https = "[cluster]\npublic_url = \"https://hub.example.edu/\"\n";
+        // TLS on needs an https public URL
+        let e = load("[tls]\nmode = \"self-signed\"\n", &[]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.public_url"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("https://"), "{e}");
+        // files mode needs both files
+        let e = load(
+            &format!("{https}[tls]\nmode = \"files\"\ncert_file = \"c.pem\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "tls.key_file"),
+            "{e}"
+        );
+        // a redirect needs TLS, and a port of its own
+        let e = load("[cluster]\nhub_redirect_port = 8080\n", &[]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.hub_redirect_port"),
+            "{e}"
+        );
+        let e = load(
+            &format!("{https}hub_redirect_port = 8000\n[tls]\nmode = \"self-signed\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("also cluster.hub_port"), "{e}");
+        // an unknown mode names the values
+        let e = load("[tls]\nmode = \"on\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("self-signed"), "{e}");
+        // the environment reaches the section
+        let c = load(https, &[("SWARMHUB_TLS_MODE", "self-signed")]).unwrap();
+        assert_eq!(c.tls.mode, TlsMode::SelfSigned);
+        assert_eq!(c.public_host(), "hub.example.edu");
+        // the hub serves the secrets' files, redirecting from its second port
+        let c = load(
+            &format!(
+                "{https}hub_port = 443\nhub_redirect_port = 80\n[tls]\nmode = \"self-signed\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let t = c.hub_settings().tls.unwrap();
+        assert_eq!(t.cert_file, "/run/secrets/swarmhub-hub-tls.crt");
+        assert_eq!(t.key_file, "/run/secrets/swarmhub-hub-tls.key");
+        assert_eq!(t.redirect, Some((HUB_REDIRECT_CONTAINER_PORT, 443)));
+        assert_eq!(Config::default().hub_settings().tls, None);
+    }
+
+    #[test]
+    fn tls_paths_are_relative_to_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swarmhub.toml");
+        std::fs::write(
+            &path,
+            "[cluster]\npublic_url = \"https://[::1]:8443/\"\n[tls]\nmode = \"files\"\ncert_file = \"certs/hub.pem\"\nkey_file = \"/etc/k.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path, std::iter::empty()).unwrap();
+        assert_eq!(
+            Path::new(&c.tls.cert_file),
+            dir.path().join("certs/hub.pem")
+        );
+        assert_eq!(c.tls.key_file, "/etc/k.pem");
+        assert_eq!(Path::new(&c.tls.dir), dir.path().join("tls"));
+        assert_eq!(c.public_host(), "::1");
+    }
 }

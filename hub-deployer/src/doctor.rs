@@ -2147,4 +2147,92 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         assert!(checks[0].fix.as_deref().unwrap().contains("certificate"));
         drop(l);
     }
+
+    #[test]
+    fn hub_tls_judges_the_served_certificate() {
+        use time::{Duration as Days, OffsetDateTime};
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut cfg = Config::default();
+        let path = dir.path().join("swarmhub.toml");
+        // plain HTTP fails, with the exact change and command
+        let c = check_hub_tls(&cfg, Some(&path), None, None, now);
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("plain HTTP"), "{c:?}");
+        let fix = c.fix.unwrap();
+        assert!(fix.contains("mode = \"self-signed\""), "{fix}");
+        assert!(fix.contains("https://localhost:8000/"), "{fix}");
+        assert!(
+            fix.contains(&format!("swarmhub --config {} run", path.display())),
+            "{fix}"
+        );
+
+        cfg.cluster.public_url = "https://hub.example.edu/".into();
+        cfg.tls.mode = TlsMode::SelfSigned;
+        cfg.tls.dir = dir.path().join("tls").display().to_string();
+        let made =
+            tls::ensure_self_signed(Path::new(&cfg.tls.dir), &["hub.example.edu".into()], now)
+                .unwrap();
+        let configured = tls::configured(&cfg, now);
+        let pair = || configured.clone();
+        let served = std::fs::read(&made.cert).unwrap();
+        let der = |pem: &[u8]| {
+            use rustls_pki_types::pem::PemObject;
+            rustls_pki_types::CertificateDer::from_pem_slice(pem)
+                .unwrap()
+                .to_vec()
+        };
+        // the configured certificate, valid for a year: ok
+        let c = check_hub_tls(
+            &cfg,
+            Some(&path),
+            Some(pair()),
+            Some(Ok(vec![der(&served)])),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        assert!(c.detail.contains("hub.example.edu"), "{c:?}");
+        // near its end: a warning, not a failure
+        let late = now + Days::days(tls::HUB_DAYS - 10);
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(tls::configured(&cfg, late)),
+            Some(Ok(vec![der(&served)])),
+            late,
+        );
+        assert_eq!(c.outcome, Outcome::Warn, "{c:?}");
+        assert!(Report::new(vec![c]).ok());
+        // another certificate than the configured one
+        let other =
+            tls::ensure_self_signed(&dir.path().join("other"), &["hub.example.edu".into()], now)
+                .unwrap();
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(pair()),
+            Some(Ok(vec![der(&std::fs::read(&other.cert).unwrap())])),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("another certificate"), "{c:?}");
+        // a certificate that does not name the public host
+        cfg.cluster.public_url = "https://jupyter.example.edu/".into();
+        let c = check_hub_tls(&cfg, None, Some(pair()), Some(Ok(vec![der(&served)])), now);
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("not for jupyter.example.edu"), "{c:?}");
+        // no handshake
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(pair()),
+            Some(Err(ProbeError::Unreachable {
+                url: "https://x".into(),
+                cause: "TLS handshake failed".into(),
+            })),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.fix.unwrap().contains("docker service logs"));
+    }
 }

@@ -1140,4 +1140,92 @@ mod tests {
         let r = serde_json::to_value(plugin_rollout_service(&Config::default(), "x")).unwrap();
         assert_eq!(r["Mode"]["GlobalJob"], serde_json::json!({}));
     }
+
+    #[test]
+    fn the_certificate_is_two_secrets_named_by_content_and_the_redirect_a_second_port() {
+        let mut cfg = Config::default();
+        cfg.cluster.public_url = "https://hub.example.edu/".into();
+        cfg.cluster.hub_redirect_port = 80;
+        cfg.tls.mode = crate::config::TlsMode::Files;
+        let files = HubTlsFiles {
+            cert: "/etc/swarmhub/hub.pem".into(),
+            key: "/etc/swarmhub/hub-key.pem".into(),
+            fingerprint: "0123456789ab".into(),
+        };
+        let inputs = PlanInputs {
+            tls: Some(files.clone()),
+            ..PlanInputs::default()
+        };
+        let p = plan(&cfg, &inputs).unwrap();
+        let tls: Vec<_> = p
+            .secrets
+            .iter()
+            .filter(|s| s.name.starts_with(HUB_TLS_SECRET_PREFIX))
+            .map(|s| (s.name.as_str(), s.source.clone()))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                (
+                    "swarmhub-hub-tls-cert-0123456789ab",
+                    SecretSource::Content {
+                        path: files.cert.clone()
+                    }
+                ),
+                (
+                    "swarmhub-hub-tls-key-0123456789ab",
+                    SecretSource::Content {
+                        path: files.key.clone()
+                    }
+                ),
+            ]
+        );
+        // the hub sees them under fixed names, so its config does not change with them
+        let files_in_hub: Vec<(String, String)> = container(&p.hub)
+            .secrets
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.secret_name
+                    .as_deref()
+                    .unwrap()
+                    .starts_with(HUB_TLS_SECRET_PREFIX)
+            })
+            .map(|r| {
+                (
+                    r.secret_name.clone().unwrap(),
+                    r.file.as_ref().unwrap().name.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files_in_hub,
+            [
+                (
+                    "swarmhub-hub-tls-cert-0123456789ab".to_string(),
+                    HUB_TLS_CERT_FILE.to_string()
+                ),
+                (
+                    "swarmhub-hub-tls-key-0123456789ab".to_string(),
+                    HUB_TLS_KEY_FILE.to_string()
+                ),
+            ]
+        );
+        use EndpointPortConfigPublishModeEnum::HOST;
+        assert_eq!(ports_of(&p.hub), [(8000, 8000, HOST), (8080, 80, HOST)]);
+        // another certificate: other secrets, the same hub config
+        let other = PlanInputs {
+            tls: Some(HubTlsFiles {
+                fingerprint: "ba9876543210".into(),
+                ..files
+            }),
+            ..PlanInputs::default()
+        };
+        let q = plan(&cfg, &other).unwrap();
+        assert_eq!(q.hub_config.name, p.hub_config.name);
+        assert_ne!(q.hub, p.hub);
+        // TLS off: no certificate, one port
+        assert_eq!(ports_of(&default_plan().hub), [(8000, 8000, HOST)]);
+    }
 }

@@ -47,6 +47,17 @@ impl Drop for Cleanup {
         std::thread::sleep(Duration::from_secs(3));
         docker(&["volume", "rm", "-f", "home-alice"]);
         docker(&["volume", "rm", "-f", HUB_VOLUME]);
+        // the hub's certificate secrets are named by their content
+        let tls = docker(&[
+            "secret",
+            "ls",
+            "-q",
+            "--filter",
+            "label=swarmhub.component=hub-tls",
+        ]);
+        for id in tls.stdout.split_whitespace() {
+            docker(&["secret", "rm", id]);
+        }
         docker::remove_deployment(NETWORK, &SECRETS, self.swarm_created);
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -192,7 +203,7 @@ plugin_backend = "fuse"
 nfsd_port = {nfs_port}
 nfsd_api_port = {api_port}
 hub_port = {hub_port}
-public_url = "http://127.0.0.1:{hub_port}/"
+public_url = "https://127.0.0.1:{hub_port}/"
 
 [ldap]
 url = "{url}"
@@ -204,6 +215,10 @@ teacher_group = "{teachers}"
 
 [timeouts]
 service_seconds = 240
+
+[tls]
+# run makes a CA and a certificate in tls/ next to this file and keeps them
+mode = "self-signed"
 "#,
             data = data.display(),
             plugin_state = plugin_state.display(),
@@ -251,6 +266,10 @@ service_seconds = 240
         "secret swarmhub-ldap-password: created".into(),
         format!("service {NFSD}: created"),
         format!("service {HUB}: created"),
+        format!(
+            "certificate {}: created",
+            root.join("tls/hub.pem").display()
+        ),
     ] {
         assert!(first.contains(&line), "{line} missing from:\n{first}");
     }
