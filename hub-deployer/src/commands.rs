@@ -614,7 +614,14 @@ fn render_hub(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), Cli
 }
 
 fn show_plan(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
-    let p = plan::plan(config, &PlanInputs::default())?;
+    // the certificate as it is now (the self-signed one only once made); never made here
+    let inputs = PlanInputs {
+        tls: tls::configured(config, time::OffsetDateTime::now_utc())
+            .ok()
+            .map(|p| p.files()),
+        ..PlanInputs::default()
+    };
+    let p = plan::plan(config, &inputs)?;
     match cli.output {
         Output::Text => emit(out, &plan_text(&p)),
         Output::Json => emit_json(

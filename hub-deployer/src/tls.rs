@@ -86,6 +86,15 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The files and the hash that names their secrets.
+    pub fn files(&self) -> HubTlsFiles {
+        HubTlsFiles {
+            cert: self.cert_path.clone(),
+            key: self.key_path.clone(),
+            fingerprint: self.fingerprint(),
+        }
+    }
+
     /// A short hash of certificate and key: names their Docker secrets, so a changed file is a
     /// new secret (and a rolled hub) and an unchanged one changes nothing.
     pub fn fingerprint(&self) -> String {
@@ -646,11 +655,7 @@ pub struct Prepared {
 impl Prepared {
     /// The files and the hash that names their secrets.
     pub fn files(&self) -> HubTlsFiles {
-        HubTlsFiles {
-            cert: self.pair.cert_path.clone(),
-            key: self.pair.key_path.clone(),
-            fingerprint: self.pair.fingerprint(),
-        }
+        self.pair.files()
     }
 }
 
@@ -687,7 +692,14 @@ pub fn prepare(
                 now,
                 ("tls.cert_file", "tls.key_file"),
             )
-            .map_err(|e| as_config("tls.cert_file", e))?;
+            .map_err(|e| {
+                let key = if e.path == Path::new(&t.key_file) {
+                    "tls.key_file"
+                } else {
+                    "tls.cert_file"
+                };
+                as_config(key, e)
+            })?;
             (pair, None)
         }
         TlsMode::SelfSigned => {

@@ -123,21 +123,23 @@ def trusted(args):
         driver.find_element(By.ID, "password_input").send_keys(args.password)
         driver.find_element(By.ID, "login_submit").click()
         started = time.monotonic()
+        prefix = f"{args.url}user/{args.user}/"
+        # the hub spawns the server (or finds it running) and sends the browser to it
         try:
-            WebDriverWait(driver, args.spawn_seconds).until(
+            WebDriverWait(driver, args.spawn_seconds).until(lambda d: d.current_url.startswith(prefix))
+        except TimeoutException:
+            fail(f"the browser did not reach {prefix} within {args.spawn_seconds} s", driver, shot_fail)
+        # JupyterLab itself, whatever the image's default page is
+        if not driver.current_url.startswith(prefix + "lab"):
+            driver.get(prefix + "lab")
+        try:
+            WebDriverWait(driver, 120).until(
                 ec.presence_of_element_located((By.CSS_SELECTOR, LAB_SHELL))
             )
         except TimeoutException:
-            fail(
-                f"JupyterLab's shell ({LAB_SHELL}) did not appear within {args.spawn_seconds} s",
-                driver,
-                shot_fail,
-            )
+            fail(f"JupyterLab's shell ({LAB_SHELL}) did not appear at {prefix}lab", driver, shot_fail)
         lab_took = time.monotonic() - started
         lab_url = driver.current_url
-        prefix = f"{args.url}user/{args.user}/"
-        if not lab_url.startswith(prefix):
-            fail(f"JupyterLab is at {lab_url}, not under {prefix}", driver, shot_fail)
         # let the lab draw its launcher before the picture
         time.sleep(2)
         shot = os.path.join(args.shots, "jupyterlab-https.png")
