@@ -60,7 +60,7 @@ pub fn check_hub_https(
     );
     report.push_str(&format!(
         "https without the CA: refused by certificate verification: {}\n",
-        refused.stderr.trim()
+        refused.stderr.lines().next().unwrap_or_default()
     ));
 
     // plain HTTP on the HTTPS port: closed without an answer, at once (not curl's 28, a timeout)
