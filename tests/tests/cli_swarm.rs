@@ -293,6 +293,29 @@ mode = "self-signed"
     assert_eq!((service_version(NFSD), service_version(HUB)), versions);
     assert_eq!(secret_ids(), secrets_before);
 
+    // ---- another certificate (one more name): the hub rolls, the old secrets go ------------
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("names = [\"hub.clitest.example\"]\n");
+    std::fs::write(&config, text)?;
+    let renewed = swarmhub_ok(&config, &["run"]);
+    for line in [
+        format!(
+            "certificate {}: created (made again: the names changed",
+            root.join("tls/hub.pem").display()
+        ),
+        format!("service {HUB}: updated"),
+        "secret swarmhub-hub-tls-cert-".to_string(),
+    ] {
+        assert!(renewed.contains(&line), "{line} missing from:\n{renewed}");
+    }
+    assert!(
+        renewed
+            .lines()
+            .any(|l| l.starts_with("secret swarmhub-hub-tls-key-") && l.ends_with(": removed")),
+        "the old key's secret was not removed:\n{renewed}"
+    );
+    assert_ne!(service_version(HUB), versions.1, "the hub did not roll");
+
     // ---- a user's tree with a marker, written through the plugin ------------------------------
     docker_ok(&[
         "volume",
