@@ -694,6 +694,16 @@ impl Config {
                 ),
             ));
         }
+        let hub = &self.cluster.hub_service;
+        if hub.len() > crate::plan::HUB_SERVICE_MAX_WITH_TLS {
+            return Err(invalid(
+                "cluster.hub_service",
+                format!(
+                    "{hub:?} is longer than {} characters, too long with TLS (the certificate's Docker secrets are named after it)",
+                    crate::plan::HUB_SERVICE_MAX_WITH_TLS
+                ),
+            ));
+        }
         if t.mode == TlsMode::Files {
             for (key, v) in [
                 ("tls.cert_file", &t.cert_file),
@@ -1378,6 +1388,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("also cluster.hub_port"), "{e}");
+        // the certificate's secrets are named after the hub service: it must leave room
+        let long = "h".repeat(crate::plan::HUB_SERVICE_MAX_WITH_TLS + 1);
+        let e = load(
+            &format!("{https}hub_service = \"{long}\"\n[tls]\nmode = \"self-signed\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.hub_service"),
+            "{e}"
+        );
         // an unknown mode names the values
         let e = load("[tls]\nmode = \"on\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("self-signed"), "{e}");

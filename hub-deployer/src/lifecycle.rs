@@ -64,8 +64,12 @@ pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<
     let c = ctx.cluster;
     // nfsd accepts NFS clients from the nodes' addresses only: a joined node changes its spec
     let nodes = c.nodes().await?;
+    // what the admin must provide is checked before anything is created
+    if part != Part::Hub {
+        storage_node_in(&nodes, &ctx.cfg.cluster.storage_node_label)?;
+    }
     // the hub's certificate: checked (or made for the public host and the nodes' addresses)
-    // before anything is created, so a bad file changes nothing
+    // before anything is created in the swarm, so a bad file changes nothing there
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let tls = match part {
         Part::Nfs => None,
@@ -74,10 +78,6 @@ pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<
     let mut inputs = ctx.inputs.clone();
     inputs.tls = tls.as_ref().map(tls::Prepared::files);
     let p = ctx.plan_with(&nodes, inputs)?;
-    // what the admin must provide is checked before anything is created
-    if part != Part::Hub {
-        storage_node_in(&nodes, &ctx.cfg.cluster.storage_node_label)?;
-    }
     let mut steps = vec![apply::ensure_network(c, &p.network).await?];
     if let Some(made) = tls.as_ref().and_then(|t| t.made.as_ref()) {
         steps.extend(certificate_steps(made));
@@ -162,14 +162,15 @@ async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     steps.extend(
         apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
     );
-    // certificates the hub served before (a changed file is a new secret)
+    // certificates this hub served before (a changed file is a new secret)
+    let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
     let keep: Vec<&str> = p
         .secrets
         .iter()
-        .filter(|s| s.name.starts_with(plan::HUB_TLS_SECRET_PREFIX))
+        .filter(|s| s.name.starts_with(&prefix))
         .map(|s| s.name.as_str())
         .collect();
-    steps.extend(apply::prune_secrets(c, plan::HUB_TLS_SECRET_PREFIX, &keep).await?);
+    steps.extend(apply::prune_secrets(c, &prefix, &keep).await?);
     Ok(steps)
 }
 
@@ -337,9 +338,10 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
             .filter(|s| existing.contains_key(&s.name))
             .map(|s| s.name.as_str())
             .collect();
+        let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
         let mut tls: Vec<&str> = existing
             .keys()
-            .filter(|n| n.starts_with(plan::HUB_TLS_SECRET_PREFIX))
+            .filter(|n| n.starts_with(&prefix))
             .map(String::as_str)
             .collect();
         tls.sort();

@@ -36,10 +36,17 @@ pub const NFSD_TOKEN_SECRET: &str = "swarmhub-nfsd-token";
 pub const COOKIE_SECRET: &str = "swarmhub-hub-cookie-secret";
 /// Secret: `JUPYTERHUB_CRYPT_KEY` (hex), which encrypts auth state.
 pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
-/// Name prefix of the Docker secrets holding the hub's certificate and key; the rest names the
+/// Name prefix of the Docker secrets holding the hub's certificate and key:
+/// `<hub_service>-tls-`, so two hubs in one swarm never prune each other's. The rest names the
 /// part and a hash of both files ([`crate::tls::Pair::fingerprint`]), so a changed file is a new
 /// secret and an update of the hub, and an unchanged one changes nothing.
-pub const HUB_TLS_SECRET_PREFIX: &str = "swarmhub-hub-tls-";
+pub fn hub_tls_secret_prefix(hub_service: &str) -> String {
+    format!("{hub_service}-tls-")
+}
+
+/// The longest `cluster.hub_service` with TLS: its secrets' names (`-tls-cert-` and a 12-digit
+/// hash added) must fit Docker's 64 characters.
+pub const HUB_SERVICE_MAX_WITH_TLS: usize = 64 - "-tls-cert-".len() - 12;
 /// File name of the hub's certificate chain under `/run/secrets/` in the hub container.
 pub const HUB_TLS_CERT_FILE: &str = "swarmhub-hub-tls.crt";
 /// File name of the hub's private key under `/run/secrets/` in the hub container.
@@ -115,11 +122,12 @@ pub struct HubTlsFiles {
 }
 
 impl HubTlsFiles {
-    /// The secret names of certificate and key.
-    pub fn secret_names(&self) -> (String, String) {
+    /// The secret names of certificate and key for the hub service `hub_service`.
+    pub fn secret_names(&self, hub_service: &str) -> (String, String) {
+        let prefix = hub_tls_secret_prefix(hub_service);
         (
-            format!("{HUB_TLS_SECRET_PREFIX}cert-{}", self.fingerprint),
-            format!("{HUB_TLS_SECRET_PREFIX}key-{}", self.fingerprint),
+            format!("{prefix}cert-{}", self.fingerprint),
+            format!("{prefix}key-{}", self.fingerprint),
         )
     }
 }
@@ -243,7 +251,7 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
         });
     }
     if let Some(t) = &inputs.tls {
-        let (cert, key) = t.secret_names();
+        let (cert, key) = t.secret_names(&cfg.cluster.hub_service);
         for (name, path) in [(cert, &t.cert), (key, &t.key)] {
             out.push(PlannedSecret {
                 name,
@@ -361,7 +369,7 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles
     }
     let mut ports = vec![host_port(HUB_CONTAINER_PORT, c.hub_port)];
     if let Some(t) = tls {
-        let (cert, key) = t.secret_names();
+        let (cert, key) = t.secret_names(&c.hub_service);
         for (name, file) in [(cert, HUB_TLS_CERT_FILE), (key, HUB_TLS_KEY_FILE)] {
             let mut r = secret_ref(&name);
             if let Some(f) = r.file.as_mut() {
@@ -1160,7 +1168,7 @@ mod tests {
         let tls: Vec<_> = p
             .secrets
             .iter()
-            .filter(|s| s.name.starts_with(HUB_TLS_SECRET_PREFIX))
+            .filter(|s| s.name.starts_with("swarmhub-hub-tls-"))
             .map(|s| (s.name.as_str(), s.source.clone()))
             .collect();
         assert_eq!(
@@ -1190,7 +1198,7 @@ mod tests {
                 r.secret_name
                     .as_deref()
                     .unwrap()
-                    .starts_with(HUB_TLS_SECRET_PREFIX)
+                    .starts_with("swarmhub-hub-tls-")
             })
             .map(|r| {
                 (

@@ -304,14 +304,14 @@ mode = "self-signed"
             root.join("tls/hub.pem").display()
         ),
         format!("service {HUB}: updated"),
-        "secret swarmhub-hub-tls-cert-".to_string(),
+        format!("secret {HUB}-tls-cert-"),
     ] {
         assert!(renewed.contains(&line), "{line} missing from:\n{renewed}");
     }
     assert!(
         renewed
             .lines()
-            .any(|l| l.starts_with("secret swarmhub-hub-tls-key-") && l.ends_with(": removed")),
+            .any(|l| l.starts_with(&format!("secret {HUB}-tls-key-")) && l.ends_with(": removed")),
         "the old key's secret was not removed:\n{renewed}"
     );
     assert_ne!(service_version(HUB), versions.1, "the hub did not roll");
