@@ -7,8 +7,8 @@ serves HTTPS with a certificate of swarmhub's own CA.
 2. With the CA imported into an NSS database of a temporary HOME (what
    `certutil -d sql:$HOME/.pki/nssdb -A -t 'C,,' -n swarmhub-ca -i ca.pem` does for a user), it
    logs in through the hub's login form at the URL the hub is configured with, waits for
-   JupyterLab's shell, saves a screenshot, and saves a file through the UI's own contents API
-   (fetch PUT from the page, the _xsrf cookie as X-XSRFToken).
+   JupyterLab's shell, saves a file through the UI's own contents API (fetch PUT from the page,
+   the _xsrf cookie as X-XSRFToken), opens it in JupyterLab's editor and saves a screenshot.
 
 Never --ignore-certificate-errors: the certificate is really checked. Prints one JSON line with
 what it saw; exits 1 with the reason (and a screenshot of the failure when there is a page).
@@ -140,10 +140,6 @@ def trusted(args):
             fail(f"JupyterLab's shell ({LAB_SHELL}) did not appear at {prefix}lab", driver, shot_fail)
         lab_took = time.monotonic() - started
         lab_url = driver.current_url
-        # let the lab draw its launcher before the picture
-        time.sleep(2)
-        shot = os.path.join(args.shots, "jupyterlab-https.png")
-        driver.save_screenshot(shot)
         script = """
             const [url, content, done] = arguments;
             const m = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/);
@@ -161,6 +157,19 @@ def trusted(args):
         r = driver.execute_async_script(script, put_url, args.content)
         if r["status"] not in (200, 201):
             fail(f"PUT {put_url} from the page: HTTP {r['status']} {r['body'][:300]} (xsrf cookie: {r['xsrf']})", driver, shot_fail)
+        # the saved file, opened in JupyterLab's editor: what the picture shows
+        driver.get(f"{prefix}lab/tree/{args.file}")
+        first_line = args.content.splitlines()[0]
+        try:
+            WebDriverWait(driver, 120).until(
+                lambda d: any(
+                    first_line in e.text for e in d.find_elements(By.CSS_SELECTOR, ".cm-content")
+                )
+            )
+        except TimeoutException:
+            fail(f"JupyterLab's editor did not show {args.file} with its content", driver, shot_fail)
+        shot = os.path.join(args.shots, "jupyterlab-https.png")
+        driver.save_screenshot(shot)
         return {
             "lab_url": lab_url,
             "login_to_lab_seconds": round(lab_took, 1),
