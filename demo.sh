@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # swarmhub on this machine, for trying it out. Needs Debian (or similar) with Docker, as root.
 #
-#   ./demo.sh up [--dir DIR] [--hub-port PORT] [--ldap-port PORT]
+#   ./demo.sh up [--dir DIR] [--hub-port PORT] [--hub-redirect-port PORT] [--ldap-port PORT]
 #       builds the images that are missing, then runs `swarmhub demo up` from the swarmhub
 #       image: a one-node swarm if dockerd is in none, a demo LDAP directory with a teacher and
-#       two students, nfsd, the volume plugin and JupyterHub. Prints the URL and the logins.
+#       two students, nfsd, the volume plugin and JupyterHub over HTTPS (a certificate of the
+#       demo's own CA, DIR/tls/ca.pem; plain HTTP on 8080 redirects). Prints the URL, how to
+#       trust the CA, and the logins.
 #       Safe to re-run (it repairs what is missing; the passwords stay the same).
 #   ./demo.sh status | doctor   what runs, and a health check with fixes
 #   ./demo.sh down              removes the demo's services; every user file stays in DIR/data
@@ -27,7 +29,7 @@ DIR=${SWARMHUB_DEMO_DIR:-/var/lib/swarmhub-demo}
 
 say() { echo "demo.sh: $*" >&2; }
 die() { echo "demo.sh: error: $*" >&2; exit 1; }
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 CMD=$1

@@ -199,6 +199,8 @@ pub async fn ensure_secrets(
                     fix: format!("give its value once: {flag} FILE (or - for stdin)"),
                 });
             }
+            SecretSource::Content { path } => std::fs::read(path)
+                .with_context(|| format!("secret {}: cannot read {}", s.name, path.display()))?,
         };
         let spec = SecretSpec {
             name: Some(s.name.clone()),
@@ -225,6 +227,29 @@ pub async fn ensure_config(c: &Cluster, spec: &ConfigSpec) -> Result<Step, CliEr
         .await
         .map_err(|e| anyhow::anyhow!("cannot create config {name}: {}", docker_message(&e)))?;
     Ok(Step::new("config", &name, Change::Created))
+}
+
+/// Remove the secrets whose names start with `prefix`, except those in `keep`. A secret a task
+/// still uses cannot be removed: it is reported as kept, for the next run.
+pub async fn prune_secrets(
+    c: &Cluster,
+    prefix: &str,
+    keep: &[&str],
+) -> Result<Vec<Step>, CliError> {
+    let mut steps = Vec::new();
+    for (name, id) in secret_ids(c).await? {
+        if !name.starts_with(prefix) || keep.contains(&name.as_str()) {
+            continue;
+        }
+        match c.docker.delete_secret(&id).await {
+            Ok(()) => steps.push(Step::new("secret", &name, Change::Removed)),
+            Err(e) => steps.push(
+                Step::new("secret", &name, Change::Kept)
+                    .note(format!("cannot remove yet: {}", docker_message(&e))),
+            ),
+        }
+    }
+    Ok(steps)
 }
 
 /// Remove swarmhub's configs with the given prefix that no service uses, except `keep`.
@@ -770,7 +795,7 @@ mod tests {
     #[test]
     fn resolving_fills_ids_and_names_what_is_missing() {
         let cfg = Config::default();
-        let spec = plan::hub_service(&cfg, "swarmhub-hub-config-abc");
+        let spec = plan::hub_service(&cfg, "swarmhub-hub-config-abc", None);
         let secrets: HashMap<String, String> = [plan::COOKIE_SECRET, plan::CRYPT_KEY_SECRET]
             .iter()
             .map(|n| (n.to_string(), format!("id-{n}")))

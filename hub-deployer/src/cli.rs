@@ -101,6 +101,9 @@ pub enum Command {
         #[arg(long, env = "SWARMHUB_LDAP_PASSWORD_FILE", value_name = "FILE")]
         ldap_password_file: Option<PathBuf>,
     },
+    /// HTTPS of the hub: make a certificate.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// User data: the only commands that delete it, each asking for confirmation.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -108,6 +111,22 @@ pub enum Command {
     /// two students, nfsd, the plugin and the hub, with settings of its own.
     #[command(subcommand)]
     Demo(DemoCommand),
+}
+
+/// `swarmhub tls ...`.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Make (or keep) a small CA and a certificate of the hub for the public URL's host, the
+    /// nodes' addresses (when this is a swarm manager), localhost and 127.0.0.1, in tls.dir
+    /// (default: tls/ next to swarmhub.toml; the CA key stays there, mode 0600). Kept across
+    /// runs; made again, saying why, when the names changed or it is near its end. Serve it
+    /// with `[tls] mode = "self-signed"` and `swarmhub run` (which does this itself).
+    SelfSigned {
+        /// One more name of the certificate, a DNS name or an IP address (repeatable; adds to
+        /// tls.names).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+    },
 }
 
 /// `swarmhub demo ...`.
@@ -141,9 +160,12 @@ pub struct DemoDirArgs {
 pub struct DemoUpArgs {
     #[command(flatten)]
     pub dir: DemoDirArgs,
-    /// Port of the hub on this machine.
+    /// Port of the hub (HTTPS, with a certificate of the demo's own CA) on this machine.
     #[arg(long, value_name = "PORT", default_value_t = 8000)]
     pub hub_port: u16,
+    /// Port on this machine where plain HTTP is redirected to the hub's HTTPS URL (0 = none).
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub hub_redirect_port: u16,
     /// Port of the demo LDAP directory on this machine.
     #[arg(long, value_name = "PORT", default_value_t = crate::demo::DEFAULT_LDAP_PORT)]
     pub ldap_port: u16,

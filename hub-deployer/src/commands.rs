@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::apply::Step;
 use crate::cli::{
     ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, FirewallAction,
-    HubCommand, NfsCommand, Output, PluginCommand, VolumeCommand,
+    HubCommand, NfsCommand, Output, PluginCommand, TlsCommand, VolumeCommand,
 };
 use crate::cluster::Cluster;
 use crate::config::{self, Config};
@@ -22,6 +22,7 @@ use crate::lifecycle::{self, Ctx, Part};
 use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
 use crate::plugin::{self, NodeInstall};
 use crate::progress::Progress;
+use crate::tls;
 use crate::volume::{self, ApiAction, ApiResult};
 use crate::{demo, docker, images};
 
@@ -122,6 +123,11 @@ pub fn run(
                 }
             })
         }
+        Command::Tls(TlsCommand::SelfSigned { names }) => {
+            let mut config = Config::load(&cli.config, env)?;
+            config.tls.names.extend(names.iter().cloned());
+            runtime()?.block_on(tls_self_signed(cli, &config, out))
+        }
         // the demo has settings of its own (in its directory)
         Command::Demo(d) => runtime()?.block_on(demo_command(cli, d, out)),
         _ => {
@@ -142,6 +148,7 @@ async fn demo_command(cli: &Cli, d: &DemoCommand, out: &mut dyn Write) -> Result
             let opts = demo::DemoOptions {
                 dir: a.dir.dir.clone(),
                 hub_port: a.hub_port,
+                hub_redirect_port: a.hub_redirect_port,
                 ldap_port: a.ldap_port,
             };
             let up = demo::up(&opts, progress).await?;
@@ -158,12 +165,64 @@ async fn demo_command(cli: &Cli, d: &DemoCommand, out: &mut dyn Write) -> Result
             let opts = demo::DemoOptions {
                 dir: a.dir.clone(),
                 hub_port: 0,
+                hub_redirect_port: 0,
                 ldap_port: 0,
             };
             let steps = demo::down(&opts, progress).await?;
             emit_steps(cli, &steps, out)
         }
     }
+}
+
+/// `tls self-signed`: the set in tls.dir for the public host, the nodes' addresses (asked of the
+/// swarm when this is a manager; without one, `run` adds them later) and the fixed names.
+async fn tls_self_signed(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), CliError> {
+    let (addrs, note) = match Cluster::connect(cfg).await {
+        Ok(c) => match c.nodes().await {
+            Ok(nodes) => (nodes.into_iter().map(|n| n.addr).collect(), None),
+            Err(e) => (Vec::new(), Some(format!("cannot list the nodes ({e:#})"))),
+        },
+        Err(e) => {
+            let why = e.to_string();
+            let first = why.lines().next().unwrap_or_default().to_string();
+            (Vec::new(), Some(format!("no swarm manager here ({first})")))
+        }
+    };
+    let names = tls::self_signed_names(cfg, &addrs);
+    let made = tls::ensure_self_signed(
+        std::path::Path::new(&cfg.tls.dir),
+        &names,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| config::ConfigError::Invalid {
+        key: "tls.dir".into(),
+        reason: e.to_string(),
+    })?;
+    if cli.output == Output::Json {
+        return emit_json(
+            out,
+            &serde_json::to_value(&made).context("cannot encode the result")?,
+        );
+    }
+    let mut text = String::new();
+    for m in &made.changes {
+        text.push_str(&format!("{}: {}\n", m.path.display(), m.why));
+    }
+    if let Some(note) = note {
+        text.push_str(&format!(
+            "note: {note}: the certificate names {}; `swarmhub run` on a manager adds the nodes' addresses\n",
+            made.names.join(", ")
+        ));
+    }
+    text.push_str(&tls::trust_hint(&made.ca_cert, &cfg.cluster.public_url));
+    text.push_str(&format!(
+        "serve it: set mode = \"self-signed\" under [tls] in {} (or mode = \"files\", cert_file = \"{}\", key_file = \"{}\"), then: swarmhub --config {} run\n",
+        cli.config.display(),
+        made.cert.display(),
+        made.key.display(),
+        cli.config.display()
+    ));
+    emit(out, &text)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -184,6 +243,8 @@ fn inputs(args: &DeployArgs) -> PlanInputs {
         }),
         // filled in from the swarm by the lifecycle commands that deploy nfsd
         node_addrs: Vec::new(),
+        // read (or made) by `run` once the nodes' addresses are known
+        tls: None,
     }
 }
 
@@ -250,7 +311,11 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         },
         Command::Status => return status(cli, &ctx, out).await,
         Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
-        Command::Init { .. } | Command::Config(_) | Command::Doctor { .. } | Command::Demo(_) => {
+        Command::Init { .. }
+        | Command::Config(_)
+        | Command::Doctor { .. }
+        | Command::Demo(_)
+        | Command::Tls(_) => {
             unreachable!("handled without a swarm")
         }
     };
@@ -385,7 +450,10 @@ async fn doctor(
         }
         None => None,
     };
-    let opts = crate::doctor::DoctorOptions { ldap_password };
+    let opts = crate::doctor::DoctorOptions {
+        ldap_password,
+        config_path: Some(cli.config.clone()),
+    };
     let report = crate::doctor::examine(cfg, &opts).await;
     match cli.output {
         Output::Json => emit_json(
@@ -511,6 +579,11 @@ fn init(cli: &Cli, force: bool, out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 fn check(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
+    // the admin's certificate files are read and checked here too (the self-signed set is made
+    // by `run` or `tls self-signed`, never by a check)
+    if config.tls.mode == config::TlsMode::Files {
+        tls::prepare(config, &[], time::OffsetDateTime::now_utc())?;
+    }
     match cli.output {
         Output::Text => {
             let text = toml::to_string_pretty(config).context("cannot print the settings")?;
@@ -541,7 +614,14 @@ fn render_hub(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), Cli
 }
 
 fn show_plan(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
-    let p = plan::plan(config, &PlanInputs::default())?;
+    // the certificate as it is now (the self-signed one only once made); never made here
+    let inputs = PlanInputs {
+        tls: tls::configured(config, time::OffsetDateTime::now_utc())
+            .ok()
+            .map(|p| p.files()),
+        ..PlanInputs::default()
+    };
+    let p = plan::plan(config, &inputs)?;
     match cli.output {
         Output::Text => emit(out, &plan_text(&p)),
         Output::Json => emit_json(
@@ -565,6 +645,9 @@ fn plan_text(p: &Plan) -> String {
             }
             SecretSource::Input { from } => format!("from {from:?}"),
             SecretSource::Existing { flag } => format!("must exist (or give {flag})"),
+            SecretSource::Content { path } => {
+                format!("from {} (named by its content)", path.display())
+            }
         };
         s.push_str(&format!("secret {}: {how}\n", secret.name));
     }
@@ -658,7 +741,10 @@ mod tests {
         let (r, out) = run_args(&["swarmhub", "--config", p, "config", "check"], &[]);
         r.unwrap();
         let body = out.split_once('\n').unwrap().1;
-        assert_eq!(toml::from_str::<Config>(body).unwrap(), Config::default());
+        // what is in effect: the defaults, with the TLS directory next to the file
+        let mut want = Config::default();
+        want.tls.resolve(dir.path());
+        assert_eq!(toml::from_str::<Config>(body).unwrap(), want);
 
         let (r, out) = run_args(
             &[

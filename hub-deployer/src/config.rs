@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::hubconfig::{
     self, HubConfigError, HubSettings, IdleCullerSettings, LdapSettings, LdapTls, NbgraderSettings,
-    NotebookSettings, StorageSettings,
+    NotebookSettings, StorageSettings, TlsSettings,
 };
 
 /// Prefix of every setting's environment variable.
@@ -29,6 +29,9 @@ pub const INIT_TEMPLATE: &str = include_str!("config/swarmhub.toml.tmpl");
 
 /// Port the hub's proxy listens on inside its container (published as `cluster.hub_port`).
 pub const HUB_CONTAINER_PORT: u16 = 8000;
+/// Port inside the hub container where the proxy redirects plain HTTP to HTTPS (published as
+/// `cluster.hub_redirect_port`).
+pub const HUB_REDIRECT_CONTAINER_PORT: u16 = 8080;
 /// Port of the hub's internal API inside the overlay network (notebooks call it).
 pub const HUB_API_PORT: u16 = 8081;
 /// The hub's persisted directory inside its container: database (and JupyterHub's fallback
@@ -111,6 +114,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// How long the CLI waits.
     pub timeouts: TimeoutsConfig,
+    /// HTTPS of the hub.
+    pub tls: TlsConfig,
 }
 
 /// `[cluster]`: names, placement and ports of the stack.
@@ -129,6 +134,9 @@ pub struct ClusterConfig {
     pub nfsd_api_port: u16,
     /// Port the hub is published on (host mode) on the manager that runs it.
     pub hub_port: u16,
+    /// With TLS: a second published port where plain HTTP is answered with a redirect to
+    /// `https://<host>:<hub_port>/...` (configurable-http-proxy's `--redirect-port`). 0 = none.
+    pub hub_redirect_port: u16,
     /// URL users open (TLS may end in front of the hub); its path is the hub's base URL.
     pub public_url: String,
     /// Name of nfsd's service.
@@ -176,6 +184,7 @@ impl Default for ClusterConfig {
             nfsd_port: 2049,
             nfsd_api_port: 8049,
             hub_port: 8000,
+            hub_redirect_port: 0,
             public_url: "http://localhost:8000/".into(),
             nfsd_service: "swarmhub-nfsd".into(),
             hub_service: "swarmhub-hub".into(),
@@ -369,6 +378,89 @@ impl Default for TimeoutsConfig {
     }
 }
 
+/// `[tls]`: how the hub serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `off` (plain HTTP; `doctor` fails `hub-tls`), `files` (`cert_file` + `key_file`) or
+    /// `self-signed` (a CA and certificate swarmhub makes and keeps in `dir`).
+    pub mode: TlsMode,
+    /// PEM file of the hub's certificate, then its intermediates (`mode = "files"`). A relative
+    /// path is relative to the settings file's directory.
+    pub cert_file: String,
+    /// PEM file of the certificate's private key, unencrypted (`mode = "files"`).
+    pub key_file: String,
+    /// Directory of the self-signed CA and certificate. Default: `tls/` next to the settings
+    /// file. The CA key stays there (0600).
+    pub dir: String,
+    /// More names of the self-signed certificate (DNS names, IP addresses), besides the public
+    /// URL's host, the nodes' addresses, `localhost` and `127.0.0.1`.
+    pub names: Vec<String>,
+    /// `doctor` warns when the served certificate ends within this many days.
+    pub expiry_warn_days: u32,
+}
+
+/// `tls.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// The admin's certificate and key.
+    Files,
+    /// A CA and certificate made by swarmhub.
+    SelfSigned,
+}
+
+impl TlsMode {
+    /// The value as written in `swarmhub.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Off => "off",
+            TlsMode::Files => "files",
+            TlsMode::SelfSigned => "self-signed",
+        }
+    }
+}
+
+/// Name of the self-signed set's directory next to the settings file.
+pub const TLS_DIR_NAME: &str = "tls";
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::Off,
+            cert_file: String::new(),
+            key_file: String::new(),
+            dir: String::new(),
+            names: Vec::new(),
+            expiry_warn_days: 30,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Make the paths absolute against `base` (the settings file's directory); an empty `dir`
+    /// becomes `<base>/tls`.
+    pub fn resolve(&mut self, base: &Path) {
+        let abs = |p: &str| -> String {
+            if p.is_empty() || Path::new(p).is_absolute() {
+                p.to_string()
+            } else {
+                base.join(p).display().to_string()
+            }
+        };
+        self.cert_file = abs(&self.cert_file);
+        self.key_file = abs(&self.key_file);
+        self.dir = if self.dir.is_empty() {
+            base.join(TLS_DIR_NAME).display().to_string()
+        } else {
+            abs(&self.dir)
+        };
+    }
+}
+
 /// The sections of [`Config`] and their keys, read from the types (serde's field lists) so they
 /// cannot drift from the schema.
 pub fn schema() -> Vec<(&'static str, &'static [&'static str])> {
@@ -382,6 +474,7 @@ pub fn schema() -> Vec<(&'static str, &'static [&'static str])> {
                 "hub" => fields::<HubConfig>(),
                 "registry" => fields::<RegistryConfig>(),
                 "timeouts" => fields::<TimeoutsConfig>(),
+                "tls" => fields::<TlsConfig>(),
                 other => unreachable!("section {other} is missing from config::schema"),
             };
             (section, keys)
@@ -431,7 +524,8 @@ fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
 }
 
 impl Config {
-    /// Read `path`, apply the `SWARMHUB_*` variables of `env`, and validate.
+    /// Read `path`, apply the `SWARMHUB_*` variables of `env`, and validate. Relative TLS
+    /// paths are made absolute against the file's directory (see [`TlsConfig::resolve`]).
     pub fn load(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
@@ -440,7 +534,13 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(&text, path, env)
+        let mut cfg = Config::from_toml(&text, path, env)?;
+        let base = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.tls.resolve(&base);
+        Ok(cfg)
     }
 
     /// Parse file text, apply the environment, validate. `path` only names the file in errors.
@@ -509,11 +609,14 @@ impl Config {
                 return Err(invalid(key, "must not be /"));
             }
         }
-        let ports = [
+        let mut ports = vec![
             ("cluster.nfsd_port", c.nfsd_port),
             ("cluster.nfsd_api_port", c.nfsd_api_port),
             ("cluster.hub_port", c.hub_port),
         ];
+        if c.hub_redirect_port != 0 {
+            ports.push(("cluster.hub_redirect_port", c.hub_redirect_port));
+        }
         for (i, (key, port)) in ports.iter().enumerate() {
             if *port == 0 {
                 return Err(invalid(key, "must be 1..65535"));
@@ -558,6 +661,7 @@ impl Config {
             swarmhub_control_api::validate_user_name(owner)
                 .map_err(|e| invalid("hub.course_owner", e.to_string()))?;
         }
+        self.validate_tls()?;
         volume_size("hub.home_size", &self.hub.home_size)?;
         volume_size("hub.exchange_size", &self.hub.exchange_size)?;
         if !(self.hub.cpu_limit.is_finite() && self.hub.cpu_limit >= 0.0) {
@@ -565,6 +669,69 @@ impl Config {
         }
         hubconfig::render(&self.hub_settings()).map_err(from_hub_error)?;
         Ok(())
+    }
+
+    /// `[tls]` and what it asks of the rest: an https public URL, both files in `files` mode, a
+    /// redirect port only with TLS. The files themselves are checked by [`crate::tls::prepare`].
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        let url = &self.cluster.public_url;
+        if t.mode == TlsMode::Off {
+            if self.cluster.hub_redirect_port != 0 {
+                return Err(invalid(
+                    "cluster.hub_redirect_port",
+                    "redirects plain HTTP to HTTPS, so it needs tls.mode = \"files\" or \"self-signed\" (or set it to 0)",
+                ));
+            }
+            return Ok(());
+        }
+        if !url.starts_with("https://") {
+            return Err(invalid(
+                "cluster.public_url",
+                format!(
+                    "{url:?} must start with https:// when tls.mode = \"{}\" (the hub serves HTTPS)",
+                    t.mode.as_str()
+                ),
+            ));
+        }
+        let hub = &self.cluster.hub_service;
+        if hub.len() > crate::plan::HUB_SERVICE_MAX_WITH_TLS {
+            return Err(invalid(
+                "cluster.hub_service",
+                format!(
+                    "{hub:?} is longer than {} characters, too long with TLS (the certificate's Docker secrets are named after it)",
+                    crate::plan::HUB_SERVICE_MAX_WITH_TLS
+                ),
+            ));
+        }
+        if t.mode == TlsMode::Files {
+            for (key, v) in [
+                ("tls.cert_file", &t.cert_file),
+                ("tls.key_file", &t.key_file),
+            ] {
+                if v.trim().is_empty() {
+                    return Err(invalid(
+                        key,
+                        "must name a PEM file when tls.mode = \"files\" (or use tls.mode = \"self-signed\")",
+                    ));
+                }
+            }
+        }
+        if t.expiry_warn_days == 0 {
+            return Err(invalid("tls.expiry_warn_days", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The host of `cluster.public_url` (without brackets or port).
+    pub fn public_host(&self) -> String {
+        let url = &self.cluster.public_url;
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or_default().to_string();
+        }
+        authority.split(':').next().unwrap_or_default().to_string()
     }
 
     /// The settings of the generated `jupyterhub_config.py`.
@@ -627,6 +794,12 @@ impl Config {
                 timeout_seconds: h.idle_timeout_seconds,
                 ..IdleCullerSettings::default()
             },
+            tls: (self.tls.mode != TlsMode::Off).then(|| TlsSettings {
+                cert_file: secret_path(crate::plan::HUB_TLS_CERT_FILE),
+                key_file: secret_path(crate::plan::HUB_TLS_KEY_FILE),
+                redirect: (c.hub_redirect_port != 0)
+                    .then_some((HUB_REDIRECT_CONTAINER_PORT, c.hub_port)),
+            }),
         }
     }
 }
@@ -916,7 +1089,9 @@ mod tests {
         let s: BTreeMap<_, _> = schema().into_iter().collect();
         assert_eq!(
             s.keys().copied().collect::<Vec<_>>(),
-            ["cluster", "hub", "images", "ldap", "registry", "timeouts"]
+            [
+                "cluster", "hub", "images", "ldap", "registry", "timeouts", "tls"
+            ]
         );
         assert!(s["cluster"].contains(&"storage_node_label"));
         assert!(s["ldap"].contains(&"bind_dn"));
@@ -1179,5 +1354,89 @@ mod tests {
         assert_eq!(edit_distance("images", "image"), 1);
         assert_eq!(edit_distance("hub", "nfs"), 3);
         assert_eq!(edit_distance("ldap", "ldap"), 0);
+    }
+
+    #[test]
+    fn tls_settings_are_checked_with_their_keys() {
+        let https = "[cluster]\npublic_url = \"https://hub.example.edu/\"\n";
+        // TLS on needs an https public URL
+        let e = load("[tls]\nmode = \"self-signed\"\n", &[]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.public_url"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("https://"), "{e}");
+        // files mode needs both files
+        let e = load(
+            &format!("{https}[tls]\nmode = \"files\"\ncert_file = \"c.pem\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "tls.key_file"),
+            "{e}"
+        );
+        // a redirect needs TLS, and a port of its own
+        let e = load("[cluster]\nhub_redirect_port = 8080\n", &[]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.hub_redirect_port"),
+            "{e}"
+        );
+        let e = load(
+            &format!("{https}hub_redirect_port = 8000\n[tls]\nmode = \"self-signed\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("also cluster.hub_port"), "{e}");
+        // the certificate's secrets are named after the hub service: it must leave room
+        let long = "h".repeat(crate::plan::HUB_SERVICE_MAX_WITH_TLS + 1);
+        let e = load(
+            &format!("{https}hub_service = \"{long}\"\n[tls]\nmode = \"self-signed\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.hub_service"),
+            "{e}"
+        );
+        // an unknown mode names the values
+        let e = load("[tls]\nmode = \"on\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("self-signed"), "{e}");
+        // the environment reaches the section
+        let c = load(https, &[("SWARMHUB_TLS_MODE", "self-signed")]).unwrap();
+        assert_eq!(c.tls.mode, TlsMode::SelfSigned);
+        assert_eq!(c.public_host(), "hub.example.edu");
+        // the hub serves the secrets' files, redirecting from its second port
+        let c = load(
+            &format!(
+                "{https}hub_port = 443\nhub_redirect_port = 80\n[tls]\nmode = \"self-signed\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let t = c.hub_settings().tls.unwrap();
+        assert_eq!(t.cert_file, "/run/secrets/swarmhub-hub-tls.crt");
+        assert_eq!(t.key_file, "/run/secrets/swarmhub-hub-tls.key");
+        assert_eq!(t.redirect, Some((HUB_REDIRECT_CONTAINER_PORT, 443)));
+        assert_eq!(Config::default().hub_settings().tls, None);
+    }
+
+    #[test]
+    fn tls_paths_are_relative_to_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("swarmhub.toml");
+        std::fs::write(
+            &path,
+            "[cluster]\npublic_url = \"https://[::1]:8443/\"\n[tls]\nmode = \"files\"\ncert_file = \"certs/hub.pem\"\nkey_file = \"/etc/k.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path, std::iter::empty()).unwrap();
+        assert_eq!(
+            Path::new(&c.tls.cert_file),
+            dir.path().join("certs/hub.pem")
+        );
+        assert_eq!(c.tls.key_file, "/etc/k.pem");
+        assert_eq!(Path::new(&c.tls.dir), dir.path().join("tls"));
+        assert_eq!(c.public_host(), "::1");
     }
 }

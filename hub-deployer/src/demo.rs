@@ -104,6 +104,8 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     /// host port of the hub
     pub hub_port: u16,
+    /// host port that redirects plain HTTP to the hub's HTTPS (0 = none)
+    pub hub_redirect_port: u16,
     /// host port of the demo directory
     pub ldap_port: u16,
 }
@@ -130,6 +132,10 @@ pub struct Up {
     pub logins: Vec<Login>,
     /// the demo's settings file (for `swarmhub --config FILE status|doctor|...`)
     pub config: PathBuf,
+    /// the CA of the hub's certificate, which browsers and curl must trust
+    pub ca_cert: PathBuf,
+    /// plain HTTP here is redirected to the hub's HTTPS URL
+    pub redirect_url: Option<String>,
     /// where the users' files are
     pub data_dir: String,
 }
@@ -140,6 +146,10 @@ impl Up {
     pub fn summary(&self, wrapper: Option<&str>) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "\nswarmhub demo is up: {}", self.url);
+        if let Some(r) = &self.redirect_url {
+            let _ = writeln!(s, "(plain HTTP at {r} redirects there)");
+        }
+        s.push_str(&crate::tls::trust_hint(&self.ca_cert, &self.url));
         let _ = writeln!(
             s,
             "log in as (also in {}):",
@@ -345,6 +355,8 @@ pub struct DemoSettings {
     pub public_url: String,
     /// host port of the hub
     pub hub_port: u16,
+    /// host port of the redirect to HTTPS (0 = none)
+    pub hub_redirect_port: u16,
     /// the demo directory as every part reaches it
     pub ldap_url: String,
     /// how the plugin mounts
@@ -361,6 +373,7 @@ pub fn settings_toml(s: &DemoSettings) -> String {
          [cluster]\n\
          nfsd_data_dir = {data}\n\
          hub_port = {port}\n\
+         hub_redirect_port = {redirect}\n\
          public_url = {url}\n\
          plugin_backend = {backend}\n\n\
          [ldap]\n\
@@ -374,9 +387,13 @@ pub fn settings_toml(s: &DemoSettings) -> String {
          [hub]\n\
          admin_users = [\"teacher\"]\n\
          course_id = {course}\n\
-         course_owner = \"teacher\"\n",
+         course_owner = \"teacher\"\n\n\
+         [tls]\n\
+         # a CA and certificate made by swarmhub, kept in tls/ next to this file\n\
+         mode = \"self-signed\"\n",
         data = q(&s.data_dir),
         port = s.hub_port,
+        redirect = s.hub_redirect_port,
         url = q(&s.public_url),
         backend = q(s.backend.as_str()),
         ldap = q(&s.ldap_url),
@@ -437,13 +454,15 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let settings = DemoSettings {
         data_dir: dir.join("data").display().to_string(),
-        public_url: format!("http://{}:{}/", url_host(&node_addr), opts.hub_port),
+        public_url: format!("https://{}:{}/", url_host(&node_addr), opts.hub_port),
         hub_port: opts.hub_port,
+        hub_redirect_port: opts.hub_redirect_port,
         ldap_url: format!("ldap://{gateway}:{}", opts.ldap_port),
         backend: backend_for(&filesystems),
     };
     let text = settings_toml(&settings);
-    let cfg = Config::from_toml(&text, &cfg_path, std::iter::empty())?;
+    let mut cfg = Config::from_toml(&text, &cfg_path, std::iter::empty())?;
+    cfg.tls.resolve(&dir);
 
     if first {
         refuse_foreign_deployment(&cluster, &cfg).await?;
@@ -465,7 +484,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     steps.push(apply::ensure_service(&cluster, &spec, true).await?);
     apply::wait_running(&cluster, LDAP_SERVICE, 1, &progress).await?;
     wait_ldap(&cfg.ldap.url, &progress).await?;
-    steps.extend(prune_seed_secrets(&cluster, Some(&seed_name)).await?);
+    steps.extend(apply::prune_secrets(&cluster, SEED_SECRET_PREFIX, &[seed_name.as_str()]).await?);
 
     let ctx = Ctx {
         cluster: &cluster,
@@ -487,6 +506,14 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
         steps,
         url: settings.public_url,
         logins,
+        ca_cert: Path::new(&cfg.tls.dir).join(crate::tls::CA_CERT),
+        redirect_url: (opts.hub_redirect_port != 0).then(|| {
+            format!(
+                "http://{}:{}/",
+                url_host(&node_addr),
+                opts.hub_redirect_port
+            )
+        }),
         config: cfg_path,
         data_dir: settings.data_dir,
     })
@@ -517,7 +544,7 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
     for name in &names {
         apply::wait_stopped(&cluster, name, &progress).await?;
     }
-    steps.extend(prune_seed_secrets(&cluster, None).await?);
+    steps.extend(apply::prune_secrets(&cluster, SEED_SECRET_PREFIX, &[]).await?);
     let ctx = Ctx {
         cluster: &cluster,
         cfg: &cfg,
@@ -819,25 +846,6 @@ async fn ensure_seed_secret(c: &Cluster, name: &str, seed: &str) -> Result<Step,
     Ok(Step::new("secret", name, Change::Created))
 }
 
-/// Remove the seed secrets other than `keep` (a secret in use by a task cannot be removed; that
-/// one is left for the next run).
-async fn prune_seed_secrets(c: &Cluster, keep: Option<&str>) -> Result<Vec<Step>, CliError> {
-    let mut steps = Vec::new();
-    for (name, id) in apply::secret_ids(c).await? {
-        if !name.starts_with(SEED_SECRET_PREFIX) || Some(name.as_str()) == keep {
-            continue;
-        }
-        match c.docker.delete_secret(&id).await {
-            Ok(()) => steps.push(Step::new("secret", &name, Change::Removed)),
-            Err(e) => steps.push(
-                Step::new("secret", &name, Change::Kept)
-                    .note(format!("cannot remove yet: {}", docker_message(&e))),
-            ),
-        }
-    }
-    Ok(steps)
-}
-
 /// Wait until the demo directory answers an anonymous search for the teacher.
 async fn wait_ldap(url: &str, progress: &Progress) -> Result<(), CliError> {
     let bar = progress.spinner(format!("waiting for the demo directory at {url}"));
@@ -892,8 +900,9 @@ mod tests {
     fn settings() -> DemoSettings {
         DemoSettings {
             data_dir: "/var/lib/swarmhub-demo/data".into(),
-            public_url: "http://10.0.0.5:8000/".into(),
+            public_url: "https://10.0.0.5:8000/".into(),
             hub_port: 8000,
+            hub_redirect_port: 8080,
             ldap_url: "ldap://172.18.0.1:3389".into(),
             backend: PluginBackend::Fuse,
         }
@@ -905,7 +914,9 @@ mod tests {
         let cfg = Config::from_toml(&settings_toml(&settings()), path, std::iter::empty()).unwrap();
         assert_eq!(cfg.cluster.nfsd_data_dir, "/var/lib/swarmhub-demo/data");
         assert_eq!(cfg.cluster.plugin_backend, PluginBackend::Fuse);
-        assert_eq!(cfg.cluster.public_url, "http://10.0.0.5:8000/");
+        assert_eq!(cfg.cluster.public_url, "https://10.0.0.5:8000/");
+        assert_eq!(cfg.tls.mode, crate::config::TlsMode::SelfSigned);
+        assert_eq!(cfg.cluster.hub_redirect_port, 8080);
         assert_eq!(cfg.ldap.url, "ldap://172.18.0.1:3389");
         assert!(!cfg.ldap.starttls);
         assert_eq!(

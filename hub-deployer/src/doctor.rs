@@ -6,7 +6,9 @@
 //! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`,
 //! `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`, `nfsd-service`, `nfsd-allow`,
 //! `nfsd-api`, `ldap-connect`, `ldap-bind`,
-//! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`. When dockerd
+//! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`, `hub-tls` (plain
+//! HTTP fails; with TLS the served certificate must be the configured one, valid now, for the
+//! public URL's host, and is a warning within `tls.expiry_warn_days` of its end). When dockerd
 //! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
 //!
 //! Every network operation has a timeout (`timeouts.docker_seconds` for Docker calls, at most
@@ -27,7 +29,9 @@ use crate::cluster::{
     Cluster, NodeInfo, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
     storage_node_in,
 };
-use crate::config::Config;
+use std::path::Path;
+
+use crate::config::{Config, TlsMode};
 use crate::docker;
 use crate::exit::CliError;
 use crate::firewall;
@@ -35,6 +39,7 @@ use crate::jobs;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
 use crate::probe::{self, ProbeError};
 use crate::status::{self, NetworkStatus, ServiceHealth, ServiceStatus};
+use crate::tls;
 
 /// What the CLI gives the checks besides the settings.
 #[derive(Clone, Default)]
@@ -42,6 +47,8 @@ pub struct DoctorOptions {
     /// The LDAP bind password (read by the CLI from `--ldap-password-file`); without it the
     /// bind as `ldap.bind_dn` is not checked.
     pub ldap_password: Option<String>,
+    /// The settings file, for the commands in fixes.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for DoctorOptions {
@@ -51,6 +58,7 @@ impl std::fmt::Debug for DoctorOptions {
                 "ldap_password",
                 &self.ldap_password.as_ref().map(|_| "<redacted>"),
             )
+            .field("config_path", &self.config_path)
             .finish()
     }
 }
@@ -65,6 +73,9 @@ pub enum Outcome {
     Fail,
     /// Not checked; `detail` says why.
     Skip,
+    /// Works, but needs attention soon (e.g. a certificate near its end); `fix` says what to
+    /// do. Not a failure.
+    Warn,
 }
 
 /// One check.
@@ -101,6 +112,16 @@ impl Check {
         }
     }
 
+    /// A check that passed with a warning, and what to do about it.
+    pub fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            outcome: Outcome::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
     /// A skipped check with the reason.
     pub fn skip(name: &str, reason: impl Into<String>) -> Check {
         Check {
@@ -111,12 +132,18 @@ impl Check {
         }
     }
 
-    /// `✓ name: detail`, `✗ name: detail` + `    fix: ...`, `- name: skipped: reason`.
+    /// `✓ name: detail`, `✗ name: detail` + `    fix: ...`, `! name: detail` + `    fix: ...`
+    /// (a warning), `- name: skipped: reason`.
     pub fn text(&self) -> String {
         match self.outcome {
             Outcome::Ok => format!("✓ {}: {}\n", self.name, self.detail),
-            Outcome::Fail => {
-                let mut s = format!("✗ {}: {}\n", self.name, self.detail);
+            Outcome::Fail | Outcome::Warn => {
+                let mark = if self.outcome == Outcome::Fail {
+                    '✗'
+                } else {
+                    '!'
+                };
+                let mut s = format!("{mark} {}: {}\n", self.name, self.detail);
                 if let Some(f) = &self.fix {
                     s.push_str(&format!("    fix: {f}\n"));
                 }
@@ -138,6 +165,8 @@ pub struct Report {
     pub failed: usize,
     /// Checks that were skipped.
     pub skipped: usize,
+    /// Checks that passed with a warning.
+    pub warned: usize,
     /// Every check, in the order run.
     pub checks: Vec<Check>,
 }
@@ -151,6 +180,7 @@ impl Report {
             passed: count(Outcome::Ok),
             failed: count(Outcome::Fail),
             skipped: count(Outcome::Skip),
+            warned: count(Outcome::Warn),
             checks,
         }
     }
@@ -164,11 +194,16 @@ impl Report {
     pub fn text(&self) -> String {
         let mut s: String = self.checks.iter().map(Check::text).collect();
         s.push_str(&format!(
-            "{}: {} ok, {} failed, {} skipped\n",
+            "{}: {} ok, {} failed, {} skipped{}\n",
             if self.ok { "healthy" } else { "unhealthy" },
             self.passed,
             self.failed,
-            self.skipped
+            self.skipped,
+            if self.warned > 0 {
+                format!(", {} warning(s)", self.warned)
+            } else {
+                String::new()
+            }
         ));
         s
     }
@@ -230,8 +265,9 @@ pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Repor
         Some(c) => {
             checks.push(images_check(c, cfg).await);
             checks.push(hub_check(c, cfg).await);
+            checks.push(hub_tls_check(c, cfg, opts.config_path.as_deref()).await);
         }
-        None => checks.extend(["images", "hub-api"].map(|n| Check::skip(n, unusable))),
+        None => checks.extend(["images", "hub-api", "hub-tls"].map(|n| Check::skip(n, unusable))),
     }
     Report::new(checks)
 }
@@ -1209,22 +1245,28 @@ pub fn base_path(public_url: &str) -> String {
     }
 }
 
-/// `http://<host>:<hub_port><base path>hub/api` (pure).
+/// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
 pub fn hub_api_url(cfg: &Config, host: &str) -> String {
     let host = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
         host.to_string()
     };
+    let scheme = if cfg.tls.mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
     format!(
-        "http://{host}:{}{}hub/api",
+        "{scheme}://{host}:{}{}hub/api",
         cfg.cluster.hub_port,
         base_path(&cfg.cluster.public_url)
     )
 }
 
-/// Whether the hub answers its API at the address of the node running it.
-pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
+/// The address of the node whose task of the hub runs, or the failed check `name` saying why
+/// there is none.
+async fn hub_host(c: &Cluster, cfg: &Config, name: &str) -> Result<String, Check> {
     let svc = &cfg.cluster.hub_service;
     let secs = cfg.timeouts.docker_seconds;
     let read = async {
@@ -1241,19 +1283,19 @@ pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
         match timed(secs, &format!("cannot read service {svc}"), read).await {
             Ok(v) => v,
             Err(e) => {
-                return Check::fail(
-                    "hub-api",
+                return Err(Check::fail(
+                    name,
                     e,
                     format!("check the manager: docker service ps {svc}"),
-                );
+                ));
             }
         };
     if !exists {
-        return Check::fail(
-            "hub-api",
+        return Err(Check::fail(
+            name,
             format!("service {svc} does not exist"),
             "swarmhub run",
-        );
+        ));
     }
     let Some(task) = tasks
         .iter()
@@ -1262,28 +1304,199 @@ pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
         let now = tasks
             .first()
             .map_or("no tasks".to_string(), |t| t.describe());
-        return Check::fail(
-            "hub-api",
+        return Err(Check::fail(
+            name,
             format!("no task of {svc} runs (newest: {now})"),
             format!("swarmhub hub start; if it does not stay up: docker service logs {svc}"),
-        );
+        ));
     };
     // the node's address also when it is the node whose dockerd we talk to: DOCKER_HOST may be
     // remote (ssh://, tcp://) or the CLI may run in another network namespace than that node
-    let host = match nodes.iter().find(|n| n.id == task.node_id) {
-        Some(n) if !n.addr.is_empty() && n.addr != "0.0.0.0" => n.addr.clone(),
-        _ if task.node_id == me => "127.0.0.1".to_string(),
-        _ => {
+    match nodes.iter().find(|n| n.id == task.node_id) {
+        Some(n) if !n.addr.is_empty() && n.addr != "0.0.0.0" => Ok(n.addr.clone()),
+        _ if task.node_id == me => Ok("127.0.0.1".to_string()),
+        _ => Err(Check::fail(
+            name,
+            format!("the node running {svc} ({}) reports no address", task.node),
+            "re-join it with --advertise-addr <its IP>",
+        )),
+    }
+}
+
+/// Whether the hub answers its API at the address of the node running it (over HTTPS with
+/// the public URL's host as server name when TLS is on; the certificate is `hub-tls`'s).
+pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
+    let host = match hub_host(c, cfg, "hub-api").await {
+        Ok(h) => h,
+        Err(check) => return check,
+    };
+    let url = hub_api_url(cfg, &host);
+    let svc = &cfg.cluster.hub_service;
+    let timeout = status::probe_timeout(cfg);
+    let result = if cfg.tls.mode == TlsMode::Off {
+        probe::http_get_json(&url, timeout).await
+    } else {
+        let path = format!("{}hub/api", base_path(&cfg.cluster.public_url));
+        probe::https_get_json(
+            &url,
+            &host,
+            cfg.cluster.hub_port,
+            &cfg.public_host(),
+            &path,
+            timeout,
+        )
+        .await
+    };
+    check_hub_answer(&url, svc, cfg.cluster.hub_port, result)
+}
+
+/// `hub-tls`: the hub serves HTTPS with the configured certificate, valid now and for a while,
+/// for the public URL's host. Plain HTTP is a failure (LDAP passwords in clear).
+pub async fn hub_tls_check(c: &Cluster, cfg: &Config, config_path: Option<&Path>) -> Check {
+    let now = time::OffsetDateTime::now_utc();
+    if cfg.tls.mode == TlsMode::Off {
+        return check_hub_tls(cfg, config_path, None, None, now);
+    }
+    let configured = tls::configured(cfg, now);
+    let host = match hub_host(c, cfg, "hub-tls").await {
+        Ok(h) => h,
+        Err(check) => return check,
+    };
+    let served = probe::served_chain(
+        &host,
+        cfg.cluster.hub_port,
+        &cfg.public_host(),
+        status::probe_timeout(cfg),
+    )
+    .await;
+    check_hub_tls(cfg, config_path, Some(configured), Some(served), now)
+}
+
+/// Judge what the hub serves (pure): `configured` is the certificate of the settings, `served`
+/// the chain the hub presented; both `None` with TLS off.
+pub fn check_hub_tls(
+    cfg: &Config,
+    config_path: Option<&Path>,
+    configured: Option<Result<tls::Pair, String>>,
+    served: Option<Result<Vec<Vec<u8>>, ProbeError>>,
+    now: time::OffsetDateTime,
+) -> Check {
+    const NAME: &str = "hub-tls";
+    let file = config_path.map_or("swarmhub.toml".to_string(), |p| p.display().to_string());
+    let run = match config_path {
+        Some(p) => format!("swarmhub --config {} run", p.display()),
+        None => "swarmhub run".to_string(),
+    };
+    let (Some(configured), Some(served)) = (configured, served) else {
+        let https = cfg.cluster.public_url.replacen("http://", "https://", 1);
+        return Check::fail(
+            NAME,
+            format!(
+                "the hub serves plain HTTP ({}): LDAP passwords cross the network in clear",
+                cfg.cluster.public_url
+            ),
+            format!(
+                "in {file} set mode = \"self-signed\" under [tls] (or mode = \"files\" with cert_file and key_file of your certificate) and public_url = \"{https}\" under [cluster], then run: {run}"
+            ),
+        );
+    };
+    let configured = match configured {
+        Ok(p) => p,
+        Err(e) => {
             return Check::fail(
-                "hub-api",
-                format!("the node running {svc} ({}) reports no address", task.node),
-                "re-join it with --advertise-addr <its IP>",
+                NAME,
+                format!("the configured certificate cannot be used: {e}"),
+                format!("fix the file, then run: {run}"),
             );
         }
     };
-    let url = hub_api_url(cfg, &host);
-    let result = probe::http_get_json(&url, status::probe_timeout(cfg)).await;
-    check_hub_answer(&url, svc, cfg.cluster.hub_port, result)
+    let chain = match served {
+        Ok(c) => c,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("no TLS handshake with the hub: {e}"),
+                format!(
+                    "{run}; look at the hub's log: docker service logs {}",
+                    cfg.cluster.hub_service
+                ),
+            );
+        }
+    };
+    let leaf = match chain.first().map(|d| tls::CertInfo::from_der(d)) {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            return Check::fail(
+                NAME,
+                format!("the hub serves a certificate that cannot be parsed: {e}"),
+                run,
+            );
+        }
+        None => return Check::fail(NAME, "the hub presented no certificate", run),
+    };
+    if leaf.der != configured.leaf.der {
+        return Check::fail(
+            NAME,
+            format!(
+                "the hub serves another certificate (SHA-256 {}, for {}) than {} (SHA-256 {})",
+                leaf.sha256,
+                leaf.names.join(", "),
+                configured.cert_path.display(),
+                configured.leaf.sha256
+            ),
+            format!("{run} (the hub is updated with the configured certificate)"),
+        );
+    }
+    let t = now.unix_timestamp();
+    if leaf.not_before > t || leaf.not_after <= t {
+        return Check::fail(
+            NAME,
+            format!(
+                "the served certificate is valid from {} to {}, not now",
+                tls::date(leaf.not_before),
+                tls::date(leaf.not_after)
+            ),
+            format!("renew it, then run: {run}"),
+        );
+    }
+    let host = cfg.public_host();
+    if !leaf.covers(&host) {
+        return Check::fail(
+            NAME,
+            format!(
+                "the served certificate is for {}, not for {host} (the host of cluster.public_url): browsers refuse it",
+                leaf.names.join(", ")
+            ),
+            format!(
+                "use a certificate for {host} (tls.mode = \"self-signed\" makes one), then run: {run}"
+            ),
+        );
+    }
+    let days = leaf.left(now) / 86_400;
+    let detail = format!(
+        "serves {} for {} (valid until {}, {days} days left)",
+        configured.cert_path.display(),
+        leaf.names.join(", "),
+        tls::date(leaf.not_after)
+    );
+    if days < i64::from(cfg.tls.expiry_warn_days) {
+        let fix = match cfg.tls.mode {
+            TlsMode::SelfSigned => format!("{run} (makes a new certificate from the same CA)"),
+            _ => format!(
+                "renew the certificate in {}, then run: {run}",
+                configured.cert_path.display()
+            ),
+        };
+        return Check::warn(
+            NAME,
+            format!(
+                "{detail}: ends within tls.expiry_warn_days ({})",
+                cfg.tls.expiry_warn_days
+            ),
+            fix,
+        );
+    }
+    Check::ok(NAME, detail)
 }
 
 /// The hub's API answered with its version (pure).
@@ -1852,6 +2065,7 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         assert!(Report::new(vec![Check::skip("x", "y")]).error().is_none());
         let opts = DoctorOptions {
             ldap_password: Some("hunter2".into()),
+            config_path: None,
         };
         assert!(!format!("{opts:?}").contains("hunter2"));
     }
@@ -1912,7 +2126,8 @@ unhealthy: 1 ok, 1 failed, 1 skipped
                 "ldap-teacher-group",
                 "ldap-student-group",
                 "images",
-                "hub-api"
+                "hub-api",
+                "hub-tls"
             ]
         );
         assert_eq!(r.error().unwrap().code(), 6);
@@ -1931,5 +2146,93 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         assert_eq!(checks[0].outcome, Outcome::Fail, "{:?}", checks[0]);
         assert!(checks[0].fix.as_deref().unwrap().contains("certificate"));
         drop(l);
+    }
+
+    #[test]
+    fn hub_tls_judges_the_served_certificate() {
+        use time::{Duration as Days, OffsetDateTime};
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut cfg = Config::default();
+        let path = dir.path().join("swarmhub.toml");
+        // plain HTTP fails, with the exact change and command
+        let c = check_hub_tls(&cfg, Some(&path), None, None, now);
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("plain HTTP"), "{c:?}");
+        let fix = c.fix.unwrap();
+        assert!(fix.contains("mode = \"self-signed\""), "{fix}");
+        assert!(fix.contains("https://localhost:8000/"), "{fix}");
+        assert!(
+            fix.contains(&format!("swarmhub --config {} run", path.display())),
+            "{fix}"
+        );
+
+        cfg.cluster.public_url = "https://hub.example.edu/".into();
+        cfg.tls.mode = TlsMode::SelfSigned;
+        cfg.tls.dir = dir.path().join("tls").display().to_string();
+        let made =
+            tls::ensure_self_signed(Path::new(&cfg.tls.dir), &["hub.example.edu".into()], now)
+                .unwrap();
+        let configured = tls::configured(&cfg, now);
+        let pair = || configured.clone();
+        let served = std::fs::read(&made.cert).unwrap();
+        let der = |pem: &[u8]| {
+            use rustls_pki_types::pem::PemObject;
+            rustls_pki_types::CertificateDer::from_pem_slice(pem)
+                .unwrap()
+                .to_vec()
+        };
+        // the configured certificate, valid for a year: ok
+        let c = check_hub_tls(
+            &cfg,
+            Some(&path),
+            Some(pair()),
+            Some(Ok(vec![der(&served)])),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        assert!(c.detail.contains("hub.example.edu"), "{c:?}");
+        // near its end: a warning, not a failure
+        let late = now + Days::days(tls::HUB_DAYS - 10);
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(tls::configured(&cfg, late)),
+            Some(Ok(vec![der(&served)])),
+            late,
+        );
+        assert_eq!(c.outcome, Outcome::Warn, "{c:?}");
+        assert!(Report::new(vec![c]).ok());
+        // another certificate than the configured one
+        let other =
+            tls::ensure_self_signed(&dir.path().join("other"), &["hub.example.edu".into()], now)
+                .unwrap();
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(pair()),
+            Some(Ok(vec![der(&std::fs::read(&other.cert).unwrap())])),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("another certificate"), "{c:?}");
+        // a certificate that does not name the public host
+        cfg.cluster.public_url = "https://jupyter.example.edu/".into();
+        let c = check_hub_tls(&cfg, None, Some(pair()), Some(Ok(vec![der(&served)])), now);
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.detail.contains("not for jupyter.example.edu"), "{c:?}");
+        // no handshake
+        let c = check_hub_tls(
+            &cfg,
+            None,
+            Some(pair()),
+            Some(Err(ProbeError::Unreachable {
+                url: "https://x".into(),
+                cause: "TLS handshake failed".into(),
+            })),
+            now,
+        );
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(c.fix.unwrap().contains("docker service logs"));
     }
 }

@@ -98,6 +98,23 @@ pub struct HubSettings {
     /// Stopping idle notebooks.
     #[serde(default)]
     pub idle_culler: IdleCullerSettings,
+    /// HTTPS of the proxy. Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// HTTPS of the hub's proxy (configurable-http-proxy terminates TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain (PEM) inside the hub container (`JupyterHub.ssl_cert`).
+    pub cert_file: String,
+    /// Its key (PEM) inside the hub container (`JupyterHub.ssl_key`).
+    pub key_file: String,
+    /// A port inside the container where the proxy answers plain HTTP with a redirect to HTTPS
+    /// (`--redirect-port`), and the public HTTPS port it redirects to (`--redirect-to`).
+    #[serde(default)]
+    pub redirect: Option<(u16, u16)>,
 }
 
 /// The notebook services the hub spawns (one Swarm service per user).
@@ -655,7 +672,34 @@ fn settings_value(s: &HubSettings) -> Result<Map<String, Value>, HubConfigError>
     let mut put = |key: &str, value: Value| {
         m.insert(key.to_string(), value);
     };
+    if let Some(t) = &s.tls {
+        check_abs_path("tls.cert_file", &t.cert_file)?;
+        check_abs_path("tls.key_file", &t.key_file)?;
+        if !public_url.starts_with("https://") {
+            return Err(invalid(
+                "public_url",
+                format!("{public_url:?} must start with https:// when the hub serves TLS"),
+            ));
+        }
+        if let Some((from, to)) = t.redirect {
+            check_port("tls.redirect", from)?;
+            check_port("tls.redirect", to)?;
+            if from == s.port {
+                return Err(invalid("tls.redirect", "must differ from the proxy's port"));
+            }
+        }
+    }
     put("public_url", json!(public_url));
+    put("ssl_cert", json!(s.tls.as_ref().map(|t| &t.cert_file)));
+    put("ssl_key", json!(s.tls.as_ref().map(|t| &t.key_file)));
+    put(
+        "redirect_port",
+        json!(s.tls.as_ref().and_then(|t| t.redirect).map(|r| r.0)),
+    );
+    put(
+        "redirect_to",
+        json!(s.tls.as_ref().and_then(|t| t.redirect).map(|r| r.1)),
+    );
     put("base_path", json!(base_path));
     put("port", json!(s.port));
     put("hub_service", json!(s.hub_service));

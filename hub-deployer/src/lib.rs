@@ -19,6 +19,7 @@
 //! - [`exit`]: errors and documented exit codes.
 //! - [`firewall`]: the node-side iptables guard that keeps containers off nfsd's ports.
 //! - [`jobs`]: one-shot global jobs on every node and their result lines.
+//! - [`tls`]: the hub's certificate: given files checked, or a small CA and certificate made and kept.
 //!
 //! This version offers `init` and `config check|render-hub|plan`, which need no daemon. Next,
 //! with the apply layer (which needs dockerd): `run`, `start`, `stop`, `remove`, `restart`,
@@ -46,6 +47,7 @@ pub mod probe;
 pub mod progress;
 pub mod secrets;
 pub mod status;
+pub mod tls;
 pub mod volume;
 
 pub use swarmhub_control_api::API_PREFIX;

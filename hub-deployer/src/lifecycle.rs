@@ -19,6 +19,7 @@ use crate::exit::CliError;
 use crate::plan::{self, Plan, PlanInputs};
 use crate::plugin;
 use crate::progress::Progress;
+use crate::tls;
 use crate::volume;
 
 /// Which part of the stack a command is about.
@@ -49,10 +50,9 @@ impl Ctx<'_> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
 
-    /// The plan with nfsd's allowed clients taken from `nodes` (every node of the swarm, down
+    /// The plan of `inputs` with nfsd's allowed clients taken from `nodes` (every node of the swarm, down
     /// ones included, so a node that is briefly away does not restart nfsd twice).
-    fn plan_for(&self, nodes: &[NodeInfo]) -> Result<Plan, CliError> {
-        let mut inputs = self.inputs.clone();
+    fn plan_with(&self, nodes: &[NodeInfo], mut inputs: PlanInputs) -> Result<Plan, CliError> {
         inputs.node_addrs = nodes.iter().map(|n| n.addr.clone()).collect();
         Ok(plan::plan(self.cfg, &inputs)?)
     }
@@ -64,12 +64,24 @@ pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<
     let c = ctx.cluster;
     // nfsd accepts NFS clients from the nodes' addresses only: a joined node changes its spec
     let nodes = c.nodes().await?;
-    let p = ctx.plan_for(&nodes)?;
     // what the admin must provide is checked before anything is created
     if part != Part::Hub {
         storage_node_in(&nodes, &ctx.cfg.cluster.storage_node_label)?;
     }
+    // the hub's certificate: checked (or made for the public host and the nodes' addresses)
+    // before anything is created in the swarm, so a bad file changes nothing there
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let tls = match part {
+        Part::Nfs => None,
+        _ => tls::prepare(ctx.cfg, &addrs, time::OffsetDateTime::now_utc())?,
+    };
+    let mut inputs = ctx.inputs.clone();
+    inputs.tls = tls.as_ref().map(tls::Prepared::files);
+    let p = ctx.plan_with(&nodes, inputs)?;
     let mut steps = vec![apply::ensure_network(c, &p.network).await?];
+    if let Some(made) = tls.as_ref().and_then(|t| t.made.as_ref()) {
+        steps.extend(certificate_steps(made));
+    }
     steps.extend(apply::ensure_secrets(c, &p.secrets, stdin).await?);
     if part != Part::Hub {
         steps.extend(run_nfsd(ctx, &p).await?);
@@ -150,7 +162,31 @@ async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     steps.extend(
         apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
     );
+    // certificates this hub served before (a changed file is a new secret)
+    let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
+    let keep: Vec<&str> = p
+        .secrets
+        .iter()
+        .filter(|s| s.name.starts_with(&prefix))
+        .map(|s| s.name.as_str())
+        .collect();
+    steps.extend(apply::prune_secrets(c, &prefix, &keep).await?);
     Ok(steps)
+}
+
+/// One step per file of the self-signed set: made (with the reason) or kept.
+fn certificate_steps(made: &tls::SelfSigned) -> Vec<Step> {
+    made.changes
+        .iter()
+        .map(|m| {
+            let change = if m.made {
+                Change::Created
+            } else {
+                Change::Unchanged
+            };
+            Step::new("certificate", &m.path.display().to_string(), change).note(m.why.clone())
+        })
+        .collect()
 }
 
 /// A running hub task is not yet a hub that answers (JupyterHub needs a few seconds to start):
@@ -295,8 +331,23 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
         steps.push(apply::remove_network(c, &ctx.cfg.cluster.network, &ctx.progress).await?);
         let p = ctx.plan()?;
         let existing = apply::secret_ids(c).await?;
-        for s in p.secrets.iter().filter(|s| existing.contains_key(&s.name)) {
-            steps.push(Step::new("secret", &s.name, Change::Kept).note("secrets survive remove"));
+        // the certificate's secrets are named by content, not in this plan: found by prefix
+        let mut kept: Vec<&str> = p
+            .secrets
+            .iter()
+            .filter(|s| existing.contains_key(&s.name))
+            .map(|s| s.name.as_str())
+            .collect();
+        let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
+        let mut tls: Vec<&str> = existing
+            .keys()
+            .filter(|n| n.starts_with(&prefix))
+            .map(String::as_str)
+            .collect();
+        tls.sort();
+        kept.extend(tls);
+        for name in kept {
+            steps.push(Step::new("secret", name, Change::Kept).note("secrets survive remove"));
         }
         steps.push(
             Step::new("directory", &ctx.cfg.cluster.nfsd_data_dir, Change::Kept)

@@ -36,6 +36,21 @@ pub const NFSD_TOKEN_SECRET: &str = "swarmhub-nfsd-token";
 pub const COOKIE_SECRET: &str = "swarmhub-hub-cookie-secret";
 /// Secret: `JUPYTERHUB_CRYPT_KEY` (hex), which encrypts auth state.
 pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
+/// Name prefix of the Docker secrets holding the hub's certificate and key:
+/// `<hub_service>-tls-`, so two hubs in one swarm never prune each other's. The rest names the
+/// part and a hash of both files ([`crate::tls::Pair::fingerprint`]), so a changed file is a new
+/// secret and an update of the hub, and an unchanged one changes nothing.
+pub fn hub_tls_secret_prefix(hub_service: &str) -> String {
+    format!("{hub_service}-tls-")
+}
+
+/// The longest `cluster.hub_service` with TLS: its secrets' names (`-tls-cert-` and a 12-digit
+/// hash added) must fit Docker's 64 characters.
+pub const HUB_SERVICE_MAX_WITH_TLS: usize = 64 - "-tls-cert-".len() - 12;
+/// File name of the hub's certificate chain under `/run/secrets/` in the hub container.
+pub const HUB_TLS_CERT_FILE: &str = "swarmhub-hub-tls.crt";
+/// File name of the hub's private key under `/run/secrets/` in the hub container.
+pub const HUB_TLS_KEY_FILE: &str = "swarmhub-hub-tls.key";
 /// Where the generated `jupyterhub_config.py` is mounted in the hub container.
 pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
 /// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
@@ -90,6 +105,31 @@ pub struct PlanInputs {
     /// The addresses of the swarm's nodes (`Status.Addr`), the only NFS clients nfsd accepts
     /// besides loopback (see [`nfsd_allow`]).
     pub node_addrs: Vec<String>,
+    /// The hub's certificate and key, read and checked ([`crate::tls::prepare`]); `None`
+    /// with `tls.mode = "off"`.
+    pub tls: Option<HubTlsFiles>,
+}
+
+/// The files of the hub's certificate and key, and the hash of both that names their secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubTlsFiles {
+    /// the certificate chain (PEM)
+    pub cert: PathBuf,
+    /// the private key (PEM)
+    pub key: PathBuf,
+    /// [`crate::tls::Pair::fingerprint`]
+    pub fingerprint: String,
+}
+
+impl HubTlsFiles {
+    /// The secret names of certificate and key for the hub service `hub_service`.
+    pub fn secret_names(&self, hub_service: &str) -> (String, String) {
+        let prefix = hub_tls_secret_prefix(hub_service);
+        (
+            format!("{prefix}cert-{}", self.fingerprint),
+            format!("{prefix}key-{}", self.fingerprint),
+        )
+    }
 }
 
 /// Where a secret's value comes from when it must be created. Existing secrets are never
@@ -112,6 +152,12 @@ pub enum SecretSource {
     Existing {
         /// the flag that provides it
         flag: String,
+    },
+    /// A file whose content the secret's name carries a hash of: an existing secret of that
+    /// name holds the same bytes, a changed file is another secret.
+    Content {
+        /// the file, read as is
+        path: PathBuf,
     },
 }
 
@@ -148,7 +194,11 @@ pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
         network: network(cfg),
         secrets: secrets(cfg, inputs),
         nfsd: nfsd_service(cfg, &inputs.node_addrs),
-        hub: hub_service(cfg, hub_config.name.as_deref().unwrap_or_default()),
+        hub: hub_service(
+            cfg,
+            hub_config.name.as_deref().unwrap_or_default(),
+            inputs.tls.as_ref(),
+        ),
         hub_config,
     })
 }
@@ -199,6 +249,16 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
             },
             labels: labels("secret"),
         });
+    }
+    if let Some(t) = &inputs.tls {
+        let (cert, key) = t.secret_names(&cfg.cluster.hub_service);
+        for (name, path) in [(cert, &t.cert), (key, &t.key)] {
+            out.push(PlannedSecret {
+                name,
+                source: SecretSource::Content { path: path.clone() },
+                labels: labels("hub-tls"),
+            });
+        }
     }
     out
 }
@@ -296,13 +356,33 @@ pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
 /// JupyterHub: one replica on a manager (SwarmSpawner creates services, which only a manager
 /// can), dockerd's socket bound in, the database on a local volume, the generated config
 /// mounted, its secrets attached; published in host mode, reachable by name on the overlay.
-pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
+/// With `tls`, the certificate and key secrets appear as [`HUB_TLS_CERT_FILE`] and
+/// [`HUB_TLS_KEY_FILE`] under `/run/secrets/` (fixed names, so the generated config does not
+/// change with the certificate), and `cluster.hub_redirect_port` is published too.
+pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles>) -> ServiceSpec {
     let c = &cfg.cluster;
     let l = &cfg.ldap;
     let mut secrets = vec![secret_ref(COOKIE_SECRET), secret_ref(CRYPT_KEY_SECRET)];
     if l.bind_dn.is_some() {
         // read by the generated config at start (ldap.search_password_file)
         secrets.push(secret_ref(&l.password_secret));
+    }
+    let mut ports = vec![host_port(HUB_CONTAINER_PORT, c.hub_port)];
+    if let Some(t) = tls {
+        let (cert, key) = t.secret_names(&c.hub_service);
+        for (name, file) in [(cert, HUB_TLS_CERT_FILE), (key, HUB_TLS_KEY_FILE)] {
+            let mut r = secret_ref(&name);
+            if let Some(f) = r.file.as_mut() {
+                f.name = Some(file.into());
+            }
+            secrets.push(r);
+        }
+        if c.hub_redirect_port != 0 {
+            ports.push(host_port(
+                crate::config::HUB_REDIRECT_CONTAINER_PORT,
+                c.hub_redirect_port,
+            ));
+        }
     }
     ServiceSpec {
         name: Some(c.hub_service.clone()),
@@ -358,7 +438,7 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str) -> ServiceSpec {
         }),
         mode: Some(replicas(1)),
         update_config: Some(stop_first()),
-        endpoint_spec: Some(endpoint(vec![host_port(HUB_CONTAINER_PORT, c.hub_port)])),
+        endpoint_spec: Some(endpoint(ports)),
         ..Default::default()
     }
 }
@@ -1071,5 +1151,93 @@ mod tests {
         );
         let r = serde_json::to_value(plugin_rollout_service(&Config::default(), "x")).unwrap();
         assert_eq!(r["Mode"]["GlobalJob"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn the_certificate_is_two_secrets_named_by_content_and_the_redirect_a_second_port() {
+        let mut cfg = Config::default();
+        cfg.cluster.public_url = "https://hub.example.edu/".into();
+        cfg.cluster.hub_redirect_port = 80;
+        cfg.tls.mode = crate::config::TlsMode::Files;
+        let files = HubTlsFiles {
+            cert: "/etc/swarmhub/hub.pem".into(),
+            key: "/etc/swarmhub/hub-key.pem".into(),
+            fingerprint: "0123456789ab".into(),
+        };
+        let inputs = PlanInputs {
+            tls: Some(files.clone()),
+            ..PlanInputs::default()
+        };
+        let p = plan(&cfg, &inputs).unwrap();
+        let tls: Vec<_> = p
+            .secrets
+            .iter()
+            .filter(|s| s.name.starts_with("swarmhub-hub-tls-"))
+            .map(|s| (s.name.as_str(), s.source.clone()))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                (
+                    "swarmhub-hub-tls-cert-0123456789ab",
+                    SecretSource::Content {
+                        path: files.cert.clone()
+                    }
+                ),
+                (
+                    "swarmhub-hub-tls-key-0123456789ab",
+                    SecretSource::Content {
+                        path: files.key.clone()
+                    }
+                ),
+            ]
+        );
+        // the hub sees them under fixed names, so its config does not change with them
+        let files_in_hub: Vec<(String, String)> = container(&p.hub)
+            .secrets
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.secret_name
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("swarmhub-hub-tls-")
+            })
+            .map(|r| {
+                (
+                    r.secret_name.clone().unwrap(),
+                    r.file.as_ref().unwrap().name.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files_in_hub,
+            [
+                (
+                    "swarmhub-hub-tls-cert-0123456789ab".to_string(),
+                    HUB_TLS_CERT_FILE.to_string()
+                ),
+                (
+                    "swarmhub-hub-tls-key-0123456789ab".to_string(),
+                    HUB_TLS_KEY_FILE.to_string()
+                ),
+            ]
+        );
+        use EndpointPortConfigPublishModeEnum::HOST;
+        assert_eq!(ports_of(&p.hub), [(8000, 8000, HOST), (8080, 80, HOST)]);
+        // another certificate: other secrets, the same hub config
+        let other = PlanInputs {
+            tls: Some(HubTlsFiles {
+                fingerprint: "ba9876543210".into(),
+                ..files
+            }),
+            ..PlanInputs::default()
+        };
+        let q = plan(&cfg, &other).unwrap();
+        assert_eq!(q.hub_config.name, p.hub_config.name);
+        assert_ne!(q.hub, p.hub);
+        // TLS off: no certificate, one port
+        assert_eq!(ports_of(&default_plan().hub), [(8000, 8000, HOST)]);
     }
 }

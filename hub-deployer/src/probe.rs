@@ -91,14 +91,28 @@ pub async fn http_get_json(url: &str, timeout: Duration) -> Result<serde_json::V
             cause: e.to_string(),
         })?;
     let exchange = async {
-        let resp = client
+        client
             .request(req)
             .await
             .map_err(|e| ProbeError::Unreachable {
                 url: url.to_string(),
                 cause: crate::docker::error_text(&e),
-            })?;
-        let status = resp.status();
+            })
+    };
+    json_within(url, timeout, exchange).await
+}
+
+/// The answer `exchange` brings, with its body, as JSON; everything within `timeout`.
+async fn json_within(
+    url: &str,
+    timeout: Duration,
+    exchange: impl std::future::Future<
+        Output = Result<hyper::Response<hyper::body::Incoming>, ProbeError>,
+    >,
+) -> Result<serde_json::Value, ProbeError> {
+    let whole = async {
+        let resp = exchange.await?;
+        let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
@@ -109,23 +123,178 @@ pub async fn http_get_json(url: &str, timeout: Duration) -> Result<serde_json::V
             .to_bytes();
         Ok::<_, ProbeError>((status, body))
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
+    let (status, body) =
+        tokio::time::timeout(timeout, whole)
+            .await
+            .map_err(|_| ProbeError::Timeout {
+                url: url.to_string(),
+                after: timeout,
+            })??;
+    json_answer(url, status, &body)
+}
+
+/// A 2xx answer's body as JSON; anything else is the error naming `url`.
+fn json_answer(url: &str, status: u16, body: &[u8]) -> Result<serde_json::Value, ProbeError> {
+    if !(200..300).contains(&status) {
+        return Err(ProbeError::Status {
+            url: url.to_string(),
+            status,
+            body: excerpt(body),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| ProbeError::Body {
+        url: url.to_string(),
+        cause: format!("{e} (body starts: {})", excerpt(body)),
+    })
+}
+
+/// A TLS client that accepts any certificate but still checks the handshake's signatures: the
+/// probes report what a server presents (doctor judges it against the configured certificate)
+/// instead of failing before anything can be said about it.
+#[derive(Debug)]
+struct Recording(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS connection to `addr:port` sending `server_name` (SNI for a DNS name).
+async fn tls_connect(
+    url: &str,
+    addr: &str,
+    port: u16,
+    server_name: &str,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ProbeError> {
+    let unreachable = |cause: String| ProbeError::Unreachable {
+        url: url.to_string(),
+        cause,
+    };
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_string()).map_err(|e| {
+        ProbeError::BadUrl {
+            url: url.to_string(),
+            cause: format!("{server_name:?} is not a server name: {e}"),
+        }
+    })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreachable(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(Recording(provider)))
+        .with_no_client_auth();
+    let connect = async {
+        let host = addr.trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| unreachable(format!("cannot connect: {e}")))?;
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))
+    };
+    tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| ProbeError::Timeout {
             url: url.to_string(),
             after: timeout,
-        })??;
-    if !status.is_success() {
-        return Err(ProbeError::Status {
+        })?
+}
+
+/// The certificate chain (DER, the server's own first) the TLS server at `addr:port`
+/// presents for `server_name`. Any chain is accepted: the caller judges it.
+pub async fn served_chain(
+    addr: &str,
+    port: u16,
+    server_name: &str,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, ProbeError> {
+    let url = format!("https://{server_name} at {addr}:{port}");
+    let tls = tls_connect(&url, addr, port, server_name, timeout).await?;
+    Ok(tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.to_vec())
+        .collect())
+}
+
+/// GET `path` over HTTPS from `addr:port` with `server_name` as SNI and Host, and parse the
+/// answer as JSON, all within `timeout`. The certificate is not judged here (see
+/// [`served_chain`]). `url` names the request in errors.
+pub async fn https_get_json(
+    url: &str,
+    addr: &str,
+    port: u16,
+    server_name: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, ProbeError> {
+    let exchange = async {
+        let unreachable = |cause: String| ProbeError::Unreachable {
             url: url.to_string(),
-            status: status.as_u16(),
-            body: excerpt(&body),
-        });
-    }
-    serde_json::from_slice(&body).map_err(|e| ProbeError::Body {
-        url: url.to_string(),
-        cause: format!("{e} (body starts: {})", excerpt(&body)),
-    })
+            cause,
+        };
+        let tls = tls_connect(url, addr, port, server_name, timeout).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(conn);
+        let host = if server_name.contains(':') {
+            format!("[{server_name}]:{port}")
+        } else {
+            format!("{server_name}:{port}")
+        };
+        let req = Request::get(path)
+            .header("host", host)
+            .header("accept", "application/json")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::BadUrl {
+                url: url.to_string(),
+                cause: e.to_string(),
+            })?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(crate::docker::error_text(&e)))
+    };
+    json_within(url, timeout, exchange).await
 }
 
 /// `http://<addr>:<port>`: the base URL of nfsd's control API on the storage node.

@@ -74,3 +74,85 @@ fn init_check_render_and_exit_codes() {
     let out = swarmhub(d, &["deploy"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `tls self-signed` without a swarm (names from the settings), kept on a second run, served as
+/// files after `config check` read them; a key of another certificate is refused with exit 2.
+#[test]
+fn tls_self_signed_makes_keeps_and_checks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let no_docker = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    std::fs::write(
+        d.join("swarmhub.toml"),
+        "[cluster]\npublic_url = \"https://hub.example.edu/\"\n[tls]\nmode = \"self-signed\"\nnames = [\"10.1.2.3\"]\n",
+    )
+    .unwrap();
+    let out = swarmhub(
+        d,
+        &["tls", "self-signed", "--name", "jupyter.example.edu"],
+        &no_docker,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("new CA"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "made for 10.1.2.3, 127.0.0.1, hub.example.edu, jupyter.example.edu, localhost"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("curl --cacert"), "{stdout}");
+    assert!(stdout.contains("no swarm manager here"), "{stdout}");
+    let mode = std::fs::metadata(d.join("tls/ca-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ca = std::fs::read(d.join("tls/ca.pem")).unwrap();
+
+    // the same names again: nothing is made
+    let out = swarmhub(
+        d,
+        &["tls", "self-signed", "--name", "jupyter.example.edu"],
+        &no_docker,
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ca.pem: kept") && stdout.contains("hub.pem: kept"),
+        "{stdout}"
+    );
+    // a name less: the certificate again, from the same CA, saying why
+    let out = swarmhub(d, &["tls", "self-signed"], &no_docker);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("made again: the names changed"), "{stdout}");
+    assert_eq!(std::fs::read(d.join("tls/ca.pem")).unwrap(), ca);
+
+    // given as files: config check reads them
+    std::fs::write(
+        d.join("files.toml"),
+        "[cluster]\npublic_url = \"https://hub.example.edu/\"\n[tls]\nmode = \"files\"\ncert_file = \"tls/hub.pem\"\nkey_file = \"tls/hub-key.pem\"\n",
+    )
+    .unwrap();
+    let out = swarmhub(d, &["--config", "files.toml", "config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = swarmhub(d, &["--config", "files.toml", "config", "render-hub"], &[]);
+    assert!(
+        text(&out.stdout).contains("\"ssl_cert\": \"/run/secrets/swarmhub-hub-tls.crt\""),
+        "{}",
+        text(&out.stdout)
+    );
+    let bad = std::fs::read_to_string(d.join("files.toml"))
+        .unwrap()
+        .replace("tls/hub-key.pem", "tls/ca-key.pem");
+    std::fs::write(d.join("files.toml"), bad).unwrap();
+    let out = swarmhub(d, &["--config", "files.toml", "config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("tls.key_file")
+            && err.contains("ca-key.pem")
+            && err.contains("does not belong"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use hub_deployer::hubconfig::{ByteSize, HubSettings, LdapTls, render};
+use hub_deployer::hubconfig::{ByteSize, HubSettings, LdapTls, TlsSettings, render};
 use serde_json::json;
 
 /// What the checks run against. Bump to rebuild every cached environment.
@@ -197,10 +197,19 @@ fn generated_config_works_with_the_real_packages() {
     s.ldap.student_groups = vec![student_group.clone()];
     s.ldap.search_user_dn = Some("cn=\"reader\",dc=example,dc=edu".into());
     s.ldap.user_search_base = Some("ou=people\\2c x,dc=example,dc=edu".into());
+    // HTTPS, and plain HTTP on a second port redirected to the public port 443
+    s.tls = Some(TlsSettings {
+        cert_file: "/run/secrets/swarmhub-hub-tls.crt".into(),
+        key_file: "/run/secrets/swarmhub-hub-tls.key".into(),
+        redirect: Some((8080, 443)),
+    });
 
     let text = check(
         &s,
         json!({
+            "ssl_cert": "/run/secrets/swarmhub-hub-tls.crt",
+            "ssl_key": "/run/secrets/swarmhub-hub-tls.key",
+            "proxy_command": ["configurable-http-proxy", "--redirect-port", "8080", "--redirect-to", "443"],
             "port": 8000,
             "base_path": "/",
             "public_url": "https://hub.example.edu/",

@@ -12,6 +12,25 @@ use serde_json::{Value, json};
 use crate::docker::run_timeout;
 use crate::swarm::wait_until;
 
+/// The CA every [`Browser`] of this test process trusts (a hub serving HTTPS with a
+/// certificate of swarmhub's own CA). Set once, after the CA exists.
+static TRUSTED_CA: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Make every [`Browser`] (and [`curl_ca_args`]) trust the CA in `ca` (PEM) besides the system's.
+pub fn trust_ca(ca: &Path) {
+    *TRUSTED_CA.lock().unwrap_or_else(|e| e.into_inner()) = Some(ca.to_path_buf());
+}
+
+/// `--cacert FILE` for curl when a CA is trusted ([`trust_ca`]), else nothing.
+pub fn curl_ca_args() -> Vec<String> {
+    TRUSTED_CA
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|ca| vec!["--cacert".to_string(), ca.display().to_string()])
+        .unwrap_or_default()
+}
+
 /// How long a spawn may take in [`Browser::login_and_spawn`].
 pub const SPAWN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -53,10 +72,12 @@ impl Browser {
         }
     }
 
-    /// `curl` with the jar; `extra` are more curl arguments (method, headers, data).
+    /// `curl` with the jar; `extra` are more curl arguments (method, headers, data). Trusts the
+    /// CA given to [`trust_ca`], if any.
     pub fn curl(&self, path: &str, extra: &[&str], timeout: Duration) -> anyhow::Result<Resp> {
         let _ = std::fs::remove_file(&self.body);
         let mut cmd = Command::new("curl");
+        cmd.args(curl_ca_args());
         cmd.args(["-sS", "-o"])
             .arg(&self.body)
             .args(["-w", "%{http_code}", "-b"])

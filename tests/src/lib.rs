@@ -2,9 +2,11 @@
 //! Nothing here depends on the crates under test, so every crate can use it as a dev-dependency.
 
 pub mod attack;
+pub mod browser;
 pub mod builder;
 pub mod docker;
 pub mod guest;
+pub mod https;
 pub mod hub;
 pub mod images;
 pub mod nfsd;

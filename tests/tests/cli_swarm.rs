@@ -48,6 +48,17 @@ impl Drop for Cleanup {
         std::thread::sleep(Duration::from_secs(3));
         docker(&["volume", "rm", "-f", "home-alice"]);
         docker(&["volume", "rm", "-f", HUB_VOLUME]);
+        // the hub's certificate secrets are named by their content
+        let tls = docker(&[
+            "secret",
+            "ls",
+            "-q",
+            "--filter",
+            "label=swarmhub.component=hub-tls",
+        ]);
+        for id in tls.stdout.split_whitespace() {
+            docker(&["secret", "rm", id]);
+        }
         docker::remove_deployment(NETWORK, &SECRETS, self.swarm_created);
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -194,7 +205,7 @@ plugin_backend = "fuse"
 nfsd_port = {nfs_port}
 nfsd_api_port = {api_port}
 hub_port = {hub_port}
-public_url = "http://127.0.0.1:{hub_port}/"
+public_url = "https://127.0.0.1:{hub_port}/"
 
 [ldap]
 url = "{url}"
@@ -206,6 +217,10 @@ teacher_group = "{teachers}"
 
 [timeouts]
 service_seconds = 240
+
+[tls]
+# run makes a CA and a certificate in tls/ next to this file and keeps them
+mode = "self-signed"
 "#,
             data = data.display(),
             plugin_state = plugin_state.display(),
@@ -253,6 +268,10 @@ service_seconds = 240
         "secret swarmhub-ldap-password: created".into(),
         format!("service {NFSD}: created"),
         format!("service {HUB}: created"),
+        format!(
+            "certificate {}: created",
+            root.join("tls/hub.pem").display()
+        ),
     ] {
         assert!(first.contains(&line), "{line} missing from:\n{first}");
     }
@@ -275,6 +294,29 @@ service_seconds = 240
     }
     assert_eq!((service_version(NFSD), service_version(HUB)), versions);
     assert_eq!(secret_ids(), secrets_before);
+
+    // ---- another certificate (one more name): the hub rolls, the old secrets go ------------
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("names = [\"hub.clitest.example\"]\n");
+    std::fs::write(&config, text)?;
+    let renewed = swarmhub_ok(&config, &["run"]);
+    for line in [
+        format!(
+            "certificate {}: created (made again: the names changed",
+            root.join("tls/hub.pem").display()
+        ),
+        format!("service {HUB}: updated"),
+        format!("secret {HUB}-tls-cert-"),
+    ] {
+        assert!(renewed.contains(&line), "{line} missing from:\n{renewed}");
+    }
+    assert!(
+        renewed
+            .lines()
+            .any(|l| l.starts_with(&format!("secret {HUB}-tls-key-")) && l.ends_with(": removed")),
+        "the old key's secret was not removed:\n{renewed}"
+    );
+    assert_ne!(service_version(HUB), versions.1, "the hub did not roll");
 
     // ---- a user's tree with a marker, written through the plugin ------------------------------
     docker_ok(&[

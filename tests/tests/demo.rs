@@ -17,6 +17,11 @@
 //! 3. A wrong password is refused; student1 logs in through the form, gets the student image,
 //!    writes a notebook through the contents API, which is owned by student1's uidNumber and
 //!    gidNumber on nfsd's disk; the teacher gets the teacher image.
+//!    The hub speaks HTTPS with the demo's own CA (`tls/ca.pem`): curl trusts it, fails
+//!    certificate verification without it, gets plain HTTP on the HTTPS port closed at once and
+//!    a 301 on the redirect port; headless Chromium shows the certificate interstitial without
+//!    the CA and, with it, logs student1 in through the form into JupyterLab and saves a file
+//!    from the page, found on nfsd's disk with student1's ids (`tests/src/browser.rs`).
 //!    Then (3a, issue 13, on a machine where the demo is up) the Docker-level test binaries
 //!    that once shared the machine's dockerd (cli_swarm, plugin_docker) run as child processes
 //!    in a mount namespace where this machine's default paths (`/run/docker.sock`,
@@ -38,10 +43,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use serde_json::json;
 use swarmhub_tests::attack;
+use swarmhub_tests::browser::browser_https_step;
 use swarmhub_tests::docker::{
     self, Out, docker, docker_ok, docker_timeout, repo_root, run_timeout,
 };
-use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
+use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::{free_port, workspace_bin};
 use swarmhub_tests::swarm::{MACHINE, Options, Swarm};
@@ -135,6 +141,8 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     let _cleanup = Cleanup { dir: root.clone() };
     let hub_port = free_port().to_string();
     let ldap_port = free_port().to_string();
+    let redirect_port = free_port();
+    let redirect_port_s = redirect_port.to_string();
     let up_args = [
         "up",
         "--dir",
@@ -143,6 +151,8 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         &hub_port,
         "--ldap-port",
         &ldap_port,
+        "--hub-redirect-port",
+        &redirect_port_s,
     ];
 
     // ---- 1. up: the first one on this machine ----------------------------------------------
@@ -182,6 +192,8 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         ensure!(replicas.contains("1/1"), "{s}: {replicas}");
     }
     let (url, logins) = parse_summary(&up.stdout)?;
+    // the hub serves HTTPS with a certificate of the demo's own CA
+    hub::trust_ca(&dir.join("tls").join("ca.pem"));
     ensure!(
         url.ends_with(&format!(":{hub_port}/")),
         "the URL does not use the hub port: {url}"
@@ -258,6 +270,17 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         image.starts_with(&Image::NotebookTeacher.tag()),
         "the teacher's image: {image}"
     );
+
+    // ---- 3a. a real browser over HTTPS, with and without the demo's CA trusted -------------
+    let seen = browser_https_step(
+        &url,
+        &dir,
+        Some(redirect_port),
+        STUDENT1.0,
+        &password(STUDENT1.0),
+        (STUDENT1.1, STUDENT1.2),
+    )?;
+    eprintln!("==== https in a browser ====\n{seen}");
 
     // ---- 3b. student1 attacks the teacher's home from the notebook -----------------------
     // (the issue: nfs-ls/nfs-cat/nfs-cp from a student's notebook read and wrote it); checked

@@ -40,12 +40,15 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use swarmhub_tests::attack;
 use swarmhub_tests::docker::{Out, run_timeout};
-use swarmhub_tests::hub::{Browser, SPAWN_LIMIT, find_file, notebook};
+use swarmhub_tests::https;
+use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm, wait_until};
 
 const HUB_PORT: u16 = 8000;
+/// Plain HTTP here is redirected to the hub's HTTPS URL.
+const HUB_REDIRECT_PORT: u16 = 8080;
 const HUB_SERVICE: &str = "swarmhub-hub";
 const NFSD_SERVICE: &str = "swarmhub-nfsd";
 const COURSE: &str = "course";
@@ -368,7 +371,8 @@ plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
 plugin_backend = "fuse"
 docker_socket = "{NODE_DOCKER_SOCKET}"
 hub_port = {HUB_PORT}
-public_url = "http://{hub_ip}:{HUB_PORT}/"
+hub_redirect_port = {HUB_REDIRECT_PORT}
+public_url = "https://{hub_ip}:{HUB_PORT}/"
 
 [ldap]
 url = "ldap://{HOST_IP}:{port}"
@@ -386,6 +390,12 @@ mount_volumes = {mount_volumes}
 
 [timeouts]
 service_seconds = 300
+
+[tls]
+# made by `swarmhub tls self-signed` in step 1, given to the hub as files
+mode = "files"
+cert_file = "tls/hub.pem"
+key_file = "tls/hub-key.pem"
 "#,
             data = d.data_dir.display(),
             hub_ip = d.swarm.ip(1),
@@ -400,11 +410,12 @@ service_seconds = 300
 }
 
 fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> anyhow::Result<()> {
-    let base_url = format!("http://{}:{HUB_PORT}", d.swarm.ip(1));
+    let base_url = format!("https://{}:{HUB_PORT}", d.swarm.ip(1));
 
     // ---- 1. setup with the CLI ---------------------------------------------------------------
     d.swarm.label_node(1, "swarmhub.storage", "true")?;
     write_config(d, slapd, true)?;
+    let ca = https_certificate(d, dir)?;
     let check = d.swarmhub_ok(&["config", "check"])?;
     assert!(check.contains("valid"), "{check}");
     let t = Instant::now();
@@ -460,6 +471,10 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let doctor = d.swarmhub(&["doctor", "--ldap-password-file", d.pw()]);
     eprintln!("==== swarmhub doctor ====\n{}", doctor.stdout);
     assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
+    eprintln!(
+        "==== https ====\n{}",
+        https::check_hub_https(&base_url, &ca, Some(HUB_REDIRECT_PORT))?
+    );
 
     // ---- 2. alice logs in and starts her server -----------------------------------------------
     let mut alice = Browser::new(&base_url, dir, "alice");
@@ -900,6 +915,17 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     Ok(())
 }
 
+/// The hub's certificate and key as files: a CA and certificate made by `swarmhub tls
+/// self-signed` (names: the public host, the nodes' addresses) in `dir/tls`, which the config
+/// gives as tls.cert_file/key_file. Returns the CA, which the test's browsers now trust.
+fn https_certificate(d: &Deploy, dir: &Path) -> anyhow::Result<PathBuf> {
+    let made = d.swarmhub_ok(&["tls", "self-signed"])?;
+    let ca = dir.join("tls").join("ca.pem");
+    ensure!(made.contains(&ca.display().to_string()), "{made}");
+    hub::trust_ca(&ca);
+    Ok(ca)
+}
+
 /// After `hub run` replaced the hub's task: its login page answers again.
 fn wait_hub(base_url: &str) -> anyhow::Result<Duration> {
     let (_, took) = wait_until(
@@ -907,6 +933,7 @@ fn wait_hub(base_url: &str) -> anyhow::Result<Duration> {
         Duration::from_secs(180),
         || {
             let out = Command::new("curl")
+                .args(hub::curl_ca_args())
                 .args([
                     "-s",
                     "-o",

@@ -26,6 +26,7 @@ import traceback
 
 from jupyterhub.app import JupyterHub
 from jupyterhub.objects import Hub
+from jupyterhub.proxy import ConfigurableHTTPProxy
 from traitlets.config.loader import PyFileConfigLoader
 
 import docker.errors
@@ -163,7 +164,14 @@ def check_loads_like_jupyterhub():
     ).load_config()
     assert cfg.JupyterHub.hub_ip == "0.0.0.0"
     app = load_app()
-    assert app.bind_url == f"http://:{EXPECT['port']}{EXPECT['base_path']}", app.bind_url
+    scheme = "https" if EXPECT.get("ssl_cert") else "http"
+    assert app.bind_url == f"{scheme}://:{EXPECT['port']}{EXPECT['base_path']}", app.bind_url
+    # configurable-http-proxy terminates TLS with the secrets' files; JupyterHub passes them on
+    assert app.ssl_cert == EXPECT.get("ssl_cert", ""), app.ssl_cert
+    assert app.ssl_key == EXPECT.get("ssl_key", ""), app.ssl_key
+    proxy = ConfigurableHTTPProxy(config=app.config)
+    want = EXPECT.get("proxy_command", ["configurable-http-proxy"])
+    assert proxy.command == want, proxy.command
     assert app.base_url == EXPECT["base_path"], app.base_url
     if hasattr(JupyterHub, "public_url"):
         assert app.public_url == EXPECT["public_url"], app.public_url
