@@ -102,16 +102,21 @@ impl Step {
     }
 }
 
+/// Inspect the swarm's own record of a network (the manager's), not a node's local copy: after
+/// a removal a node may keep its copy while containers detach, and a service cannot use it.
+fn swarm_scope() -> InspectNetworkOptions {
+    InspectNetworkOptions {
+        verbose: false,
+        scope: Some("swarm".into()),
+    }
+}
+
 /// The attachable overlay network: created when missing. An existing network of that name
 /// that is not an attachable swarm overlay is an error (it cannot carry the stack).
 pub async fn ensure_network(c: &Cluster, net: &NetworkCreateRequest) -> Result<Step, CliError> {
     let name = net.name.as_str();
-    let existing = not_found(
-        c.docker
-            .inspect_network(name, None::<InspectNetworkOptions>)
-            .await,
-    )
-    .with_context(|| format!("cannot inspect network {name}"))?;
+    let existing = not_found(c.docker.inspect_network(name, Some(swarm_scope())).await)
+        .with_context(|| format!("cannot inspect network {name}"))?;
     if let Some(n) = existing {
         let overlay = n.driver.as_deref() == Some("overlay") && n.scope.as_deref() == Some("swarm");
         if !overlay || n.attachable != Some(true) {
@@ -519,12 +524,8 @@ pub async fn remove_network(
                 // a swarm network disappears asynchronously: wait until it is gone, so that
                 // a `run` right after (`rerun`) creates it again instead of finding it
                 while start.elapsed() < Duration::from_secs(seconds) {
-                    let gone = not_found(
-                        c.docker
-                            .inspect_network(name, None::<InspectNetworkOptions>)
-                            .await,
-                    )
-                    .is_ok_and(|n| n.is_none());
+                    let gone = not_found(c.docker.inspect_network(name, Some(swarm_scope())).await)
+                        .is_ok_and(|n| n.is_none());
                     if gone {
                         break;
                     }
