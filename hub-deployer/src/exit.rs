@@ -16,7 +16,7 @@
 
 use thiserror::Error;
 
-use crate::config::ConfigError;
+use crate::settings::ConfigError;
 
 /// A failure of a command, classified by how a caller should react.
 #[derive(Debug, Error)]

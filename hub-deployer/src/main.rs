@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hub_deployer::cli::Cli;
-use hub_deployer::commands;
+use hub_deployer::cli::commands;
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use hub_deployer::hubconfig::{ByteSize, HubSettings, LdapTls, TlsSettings, render};
+use hub_deployer::settings::hub::{ByteSize, HubSettings, LdapTls, TlsSettings, render};
 use serde_json::json;
 
 /// What the checks run against. Bump to rebuild every cached environment.

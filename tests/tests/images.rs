@@ -946,14 +946,14 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     Ok((code, body.to_string()))
 }
 
-/// `NFSD_CAPABILITIES` of hub-deployer/src/plan.rs (this crate does not depend on the CLI).
+/// `NFSD_CAPABILITIES` of hub-deployer/src/plan/mod.rs (this crate does not depend on the CLI).
 fn nfsd_capabilities() -> Vec<String> {
-    let plan = std::fs::read_to_string(repo_root().join("hub-deployer/src/plan.rs")).unwrap();
+    let plan = std::fs::read_to_string(repo_root().join("hub-deployer/src/plan/mod.rs")).unwrap();
     let list = plan
         .split_once("pub const NFSD_CAPABILITIES: &[&str] = &[")
         .and_then(|(_, rest)| rest.split_once("];"))
         .map(|(list, _)| list)
-        .expect("NFSD_CAPABILITIES in hub-deployer/src/plan.rs");
+        .expect("NFSD_CAPABILITIES in hub-deployer/src/plan/mod.rs");
     let caps: Vec<String> = list
         .split('"')
         .skip(1)

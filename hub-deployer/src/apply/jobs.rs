@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bollard::models::ServiceSpec;
 
 use crate::apply;
-use crate::cluster::{Cluster, TaskInfo};
+use crate::docker::cluster::{Cluster, TaskInfo};
 use crate::exit::CliError;
 use crate::progress::Progress;
 
@@ -38,13 +38,7 @@ impl NodeRun {
     }
 }
 
-/// The last line of `log` that carries `prefix`, without it.
-pub fn result_after(log: &str, prefix: &str) -> Option<String> {
-    log.lines()
-        .rev()
-        .find_map(|l| l.split_once(prefix))
-        .map(|(_, json)| json.trim().to_string())
-}
+pub use crate::node::result_after;
 
 /// Run `spec` (a global job) on every usable node, wait up to `seconds` for all tasks to end,
 /// and return each node's run, sorted by host name. `what` names the job in progress lines and

@@ -6,21 +6,25 @@
 //! database), and secrets (`remove` keeps them, so a later `run` finds the same cookie secret,
 //! crypt key and nfsd token). Deleting user data is `swarmhub volume delete`, nowhere here.
 
+pub mod images;
+pub mod plugin;
+pub mod volume;
+
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::apply::{self, Change, Step};
-use crate::cluster::{Cluster, NodeInfo, storage_node_in};
-use crate::config::Config;
-use crate::doctor;
+use crate::apply;
+use crate::docker::cluster::{Cluster, NodeInfo, storage_node_in};
 use crate::exit::CliError;
+use crate::inspect::doctor;
+use crate::names;
 use crate::plan::{self, Plan, PlanInputs};
-use crate::plugin;
 use crate::progress::Progress;
-use crate::tls;
-use crate::volume;
+use crate::settings::Config;
+use crate::settings::tls;
+use crate::steps::{Change, Step};
 
 /// Which part of the stack a command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,10 +164,10 @@ async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     apply::wait_running(c, &ctx.cfg.cluster.hub_service, 1, &ctx.progress).await?;
     steps.extend(wait_hub_answers(ctx).await);
     steps.extend(
-        apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
+        apply::prune_configs(c, names::HUB_CONFIG_PREFIX, p.hub_config.name.as_deref()).await?,
     );
     // certificates this hub served before (a changed file is a new secret)
-    let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
+    let prefix = names::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
     let keep: Vec<&str> = p
         .secrets
         .iter()
@@ -229,7 +233,7 @@ pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
         .count();
     if behind == 0 {
         return Ok(vec![
-            Step::new("plugin", plan::PLUGIN_ALIAS, Change::Unchanged).note(format!(
+            Step::new("plugin", names::PLUGIN_ALIAS, Change::Unchanged).note(format!(
                 "enabled on {} of {} node(s)",
                 usable.len(),
                 usable.len()
@@ -316,7 +320,7 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
         .map(str::to_string)
         .collect();
     if part == Part::All {
-        names.push(plan::ROLLOUT_SERVICE.into());
+        names.push(names::ROLLOUT_SERVICE.into());
     }
     for name in &names {
         steps.push(apply::remove_service(c, name).await?);
@@ -325,12 +329,12 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
         apply::wait_stopped(c, name, &ctx.progress).await?;
     }
     if part != Part::Nfs {
-        steps.extend(apply::prune_configs(c, plan::HUB_CONFIG_PREFIX, None).await?);
+        steps.extend(apply::prune_configs(c, names::HUB_CONFIG_PREFIX, None).await?);
     }
     if part == Part::All {
         steps.push(apply::remove_network(c, &ctx.cfg.cluster.network, &ctx.progress).await?);
         let p = ctx.plan()?;
-        let existing = apply::secret_ids(c).await?;
+        let existing = c.secret_ids().await?;
         // the certificate's secrets are named by content, not in this plan: found by prefix
         let mut kept: Vec<&str> = p
             .secrets
@@ -338,7 +342,7 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
             .filter(|s| existing.contains_key(&s.name))
             .map(|s| s.name.as_str())
             .collect();
-        let prefix = plan::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
+        let prefix = names::hub_tls_secret_prefix(&ctx.cfg.cluster.hub_service);
         let mut tls: Vec<&str> = existing
             .keys()
             .filter(|n| n.starts_with(&prefix))
@@ -370,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_node_needs_the_plugin_rolled_out_when_it_lacks_it_or_its_settings() {
-        let mut n = crate::status::tests::node("alpha", "ready", &[]);
+        let mut n = crate::inspect::status::tests::node("alpha", "ready", &[]);
         assert!(!plugin_needs_rollout(&n, "f1ngerpr1nt0"), "up to date");
         assert!(plugin_needs_rollout(&n, "0therpr1nt00"), "settings changed");
         n.plugin_settings = None;

@@ -9,6 +9,9 @@
 //! and the replica count left out) into the label `swarmhub.spec`; an existing service whose
 //! label matches is unchanged, which is what makes a second `run` a no-op.
 
+pub mod jobs;
+pub mod secrets;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -19,88 +22,17 @@ use bollard::models::{
     ConfigSpec, NetworkCreateRequest, SecretSpec, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated,
 };
-use bollard::query_parameters::{
-    InspectNetworkOptions, ListConfigsOptions, ListNetworksOptions, ListSecretsOptions,
-    UpdateServiceOptions,
+use bollard::query_parameters::{InspectNetworkOptions, ListConfigsOptions, UpdateServiceOptions};
+
+use crate::docker::cluster::{
+    Cluster, TaskInfo, docker_message, filter, fix_for_task_error, not_found,
 };
-use serde::{Deserialize, Serialize};
-
-use crate::cluster::{Cluster, TaskInfo, docker_message, filter, not_found};
 use crate::exit::CliError;
-use crate::plan::{MANAGED_LABEL, PlannedSecret, SecretSource};
+use crate::names::{MANAGED_LABEL, SPEC_LABEL};
+use crate::plan::{PlannedSecret, SecretSource};
+use crate::plan::{fingerprint, replicas_of};
 use crate::progress::Progress;
-use crate::secrets;
-
-/// Label holding the fingerprint of the spec swarmhub last applied to a service.
-pub const SPEC_LABEL: &str = "swarmhub.spec";
-
-/// What a step did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// It did not exist and was made.
-    Created,
-    /// It existed and differed; it was updated.
-    Updated,
-    /// It existed as planned.
-    Unchanged,
-    /// Its tasks were started (replicas 0 → 1).
-    Started,
-    /// Its tasks were stopped (replicas → 0).
-    Stopped,
-    /// Its tasks were replaced (forced update).
-    Restarted,
-    /// It was removed.
-    Removed,
-    /// It was not there (nothing to do).
-    Absent,
-    /// Kept on purpose (e.g. a secret that `remove` does not delete).
-    Kept,
-}
-
-/// One line of a command's report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    /// `network`, `secret`, `config`, `service`, `plugin`, `node`, `image`.
-    pub kind: String,
-    /// The object's name.
-    pub name: String,
-    /// What happened.
-    pub change: Change,
-    /// Anything worth saying (e.g. why it was kept).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-impl Step {
-    /// A step without a note.
-    pub fn new(kind: &str, name: &str, change: Change) -> Step {
-        Step {
-            kind: kind.into(),
-            name: name.into(),
-            change,
-            note: None,
-        }
-    }
-
-    /// The same step with a note.
-    pub fn note(mut self, note: impl Into<String>) -> Step {
-        self.note = Some(note.into());
-        self
-    }
-
-    /// `service swarmhub-nfsd: created (note)`.
-    pub fn line(&self) -> String {
-        let change = serde_json::to_value(self.change)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        match &self.note {
-            Some(n) => format!("{} {}: {change} ({n})", self.kind, self.name),
-            None => format!("{} {}: {change}", self.kind, self.name),
-        }
-    }
-}
+use crate::steps::{Change, Step};
 
 /// Inspect the swarm's own record of a network (the manager's), not a node's local copy: after
 /// a removal a node may keep its copy while containers detach, and a service cannot use it.
@@ -145,32 +77,6 @@ pub async fn ensure_network(c: &Cluster, net: &NetworkCreateRequest) -> Result<S
     Ok(Step::new("network", name, Change::Created))
 }
 
-/// Names of the existing secrets → ids.
-pub async fn secret_ids(c: &Cluster) -> anyhow::Result<HashMap<String, String>> {
-    let list = c
-        .docker
-        .list_secrets(None::<ListSecretsOptions>)
-        .await
-        .context("cannot list secrets")?;
-    Ok(list
-        .into_iter()
-        .filter_map(|s| Some((s.spec?.name?, s.id?)))
-        .collect())
-}
-
-/// Names of the existing configs → ids.
-pub async fn config_ids(c: &Cluster) -> anyhow::Result<HashMap<String, String>> {
-    let list = c
-        .docker
-        .list_configs(None::<ListConfigsOptions>)
-        .await
-        .context("cannot list configs")?;
-    Ok(list
-        .into_iter()
-        .filter_map(|s| Some((s.spec?.name?, s.id?)))
-        .collect())
-}
-
 /// Create the missing secrets: generated ones from random bytes, given ones from the admin's
 /// file or stdin. Existing secrets are kept whatever their value; one that must exist and
 /// does not is an error naming the flag that provides it.
@@ -179,7 +85,7 @@ pub async fn ensure_secrets(
     planned: &[PlannedSecret],
     stdin: &mut dyn Read,
 ) -> Result<Vec<Step>, CliError> {
-    let existing = secret_ids(c).await?;
+    let existing = c.secret_ids().await?;
     let mut steps = Vec::new();
     for s in planned {
         if existing.contains_key(&s.name) {
@@ -224,7 +130,7 @@ pub async fn ensure_secrets(
 /// Create the config when no config of that (content-derived) name exists.
 pub async fn ensure_config(c: &Cluster, spec: &ConfigSpec) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
-    if config_ids(c).await?.contains_key(&name) {
+    if c.config_ids().await?.contains_key(&name) {
         return Ok(Step::new("config", &name, Change::Unchanged));
     }
     c.docker
@@ -242,7 +148,7 @@ pub async fn prune_secrets(
     keep: &[&str],
 ) -> Result<Vec<Step>, CliError> {
     let mut steps = Vec::new();
-    for (name, id) in secret_ids(c).await? {
+    for (name, id) in c.secret_ids().await? {
         if !name.starts_with(prefix) || keep.contains(&name.as_str()) {
             continue;
         }
@@ -291,22 +197,6 @@ pub async fn prune_configs(
         }
     }
     Ok(steps)
-}
-
-/// The fingerprint of a desired spec: replicas and the fingerprint label itself left out, so
-/// that stopping (replicas 0) and starting do not count as a change of spec.
-pub fn fingerprint(spec: &ServiceSpec) -> String {
-    let mut s = spec.clone();
-    s.mode = None;
-    if let Some(l) = s.labels.as_mut() {
-        l.remove(SPEC_LABEL);
-    }
-    // through Value, whose maps are sorted: label and env maps are HashMaps, whose order
-    // differs between processes
-    let json = serde_json::to_value(&s)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    blake3::hash(json.as_bytes()).to_hex()[..16].to_string()
 }
 
 /// The spec with secret and config names resolved to ids, the fingerprint label set, and the
@@ -358,11 +248,6 @@ fn resolved(
     Ok(s)
 }
 
-/// The replica count of a replicated service.
-pub fn replicas_of(spec: &ServiceSpec) -> Option<i64> {
-    spec.mode.as_ref()?.replicated.as_ref()?.replicas
-}
-
 /// Create the service, or update it when its spec changed; with `start`, also scale a stopped
 /// one back to its planned replicas. A service that exists as planned is left alone (no
 /// restart of a running nfsd or hub).
@@ -373,8 +258,8 @@ pub async fn ensure_service(
 ) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
     let planned = replicas_of(spec);
-    let secrets = secret_ids(c).await?;
-    let configs = config_ids(c).await?;
+    let secrets = c.secret_ids().await?;
+    let configs = c.config_ids().await?;
     let Some(current) = c.service(&name).await? else {
         let replicas = if start { planned } else { Some(0) };
         let s = resolved(spec, replicas, &secrets, &configs)?;
@@ -436,7 +321,7 @@ async fn update(
 /// and config names resolved.
 pub async fn create_job(c: &Cluster, spec: &ServiceSpec) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
-    let s = resolved(spec, None, &secret_ids(c).await?, &config_ids(c).await?)?;
+    let s = resolved(spec, None, &c.secret_ids().await?, &c.config_ids().await?)?;
     c.docker
         .create_service(s, None)
         .await
@@ -556,19 +441,6 @@ pub async fn remove_network(
     }
 }
 
-/// Swarm's overlay networks that carry the managed label (for `remove`).
-pub async fn managed_networks(c: &Cluster) -> anyhow::Result<Vec<String>> {
-    let opts = ListNetworksOptions {
-        filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
-    };
-    let list = c
-        .docker
-        .list_networks(Some(opts))
-        .await
-        .context("cannot list networks")?;
-    Ok(list.into_iter().filter_map(|n| n.name).collect())
-}
-
 /// Wait until `replicas` tasks of the service run and no update is in progress. Fails fast,
 /// with the task's error, when Swarm rejects a task (no such image, a volume that cannot be
 /// mounted, a bad mount source) or three tasks fail; otherwise fails after the service
@@ -684,27 +556,6 @@ pub async fn wait_stopped(c: &Cluster, name: &str, progress: &Progress) -> Resul
     }
 }
 
-/// What an admin can do about a task error Docker reports.
-pub fn fix_for_task_error(err: &str) -> String {
-    let e = err.to_ascii_lowercase();
-    if e.contains("no such image")
-        || e.contains("pull access denied")
-        || e.contains("manifest unknown")
-    {
-        "build or load the image on that node (swarmhub rebuild, or docker load), or push it to the registry the nodes pull from".into()
-    } else if e.contains("bind source path does not exist") || e.contains("invalid mount config") {
-        "create the host directory on that node (cluster.nfsd_data_dir / cluster.plugin_state_dir), then swarmhub run".into()
-    } else if e.contains("volumedriver") || e.contains("swarmhub-nfs") || e.contains("plugin") {
-        "check the plugin and nfsd: swarmhub doctor".into()
-    } else if e.contains("no suitable node") {
-        "no node satisfies the placement constraints (node labels, role) or has the plugin: swarmhub doctor".into()
-    } else if e.contains("port") && (e.contains("already") || e.contains("in use")) {
-        "another process uses the published port on that node: free it or change the port in swarmhub.toml".into()
-    } else {
-        "see the task's logs: docker service logs <service>; then swarmhub doctor".into()
-    }
-}
-
 /// Now as RFC 3339 UTC, comparable as a string with Docker's task timestamps.
 fn chrono_now() -> String {
     let now = std::time::SystemTime::now()
@@ -740,8 +591,8 @@ fn rfc3339(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::plan;
+    use crate::settings::Config;
 
     #[test]
     fn fingerprints_ignore_replicas_and_the_label_but_not_the_image() {
@@ -797,10 +648,11 @@ mod tests {
     fn resolving_fills_ids_and_names_what_is_missing() {
         let cfg = Config::default();
         let spec = plan::hub_service(&cfg, "swarmhub-hub-config-abc", None);
-        let secrets: HashMap<String, String> = [plan::COOKIE_SECRET, plan::CRYPT_KEY_SECRET]
-            .iter()
-            .map(|n| (n.to_string(), format!("id-{n}")))
-            .collect();
+        let secrets: HashMap<String, String> =
+            [crate::names::COOKIE_SECRET, crate::names::CRYPT_KEY_SECRET]
+                .iter()
+                .map(|n| (n.to_string(), format!("id-{n}")))
+                .collect();
         let configs = HashMap::from([("swarmhub-hub-config-abc".to_string(), "cfg1".to_string())]);
         let r = resolved(&spec, Some(0), &secrets, &configs).unwrap();
         let cs = r.task_template.clone().unwrap().container_spec.unwrap();

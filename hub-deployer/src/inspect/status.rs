@@ -34,18 +34,17 @@ use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions, ListVol
 use serde::Serialize;
 use swarmhub_control_api::Health;
 
-use crate::apply::replicas_of;
-use crate::cluster::{Cluster, NodeInfo, PLUGIN_VERSION_LABEL, TaskInfo, docker_message};
-use crate::config::Config;
-use crate::plan::{COMPONENT_LABEL, MANAGED_LABEL, PLUGIN_ALIAS};
-use crate::probe::{self, ProbeError};
+use crate::docker::cluster::{Cluster, NodeInfo, TaskInfo, docker_message};
+use crate::names;
+use crate::names::{
+    COMPONENT_LABEL, MANAGED_LABEL, NOTEBOOK_COMPONENT, PLUGIN_ALIAS, PLUGIN_VERSION_LABEL,
+    ROLE_LABEL, USER_LABEL,
+};
+use crate::plan::replicas_of;
+use crate::settings::Config;
 
-/// `swarmhub.component` value the generated hub config puts on notebook services.
-pub const NOTEBOOK_COMPONENT: &str = "notebook";
-/// Label with the notebook's user (set by the generated hub config).
-pub const USER_LABEL: &str = "swarmhub.user";
-/// Label with the notebook's role, `student` or `teacher` (set by the generated hub config).
-pub const ROLE_LABEL: &str = "swarmhub.role";
+use crate::inspect::probe::{self, ProbeError};
+
 /// Tasks shown per service (newest first).
 pub const RECENT_TASKS: usize = 5;
 
@@ -298,8 +297,8 @@ pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
         services.push(service_status(c, component, name, &mut errors).await);
     }
     // the directory of `swarmhub demo up`, when this is the demo
-    if matches!(c.service(crate::demo::LDAP_SERVICE).await, Ok(Some(_))) {
-        let name = crate::demo::LDAP_SERVICE.to_string();
+    if matches!(c.service(names::LDAP_SERVICE).await, Ok(Some(_))) {
+        let name = names::LDAP_SERVICE.to_string();
         services.push(service_status(c, "demo-ldap", &name, &mut errors).await);
     }
 

@@ -1,7 +1,7 @@
 //! The `swarmhub-nfs` volume plugin on the nodes.
 //!
 //! - Node side ([`node_install`]): first install swarmhub's firewall guard of nfsd's ports
-//!   ([`crate::firewall`], in a child process that enters the node's root), then, through one
+//!   ([`crate::node::firewall`], in a child process that enters the node's root), then, through one
 //!   node's own dockerd, install the plugin (from the
 //!   bundle the swarmhub CLI image carries, or from a registry), give it its settings, put nfsd's
 //!   token into its state directory, and enable it. Safe to re-run: a plugin that already has
@@ -26,16 +26,15 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Change, Step};
-use crate::cluster::{
-    Cluster, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
-};
-use crate::config::Config;
+use crate::apply::jobs;
+use crate::docker::cluster::{Cluster, docker_message, not_found};
 use crate::exit::CliError;
-use crate::firewall;
-use crate::jobs;
+use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
+use crate::node::firewall;
 use crate::plan;
 use crate::progress::Progress;
+use crate::settings::Config;
+use crate::steps::{Change, Step};
 
 /// The name of the setting that records the installed version in the plugin itself.
 pub const VERSION_SETTING: &str = "SWARMHUB_NFS_PLUGIN_VERSION";
@@ -60,7 +59,7 @@ pub struct NodeInstall {
     pub token_file: Option<PathBuf>,
     /// The plugin's state directory as this process sees it (created 0700 if missing).
     pub state_dir: Option<PathBuf>,
-    /// Install the firewall guard of nfsd's ports first (see [`crate::firewall`]).
+    /// Install the firewall guard of nfsd's ports first (see [`crate::node::firewall`]).
     pub firewall: Option<FirewallStep>,
 }
 

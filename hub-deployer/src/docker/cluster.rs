@@ -10,13 +10,16 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{
     LocalNodeState, Node, NodeSpecRoleEnum, NodeState, Service, Task, TaskState,
 };
-use bollard::query_parameters::{ListNodesOptions, ListServicesOptions, ListTasksOptions};
+use bollard::query_parameters::{
+    ListConfigsOptions, ListNetworksOptions, ListNodesOptions, ListSecretsOptions,
+    ListServicesOptions, ListTasksOptions,
+};
 use serde::Serialize;
 
-use crate::config::{Config, TimeoutsConfig};
 use crate::docker;
 use crate::exit::CliError;
-use crate::plan::{MANAGED_LABEL, PLUGIN_ALIAS};
+use crate::names::{MANAGED_LABEL, PLUGIN_ALIAS, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
+use crate::settings::{Config, TimeoutsConfig};
 
 /// How long [`Cluster::task_log_with`] asks again for a finished task's result line.
 const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -59,12 +62,6 @@ pub struct NodeInfo {
     /// dockerd's version on the node.
     pub engine_version: String,
 }
-
-/// Node label the rollout writes with the plugin version it installed on that node.
-pub const PLUGIN_VERSION_LABEL: &str = "swarmhub.plugin-version";
-
-/// Node label the rollout writes with the fingerprint of the plugin settings it installed.
-pub const PLUGIN_SETTINGS_LABEL: &str = "swarmhub.plugin-settings";
 
 impl NodeInfo {
     /// From the Docker API's node.
@@ -226,7 +223,67 @@ pub fn storage_node_in(nodes: &[NodeInfo], label: &str) -> Result<NodeInfo, CliE
     }
 }
 
+/// What an admin can do about a task error Docker reports.
+pub fn fix_for_task_error(err: &str) -> String {
+    let e = err.to_ascii_lowercase();
+    if e.contains("no such image")
+        || e.contains("pull access denied")
+        || e.contains("manifest unknown")
+    {
+        "build or load the image on that node (swarmhub rebuild, or docker load), or push it to the registry the nodes pull from".into()
+    } else if e.contains("bind source path does not exist") || e.contains("invalid mount config") {
+        "create the host directory on that node (cluster.nfsd_data_dir / cluster.plugin_state_dir), then swarmhub run".into()
+    } else if e.contains("volumedriver") || e.contains("swarmhub-nfs") || e.contains("plugin") {
+        "check the plugin and nfsd: swarmhub doctor".into()
+    } else if e.contains("no suitable node") {
+        "no node satisfies the placement constraints (node labels, role) or has the plugin: swarmhub doctor".into()
+    } else if e.contains("port") && (e.contains("already") || e.contains("in use")) {
+        "another process uses the published port on that node: free it or change the port in swarmhub.toml".into()
+    } else {
+        "see the task's logs: docker service logs <service>; then swarmhub doctor".into()
+    }
+}
+
 impl Cluster {
+    /// Names of the existing secrets → ids.
+    pub async fn secret_ids(&self) -> anyhow::Result<HashMap<String, String>> {
+        let list = self
+            .docker
+            .list_secrets(None::<ListSecretsOptions>)
+            .await
+            .context("cannot list secrets")?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect())
+    }
+
+    /// Names of the existing configs → ids.
+    pub async fn config_ids(&self) -> anyhow::Result<HashMap<String, String>> {
+        let list = self
+            .docker
+            .list_configs(None::<ListConfigsOptions>)
+            .await
+            .context("cannot list configs")?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect())
+    }
+
+    /// Swarm's overlay networks that carry the managed label (for `remove`).
+    pub async fn managed_networks(&self) -> anyhow::Result<Vec<String>> {
+        let opts = ListNetworksOptions {
+            filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
+        };
+        let list = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .context("cannot list networks")?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+
     /// Connect to `DOCKER_HOST` (or the local socket) and check it manages a swarm.
     pub async fn connect(cfg: &Config) -> Result<Cluster, CliError> {
         let cluster = Cluster::reach(&cfg.timeouts).await?;

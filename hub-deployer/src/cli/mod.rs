@@ -1,11 +1,14 @@
 //! The command line of `swarmhub`: flags, subcommands and their `--help` text (clap derive).
 //! Parsing only; what a command does is in `commands`.
 
+pub mod commands;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::DEFAULT_CONFIG_PATH;
+use crate::names;
+use crate::settings::DEFAULT_CONFIG_PATH;
 
 /// Deploy and operate JupyterHub with per-user NFS storage on Docker Swarm.
 ///
@@ -270,7 +273,7 @@ pub enum PluginCommand {
     #[command(hide = true)]
     NodeInstall {
         /// The plugin's name (its volume driver name).
-        #[arg(long, default_value = crate::plan::PLUGIN_ALIAS)]
+        #[arg(long, default_value = names::PLUGIN_ALIAS)]
         alias: String,
         /// The plugin bundle.
         #[arg(long, value_name = "DIR", default_value = crate::plan::PLUGIN_BUNDLE_DIR)]
@@ -304,7 +307,7 @@ pub enum PluginCommand {
     #[command(hide = true)]
     NodeFirewall {
         /// The node's root file system as this process sees it (chroot target; / on the node).
-        #[arg(long, value_name = "DIR", default_value = crate::firewall::HOST_ROOT)]
+        #[arg(long, value_name = "DIR", default_value = crate::node::firewall::HOST_ROOT)]
         root: PathBuf,
         /// nfsd's NFS and API ports (repeatable).
         #[arg(long = "port", value_name = "PORT")]

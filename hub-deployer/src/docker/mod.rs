@@ -3,12 +3,14 @@
 //! than bollard's default). Only connection logic lives here; what the CLI does with the client
 //! belongs to the apply layer.
 
+pub mod cluster;
+
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
 
-use crate::config::TimeoutsConfig;
 use crate::exit::CliError;
+use crate::settings::TimeoutsConfig;
 
 /// Where dockerd listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

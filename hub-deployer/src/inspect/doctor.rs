@@ -24,22 +24,22 @@ use std::time::Duration;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope};
 use serde::Serialize;
 
-use crate::apply::{self, fix_for_task_error};
-use crate::cluster::{
-    Cluster, NodeInfo, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL, docker_message, not_found,
-    storage_node_in,
+use crate::docker::cluster::{
+    Cluster, NodeInfo, docker_message, fix_for_task_error, not_found, storage_node_in,
 };
+use crate::names;
+use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use std::path::Path;
 
-use crate::config::{Config, TlsMode};
+use crate::apply::jobs;
 use crate::docker;
 use crate::exit::CliError;
-use crate::firewall;
-use crate::jobs;
+use crate::inspect::probe::{self, ProbeError};
+use crate::inspect::status::{self, NetworkStatus, ServiceHealth, ServiceStatus};
+use crate::node::firewall;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
-use crate::probe::{self, ProbeError};
-use crate::status::{self, NetworkStatus, ServiceHealth, ServiceStatus};
-use crate::tls;
+use crate::settings::tls;
+use crate::settings::{Config, TlsMode};
 
 /// What the CLI gives the checks besides the settings.
 #[derive(Clone, Default)]
@@ -386,7 +386,7 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
 
     let planned = plan::secrets(cfg, &PlanInputs::default());
     out.push(
-        match timed(secs, "cannot list secrets", apply::secret_ids(c)).await {
+        match timed(secs, "cannot list secrets", c.secret_ids()).await {
             Ok(existing) => check_secrets(&planned, &existing),
             Err(e) => Check::fail("secrets", e, "check the manager: docker secret ls"),
         },
@@ -640,7 +640,7 @@ pub fn check_plugin_enabled(nodes: &[NodeInfo]) -> Check {
             "plugin-enabled",
             format!(
                 "{} enabled on {} ready node{}",
-                plan::PLUGIN_ALIAS,
+                names::PLUGIN_ALIAS,
                 ready.len(),
                 if ready.len() == 1 { "" } else { "s" }
             ),
@@ -650,7 +650,7 @@ pub fn check_plugin_enabled(nodes: &[NodeInfo]) -> Check {
         "plugin-enabled",
         format!(
             "{} is not enabled on {} (Swarm places no notebook there)",
-            plan::PLUGIN_ALIAS,
+            names::PLUGIN_ALIAS,
             without.join(", ")
         ),
         "swarmhub plugin rollout",
@@ -777,7 +777,7 @@ async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -
             "firewall",
             format!(
                 "cannot run the job {}: {}",
-                plan::FIREWALL_CHECK_SERVICE,
+                names::FIREWALL_CHECK_SERVICE,
                 e.chain().join(": ")
             ),
             "check that the swarmhub CLI image is on every node (swarmhub plugin rollout reports the nodes without it), then swarmhub doctor",
@@ -1534,7 +1534,7 @@ pub fn check_hub_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::TaskInfo;
+    use crate::docker::cluster::TaskInfo;
 
     fn node(host: &str, state: &str, availability: &str) -> NodeInfo {
         NodeInfo {
@@ -1568,7 +1568,7 @@ mod tests {
     fn guard(problems: &[&str]) -> Result<firewall::Report, String> {
         Ok(firewall::Report {
             backend: "iptables v1.8.9 (nf_tables)".into(),
-            change: crate::apply::Change::Unchanged,
+            change: crate::steps::Change::Unchanged,
             problems: problems.iter().map(|p| p.to_string()).collect(),
             rules: firewall::rule_specs(&[2049, 8049]),
         })

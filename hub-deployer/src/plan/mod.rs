@@ -23,47 +23,20 @@ use bollard::models::{
 };
 use serde::Serialize;
 
-use crate::config::{Config, ConfigError, HUB_CONTAINER_PORT, HUB_DATA_DIR};
-use crate::hubconfig;
+use crate::names;
+use crate::names::{
+    COMPONENT_LABEL, COOKIE_SECRET, CRYPT_KEY_SECRET, FIREWALL_CHECK_SERVICE, HUB_CONFIG_PREFIX,
+    HUB_TLS_CERT_FILE, HUB_TLS_KEY_FILE, MANAGED_LABEL, NFSD_TOKEN_SECRET, PLUGIN_ALIAS,
+    ROLLOUT_SERVICE, SPEC_LABEL,
+};
+use crate::settings::hub;
+use crate::settings::tls::HubTlsFiles;
+use crate::settings::{Config, ConfigError, HUB_CONTAINER_PORT, HUB_DATA_DIR};
 
-/// Label on every object swarmhub creates.
-pub const MANAGED_LABEL: &str = "swarmhub.managed";
-/// Label naming which part of the stack an object belongs to.
-pub const COMPONENT_LABEL: &str = "swarmhub.component";
-/// Secret: nfsd's control API bearer token (also installed on every node for the plugin).
-pub const NFSD_TOKEN_SECRET: &str = "swarmhub-nfsd-token";
-/// Secret: the hub's cookie secret (hex; the hub image exports it as `JPY_COOKIE_SECRET`).
-pub const COOKIE_SECRET: &str = "swarmhub-hub-cookie-secret";
-/// Secret: `JUPYTERHUB_CRYPT_KEY` (hex), which encrypts auth state.
-pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
-/// Name prefix of the Docker secrets holding the hub's certificate and key:
-/// `<hub_service>-tls-`, so two hubs in one swarm never prune each other's. The rest names the
-/// part and a hash of both files ([`crate::tls::Pair::fingerprint`]), so a changed file is a new
-/// secret and an update of the hub, and an unchanged one changes nothing.
-pub fn hub_tls_secret_prefix(hub_service: &str) -> String {
-    format!("{hub_service}-tls-")
-}
-
-/// The longest `cluster.hub_service` with TLS: its secrets' names (`-tls-cert-` and a 12-digit
-/// hash added) must fit Docker's 64 characters.
-pub const HUB_SERVICE_MAX_WITH_TLS: usize = 64 - "-tls-cert-".len() - 12;
-/// File name of the hub's certificate chain under `/run/secrets/` in the hub container.
-pub const HUB_TLS_CERT_FILE: &str = "swarmhub-hub-tls.crt";
-/// File name of the hub's private key under `/run/secrets/` in the hub container.
-pub const HUB_TLS_KEY_FILE: &str = "swarmhub-hub-tls.key";
 /// Where the generated `jupyterhub_config.py` is mounted in the hub container.
 pub const HUB_CONFIG_TARGET: &str = "/srv/jupyterhub/jupyterhub_config.py";
-/// Name prefix of the hub's Docker config; the rest is a hash of the content, because Docker
-/// configs are immutable: a changed file is a new config and a service update.
-pub const HUB_CONFIG_PREFIX: &str = "swarmhub-hub-config-";
-/// The one-shot global job that installs or upgrades the plugin on every node.
-pub const ROLLOUT_SERVICE: &str = "swarmhub-plugin-rollout";
-/// Alias the plugin is installed under (its volume driver name).
-pub const PLUGIN_ALIAS: &str = "swarmhub-nfs";
 /// The network of services and jobs that run in their node's own network namespace.
 pub const HOST_NETWORK: &str = "host";
-/// The one-shot global job of `doctor` that lists the firewall guard on every node.
-pub const FIREWALL_CHECK_SERVICE: &str = "swarmhub-firewall-check";
 /// Capabilities of the jobs that run the node's iptables after a chroot into its root.
 pub const FIREWALL_CAPABILITIES: &[&str] = &["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_CHROOT"];
 /// nfsd's data root inside its container (a bind of `cluster.nfsd_data_dir`).
@@ -105,31 +78,30 @@ pub struct PlanInputs {
     /// The addresses of the swarm's nodes (`Status.Addr`), the only NFS clients nfsd accepts
     /// besides loopback (see [`nfsd_allow`]).
     pub node_addrs: Vec<String>,
-    /// The hub's certificate and key, read and checked ([`crate::tls::prepare`]); `None`
+    /// The hub's certificate and key, read and checked ([`crate::settings::tls::prepare`]); `None`
     /// with `tls.mode = "off"`.
     pub tls: Option<HubTlsFiles>,
 }
 
-/// The files of the hub's certificate and key, and the hash of both that names their secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HubTlsFiles {
-    /// the certificate chain (PEM)
-    pub cert: PathBuf,
-    /// the private key (PEM)
-    pub key: PathBuf,
-    /// [`crate::tls::Pair::fingerprint`]
-    pub fingerprint: String,
+/// The fingerprint of a desired spec: replicas and the fingerprint label itself left out, so
+/// that stopping (replicas 0) and starting do not count as a change of spec.
+pub fn fingerprint(spec: &ServiceSpec) -> String {
+    let mut s = spec.clone();
+    s.mode = None;
+    if let Some(l) = s.labels.as_mut() {
+        l.remove(SPEC_LABEL);
+    }
+    // through Value, whose maps are sorted: label and env maps are HashMaps, whose order
+    // differs between processes
+    let json = serde_json::to_value(&s)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    blake3::hash(json.as_bytes()).to_hex()[..16].to_string()
 }
 
-impl HubTlsFiles {
-    /// The secret names of certificate and key for the hub service `hub_service`.
-    pub fn secret_names(&self, hub_service: &str) -> (String, String) {
-        let prefix = hub_tls_secret_prefix(hub_service);
-        (
-            format!("{prefix}cert-{}", self.fingerprint),
-            format!("{prefix}key-{}", self.fingerprint),
-        )
-    }
+/// The replica count of a replicated service.
+pub fn replicas_of(spec: &ServiceSpec) -> Option<i64> {
+    spec.mode.as_ref()?.replicated.as_ref()?.replicas
 }
 
 /// Where a secret's value comes from when it must be created. Existing secrets are never
@@ -265,7 +237,7 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
 
 /// The hub's `jupyterhub_config.py` as a Docker config named after its content.
 pub fn hub_config(cfg: &Config) -> Result<ConfigSpec, ConfigError> {
-    let text = hubconfig::render(&cfg.hub_settings()).map_err(crate::config::from_hub_error)?;
+    let text = hub::render(&cfg.hub_settings()).map_err(crate::settings::from_hub_error)?;
     let hash = blake3::hash(text.as_bytes()).to_hex();
     Ok(ConfigSpec {
         name: Some(format!("{HUB_CONFIG_PREFIX}{}", &hash[..12])),
@@ -309,7 +281,7 @@ pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
         format!("SWARMHUB_NFSD_ALLOW={}", nfsd_allow(node_addrs)),
         format!(
             "SWARMHUB_NFSD_TOKEN_FILE={}",
-            crate::config::secret_path(NFSD_TOKEN_SECRET)
+            crate::settings::secret_path(NFSD_TOKEN_SECRET)
         ),
         format!("SWARMHUB_NFSD_LDAP_URL={}", l.url),
         format!("SWARMHUB_NFSD_LDAP_BASE_DN={}", l.base_dn),
@@ -319,7 +291,7 @@ pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
         env.push(format!("SWARMHUB_NFSD_LDAP_BIND_DN={dn}"));
         env.push(format!(
             "SWARMHUB_NFSD_LDAP_PASSWORD_FILE={}",
-            crate::config::secret_path(&l.password_secret)
+            crate::settings::secret_path(&l.password_secret)
         ));
         secrets.push(secret_ref(&l.password_secret));
     }
@@ -379,7 +351,7 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles
         }
         if c.hub_redirect_port != 0 {
             ports.push(host_port(
-                crate::config::HUB_REDIRECT_CONTAINER_PORT,
+                crate::settings::HUB_REDIRECT_CONTAINER_PORT,
                 c.hub_redirect_port,
             ));
         }
@@ -402,11 +374,11 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles
                 env: Some(vec![
                     format!(
                         "JUPYTERHUB_CRYPT_KEY_FILE={}",
-                        crate::config::secret_path(CRYPT_KEY_SECRET)
+                        crate::settings::secret_path(CRYPT_KEY_SECRET)
                     ),
                     format!(
                         "JPY_COOKIE_SECRET_FILE={}",
-                        crate::config::secret_path(COOKIE_SECRET)
+                        crate::settings::secret_path(COOKIE_SECRET)
                     ),
                 ]),
                 mounts: Some(vec![
@@ -455,10 +427,7 @@ pub fn plugin_settings(cfg: &Config, nfs_server: &str) -> Vec<String> {
         format!("SWARMHUB_NFS_PORT={}", c.nfsd_port),
         format!("SWARMHUB_NFS_API_PORT={}", c.nfsd_api_port),
         format!("SWARMHUB_NFS_BACKEND={}", c.plugin_backend.as_str()),
-        format!(
-            "SWARMHUB_NFS_HOME_PREFIX={}",
-            crate::hubconfig::HOME_VOLUME_PREFIX
-        ),
+        format!("SWARMHUB_NFS_HOME_PREFIX={}", names::HOME_VOLUME_PREFIX),
         format!("state.source={}", c.plugin_state_dir),
         format!("docker-socket.source={}", c.docker_socket),
     ]
@@ -486,11 +455,11 @@ fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
     }
     args.extend([
         "--token-file".into(),
-        crate::config::secret_path(NFSD_TOKEN_SECRET),
+        crate::settings::secret_path(NFSD_TOKEN_SECRET),
         "--state-dir".into(),
         format!("/host{}", c.plugin_state_dir),
         "--firewall-root".into(),
-        crate::firewall::HOST_ROOT.into(),
+        crate::node::firewall::HOST_ROOT.into(),
     ]);
     for port in nfsd_ports(cfg) {
         args.extend(["--firewall-port".into(), port.to_string()]);
@@ -504,10 +473,10 @@ pub fn nfsd_ports(cfg: &Config) -> Vec<u16> {
 }
 
 /// The mounts of a job that runs the node's own iptables: the node's `/` read-only at
-/// [`crate::firewall::HOST_ROOT`] (binaries, libraries, xtables modules) and its `/run`
+/// [`crate::node::firewall::HOST_ROOT`] (binaries, libraries, xtables modules) and its `/run`
 /// writable (the xtables lock that iptables-legacy shares with dockerd).
 fn host_root_mounts() -> Vec<Mount> {
-    let root = crate::firewall::HOST_ROOT;
+    let root = crate::node::firewall::HOST_ROOT;
     vec![
         bind("/", root, true),
         bind("/run", &format!("{root}/run"), false),
@@ -516,10 +485,10 @@ fn host_root_mounts() -> Vec<Mount> {
 
 /// The one-shot global job of `doctor` that lists the firewall guard on every node.
 pub fn firewall_check_service(cfg: &Config) -> ServiceSpec {
-    let args = crate::firewall::node_args(
-        crate::firewall::HOST_ROOT,
+    let args = crate::node::firewall::node_args(
+        crate::node::firewall::HOST_ROOT,
         &nfsd_ports(cfg),
-        crate::firewall::Action::Check,
+        crate::node::firewall::Action::Check,
     );
     node_job(
         cfg,
@@ -850,10 +819,7 @@ mod tests {
         assert_eq!(nfsd_allow(&[]), "127.0.0.1/32");
         // a joined node changes the spec (and so its fingerprint): `run` updates nfsd
         let more = nfsd_service(&cfg, &["10.0.0.5".into(), "10.0.0.9".into()]);
-        assert_ne!(
-            crate::apply::fingerprint(&s),
-            crate::apply::fingerprint(&more)
-        );
+        assert_ne!(fingerprint(&s), fingerprint(&more));
         let p = plan(
             &cfg,
             &PlanInputs {
@@ -987,7 +953,7 @@ mod tests {
     fn hub_config_is_the_rendered_file_named_by_its_hash() {
         let cfg = Config::default();
         let spec = hub_config(&cfg).unwrap();
-        let text = hubconfig::render(&cfg.hub_settings()).unwrap();
+        let text = hub::render(&cfg.hub_settings()).unwrap();
         let data = base64::engine::general_purpose::STANDARD
             .decode(spec.data.as_ref().unwrap())
             .unwrap();
@@ -1131,7 +1097,7 @@ mod tests {
         );
         assert_ne!(
             base,
-            changed(|c| c.cluster.plugin_backend = crate::config::PluginBackend::Fuse)
+            changed(|c| c.cluster.plugin_backend = crate::settings::PluginBackend::Fuse)
         );
         // not a plugin setting
         assert_eq!(base, changed(|c| c.cluster.hub_port = 8001));
@@ -1158,7 +1124,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.cluster.public_url = "https://hub.example.edu/".into();
         cfg.cluster.hub_redirect_port = 80;
-        cfg.tls.mode = crate::config::TlsMode::Files;
+        cfg.tls.mode = crate::settings::TlsMode::Files;
         let files = HubTlsFiles {
             cert: "/etc/swarmhub/hub.pem".into(),
             key: "/etc/swarmhub/hub-key.pem".into(),

@@ -37,8 +37,10 @@ use swarmhub_control_api::names::{
 };
 use thiserror::Error;
 
+use crate::names::HOME_VOLUME_PREFIX;
+
 /// The fixed part of the generated file.
-const TEMPLATE: &str = include_str!("hubconfig/jupyterhub_config.py.tmpl");
+const TEMPLATE: &str = include_str!("jupyterhub_config.py.tmpl");
 /// The line of [`TEMPLATE`] that [`render`] replaces with `SWARMHUB = {...}`.
 const SETTINGS_MARKER: &str = "#@@SWARMHUB_SETTINGS@@";
 
@@ -351,10 +353,6 @@ fn default_volume_driver() -> String {
 fn default_home_target() -> String {
     "/home/jovyan".into()
 }
-
-/// Name prefix of the hub's home volumes: the template mounts `home-<user>` (the plugin is
-/// told, so that it asks nfsd for `layout=home` for such volumes its node knows from before).
-pub const HOME_VOLUME_PREFIX: &str = "home-";
 
 /// The 0.x default of `storage.home_target`, refused now (see `validate`).
 const OLD_HOME_TARGET: &str = "/home/jovyan/work";

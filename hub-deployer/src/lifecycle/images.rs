@@ -14,11 +14,11 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, PushImageOptions};
 use futures_util::StreamExt;
 
-use crate::apply::{Change, Step};
 use crate::cli::BuildArgs;
-use crate::config::Config;
 use crate::exit::CliError;
 use crate::lifecycle::Ctx;
+use crate::settings::Config;
+use crate::steps::{Change, Step};
 
 /// One image: the Dockerfile target that builds it and the reference it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +153,7 @@ pub async fn build(
                 anyhow::anyhow!(
                     "cannot build {} (target {target}): {}\n  last output: {last}",
                     img.tag,
-                    crate::cluster::docker_message(&e)
+                    crate::docker::cluster::docker_message(&e)
                 )
             })?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -207,7 +207,7 @@ pub async fn push(
             } else {
                 crate::plan::SecretInput::File(p.clone())
             };
-            let v = crate::secrets::read_input(&input, &mut std::io::stdin().lock())?;
+            let v = crate::apply::secrets::read_input(&input, &mut std::io::stdin().lock())?;
             Some(String::from_utf8(v).context("the registry password is not UTF-8")?)
         }
         None => None,
@@ -241,7 +241,7 @@ pub async fn push(
                 anyhow::anyhow!(
                     "cannot push {}: {}",
                     img.tag,
-                    crate::cluster::docker_message(&e)
+                    crate::docker::cluster::docker_message(&e)
                 )
             })?;
             if let Some(e) = info.error_detail.and_then(|d| d.message) {

@@ -24,16 +24,15 @@ use swarmhub_control_api::client::{ClientError, ControlClient};
 use swarmhub_control_api::mount_path::public_export;
 use swarmhub_control_api::{Removed, ShareDir, ShareDirInfo, Volume};
 
-use crate::apply;
-use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::apply::jobs;
+use crate::docker::cluster::Cluster;
 use crate::exit::CliError;
-use crate::jobs;
+use crate::names;
+use crate::names::API_JOB;
 use crate::plan;
 use crate::progress::Progress;
+use crate::settings::Config;
 
-/// Name of the one-shot job that talks to nfsd's API.
-pub const API_JOB: &str = "swarmhub-volume-api";
 /// How long the job keeps trying to reach an nfsd that does not accept connections yet.
 const NFSD_START_GRACE: Duration = Duration::from_secs(30);
 /// Prefix of the job's result line.
@@ -181,7 +180,7 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
         "--server".into(),
         format!("http://{server}:{}", cfg.cluster.nfsd_api_port),
         "--token-file".into(),
-        crate::config::secret_path(plan::NFSD_TOKEN_SECRET),
+        crate::settings::secret_path(names::NFSD_TOKEN_SECRET),
     ];
     match action {
         ApiAction::List => args.push("list".into()),
@@ -268,7 +267,9 @@ pub async fn call(
         Some(r) => Ok(r),
         None => Err(CliError::Precondition {
             what: format!("the job {API_JOB} gave no result: task {}", run.failure()),
-            fix: apply::fix_for_task_error(run.task.error.as_deref().unwrap_or(&run.log)),
+            fix: crate::docker::cluster::fix_for_task_error(
+                run.task.error.as_deref().unwrap_or(&run.log),
+            ),
         }),
     }
 }
@@ -407,7 +408,7 @@ mod tests {
         );
         assert_eq!(
             c.secrets.unwrap()[0].secret_name.as_deref(),
-            Some(plan::NFSD_TOKEN_SECRET)
+            Some(names::NFSD_TOKEN_SECRET)
         );
         assert!(s.mode.unwrap().replicated_job.is_some());
         assert_eq!(job_labels()["swarmhub.managed"], "true");

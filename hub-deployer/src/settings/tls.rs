@@ -30,8 +30,8 @@ use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::{Config, ConfigError, TlsMode};
-use crate::plan::HubTlsFiles;
+use crate::names::hub_tls_secret_prefix;
+use crate::settings::{Config, ConfigError, TlsMode};
 
 /// File of the self-signed set: the CA certificate users trust.
 pub const CA_CERT: &str = "ca.pem";
@@ -49,6 +49,28 @@ pub const HUB_DAYS: i64 = 365;
 pub const RENEW_DAYS: i64 = 30;
 /// Largest PEM file read (a chain is a few KiB; Docker secrets end at 500 KiB).
 const MAX_PEM_BYTES: u64 = 256 * 1024;
+
+/// The files of the hub's certificate and key, and the hash of both that names their secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubTlsFiles {
+    /// the certificate chain (PEM)
+    pub cert: PathBuf,
+    /// the private key (PEM)
+    pub key: PathBuf,
+    /// [`crate::settings::tls::Pair::fingerprint`]
+    pub fingerprint: String,
+}
+
+impl HubTlsFiles {
+    /// The secret names of certificate and key for the hub service `hub_service`.
+    pub fn secret_names(&self, hub_service: &str) -> (String, String) {
+        let prefix = hub_tls_secret_prefix(hub_service);
+        (
+            format!("{prefix}cert-{}", self.fingerprint),
+            format!("{prefix}key-{}", self.fingerprint),
+        )
+    }
+}
 
 /// What is wrong with a TLS file, and what to do.
 #[derive(Debug, Error, PartialEq, Eq)]

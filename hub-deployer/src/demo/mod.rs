@@ -32,23 +32,22 @@ use bollard::query_parameters::UpdateNodeOptions;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
 use serde::Serialize;
 
-use crate::apply::{self, Change, Step};
-use crate::cluster::{Cluster, docker_message, not_found};
-use crate::config::{Config, PluginBackend, TimeoutsConfig};
+use crate::apply;
+use crate::apply::secrets;
+use crate::docker::cluster::{Cluster, docker_message, not_found};
 use crate::exit::CliError;
 use crate::lifecycle::{self, Ctx, Part};
+use crate::names;
+use crate::names::{LDAP_SERVICE, SEED_SECRET_PREFIX};
 use crate::plan::{self, PlanInputs};
 use crate::progress::Progress;
-use crate::secrets;
+use crate::settings::{Config, PluginBackend, TimeoutsConfig};
+use crate::steps::{Change, Step};
 
 /// Where `demo up` keeps its settings, logins and the users' files unless told otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/swarmhub-demo";
-/// The demo directory's service.
-pub const LDAP_SERVICE: &str = "swarmhub-demo-ldap";
 /// Port the demo directory is published on (host mode, this node).
 pub const DEFAULT_LDAP_PORT: u16 = 3389;
-/// Secrets holding the directory's seed are named this plus a hash of their content.
-pub const SEED_SECRET_PREFIX: &str = "swarmhub-demo-ldap-seed-";
 /// Where the demo directory's image reads its seed.
 const SEED_TARGET: &str = "swarmhub-demo-ldap-seed";
 /// The demo directory's suffix.
@@ -149,7 +148,7 @@ impl Up {
         if let Some(r) = &self.redirect_url {
             let _ = writeln!(s, "(plain HTTP at {r} redirects there)");
         }
-        s.push_str(&crate::tls::trust_hint(&self.ca_cert, &self.url));
+        s.push_str(&crate::settings::tls::trust_hint(&self.ca_cert, &self.url));
         let _ = writeln!(
             s,
             "log in as (also in {}):",
@@ -506,7 +505,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
         steps,
         url: settings.public_url,
         logins,
-        ca_cert: Path::new(&cfg.tls.dir).join(crate::tls::CA_CERT),
+        ca_cert: Path::new(&cfg.tls.dir).join(crate::settings::tls::CA_CERT),
         redirect_url: (opts.hub_redirect_port != 0).then(|| {
             format!(
                 "http://{}:{}/",
@@ -576,8 +575,8 @@ async fn notebook_services(c: &Cluster) -> Result<Vec<String>, CliError> {
         .filter(|spec| {
             spec.labels
                 .as_ref()
-                .and_then(|l| l.get(plan::COMPONENT_LABEL))
-                .is_some_and(|v| v == crate::status::NOTEBOOK_COMPONENT)
+                .and_then(|l| l.get(names::COMPONENT_LABEL))
+                .is_some_and(|v| v == names::NOTEBOOK_COMPONENT)
         })
         .filter_map(|spec| spec.name)
         .collect();
@@ -692,7 +691,7 @@ async fn node_ready(c: &Cluster) -> Result<Result<(), String>, CliError> {
     let Some(node) = node else {
         return Ok(Err("not listed yet".into()));
     };
-    let info = crate::cluster::NodeInfo::from_node(&node);
+    let info = crate::docker::cluster::NodeInfo::from_node(&node);
     Ok(if info.state == "ready" {
         Ok(())
     } else {
@@ -830,7 +829,7 @@ async fn ensure_storage_label(c: &Cluster, cfg: &Config) -> Result<Option<Step>,
 }
 
 async fn ensure_seed_secret(c: &Cluster, name: &str, seed: &str) -> Result<Step, CliError> {
-    if apply::secret_ids(c).await?.contains_key(name) {
+    if c.secret_ids().await?.contains_key(name) {
         return Ok(Step::new("secret", name, Change::Unchanged));
     }
     let spec = SecretSpec {
@@ -915,7 +914,7 @@ mod tests {
         assert_eq!(cfg.cluster.nfsd_data_dir, "/var/lib/swarmhub-demo/data");
         assert_eq!(cfg.cluster.plugin_backend, PluginBackend::Fuse);
         assert_eq!(cfg.cluster.public_url, "https://10.0.0.5:8000/");
-        assert_eq!(cfg.tls.mode, crate::config::TlsMode::SelfSigned);
+        assert_eq!(cfg.tls.mode, crate::settings::TlsMode::SelfSigned);
         assert_eq!(cfg.cluster.hub_redirect_port, 8080);
         assert_eq!(cfg.ldap.url, "ldap://172.18.0.1:3389");
         assert!(!cfg.ldap.starttls);

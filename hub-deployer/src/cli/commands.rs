@@ -8,23 +8,26 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::apply::Step;
 use crate::cli::{
     ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, FirewallAction,
     HubCommand, NfsCommand, Output, PluginCommand, TlsCommand, VolumeCommand,
 };
-use crate::cluster::Cluster;
-use crate::config::{self, Config};
+use crate::demo;
+use crate::docker;
+use crate::docker::cluster::Cluster;
 use crate::exit::CliError;
-use crate::firewall;
-use crate::hubconfig;
+use crate::lifecycle::images;
+use crate::lifecycle::plugin::{self, NodeInstall};
+use crate::lifecycle::volume::{self, ApiAction, ApiResult};
 use crate::lifecycle::{self, Ctx, Part};
+use crate::names;
+use crate::node::firewall;
 use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
-use crate::plugin::{self, NodeInstall};
 use crate::progress::Progress;
-use crate::tls;
-use crate::volume::{self, ApiAction, ApiResult};
-use crate::{demo, docker, images};
+use crate::settings::hub;
+use crate::settings::tls;
+use crate::settings::{self, Config};
+use crate::steps::Step;
 
 /// Run the parsed command line with the given environment.
 pub fn run(
@@ -66,7 +69,7 @@ pub fn run(
                 }),
             };
             runtime()?.block_on(async {
-                let d = docker::connect(&config::TimeoutsConfig::default()).await?;
+                let d = docker::connect(&settings::TimeoutsConfig::default()).await?;
                 let r = plugin::node_install(&d, &req).await?;
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
@@ -194,7 +197,7 @@ async fn tls_self_signed(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result
         &names,
         time::OffsetDateTime::now_utc(),
     )
-    .map_err(|e| config::ConfigError::Invalid {
+    .map_err(|e| settings::ConfigError::Invalid {
         key: "tls.dir".into(),
         reason: e.to_string(),
     })?;
@@ -365,7 +368,7 @@ async fn install_here(
         }
     };
     let req = NodeInstall {
-        alias: plan::PLUGIN_ALIAS.into(),
+        alias: names::PLUGIN_ALIAS.into(),
         bundle: bundle.to_path_buf(),
         remote: None,
         settings: plan::plugin_settings(ctx.cfg, &server),
@@ -422,7 +425,7 @@ async fn nfs_config(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(),
 }
 
 async fn status(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
-    let s = crate::status::gather(ctx.cluster, ctx.cfg).await?;
+    let s = crate::inspect::status::gather(ctx.cluster, ctx.cfg).await?;
     match cli.output {
         Output::Json => emit_json(
             out,
@@ -445,16 +448,16 @@ async fn doctor(
             } else {
                 SecretInput::File(p.clone())
             };
-            let v = crate::secrets::read_input(&input, &mut std::io::stdin().lock())?;
+            let v = crate::apply::secrets::read_input(&input, &mut std::io::stdin().lock())?;
             Some(String::from_utf8(v).context("the LDAP password is not UTF-8")?)
         }
         None => None,
     };
-    let opts = crate::doctor::DoctorOptions {
+    let opts = crate::inspect::doctor::DoctorOptions {
         ldap_password,
         config_path: Some(cli.config.clone()),
     };
-    let report = crate::doctor::examine(cfg, &opts).await;
+    let report = crate::inspect::doctor::examine(cfg, &opts).await;
     match cli.output {
         Output::Json => emit_json(
             out,
@@ -562,9 +565,9 @@ fn emit_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<(), CliError>
 }
 
 fn init(cli: &Cli, force: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    config::write_init(&cli.config, force).map_err(|e| match e.downcast::<CliError>() {
-        Ok(cli_error) => cli_error,
-        Err(other) => CliError::Other(other),
+    settings::write_init(&cli.config, force).map_err(|e| match e {
+        settings::InitError::Exists(_) => CliError::Usage(e.to_string()),
+        settings::InitError::Write { .. } => CliError::Other(e.into()),
     })?;
     match cli.output {
         Output::Text => emit(
@@ -581,7 +584,7 @@ fn init(cli: &Cli, force: bool, out: &mut dyn Write) -> Result<(), CliError> {
 fn check(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
     // the admin's certificate files are read and checked here too (the self-signed set is made
     // by `run` or `tls self-signed`, never by a check)
-    if config.tls.mode == config::TlsMode::Files {
+    if config.tls.mode == settings::TlsMode::Files {
         tls::prepare(config, &[], time::OffsetDateTime::now_utc())?;
     }
     match cli.output {
@@ -603,7 +606,7 @@ fn check(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError
 }
 
 fn render_hub(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
-    let text = hubconfig::render(&config.hub_settings()).map_err(config::from_hub_error)?;
+    let text = hub::render(&config.hub_settings()).map_err(settings::from_hub_error)?;
     match cli.output {
         Output::Text => emit(out, &text),
         Output::Json => emit_json(

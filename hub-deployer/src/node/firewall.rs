@@ -18,7 +18,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::Change;
+use crate::steps::Change;
 
 /// swarmhub's chain in the filter table.
 pub const CHAIN: &str = "SWARMHUB-NFSD";
@@ -309,7 +309,7 @@ pub fn result_line(r: &Report) -> String {
 
 /// Find the result in a task's log or a child's output.
 pub fn parse_result(log: &str) -> Option<Report> {
-    crate::jobs::result_after(log, RESULT_PREFIX).and_then(|json| serde_json::from_str(&json).ok())
+    crate::node::result_after(log, RESULT_PREFIX).and_then(|json| serde_json::from_str(&json).ok())
 }
 
 /// The arguments of `swarmhub plugin node-firewall` for `action`.

@@ -7,6 +7,10 @@
 //! needs no extra code. Unknown keys, in the file or in a known section's variables, are errors
 //! naming the key. Nothing secret is a setting: secrets are Docker secrets (see `plan`).
 
+pub mod hub;
+pub mod tls;
+
+use crate::names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +18,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::hubconfig::{
-    self, HubConfigError, HubSettings, IdleCullerSettings, LdapSettings, LdapTls, NbgraderSettings,
+use self::hub::{
+    HubConfigError, HubSettings, IdleCullerSettings, LdapSettings, LdapTls, NbgraderSettings,
     NotebookSettings, StorageSettings, TlsSettings,
 };
 
@@ -25,7 +29,7 @@ pub const ENV_PREFIX: &str = "SWARMHUB_";
 pub const DEFAULT_CONFIG_PATH: &str = "swarmhub.toml";
 /// The commented default file `swarmhub init` writes. A test checks it parses to
 /// [`Config::default`] and mentions every key.
-pub const INIT_TEMPLATE: &str = include_str!("config/swarmhub.toml.tmpl");
+pub const INIT_TEMPLATE: &str = include_str!("swarmhub.toml.tmpl");
 
 /// Port the hub's proxy listens on inside its container (published as `cluster.hub_port`).
 pub const HUB_CONTAINER_PORT: u16 = 8000;
@@ -573,9 +577,8 @@ impl Config {
     /// config generator checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
-        let name = |key: &'static str, v: &str| {
-            hubconfig::check_docker_name(key, v).map_err(from_hub_error)
-        };
+        let name =
+            |key: &'static str, v: &str| hub::check_docker_name(key, v).map_err(from_hub_error);
         name("cluster.network", &c.network)?;
         name("cluster.nfsd_service", &c.nfsd_service)?;
         name("cluster.hub_service", &c.hub_service)?;
@@ -599,7 +602,7 @@ impl Config {
             ("cluster.plugin_state_dir", &c.plugin_state_dir),
             ("cluster.docker_socket", &c.docker_socket),
         ] {
-            hubconfig::check_abs_path("", dir).map_err(|_| {
+            hub::check_abs_path("", dir).map_err(|_| {
                 invalid(
                     key,
                     format!("{dir:?} must be an absolute path without . or .."),
@@ -633,7 +636,7 @@ impl Config {
             ("images.plugin", &i.plugin),
             ("images.cli", &i.cli),
         ] {
-            hubconfig::check_image("", image).map_err(|e| retarget(e, key))?;
+            hub::check_image("", image).map_err(|e| retarget(e, key))?;
         }
         ldap_endpoint(&self.ldap)?;
         if self.ldap.base_dn.trim().is_empty() {
@@ -667,12 +670,12 @@ impl Config {
         if !(self.hub.cpu_limit.is_finite() && self.hub.cpu_limit >= 0.0) {
             return Err(invalid("hub.cpu_limit", "must be 0 (no limit) or more"));
         }
-        hubconfig::render(&self.hub_settings()).map_err(from_hub_error)?;
+        hub::render(&self.hub_settings()).map_err(from_hub_error)?;
         Ok(())
     }
 
     /// `[tls]` and what it asks of the rest: an https public URL, both files in `files` mode, a
-    /// redirect port only with TLS. The files themselves are checked by [`crate::tls::prepare`].
+    /// redirect port only with TLS. The files themselves are checked by [`crate::settings::tls::prepare`].
     fn validate_tls(&self) -> Result<(), ConfigError> {
         let t = &self.tls;
         let url = &self.cluster.public_url;
@@ -695,12 +698,12 @@ impl Config {
             ));
         }
         let hub = &self.cluster.hub_service;
-        if hub.len() > crate::plan::HUB_SERVICE_MAX_WITH_TLS {
+        if hub.len() > names::HUB_SERVICE_MAX_WITH_TLS {
             return Err(invalid(
                 "cluster.hub_service",
                 format!(
                     "{hub:?} is longer than {} characters, too long with TLS (the certificate's Docker secrets are named after it)",
-                    crate::plan::HUB_SERVICE_MAX_WITH_TLS
+                    names::HUB_SERVICE_MAX_WITH_TLS
                 ),
             ));
         }
@@ -758,7 +761,7 @@ impl Config {
                 cpu_limit: (h.cpu_limit != 0.0).then_some(h.cpu_limit),
                 cpu_guarantee: None,
                 mem_limit: (h.mem_limit.trim() != "0")
-                    .then(|| hubconfig::ByteSize::Text(h.mem_limit.clone())),
+                    .then(|| hub::ByteSize::Text(h.mem_limit.clone())),
                 mem_guarantee: None,
                 placement_constraints: h.notebook_constraints.clone(),
             },
@@ -795,8 +798,8 @@ impl Config {
                 ..IdleCullerSettings::default()
             },
             tls: (self.tls.mode != TlsMode::Off).then(|| TlsSettings {
-                cert_file: secret_path(crate::plan::HUB_TLS_CERT_FILE),
-                key_file: secret_path(crate::plan::HUB_TLS_KEY_FILE),
+                cert_file: secret_path(names::HUB_TLS_CERT_FILE),
+                key_file: secret_path(names::HUB_TLS_KEY_FILE),
                 redirect: (c.hub_redirect_port != 0)
                     .then_some((HUB_REDIRECT_CONTAINER_PORT, c.hub_port)),
             }),
@@ -1019,8 +1022,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Write the commented default file to `path`; an existing file is kept unless `force`.
-pub fn write_init(path: &Path, force: bool) -> Result<(), anyhow::Error> {
-    use anyhow::Context;
+pub fn write_init(path: &Path, force: bool) -> Result<(), InitError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);
@@ -1029,20 +1031,35 @@ pub fn write_init(path: &Path, force: bool) -> Result<(), anyhow::Error> {
     } else {
         opts.create_new(true);
     }
+    let write = |source| InitError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = match opts.open(path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(crate::exit::CliError::Usage(format!(
-                "{} exists; keeping it (use --force to overwrite)",
-                path.display()
-            ))
-            .into());
+            return Err(InitError::Exists(path.to_path_buf()));
         }
-        r => r.with_context(|| format!("cannot create {}", path.display()))?,
+        r => r.map_err(write)?,
     };
     f.write_all(INIT_TEMPLATE.as_bytes())
         .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+        .map_err(write)
+}
+
+/// Why `swarmhub init` wrote no file.
+#[derive(Debug, Error)]
+pub enum InitError {
+    /// The file exists and `--force` was not given (bad usage: exit code 2).
+    #[error("{} exists; keeping it (use --force to overwrite)", .0.display())]
+    Exists(PathBuf),
+    /// The file cannot be created or written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// the file
+        path: PathBuf,
+        /// why
+        source: std::io::Error,
+    },
 }
 
 #[cfg(test)]
@@ -1158,7 +1175,7 @@ mod tests {
         let h = Config::default().hub_settings();
         assert_eq!(h.storage.home_size, Some(10 << 30));
         assert_eq!(h.nbgrader.exchange_size, Some(2 << 30));
-        let py = hubconfig::render(&h).unwrap();
+        let py = hub::render(&h).unwrap();
         assert!(py.contains("    \"home_size\": \"10737418240\",\n"), "{py}");
         assert!(
             py.contains("    \"exchange_size\": \"2147483648\",\n"),
@@ -1184,7 +1201,7 @@ mod tests {
             (h.storage.home_size, h.nbgrader.exchange_size),
             (None, None)
         );
-        let py = hubconfig::render(&h).unwrap();
+        let py = hub::render(&h).unwrap();
         assert!(py.contains("    \"home_size\": None,\n"), "{py}");
     }
 
@@ -1389,7 +1406,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("also cluster.hub_port"), "{e}");
         // the certificate's secrets are named after the hub service: it must leave room
-        let long = "h".repeat(crate::plan::HUB_SERVICE_MAX_WITH_TLS + 1);
+        let long = "h".repeat(names::HUB_SERVICE_MAX_WITH_TLS + 1);
         let e = load(
             &format!("{https}hub_service = \"{long}\"\n[tls]\nmode = \"self-signed\"\n"),
             &[],
