@@ -391,6 +391,35 @@ pub async fn remove_service(c: &Cluster, name: &str) -> Result<Step, CliError> {
     }
 }
 
+/// Stop the services (replicas 0), wait until every task has stopped, then remove them.
+/// Removing a running service at once drops its tasks from Swarm's record while their
+/// containers still stop on the nodes, so nothing could wait for them: a notebook still
+/// writing to its home when nfsd goes next would hang on its mount and could lose the write.
+/// Services that do not exist count as absent.
+pub async fn stop_then_remove(
+    c: &Cluster,
+    names: &[String],
+    progress: &Progress,
+) -> Result<Vec<Step>, CliError> {
+    for name in names {
+        let Some(current) = c.service(name).await? else {
+            continue;
+        };
+        let spec = current.spec.clone().unwrap_or_default();
+        if replicas_of(&spec).is_some_and(|r| r > 0) {
+            scale(c, name, 0).await?;
+        }
+    }
+    for name in names {
+        wait_stopped(c, name, progress).await?;
+    }
+    let mut steps = Vec::new();
+    for name in names {
+        steps.push(remove_service(c, name).await?);
+    }
+    Ok(steps)
+}
+
 /// Remove the network once no container uses it any more (tasks of removed services take a
 /// few seconds to go), within the service timeout.
 pub async fn remove_network(
@@ -406,18 +435,28 @@ pub async fn remove_network(
     loop {
         match not_found(c.docker.remove_network(name).await) {
             Ok(Some(())) => {
-                // a swarm network disappears asynchronously: wait until it is gone, so that
-                // a `run` right after (`rerun`) creates it again instead of finding it
-                while start.elapsed() < Duration::from_secs(seconds) {
+                // a swarm network disappears asynchronously: wait until this node's copy is
+                // gone too (with a budget of its own), so that a `run` right after (`rerun`,
+                // `demo up` after `down`) creates it again instead of finding the copy
+                let removed = Instant::now();
+                loop {
                     let gone = not_found(c.docker.inspect_network(name, Some(swarm_scope())).await)
                         .is_ok_and(|n| n.is_none());
                     if gone {
-                        break;
+                        bar.finish();
+                        return Ok(Step::new("network", name, Change::Removed));
+                    }
+                    if removed.elapsed() >= Duration::from_secs(seconds) {
+                        bar.finish();
+                        return Err(CliError::Timeout {
+                            what: format!(
+                                "network {name} to disappear after its removal (this node still lists it): docker network inspect {name}"
+                            ),
+                            seconds,
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                bar.finish();
-                return Ok(Step::new("network", name, Change::Removed));
             }
             Ok(None) => {
                 bar.finish();

@@ -536,13 +536,7 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
     // the notebooks first, while nfsd still answers their unmounts; their files stay
     let mut names = notebook_services(&cluster).await?;
     names.push(LDAP_SERVICE.to_string());
-    let mut steps = Vec::new();
-    for name in &names {
-        steps.push(apply::remove_service(&cluster, name).await?);
-    }
-    for name in &names {
-        apply::wait_stopped(&cluster, name, &progress).await?;
-    }
+    let mut steps = apply::stop_then_remove(&cluster, &names, &progress).await?;
     steps.extend(apply::prune_secrets(&cluster, SEED_SECRET_PREFIX, &[]).await?);
     let ctx = Ctx {
         cluster: &cluster,

@@ -322,11 +322,10 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     if part == Part::All {
         names.push(names::ROLLOUT_SERVICE.into());
     }
+    // one at a time in this order (the hub before nfsd), each stopped before it is removed:
+    // nfsd goes only once no container of the hub's is left to write through it
     for name in &names {
-        steps.push(apply::remove_service(c, name).await?);
-    }
-    for name in &names {
-        apply::wait_stopped(c, name, &ctx.progress).await?;
+        steps.extend(apply::stop_then_remove(c, std::slice::from_ref(name), &ctx.progress).await?);
     }
     if part != Part::Nfs {
         steps.extend(apply::prune_configs(c, names::HUB_CONFIG_PREFIX, None).await?);
