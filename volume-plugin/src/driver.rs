@@ -195,22 +195,20 @@ impl Driver {
             .map(|v| v.options.clone());
         if let Some(existing) = known {
             if options.layout.is_none() {
-                options.layout = VolumeOptions::from_map(&existing)
-                    .ok()
-                    .and_then(|o| o.layout);
+                options.layout = existing.layout;
             }
-            if existing == options.to_map() {
+            if existing == options {
                 return Ok(());
             }
-            let settings = |m: &BTreeMap<String, String>| {
-                let mut m = m.clone();
-                m.remove("size");
-                m.remove("layout");
-                m
+            let settings = |o: &VolumeOptions| VolumeOptions {
+                size: None,
+                layout: None,
+                ..o.clone()
             };
-            if settings(&existing) != settings(&options.to_map()) {
+            if settings(&existing) != settings(&options) {
                 return Err(format!(
-                    "volume {name:?} exists on this node with options {existing:?}, not {:?}; remove it first (its data is kept) or use another name",
+                    "volume {name:?} exists on this node with options {:?}, not {:?}; remove it first (its data is kept) or use another name",
+                    existing.to_map(),
                     options.to_map()
                 ));
             }
@@ -235,12 +233,12 @@ impl Driver {
             .volumes
             .entry(name.to_string())
             .or_insert_with(|| VolumeState {
-                options: BTreeMap::new(),
+                options: VolumeOptions::default(),
                 export: String::new(),
                 created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 refs: BTreeMap::new(),
             });
-        v.options = options.to_map();
+        v.options = options.clone();
         v.export = export;
         let v = v.clone();
         self.save(&next)?;
@@ -257,7 +255,7 @@ impl Driver {
         let Some(prefix) = &self.config.home_prefix else {
             return Ok(vol);
         };
-        let mut options = VolumeOptions::from_map(&vol.options).map_err(|e| e.to_string())?;
+        let mut options = vol.options.clone();
         let hub_home = options.share.is_none()
             && options
                 .user
@@ -311,11 +309,10 @@ impl Driver {
     }
 
     fn spec(&self, v: &VolumeState) -> MountSpec {
-        let readonly = v.options.get("readonly").is_some_and(|r| r == "true");
         MountSpec {
             server: "0.0.0.0:0".parse().expect("valid"),
             export: v.export.clone(),
-            readonly,
+            readonly: v.options.readonly,
             extra_options: self.config.extra_options.clone(),
         }
     }
@@ -329,10 +326,13 @@ impl Driver {
     async fn mount_or_recreate(&self, name: &str, v: &VolumeState) -> Result<(), String> {
         match self.mount_now(name, v).await {
             Err(Attempt::Stale(msg)) => {
-                let options = VolumeOptions::from_map(&v.options).map_err(|e| e.to_string())?;
-                let export = self.provisioner.ensure(name, &options).await.map_err(|e| {
-                    format!("{msg}; asking nfsd for volume {name} again failed: {e}")
-                })?;
+                let export = self
+                    .provisioner
+                    .ensure(name, &v.options)
+                    .await
+                    .map_err(|e| {
+                        format!("{msg}; asking nfsd for volume {name} again failed: {e}")
+                    })?;
                 let v = self.relearn_export(name, export)?;
                 tracing::warn!(
                     volume = name,
@@ -516,7 +516,7 @@ impl Driver {
                 "export".into(),
                 json!(swarmhub_control_api::mount_path::public_export(&v.export)),
             );
-            s.insert("options".into(), json!(v.options));
+            s.insert("options".into(), json!(v.options.to_map()));
             s.insert("backend".into(), json!(self.backend()));
             s.insert("mounted".into(), json!(mounted));
             s.insert("references".into(), json!(v.total_refs()));
