@@ -11,10 +11,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Provisioner};
 use crate::protocol::*;
 
-type St = State<Arc<Driver>>;
+type St<P> = State<Arc<Driver<P>>>;
 
 /// Parses a request body as JSON, with or without a content type.
 fn body<T: serde::de::DeserializeOwned>(bytes: Bytes) -> Result<T, String> {
@@ -22,16 +22,16 @@ fn body<T: serde::de::DeserializeOwned>(bytes: Bytes) -> Result<T, String> {
 }
 
 /// The router Docker talks to.
-pub fn router(driver: Arc<Driver>) -> Router {
+pub fn router<P: Provisioner>(driver: Arc<Driver<P>>) -> Router {
     Router::new()
         .route("/Plugin.Activate", post(activate))
-        .route("/VolumeDriver.Create", post(create))
-        .route("/VolumeDriver.Remove", post(remove))
-        .route("/VolumeDriver.Mount", post(mount))
-        .route("/VolumeDriver.Unmount", post(unmount))
-        .route("/VolumeDriver.Path", post(path))
-        .route("/VolumeDriver.Get", post(get))
-        .route("/VolumeDriver.List", post(list))
+        .route("/VolumeDriver.Create", post(create::<P>))
+        .route("/VolumeDriver.Remove", post(remove::<P>))
+        .route("/VolumeDriver.Mount", post(mount::<P>))
+        .route("/VolumeDriver.Unmount", post(unmount::<P>))
+        .route("/VolumeDriver.Path", post(path::<P>))
+        .route("/VolumeDriver.Get", post(get::<P>))
+        .route("/VolumeDriver.List", post(list::<P>))
         .route("/VolumeDriver.Capabilities", post(capabilities))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(driver)
@@ -49,7 +49,7 @@ fn err(r: Result<(), String>) -> Json<ErrResponse> {
     })
 }
 
-async fn create(State(d): St, req: Bytes) -> Json<ErrResponse> {
+async fn create<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
     let r = match body::<CreateRequest>(req) {
         Ok(req) => d.create(&req.name, &req.opts.unwrap_or_default()).await,
         Err(e) => Err(e),
@@ -60,14 +60,14 @@ async fn create(State(d): St, req: Bytes) -> Json<ErrResponse> {
     err(r)
 }
 
-async fn remove(State(d): St, req: Bytes) -> Json<ErrResponse> {
+async fn remove<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
     err(match body::<NameRequest>(req) {
         Ok(req) => d.remove(&req.name).await,
         Err(e) => Err(e),
     })
 }
 
-async fn mount(State(d): St, req: Bytes) -> Json<MountResponse> {
+async fn mount<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<MountResponse> {
     match body::<MountRequest>(req) {
         Ok(req) => match d.mount(&req.name, &req.id).await {
             Ok(mountpoint) => Json(MountResponse {
@@ -86,14 +86,14 @@ async fn mount(State(d): St, req: Bytes) -> Json<MountResponse> {
     }
 }
 
-async fn unmount(State(d): St, req: Bytes) -> Json<ErrResponse> {
+async fn unmount<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
     err(match body::<MountRequest>(req) {
         Ok(req) => d.unmount(&req.name, &req.id).await,
         Err(e) => Err(e),
     })
 }
 
-async fn path(State(d): St, req: Bytes) -> Json<MountResponse> {
+async fn path<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<MountResponse> {
     match body::<NameRequest>(req).and_then(|r| d.path(&r.name)) {
         Ok(mountpoint) => Json(MountResponse {
             mountpoint,
@@ -106,7 +106,7 @@ async fn path(State(d): St, req: Bytes) -> Json<MountResponse> {
     }
 }
 
-async fn get(State(d): St, req: Bytes) -> Json<GetResponse> {
+async fn get<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<GetResponse> {
     match body::<NameRequest>(req).and_then(|r| d.get(&r.name)) {
         Ok(v) => Json(GetResponse {
             volume: Some(v),
@@ -116,7 +116,7 @@ async fn get(State(d): St, req: Bytes) -> Json<GetResponse> {
     }
 }
 
-async fn list(State(d): St) -> Json<ListResponse> {
+async fn list<P: Provisioner>(State(d): St<P>) -> Json<ListResponse> {
     Json(ListResponse {
         volumes: d.list(),
         err: String::new(),

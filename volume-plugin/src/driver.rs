@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,12 +41,20 @@ impl From<String> for Attempt {
 }
 
 /// What the driver needs from nfsd: ensure a volume exists, get its export path.
+///
+/// Not dyn-compatible (its method returns `impl Future`), so [`Driver`] is generic over it
+/// rather than holding an `Arc<dyn Provisioner>`: one plugin uses one provisioner, chosen at
+/// start. Implementations write `async fn ensure`; the trait spells out `+ Send` because the
+/// driver's futures run in axum handlers and spawned tasks, and a plain `async fn` in a trait
+/// would promise generic callers nothing about `Send`.
 pub trait Provisioner: Send + Sync + 'static {
-    fn ensure<'a>(
-        &'a self,
-        name: &'a str,
-        options: &'a VolumeOptions,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    /// Creates volume `name` on nfsd with `options`, or confirms the one there; answers the
+    /// mount path nfsd gives out for it.
+    fn ensure(
+        &self,
+        name: &str,
+        options: &VolumeOptions,
+    ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
 /// The real provisioner: nfsd's control API, with the token read from its file at each call
@@ -59,34 +66,28 @@ pub struct NfsdProvisioner {
 }
 
 impl Provisioner for NfsdProvisioner {
-    fn ensure<'a>(
-        &'a self,
-        name: &'a str,
-        options: &'a VolumeOptions,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
-        Box::pin(async move {
-            let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
-                format!(
-                    "reading the nfsd API token {}: {e}; the swarmhub CLI's plugin rollout writes it",
-                    self.token_file.display()
-                )
-            })?;
-            let client = swarmhub_control_api::client::ControlClient::new(
-                &self.base_url,
-                token.trim(),
-                self.timeout,
-            );
-            let v = client
-                .create(&CreateVolume {
-                    name: name.to_string(),
-                    options: options.clone(),
-                    identity: None,
-                    client: None,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(v.export)
-        })
+    async fn ensure(&self, name: &str, options: &VolumeOptions) -> Result<String, String> {
+        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            format!(
+                "reading the nfsd API token {}: {e}; the swarmhub CLI's plugin rollout writes it",
+                self.token_file.display()
+            )
+        })?;
+        let client = swarmhub_control_api::client::ControlClient::new(
+            &self.base_url,
+            token.trim(),
+            self.timeout,
+        );
+        let v = client
+            .create(&CreateVolume {
+                name: name.to_string(),
+                options: options.clone(),
+                identity: None,
+                client: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(v.export)
     }
 }
 
@@ -108,8 +109,8 @@ pub struct DriverConfig {
     pub home_prefix: Option<String>,
 }
 
-/// The volume driver of one node.
-pub struct Driver {
+/// The volume driver of one node, asking nfsd through `P`.
+pub struct Driver<P> {
     config: DriverConfig,
     state_path: PathBuf,
     // std locks: held for map updates only, never across an await
@@ -119,15 +120,15 @@ pub struct Driver {
     // one async lock per volume serialises its mounts and unmounts
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     mounter: Arc<dyn Mounter>,
-    provisioner: Arc<dyn Provisioner>,
+    provisioner: Arc<P>,
 }
 
-impl Driver {
+impl<P: Provisioner> Driver<P> {
     /// Loads the state (before the socket listens) and notes which volumes are mounted now.
     pub fn open(
         config: DriverConfig,
         mounter: Arc<dyn Mounter>,
-        provisioner: Arc<dyn Provisioner>,
+        provisioner: Arc<P>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.state_dir)?;
         std::fs::create_dir_all(&config.mount_root)?;

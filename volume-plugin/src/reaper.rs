@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyperlocal::{UnixClientExt, UnixConnector};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Provisioner};
 
 /// Asks dockerd which running containers use a volume.
 pub struct DockerQuery {
@@ -75,8 +75,8 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Runs until `stop` fires: every `grace / 4` (at least 5 s), checks referenced volumes.
-pub async fn run(
-    driver: Arc<Driver>,
+pub async fn run<P: Provisioner>(
+    driver: Arc<Driver<P>>,
     docker: DockerQuery,
     grace: Duration,
     stop: CancellationToken,
