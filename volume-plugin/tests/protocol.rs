@@ -13,7 +13,7 @@ use hyperlocal::{UnixClientExt, UnixConnector};
 use serde_json::{Value, json};
 use swarmhub_control_api::VolumeOptions;
 use swarmhub_volume_plugin::config::{Args, ServeArgs};
-use swarmhub_volume_plugin::driver::{NfsdProvisioner, Provisioner};
+use swarmhub_volume_plugin::driver::{NfsdProvisioner, ProvisionError, Provisioner};
 use swarmhub_volume_plugin::mounter::Mounter;
 use swarmhub_volume_plugin::mounter::recording::{Call, RecordingMounter};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ struct RecordingProvisioner {
 }
 
 impl Provisioner for RecordingProvisioner {
-    async fn ensure(&self, name: &str, options: &VolumeOptions) -> Result<String, String> {
+    async fn ensure(&self, name: &str, options: &VolumeOptions) -> Result<String, ProvisionError> {
         self.ensured
             .lock()
             .unwrap()
