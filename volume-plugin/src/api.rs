@@ -1,5 +1,6 @@
 //! The plugin's HTTP endpoints on its unix socket: `/Plugin.Activate` and `/VolumeDriver.*`,
-//! each parsing Docker's JSON, calling the [`Driver`], and answering `{"Err": ...}` on failure.
+//! each parsing Docker's JSON, calling the [`Driver`], and answering `{"Err": ...}` on failure
+//! (made here, in [`reply`], and nowhere else).
 //! Bodies are small; anything over 64 KiB or not JSON is an `Err` reply, never a crash.
 //! dockerd sends its JSON without a `Content-Type` header (only `Accept:
 //! application/vnd.docker.plugins.v1.2+json`), so bodies are parsed whatever the header says.
@@ -11,27 +12,47 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Provisioner};
+use crate::error::DriverError;
 use crate::protocol::*;
 
-type St = State<Arc<Driver>>;
+type St<P> = State<Arc<Driver<P>>>;
+
+/// Why a call is answered with an `Err`: dockerd's body does not parse, or the driver refused.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("malformed request from dockerd: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
 
 /// Parses a request body as JSON, with or without a content type.
-fn body<T: serde::de::DeserializeOwned>(bytes: Bytes) -> Result<T, String> {
-    serde_json::from_slice(&bytes).map_err(|e| format!("malformed request from dockerd: {e}"))
+fn body<T: serde::de::DeserializeOwned>(bytes: Bytes) -> Result<T, CallError> {
+    serde_json::from_slice(&bytes).map_err(CallError::Malformed)
+}
+
+/// The one place an error becomes Docker's `Err` text: the answer's value and `Err`, which is
+/// empty on success (Docker reads any other text as the failure, shown to users as
+/// `VolumeDriver.<Call>: <Err>`).
+fn reply<T: Default>(r: Result<T, CallError>) -> (T, String) {
+    match r {
+        Ok(v) => (v, String::new()),
+        Err(e) => (T::default(), e.to_string()),
+    }
 }
 
 /// The router Docker talks to.
-pub fn router(driver: Arc<Driver>) -> Router {
+pub fn router<P: Provisioner>(driver: Arc<Driver<P>>) -> Router {
     Router::new()
         .route("/Plugin.Activate", post(activate))
-        .route("/VolumeDriver.Create", post(create))
-        .route("/VolumeDriver.Remove", post(remove))
-        .route("/VolumeDriver.Mount", post(mount))
-        .route("/VolumeDriver.Unmount", post(unmount))
-        .route("/VolumeDriver.Path", post(path))
-        .route("/VolumeDriver.Get", post(get))
-        .route("/VolumeDriver.List", post(list))
+        .route("/VolumeDriver.Create", post(create::<P>))
+        .route("/VolumeDriver.Remove", post(remove::<P>))
+        .route("/VolumeDriver.Mount", post(mount::<P>))
+        .route("/VolumeDriver.Unmount", post(unmount::<P>))
+        .route("/VolumeDriver.Path", post(path::<P>))
+        .route("/VolumeDriver.Get", post(get::<P>))
+        .route("/VolumeDriver.List", post(list::<P>))
         .route("/VolumeDriver.Capabilities", post(capabilities))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(driver)
@@ -43,80 +64,64 @@ async fn activate() -> Json<ActivateResponse> {
     })
 }
 
-fn err(r: Result<(), String>) -> Json<ErrResponse> {
-    Json(ErrResponse {
-        err: r.err().unwrap_or_default(),
-    })
+fn err(r: Result<(), CallError>) -> Json<ErrResponse> {
+    let ((), err) = reply(r);
+    Json(ErrResponse { err })
 }
 
-async fn create(State(d): St, req: Bytes) -> Json<ErrResponse> {
-    let r = match body::<CreateRequest>(req) {
-        Ok(req) => d.create(&req.name, &req.opts.unwrap_or_default()).await,
-        Err(e) => Err(e),
-    };
+fn mountpoint(r: Result<String, CallError>) -> Json<MountResponse> {
+    let (mountpoint, err) = reply(r);
+    Json(MountResponse { mountpoint, err })
+}
+
+async fn create<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
+    let r = async {
+        let req: CreateRequest = body(req)?;
+        Ok(d.create(&req.name, &req.opts.unwrap_or_default()).await?)
+    }
+    .await;
     if let Err(e) = &r {
         tracing::warn!("VolumeDriver.Create refused: {e}");
     }
     err(r)
 }
 
-async fn remove(State(d): St, req: Bytes) -> Json<ErrResponse> {
-    err(match body::<NameRequest>(req) {
-        Ok(req) => d.remove(&req.name).await,
-        Err(e) => Err(e),
-    })
-}
-
-async fn mount(State(d): St, req: Bytes) -> Json<MountResponse> {
-    match body::<MountRequest>(req) {
-        Ok(req) => match d.mount(&req.name, &req.id).await {
-            Ok(mountpoint) => Json(MountResponse {
-                mountpoint,
-                err: String::new(),
-            }),
-            Err(err) => Json(MountResponse {
-                mountpoint: String::new(),
-                err,
-            }),
-        },
-        Err(err) => Json(MountResponse {
-            mountpoint: String::new(),
-            err,
-        }),
+async fn remove<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
+    err(async {
+        let req: NameRequest = body(req)?;
+        Ok(d.remove(&req.name).await?)
     }
+    .await)
 }
 
-async fn unmount(State(d): St, req: Bytes) -> Json<ErrResponse> {
-    err(match body::<MountRequest>(req) {
-        Ok(req) => d.unmount(&req.name, &req.id).await,
-        Err(e) => Err(e),
-    })
+async fn mount<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<MountResponse> {
+    mountpoint(
+        async {
+            let req: MountRequest = body(req)?;
+            Ok(d.mount(&req.name, &req.id).await?)
+        }
+        .await,
+    )
 }
 
-async fn path(State(d): St, req: Bytes) -> Json<MountResponse> {
-    match body::<NameRequest>(req).and_then(|r| d.path(&r.name)) {
-        Ok(mountpoint) => Json(MountResponse {
-            mountpoint,
-            err: String::new(),
-        }),
-        Err(err) => Json(MountResponse {
-            mountpoint: String::new(),
-            err,
-        }),
+async fn unmount<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<ErrResponse> {
+    err(async {
+        let req: MountRequest = body(req)?;
+        Ok(d.unmount(&req.name, &req.id).await?)
     }
+    .await)
 }
 
-async fn get(State(d): St, req: Bytes) -> Json<GetResponse> {
-    match body::<NameRequest>(req).and_then(|r| d.get(&r.name)) {
-        Ok(v) => Json(GetResponse {
-            volume: Some(v),
-            err: String::new(),
-        }),
-        Err(err) => Json(GetResponse { volume: None, err }),
-    }
+async fn path<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<MountResponse> {
+    mountpoint(body::<NameRequest>(req).and_then(|r| Ok(d.path(&r.name)?)))
 }
 
-async fn list(State(d): St) -> Json<ListResponse> {
+async fn get<P: Provisioner>(State(d): St<P>, req: Bytes) -> Json<GetResponse> {
+    let (volume, err) = reply(body::<NameRequest>(req).and_then(|r| Ok(Some(d.get(&r.name)?))));
+    Json(GetResponse { volume, err })
+}
+
+async fn list<P: Provisioner>(State(d): St<P>) -> Json<ListResponse> {
     Json(ListResponse {
         volumes: d.list(),
         err: String::new(),

@@ -11,13 +11,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 use swarmhub_control_api::{CreateVolume, Layout, VolumeOptions, validate_volume_name};
 
+pub use crate::error::{DriverError, ProvisionError};
 use crate::mounter::{MountError, MountSpec, Mounter};
 use crate::protocol::VolumeInfo;
 use crate::state::{PluginState, StateFile, VolumeState};
@@ -25,29 +25,21 @@ use crate::state::{PluginState, StateFile, VolumeState};
 /// How long a Mount of an already mounted volume waits for nfsd to accept a connection.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Why one mount attempt failed: nfsd refused this node's mount path or has no such export
-/// (which the driver repairs once by asking nfsd for the volume again), or anything else.
-#[derive(Debug, thiserror::Error)]
-enum Attempt {
-    #[error("{0}")]
-    Stale(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<String> for Attempt {
-    fn from(s: String) -> Self {
-        Attempt::Failed(s)
-    }
-}
-
 /// What the driver needs from nfsd: ensure a volume exists, get its export path.
+///
+/// Not dyn-compatible (its method returns `impl Future`), so [`Driver`] is generic over it
+/// rather than holding an `Arc<dyn Provisioner>`: one plugin uses one provisioner, chosen at
+/// start. Implementations write `async fn ensure`; the trait spells out `+ Send` because the
+/// driver's futures run in axum handlers and spawned tasks, and a plain `async fn` in a trait
+/// would promise generic callers nothing about `Send`.
 pub trait Provisioner: Send + Sync + 'static {
-    fn ensure<'a>(
-        &'a self,
-        name: &'a str,
-        options: &'a VolumeOptions,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+    /// Creates volume `name` on nfsd with `options`, or confirms the one there; answers the
+    /// mount path nfsd gives out for it.
+    fn ensure(
+        &self,
+        name: &str,
+        options: &VolumeOptions,
+    ) -> impl Future<Output = Result<String, ProvisionError>> + Send;
 }
 
 /// The real provisioner: nfsd's control API, with the token read from its file at each call
@@ -59,34 +51,26 @@ pub struct NfsdProvisioner {
 }
 
 impl Provisioner for NfsdProvisioner {
-    fn ensure<'a>(
-        &'a self,
-        name: &'a str,
-        options: &'a VolumeOptions,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
-        Box::pin(async move {
-            let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
-                format!(
-                    "reading the nfsd API token {}: {e}; the swarmhub CLI's plugin rollout writes it",
-                    self.token_file.display()
-                )
+    async fn ensure(&self, name: &str, options: &VolumeOptions) -> Result<String, ProvisionError> {
+        let token =
+            std::fs::read_to_string(&self.token_file).map_err(|source| ProvisionError::Token {
+                path: self.token_file.clone(),
+                source,
             })?;
-            let client = swarmhub_control_api::client::ControlClient::new(
-                &self.base_url,
-                token.trim(),
-                self.timeout,
-            );
-            let v = client
-                .create(&CreateVolume {
-                    name: name.to_string(),
-                    options: options.clone(),
-                    identity: None,
-                    client: None,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(v.export)
-        })
+        let client = swarmhub_control_api::client::ControlClient::new(
+            &self.base_url,
+            token.trim(),
+            self.timeout,
+        );
+        let v = client
+            .create(&CreateVolume {
+                name: name.to_string(),
+                options: options.clone(),
+                identity: None,
+                client: None,
+            })
+            .await?;
+        Ok(v.export)
     }
 }
 
@@ -108,8 +92,8 @@ pub struct DriverConfig {
     pub home_prefix: Option<String>,
 }
 
-/// The volume driver of one node.
-pub struct Driver {
+/// The volume driver of one node, asking nfsd through `P`.
+pub struct Driver<P> {
     config: DriverConfig,
     state_path: PathBuf,
     // std locks: held for map updates only, never across an await
@@ -119,15 +103,15 @@ pub struct Driver {
     // one async lock per volume serialises its mounts and unmounts
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     mounter: Arc<dyn Mounter>,
-    provisioner: Arc<dyn Provisioner>,
+    provisioner: Arc<P>,
 }
 
-impl Driver {
+impl<P: Provisioner> Driver<P> {
     /// Loads the state (before the socket listens) and notes which volumes are mounted now.
     pub fn open(
         config: DriverConfig,
         mounter: Arc<dyn Mounter>,
-        provisioner: Arc<dyn Provisioner>,
+        provisioner: Arc<P>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.state_dir)?;
         std::fs::create_dir_all(&config.mount_root)?;
@@ -169,10 +153,8 @@ impl Driver {
             .clone()
     }
 
-    fn save(&self, state: &PluginState) -> Result<(), String> {
-        state
-            .save(&self.state_path)
-            .map_err(|e| format!("saving plugin state: {e}"))
+    fn save(&self, state: &PluginState) -> Result<(), DriverError> {
+        state.save(&self.state_path).map_err(DriverError::SaveState)
     }
 
     fn is_mounted(&self, name: &str) -> bool {
@@ -182,10 +164,14 @@ impl Driver {
     /// `VolumeDriver.Create`. A volume this node knows is created again when the options
     /// differ only in `size` and `layout` (what the hub's settings may change; a recorded layout
     /// is kept): nfsd applies them, this node records them.
-    pub async fn create(&self, name: &str, opts: &BTreeMap<String, String>) -> Result<(), String> {
-        validate_volume_name(name).map_err(|e| e.to_string())?;
-        let mut options = VolumeOptions::from_map(opts).map_err(|e| e.to_string())?;
-        options.require_user().map_err(|e| e.to_string())?;
+    pub async fn create(
+        &self,
+        name: &str,
+        opts: &BTreeMap<String, String>,
+    ) -> Result<(), DriverError> {
+        validate_volume_name(name)?;
+        let mut options = VolumeOptions::from_map(opts)?;
+        options.require_user()?;
         let known = self
             .state
             .lock()
@@ -195,24 +181,22 @@ impl Driver {
             .map(|v| v.options.clone());
         if let Some(existing) = known {
             if options.layout.is_none() {
-                options.layout = VolumeOptions::from_map(&existing)
-                    .ok()
-                    .and_then(|o| o.layout);
+                options.layout = existing.layout;
             }
-            if existing == options.to_map() {
+            if existing == options {
                 return Ok(());
             }
-            let settings = |m: &BTreeMap<String, String>| {
-                let mut m = m.clone();
-                m.remove("size");
-                m.remove("layout");
-                m
+            let settings = |o: &VolumeOptions| VolumeOptions {
+                size: None,
+                layout: None,
+                ..o.clone()
             };
-            if settings(&existing) != settings(&options.to_map()) {
-                return Err(format!(
-                    "volume {name:?} exists on this node with options {existing:?}, not {:?}; remove it first (its data is kept) or use another name",
-                    options.to_map()
-                ));
+            if settings(&existing) != settings(&options) {
+                return Err(DriverError::OptionsConflict {
+                    name: name.to_string(),
+                    existing: existing.to_map(),
+                    wanted: options.to_map(),
+                });
             }
         }
         let export = self.provisioner.ensure(name, &options).await?;
@@ -228,19 +212,19 @@ impl Driver {
         name: &str,
         options: &VolumeOptions,
         export: String,
-    ) -> Result<VolumeState, String> {
+    ) -> Result<VolumeState, DriverError> {
         let mut state = self.state.lock().expect("poisoned");
         let mut next = state.clone();
         let v = next
             .volumes
             .entry(name.to_string())
             .or_insert_with(|| VolumeState {
-                options: BTreeMap::new(),
+                options: VolumeOptions::default(),
                 export: String::new(),
                 created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 refs: BTreeMap::new(),
             });
-        v.options = options.to_map();
+        v.options = options.clone();
         v.export = export;
         let v = v.clone();
         self.save(&next)?;
@@ -253,11 +237,15 @@ impl Driver {
     /// `layout=home` first (it moves a 0.x home's files into `work/`), and that is recorded.
     /// Docker created such a volume here before the hub passed the option and never calls
     /// Create for a volume it knows, so this is where the option reaches nfsd.
-    async fn with_home_layout(&self, name: &str, vol: VolumeState) -> Result<VolumeState, String> {
+    async fn with_home_layout(
+        &self,
+        name: &str,
+        vol: VolumeState,
+    ) -> Result<VolumeState, DriverError> {
         let Some(prefix) = &self.config.home_prefix else {
             return Ok(vol);
         };
-        let mut options = VolumeOptions::from_map(&vol.options).map_err(|e| e.to_string())?;
+        let mut options = vol.options.clone();
         let hub_home = options.share.is_none()
             && options
                 .user
@@ -267,9 +255,14 @@ impl Driver {
             return Ok(vol);
         }
         options.layout = Some(Layout::Home);
-        let export = self.provisioner.ensure(name, &options).await.map_err(|e| {
-            format!("asking nfsd for home volume {name} with layout=home (the whole home directory): {e}")
-        })?;
+        let export = self
+            .provisioner
+            .ensure(name, &options)
+            .await
+            .map_err(|source| DriverError::HomeLayout {
+                name: name.to_string(),
+                source,
+            })?;
         let vol = self.record(name, &options, export)?;
         tracing::info!(
             volume = name,
@@ -279,7 +272,7 @@ impl Driver {
     }
 
     /// `VolumeDriver.Remove`: forgets the volume here; nfsd keeps the data.
-    pub async fn remove(&self, name: &str) -> Result<(), String> {
+    pub async fn remove(&self, name: &str) -> Result<(), DriverError> {
         let lock = self.lock_of(name);
         let _g = lock.lock().await;
         {
@@ -287,10 +280,10 @@ impl Driver {
             match state.volumes.get(name) {
                 None => return Ok(()),
                 Some(v) if v.total_refs() > 0 => {
-                    return Err(format!(
-                        "volume {name:?} is still mounted by {} container mount(s) on this node; stop them first",
-                        v.total_refs()
-                    ));
+                    return Err(DriverError::InUse {
+                        name: name.to_string(),
+                        mounts: v.total_refs(),
+                    });
                 }
                 Some(_) => {}
             }
@@ -311,11 +304,10 @@ impl Driver {
     }
 
     fn spec(&self, v: &VolumeState) -> MountSpec {
-        let readonly = v.options.get("readonly").is_some_and(|r| r == "true");
         MountSpec {
             server: "0.0.0.0:0".parse().expect("valid"),
             export: v.export.clone(),
-            readonly,
+            readonly: v.options.readonly,
             extra_options: self.config.extra_options.clone(),
         }
     }
@@ -326,26 +318,36 @@ impl Driver {
     /// a node upgraded from a version without capabilities does not have, and this node's state
     /// can outlive nfsd's volume (a replaced data directory, a volume deleted there), while
     /// dockerd does not call Create again for a volume it already knows.
-    async fn mount_or_recreate(&self, name: &str, v: &VolumeState) -> Result<(), String> {
+    async fn mount_or_recreate(&self, name: &str, v: &VolumeState) -> Result<(), DriverError> {
         match self.mount_now(name, v).await {
-            Err(Attempt::Stale(msg)) => {
-                let options = VolumeOptions::from_map(&v.options).map_err(|e| e.to_string())?;
-                let export = self.provisioner.ensure(name, &options).await.map_err(|e| {
-                    format!("{msg}; asking nfsd for volume {name} again failed: {e}")
-                })?;
+            Err(DriverError::Mount(refused))
+                if matches!(
+                    *refused,
+                    MountError::NoSuchExport { .. } | MountError::Refused { .. }
+                ) =>
+            {
+                let export = self
+                    .provisioner
+                    .ensure(name, &v.options)
+                    .await
+                    .map_err(|source| DriverError::Reensure {
+                        name: name.to_string(),
+                        refused,
+                        source,
+                    })?;
                 let v = self.relearn_export(name, export)?;
                 tracing::warn!(
                     volume = name,
                     "nfsd refused the mount path this node had for the volume; it gave the current one (or created the volume again)"
                 );
-                self.mount_now(name, &v).await.map_err(|e| e.to_string())
+                self.mount_now(name, &v).await
             }
-            other => other.map_err(|e| e.to_string()),
+            other => other,
         }
     }
 
     /// Keeps `export` as the volume's mount path (persisted before it is used).
-    fn relearn_export(&self, name: &str, export: String) -> Result<VolumeState, String> {
+    fn relearn_export(&self, name: &str, export: String) -> Result<VolumeState, DriverError> {
         let mut state = self.state.lock().expect("poisoned");
         let mut next = state.clone();
         let v = next
@@ -359,7 +361,7 @@ impl Driver {
         Ok(v)
     }
 
-    async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), Attempt> {
+    async fn mount_now(&self, name: &str, v: &VolumeState) -> Result<(), DriverError> {
         let target = self.target(name);
         let mut spec = self.spec(v);
         let server = self.config.server.clone();
@@ -369,22 +371,26 @@ impl Driver {
             use std::net::ToSocketAddrs;
             spec.server = server
                 .to_socket_addrs()
-                .map_err(|e| format!("resolving nfsd address {server}: {e}"))?
+                .map_err(|source| DriverError::ResolveNfsd {
+                    server: server.clone(),
+                    source,
+                })?
                 .next()
-                .ok_or_else(|| format!("nfsd address {server} resolves to nothing"))?;
-            std::fs::create_dir_all(&target)
-                .map_err(|e| format!("creating mount point {}: {e}", target.display()))?;
-            mounter
-                .mount(&spec, &target, deadline)
-                .map_err(|e| match e {
-                    MountError::NoSuchExport { .. } | MountError::Refused { .. } => {
-                        Attempt::Stale(e.to_string())
-                    }
-                    other => Attempt::Failed(other.to_string()),
-                })
+                .ok_or_else(|| DriverError::NfsdAddressEmpty {
+                    server: server.clone(),
+                })?;
+            std::fs::create_dir_all(&target).map_err(|source| DriverError::MountPoint {
+                target: target.clone(),
+                source,
+            })?;
+            mounter.mount(&spec, &target, deadline)?;
+            Ok::<_, DriverError>(())
         })
         .await
-        .map_err(|e| Attempt::Failed(format!("mount task failed: {e}")))?;
+        .map_err(|source| DriverError::Task {
+            what: "mount",
+            source,
+        })?;
         match &result {
             Ok(()) => {
                 self.mounted
@@ -405,23 +411,26 @@ impl Driver {
         result
     }
 
-    async fn unmount_now(&self, name: &str) -> Result<(), String> {
+    async fn unmount_now(&self, name: &str) -> Result<(), DriverError> {
         let target = self.target(name);
         let mounter = self.mounter.clone();
         tokio::task::spawn_blocking(move || {
-            mounter.unmount(&target).map_err(|e| e.to_string())?;
+            mounter.unmount(&target)?;
             let _ = std::fs::remove_dir(&target);
-            Ok::<_, String>(())
+            Ok::<_, DriverError>(())
         })
         .await
-        .map_err(|e| format!("unmount task failed: {e}"))??;
+        .map_err(|source| DriverError::Task {
+            what: "unmount",
+            source,
+        })??;
         self.mounted.lock().expect("poisoned").remove(name);
         tracing::info!(volume = name, "unmounted");
         Ok(())
     }
 
     /// `VolumeDriver.Mount`: returns the mount point.
-    pub async fn mount(&self, name: &str, id: &str) -> Result<String, String> {
+    pub async fn mount(&self, name: &str, id: &str) -> Result<String, DriverError> {
         let lock = self.lock_of(name);
         let _g = lock.lock().await;
         let vol = self
@@ -453,22 +462,26 @@ impl Driver {
     }
 
     /// A TCP connection to nfsd's NFS port within [`PROBE_TIMEOUT`].
-    async fn probe_server(&self, name: &str) -> Result<(), String> {
+    async fn probe_server(&self, name: &str) -> Result<(), DriverError> {
         let server = self.config.server.clone();
         let connect = tokio::net::TcpStream::connect(server.clone());
         match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!(
-                "volume {name} is mounted but nfsd at {server} is unreachable ({e}); start nfsd (swarmhub nfs start) and retry"
-            )),
-            Err(_) => Err(format!(
-                "volume {name} is mounted but nfsd at {server} does not accept connections within {PROBE_TIMEOUT:?}; check nfsd (swarmhub doctor) and retry"
-            )),
+            Ok(Err(source)) => Err(DriverError::NfsdUnreachable {
+                name: name.to_string(),
+                server,
+                source,
+            }),
+            Err(_) => Err(DriverError::NfsdSilent {
+                name: name.to_string(),
+                server,
+                after: PROBE_TIMEOUT,
+            }),
         }
     }
 
     /// `VolumeDriver.Unmount`: unknown volumes and IDs succeed.
-    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), String> {
+    pub async fn unmount(&self, name: &str, id: &str) -> Result<(), DriverError> {
         let lock = self.lock_of(name);
         let _g = lock.lock().await;
         let remaining = {
@@ -495,7 +508,7 @@ impl Driver {
     }
 
     /// `VolumeDriver.Path`: the mount point while mounted, else empty.
-    pub fn path(&self, name: &str) -> Result<String, String> {
+    pub fn path(&self, name: &str) -> Result<String, DriverError> {
         let state = self.state.lock().expect("poisoned");
         if !state.volumes.contains_key(name) {
             return Err(no_such_volume(name));
@@ -516,7 +529,7 @@ impl Driver {
                 "export".into(),
                 json!(swarmhub_control_api::mount_path::public_export(&v.export)),
             );
-            s.insert("options".into(), json!(v.options));
+            s.insert("options".into(), json!(v.options.to_map()));
             s.insert("backend".into(), json!(self.backend()));
             s.insert("mounted".into(), json!(mounted));
             s.insert("references".into(), json!(v.total_refs()));
@@ -538,7 +551,7 @@ impl Driver {
     }
 
     /// `VolumeDriver.Get`: `Err` for unknown names, so Docker calls Create with the options.
-    pub fn get(&self, name: &str) -> Result<VolumeInfo, String> {
+    pub fn get(&self, name: &str) -> Result<VolumeInfo, DriverError> {
         let state = self.state.lock().expect("poisoned");
         let v = state
             .volumes
@@ -601,7 +614,7 @@ impl Driver {
 
     /// Drops every reference of `name` and unmounts it: used for mounts no running container
     /// holds any more (dockerd's live-restore never sends Unmount for them).
-    pub async fn reap(&self, name: &str) -> Result<(), String> {
+    pub async fn reap(&self, name: &str) -> Result<(), DriverError> {
         let lock = self.lock_of(name);
         let _g = lock.lock().await;
         {
@@ -629,8 +642,8 @@ impl Driver {
     }
 }
 
-fn no_such_volume(name: &str) -> String {
-    format!(
-        "no such volume {name:?} on this node; create it with: docker volume create -d swarmhub-nfs -o user=<ldap name> {name}"
-    )
+fn no_such_volume(name: &str) -> DriverError {
+    DriverError::NoSuchVolume {
+        name: name.to_string(),
+    }
 }

@@ -14,7 +14,40 @@ use hyper_util::client::legacy::Client;
 use hyperlocal::{UnixClientExt, UnixConnector};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, Provisioner};
+
+/// How long dockerd may take to list containers.
+const DOCKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why dockerd could not say which running containers use a volume (the reaper then waits for
+/// its next round; nothing is reaped on a guess).
+#[derive(Debug, thiserror::Error)]
+pub enum DockerQueryError {
+    /// dockerd did not answer in time
+    #[error("dockerd at {} did not answer within {after:?}", socket.display())]
+    Timeout { socket: PathBuf, after: Duration },
+    /// no connection to dockerd's socket, or the request failed
+    #[error("asking dockerd at {}: {source}", socket.display())]
+    Request {
+        socket: PathBuf,
+        source: hyper_util::client::legacy::Error,
+    },
+    /// the answer broke off
+    #[error("reading dockerd's answer at {}: {source}", socket.display())]
+    Body {
+        socket: PathBuf,
+        source: hyper::Error,
+    },
+    /// dockerd refused the query
+    #[error("dockerd answered {status}: {body}")]
+    Status {
+        status: hyper::StatusCode,
+        body: String,
+    },
+    /// the answer is not a container list
+    #[error("dockerd's container list: {0}")]
+    List(#[source] serde_json::Error),
+}
 
 /// Asks dockerd which running containers use a volume.
 pub struct DockerQuery {
@@ -31,34 +64,38 @@ impl DockerQuery {
     }
 
     /// Number of running containers that mount `volume`.
-    pub async fn users_of(&self, volume: &str) -> Result<usize, String> {
+    pub async fn users_of(&self, volume: &str) -> Result<usize, DockerQueryError> {
         let filters = serde_json::json!({ "volume": [volume] }).to_string();
         let path = format!("/containers/json?filters={}", urlencode(&filters));
         let uri: hyper::Uri = hyperlocal::Uri::new(&self.socket, &path).into();
-        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.get(uri))
+        let resp = tokio::time::timeout(DOCKER_TIMEOUT, self.client.get(uri))
             .await
-            .map_err(|_| {
-                format!(
-                    "dockerd at {} did not answer within 10 s",
-                    self.socket.display()
-                )
+            .map_err(|_| DockerQueryError::Timeout {
+                socket: self.socket.clone(),
+                after: DOCKER_TIMEOUT,
             })?
-            .map_err(|e| format!("asking dockerd at {}: {e}", self.socket.display()))?;
+            .map_err(|source| DockerQueryError::Request {
+                socket: self.socket.clone(),
+                source,
+            })?;
         let status = resp.status();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|source| DockerQueryError::Body {
+                socket: self.socket.clone(),
+                source,
+            })?
             .to_bytes();
         if !status.is_success() {
-            return Err(format!(
-                "dockerd answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
+            return Err(DockerQueryError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
         }
         let list: Vec<serde_json::Value> =
-            serde_json::from_slice(&body).map_err(|e| format!("dockerd's container list: {e}"))?;
+            serde_json::from_slice(&body).map_err(DockerQueryError::List)?;
         Ok(list.len())
     }
 }
@@ -75,8 +112,8 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Runs until `stop` fires: every `grace / 4` (at least 5 s), checks referenced volumes.
-pub async fn run(
-    driver: Arc<Driver>,
+pub async fn run<P: Provisioner>(
+    driver: Arc<Driver<P>>,
     docker: DockerQuery,
     grace: Duration,
     stop: CancellationToken,

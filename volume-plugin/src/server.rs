@@ -26,11 +26,11 @@ pub fn mounter(backend: Backend) -> anyhow::Result<Arc<dyn Mounter>> {
 }
 
 /// Builds the driver from settings.
-pub fn driver(
+pub fn driver<P: Provisioner>(
     args: &ServeArgs,
     mounter: Arc<dyn Mounter>,
-    provisioner: Arc<dyn Provisioner>,
-) -> anyhow::Result<Driver> {
+    provisioner: Arc<P>,
+) -> anyhow::Result<Driver<P>> {
     Driver::open(
         DriverConfig {
             mount_root: args.mount_root.clone(),
@@ -47,9 +47,9 @@ pub fn driver(
 }
 
 /// Serves Docker on `args.socket` until `stop` fires.
-pub async fn serve(
+pub async fn serve<P: Provisioner>(
     args: ServeArgs,
-    driver: Arc<Driver>,
+    driver: Arc<Driver<P>>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     if let Some(dir) = args.socket.parent() {
@@ -83,7 +83,7 @@ pub async fn serve(
 }
 
 /// The real provisioner for `args`.
-pub fn provisioner(args: &ServeArgs) -> Arc<dyn Provisioner> {
+pub fn provisioner(args: &ServeArgs) -> Arc<NfsdProvisioner> {
     Arc::new(NfsdProvisioner {
         base_url: args.api_url(),
         token_file: args.token_file.clone(),

@@ -2,9 +2,7 @@
 //! it (HTTP POST with JSON through hyperlocal), with a recording mounter and, for the nfsd side,
 //! either a recording provisioner or a real in-process swarmhub-nfsd.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +13,7 @@ use hyperlocal::{UnixClientExt, UnixConnector};
 use serde_json::{Value, json};
 use swarmhub_control_api::VolumeOptions;
 use swarmhub_volume_plugin::config::{Args, ServeArgs};
-use swarmhub_volume_plugin::driver::Provisioner;
+use swarmhub_volume_plugin::driver::{NfsdProvisioner, ProvisionError, Provisioner};
 use swarmhub_volume_plugin::mounter::Mounter;
 use swarmhub_volume_plugin::mounter::recording::{Call, RecordingMounter};
 use tokio_util::sync::CancellationToken;
@@ -26,18 +24,12 @@ struct RecordingProvisioner {
 }
 
 impl Provisioner for RecordingProvisioner {
-    fn ensure<'a>(
-        &'a self,
-        name: &'a str,
-        options: &'a VolumeOptions,
-    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
-        Box::pin(async move {
-            self.ensured
-                .lock()
-                .unwrap()
-                .push((name.to_string(), options.clone()));
-            Ok(format!("/{name}"))
-        })
+    async fn ensure(&self, name: &str, options: &VolumeOptions) -> Result<String, ProvisionError> {
+        self.ensured
+            .lock()
+            .unwrap()
+            .push((name.to_string(), options.clone()));
+        Ok(format!("/{name}"))
     }
 }
 
@@ -81,20 +73,20 @@ fn nfs_port() -> u16 {
 }
 
 impl Plugin {
-    async fn start_in(
+    async fn start_in<P: Provisioner>(
         dir: tempfile::TempDir,
         mounter: Arc<RecordingMounter>,
-        prov: Arc<dyn Provisioner>,
+        prov: Arc<P>,
     ) -> Plugin {
         let args = serve_args(dir.path());
         Self::start_args(args, dir, mounter, prov).await
     }
 
-    async fn start_args(
+    async fn start_args<P: Provisioner>(
         args: swarmhub_volume_plugin::config::ServeArgs,
         dir: tempfile::TempDir,
         mounter: Arc<RecordingMounter>,
-        prov: Arc<dyn Provisioner>,
+        prov: Arc<P>,
     ) -> Plugin {
         let socket = args.socket.clone();
         let driver = Arc::new(
@@ -163,7 +155,7 @@ impl Plugin {
             .await
     }
 
-    async fn restart_with(self, prov: Arc<dyn Provisioner>) -> Plugin {
+    async fn restart_with<P: Provisioner>(self, prov: Arc<P>) -> Plugin {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
         assert!(!self.socket.exists(), "socket removed on stop");
@@ -203,10 +195,10 @@ async fn plugin_with_real_nfsd(
 }
 
 /// The plugin's real provisioner for `nfsd`, its token in a file under `dir`.
-fn real_provisioner(nfsd: &swarmhub_nfsd::server::Running, dir: &Path) -> Arc<dyn Provisioner> {
+fn real_provisioner(nfsd: &swarmhub_nfsd::server::Running, dir: &Path) -> Arc<NfsdProvisioner> {
     let token_file = dir.join("token");
     std::fs::write(&token_file, &nfsd.token).unwrap();
-    Arc::new(swarmhub_volume_plugin::driver::NfsdProvisioner {
+    Arc::new(NfsdProvisioner {
         base_url: format!("http://{}", nfsd.api_addr),
         token_file,
         timeout: Duration::from_secs(5),

@@ -24,6 +24,8 @@ use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use nfs3_client::{ConnectError, Nfs3ConnectionBuilder};
 use nfs3_types::mount::mountstat3;
 use nfs3_types::nfs3::{FSINFO3args, GETATTR3args, Nfs3Result, nfs_fh3};
+use rustix::io::Errno;
+use rustix::mount::{UnmountFlags, unmount};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 
@@ -177,32 +179,18 @@ async fn reach(spec: &MountSpec, connect_timeout: Duration) -> Result<Reached, C
 /// Detaches whatever is mounted at `target` (lazy unmount: works on stale FUSE mounts whose
 /// server is gone, which answer ENOTCONN to everything).
 fn detach(target: &Path) -> io::Result<()> {
-    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()), // not a mount point (any more)
-            _ => Err(e),
-        }
+    match unmount(target, UnmountFlags::DETACH) {
+        // EINVAL, ENOENT: not a mount point (any more)
+        Ok(()) | Err(Errno::INVAL | Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Unmounts `target`: a plain unmount first, a lazy one when it is busy.
 fn unmount_path(target: &Path) -> io::Result<()> {
-    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
-        _ => detach(target),
+    match unmount(target, UnmountFlags::empty()) {
+        Ok(()) | Err(Errno::INVAL | Errno::NOENT) => Ok(()),
+        Err(_) => detach(target),
     }
 }
 
