@@ -537,6 +537,30 @@ mod tests {
         assert!(read.len() > 50, "{read:?}");
     }
 
+    /// The `SWARMHUB` dictionaries of a few `swarmhub.toml`s, as the generator before issue 14
+    /// (a second schema and a hand-built map) wrote them, plus the notebook labels' names.
+    #[test]
+    fn settings_are_what_the_generator_always_wrote() {
+        for (toml_text, want) in [
+            (
+                include_str!("testdata/default.toml"),
+                include_str!("testdata/default.swarmhub.json"),
+            ),
+            (
+                include_str!("testdata/tls.toml"),
+                include_str!("testdata/tls.swarmhub.json"),
+            ),
+            (
+                include_str!("testdata/plain.toml"),
+                include_str!("testdata/plain.swarmhub.json"),
+            ),
+        ] {
+            let c = Config::from_toml(toml_text, Path::new("swarmhub.toml"), []).unwrap();
+            let want: Map<String, Value> = serde_json::from_str(want).unwrap();
+            assert_eq!(c.hub_settings().unwrap().to_map(), want, "{toml_text}");
+        }
+    }
+
     #[test]
     fn notebook_labels_come_from_the_names_module() {
         let s = example();
