@@ -1,8 +1,12 @@
 //! The hub's `jupyterhub_config.py`, generated from [`HubSettings`] and stored by the CLI as a
 //! Docker config of the hub service.
 //!
-//! The generated file is a fixed Python program (`hubconfig/jupyterhub_config.py.tmpl`) preceded by
-//! one dictionary literal, `SWARMHUB = {...}`, that holds every setting. Every value goes through
+//! One schema: `swarmhub.toml` is read into [`Config`]; [`HubSettings::from_config`] checks the
+//! values the hub uses (errors name the `swarmhub.toml` key) and yields the typed settings, whose
+//! serialization is exactly the dictionary the template reads; [`render`] writes it in.
+//!
+//! The generated file is a fixed Python program (`settings/jupyterhub_config.py.tmpl`) preceded
+//! by one dictionary literal, `SWARMHUB = {...}`, that holds every setting. Every value goes through
 //! one function, [`py_literal`] (strings through [`py_str`]), so quotes, backslashes, newlines or
 //! non-ASCII characters in a group DN or a URL can never change the program: the output is pure
 //! ASCII and always valid Python.
