@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use hub_deployer::settings::hub::{ByteSize, HubSettings, LdapTls, TlsSettings, render};
+use hub_deployer::settings::Config;
+use hub_deployer::settings::hub::{HubSettings, render};
 use serde_json::json;
 
 /// What the checks run against. Bump to rebuild every cached environment.
@@ -115,9 +116,15 @@ fn driver() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_hubconfig.py")
 }
 
+/// The hub's data directory `check_hubconfig.py` expects (the CLI's is `HUB_DATA_DIR`).
+fn data_dir_of_the_checks(s: &mut HubSettings) {
+    s.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite".into();
+    s.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret".into();
+}
+
 /// Render, compile with the system python3, then run the checks with the real packages.
 fn check(settings: &HubSettings, expect: serde_json::Value, dir: &Path) -> String {
-    let text = render(settings).expect("settings render");
+    let text = render(settings);
     let config = dir.join("jupyterhub_config.py");
     fs::write(&config, &text).unwrap();
     run(
@@ -146,34 +153,35 @@ fn check(settings: &HubSettings, expect: serde_json::Value, dir: &Path) -> Strin
     text
 }
 
-fn base_settings() -> HubSettings {
-    toml::from_str(
-        r#"
-        public_url = "https://hub.example.edu/"
-        hub_service = "swarmhub-hub"
-        admin_users = ["admin1"]
-        [notebook]
-        student_image = "swarmhub/notebook-student:1.0"
-        teacher_image = "registry.example.edu:5000/swarmhub/notebook-teacher@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-        cpu_limit = 1.5
-        cpu_guarantee = 0.25
-        mem_limit = "2G"
-        mem_guarantee = "512M"
-        placement_constraints = ["node.role==worker", "node.labels.swarmhub!=off"]
-        default_url = "/lab"
-        [ldap]
-        server_address = "ldap.example.edu"
-        user_search_base = "ou=people,dc=example,dc=edu"
-        search_user_dn = "cn=reader,dc=example,dc=edu"
-        search_password_file = "/run/secrets/swarmhub-ldap-password"
-        student_groups = ["cn=students,ou=groups,dc=example,dc=edu"]
-        teacher_group = "cn=teachers,ou=groups,dc=example,dc=edu"
-        [nbgrader]
-        course_id = "intro-python"
-        "#,
-    )
-    .expect("base settings parse")
+/// The settings of a `swarmhub.toml` (after the checks `swarmhub` makes).
+fn settings(toml_text: &str) -> HubSettings {
+    Config::from_toml(toml_text, Path::new("swarmhub.toml"), [])
+        .expect("settings parse")
+        .hub_settings()
+        .expect("settings are valid")
 }
+
+const BASE: &str = r#"
+[cluster]
+public_url = "https://hub.example.edu/"
+hub_service = "swarmhub-hub"
+[images]
+notebook_student = "swarmhub/notebook-student:1.0"
+notebook_teacher = "registry.example.edu:5000/swarmhub/notebook-teacher@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+[ldap]
+url = "ldap://ldap.example.edu"
+user_search_base = "ou=people,dc=example,dc=edu"
+bind_dn = "cn=reader,dc=example,dc=edu"
+student_groups = ["cn=students,ou=groups,dc=example,dc=edu"]
+teacher_group = "cn=teachers,ou=groups,dc=example,dc=edu"
+[hub]
+admin_users = ["admin1"]
+course_id = "intro-python"
+cpu_limit = 1.5
+mem_limit = "2G"
+notebook_constraints = ["node.role==worker", "node.labels.swarmhub!=off"]
+default_url = "/lab"
+"#;
 
 #[test]
 fn generated_config_works_with_the_real_packages() {
@@ -184,8 +192,16 @@ fn generated_config_works_with_the_real_packages() {
     fs::write(&password_file, format!("{password}\n")).unwrap();
     let pwned = dir.join("pwned");
 
-    let mut s = base_settings();
-    s.ldap.search_password_file = Some(password_file.to_str().unwrap().into());
+    // HTTPS, and plain HTTP on a second port redirected to the public port 443
+    let mut s = settings(&BASE.replace(
+        "[images]",
+        "hub_port = 443\nhub_redirect_port = 80\n[tls]\nmode = \"self-signed\"\n[images]",
+    ));
+    // what swarmhub.toml does not set: the template still handles it
+    data_dir_of_the_checks(&mut s);
+    s.cpu_guarantee = Some(0.25);
+    s.mem_guarantee = Some(512 << 20);
+    s.ldap_search_password_file = Some(password_file.to_str().unwrap().into());
     // values that would break a naive template: quotes of every kind, backslashes, newlines,
     // braces (str.format), non-ASCII, and an attempt to run code when the config loads
     let teacher_group = format!(
@@ -193,16 +209,10 @@ fn generated_config_works_with_the_real_packages() {
         pwned.display()
     );
     let student_group = "cn=stu'''dents,ou=gr\\oups\r\n,dc=example,dc=edu".to_string();
-    s.ldap.teacher_group = teacher_group.clone();
-    s.ldap.student_groups = vec![student_group.clone()];
-    s.ldap.search_user_dn = Some("cn=\"reader\",dc=example,dc=edu".into());
-    s.ldap.user_search_base = Some("ou=people\\2c x,dc=example,dc=edu".into());
-    // HTTPS, and plain HTTP on a second port redirected to the public port 443
-    s.tls = Some(TlsSettings {
-        cert_file: "/run/secrets/swarmhub-hub-tls.crt".into(),
-        key_file: "/run/secrets/swarmhub-hub-tls.key".into(),
-        redirect: Some((8080, 443)),
-    });
+    s.ldap_teacher_group = teacher_group.clone();
+    s.ldap_allowed_groups = vec![student_group.clone(), teacher_group.clone()];
+    s.ldap_search_user_dn = Some("cn=\"reader\",dc=example,dc=edu".into());
+    s.ldap_user_search_base = Some("ou=people\\2c x,dc=example,dc=edu".into());
 
     let text = check(
         &s,
@@ -219,8 +229,8 @@ fn generated_config_works_with_the_real_packages() {
             "ldap_server_port": 389,
             "tls_strategy": "before_bind",
             "lookup_dn": true,
-            "user_search_base": s.ldap.user_search_base,
-            "search_user_dn": s.ldap.search_user_dn,
+            "user_search_base": s.ldap_user_search_base,
+            "search_user_dn": s.ldap_search_user_dn,
             "password": password.trim_end_matches('\n'),
             "password_file": password_file,
             "bind_dn_templates": [],
@@ -229,8 +239,8 @@ fn generated_config_works_with_the_real_packages() {
             "teacher_group": teacher_group,
             "admin_users": ["admin1"],
             "cmd": ["jupyterhub-singleuser"],
-            "student_image": s.notebook.student_image,
-            "teacher_image": s.notebook.teacher_image,
+            "student_image": s.student_image,
+            "teacher_image": s.teacher_image,
             "network": "swarmhub",
             "start_timeout": 300,
             "http_timeout": 120,
@@ -260,38 +270,46 @@ fn generated_config_works_with_the_real_packages() {
 #[test]
 fn generated_config_with_bind_templates_ldaps_and_no_culler() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = base_settings();
-    s.public_url = "http://hub.example.edu:8080/jupyter".into();
+    let mut s = settings(&format!(
+        "{BASE}{}",
+        r#"
+course_id = "ds101"
+exchange_share = "ds101-exchange"
+admin_users = []
+start_timeout_seconds = 60
+http_timeout_seconds = 30
+notebook_cmd = ["start-singleuser.sh", "--debug"]
+cpu_limit = 0
+mem_limit = "1073741824"
+notebook_constraints = []
+default_url = "/lab"
+home_size = "0"
+exchange_size = "512M"
+idle_timeout_seconds = 0
+"#
+    )
+    // later keys of [hub] replace the base's: drop the base's
+    .replace("admin_users = [\"admin1\"]\ncourse_id = \"intro-python\"\ncpu_limit = 1.5\nmem_limit = \"2G\"\nnotebook_constraints = [\"node.role==worker\", \"node.labels.swarmhub!=off\"]\ndefault_url = \"/lab\"\n", "")
+    .replace(
+        "public_url = \"https://hub.example.edu/\"\nhub_service = \"swarmhub-hub\"",
+        "public_url = \"http://hub.example.edu:8080/jupyter\"\nhub_service = \"hub\"\nnetwork = \"course-net\"",
+    )
+    .replace("url = \"ldap://ldap.example.edu\"", "url = \"ldaps://ldap.example.edu\"")
+    .replace("bind_dn = \"cn=reader,dc=example,dc=edu\"\n", ""));
+    assert_eq!(s.ldap_search_password_file, None);
+    // what swarmhub.toml does not set: the template still handles it
+    data_dir_of_the_checks(&mut s);
     s.port = 9000;
     s.hub_api_port = 9081;
-    s.hub_service = "hub".into();
-    s.network = "course-net".into();
-    s.admin_users = vec![];
-    s.start_timeout_seconds = 60;
-    s.http_timeout_seconds = 30;
-    s.notebook.cmd = vec!["start-singleuser.sh".into(), "--debug".into()];
-    s.notebook.cpu_limit = None;
-    s.notebook.cpu_guarantee = None;
-    s.notebook.mem_limit = Some(ByteSize::Bytes(1 << 30));
-    s.notebook.mem_guarantee = None;
-    s.notebook.placement_constraints = vec![];
-    s.notebook.default_url = None;
-    s.ldap.tls = LdapTls::Ldaps;
-    s.ldap.lookup_dn = false;
-    s.ldap.user_search_base = None;
-    s.ldap.search_user_dn = None;
-    s.ldap.search_password_file = None;
-    s.ldap.bind_dn_templates = vec![
+    s.default_url = None;
+    s.ldap_lookup_dn = false;
+    s.ldap_user_search_base = None;
+    s.ldap_bind_dn_templates = vec![
         "uid={username},ou=people,dc=example,dc=edu".into(),
         "uid={username},ou=staff,dc=example,dc=edu".into(),
     ];
-    s.storage.home_target = "/home/student".into();
-    s.nbgrader.course_id = "ds101".into();
-    s.nbgrader.exchange_share = "ds101-exchange".into();
-    s.nbgrader.exchange_target = "/srv/exchange".into();
-    s.storage.home_size = None;
-    s.nbgrader.exchange_size = Some(512 << 20);
-    s.idle_culler.enabled = false;
+    s.home_target = "/home/student".into();
+    s.exchange_target = "/srv/exchange".into();
 
     check(
         &s,
@@ -305,14 +323,14 @@ fn generated_config_with_bind_templates_ldaps_and_no_culler() {
             "ldap_server_port": 636,
             "tls_strategy": "on_connect",
             "lookup_dn": false,
-            "bind_dn_templates": s.ldap.bind_dn_templates,
-            "allowed_groups": [s.ldap.student_groups[0], s.ldap.teacher_group],
-            "student_group": s.ldap.student_groups[0],
-            "teacher_group": s.ldap.teacher_group,
+            "bind_dn_templates": s.ldap_bind_dn_templates,
+            "allowed_groups": s.ldap_allowed_groups,
+            "student_group": s.ldap_allowed_groups[0],
+            "teacher_group": s.ldap_teacher_group,
             "admin_users": [],
             "cmd": ["start-singleuser.sh", "--debug"],
-            "student_image": s.notebook.student_image,
-            "teacher_image": s.notebook.teacher_image,
+            "student_image": s.student_image,
+            "teacher_image": s.teacher_image,
             "network": "course-net",
             "start_timeout": 60,
             "http_timeout": 30,

@@ -606,7 +606,7 @@ fn check(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError
 }
 
 fn render_hub(cli: &Cli, config: &Config, out: &mut dyn Write) -> Result<(), CliError> {
-    let text = hub::render(&config.hub_settings()).map_err(settings::from_hub_error)?;
+    let text = hub::render(&config.hub_settings()?);
     match cli.output {
         Output::Text => emit(out, &text),
         Output::Json => emit_json(

@@ -161,7 +161,7 @@ pub struct Plan {
 
 /// The plan of `cfg` (which [`Config::load`] has validated).
 pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
-    let hub_config = hub_config(cfg)?;
+    let hub_config = hub_config(&cfg.hub_settings()?);
     Ok(Plan {
         network: network(cfg),
         secrets: secrets(cfg, inputs),
@@ -236,15 +236,15 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
 }
 
 /// The hub's `jupyterhub_config.py` as a Docker config named after its content.
-pub fn hub_config(cfg: &Config) -> Result<ConfigSpec, ConfigError> {
-    let text = hub::render(&cfg.hub_settings()).map_err(crate::settings::from_hub_error)?;
+pub fn hub_config(settings: &hub::HubSettings) -> ConfigSpec {
+    let text = hub::render(settings);
     let hash = blake3::hash(text.as_bytes()).to_hex();
-    Ok(ConfigSpec {
+    ConfigSpec {
         name: Some(format!("{HUB_CONFIG_PREFIX}{}", &hash[..12])),
         labels: Some(labels("hub")),
         data: Some(base64::engine::general_purpose::STANDARD.encode(text)),
         ..Default::default()
-    })
+    }
 }
 
 /// nfsd's `SWARMHUB_NFSD_ALLOW`: every node's address (its plugin mounts from it; nfsd runs in
@@ -952,8 +952,9 @@ mod tests {
     #[test]
     fn hub_config_is_the_rendered_file_named_by_its_hash() {
         let cfg = Config::default();
-        let spec = hub_config(&cfg).unwrap();
-        let text = hub::render(&cfg.hub_settings()).unwrap();
+        let settings = cfg.hub_settings().unwrap();
+        let spec = hub_config(&settings);
+        let text = hub::render(&settings);
         let data = base64::engine::general_purpose::STANDARD
             .decode(spec.data.as_ref().unwrap())
             .unwrap();
@@ -964,7 +965,10 @@ mod tests {
         // a changed setting is a new config
         let mut other = Config::default();
         other.hub.course_id = "other".into();
-        assert_ne!(hub_config(&other).unwrap().name.unwrap(), name);
+        assert_ne!(
+            hub_config(&other.hub_settings().unwrap()).name.unwrap(),
+            name
+        );
     }
 
     #[test]

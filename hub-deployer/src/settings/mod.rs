@@ -18,10 +18,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use self::hub::{
-    HubConfigError, HubSettings, IdleCullerSettings, LdapSettings, LdapTls, NbgraderSettings,
-    NotebookSettings, StorageSettings, TlsSettings,
-};
+use self::hub::{HubSettings, LdapTls};
 
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "SWARMHUB_";
@@ -574,11 +571,10 @@ impl Config {
     }
 
     /// Check what serde cannot: value ranges, names, pinned images, and everything the hub's
-    /// config generator checks.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// config generator checks; returns the hub's settings so checked.
+    pub fn validate(&self) -> Result<HubSettings, ConfigError> {
         let c = &self.cluster;
-        let name =
-            |key: &'static str, v: &str| hub::check_docker_name(key, v).map_err(from_hub_error);
+        let name = check_docker_name;
         name("cluster.network", &c.network)?;
         name("cluster.nfsd_service", &c.nfsd_service)?;
         name("cluster.hub_service", &c.hub_service)?;
@@ -602,15 +598,7 @@ impl Config {
             ("cluster.plugin_state_dir", &c.plugin_state_dir),
             ("cluster.docker_socket", &c.docker_socket),
         ] {
-            hub::check_abs_path("", dir).map_err(|_| {
-                invalid(
-                    key,
-                    format!("{dir:?} must be an absolute path without . or .."),
-                )
-            })?;
-            if dir.trim_end_matches('/').is_empty() {
-                return Err(invalid(key, "must not be /"));
-            }
+            check_abs_path(key, dir)?;
         }
         let mut ports = vec![
             ("cluster.nfsd_port", c.nfsd_port),
@@ -636,9 +624,8 @@ impl Config {
             ("images.plugin", &i.plugin),
             ("images.cli", &i.cli),
         ] {
-            hub::check_image("", image).map_err(|e| retarget(e, key))?;
+            check_image(key, image)?;
         }
-        ldap_endpoint(&self.ldap)?;
         if self.ldap.base_dn.trim().is_empty() {
             return Err(invalid("ldap.base_dn", "must be a DN"));
         }
@@ -665,13 +652,7 @@ impl Config {
                 .map_err(|e| invalid("hub.course_owner", e.to_string()))?;
         }
         self.validate_tls()?;
-        volume_size("hub.home_size", &self.hub.home_size)?;
-        volume_size("hub.exchange_size", &self.hub.exchange_size)?;
-        if !(self.hub.cpu_limit.is_finite() && self.hub.cpu_limit >= 0.0) {
-            return Err(invalid("hub.cpu_limit", "must be 0 (no limit) or more"));
-        }
-        hub::render(&self.hub_settings()).map_err(from_hub_error)?;
-        Ok(())
+        HubSettings::from_config(self)
     }
 
     /// `[tls]` and what it asks of the rest: an https public URL, both files in `files` mode, a
@@ -728,97 +709,44 @@ impl Config {
 
     /// The host of `cluster.public_url` (without brackets or port).
     pub fn public_host(&self) -> String {
-        let url = &self.cluster.public_url;
-        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or_default();
-        if let Some(v6) = authority.strip_prefix('[') {
-            return v6.split(']').next().unwrap_or_default().to_string();
+        match url::Url::parse(&self.cluster.public_url)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+        {
+            Some(url::Host::Domain(d)) => d,
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => String::new(),
         }
-        authority.split(':').next().unwrap_or_default().to_string()
     }
 
-    /// The settings of the generated `jupyterhub_config.py`.
-    pub fn hub_settings(&self) -> HubSettings {
-        let (c, l, h) = (&self.cluster, &self.ldap, &self.hub);
-        // an invalid URL is reported by validate(); render it as given so the error names it
-        let (tls, host, port) =
-            ldap_endpoint(l).unwrap_or((LdapTls::Starttls, l.url.clone(), None));
-        HubSettings {
-            public_url: c.public_url.clone(),
-            port: HUB_CONTAINER_PORT,
-            hub_service: c.hub_service.clone(),
-            hub_api_port: HUB_API_PORT,
-            network: c.network.clone(),
-            data_dir: HUB_DATA_DIR.into(),
-            admin_users: h.admin_users.clone(),
-            start_timeout_seconds: h.start_timeout_seconds,
-            http_timeout_seconds: h.http_timeout_seconds,
-            notebook: NotebookSettings {
-                student_image: self.images.notebook_student.clone(),
-                teacher_image: self.images.notebook_teacher.clone(),
-                cmd: h.notebook_cmd.clone(),
-                default_url: h.default_url.clone(),
-                cpu_limit: (h.cpu_limit != 0.0).then_some(h.cpu_limit),
-                cpu_guarantee: None,
-                mem_limit: (h.mem_limit.trim() != "0")
-                    .then(|| hub::ByteSize::Text(h.mem_limit.clone())),
-                mem_guarantee: None,
-                placement_constraints: h.notebook_constraints.clone(),
-            },
-            ldap: LdapSettings {
-                server_address: host,
-                server_port: port,
-                tls,
-                ca_certs_file: None,
-                lookup_dn: true,
-                user_search_base: Some(l.user_search_base.clone().unwrap_or(l.base_dn.clone())),
-                user_attribute: l.user_attribute.clone(),
-                search_user_dn: l.bind_dn.clone(),
-                search_password_file: l.bind_dn.as_ref().map(|_| secret_path(&l.password_secret)),
-                bind_dn_templates: Vec::new(),
-                student_groups: l.student_groups.clone(),
-                teacher_group: l.teacher_group.clone(),
-                auth_state_attributes: vec!["uidNumber".into(), "gidNumber".into()],
-            },
-            // an invalid size is reported by validate()
-            storage: StorageSettings {
-                mount_volumes: h.mount_volumes,
-                home_size: volume_size("hub.home_size", &h.home_size).unwrap_or(None),
-                ..StorageSettings::default()
-            },
-            nbgrader: NbgraderSettings {
-                course_id: h.course_id.clone(),
-                exchange_share: h.exchange_share.clone(),
-                exchange_target: "/srv/nbgrader/exchange".into(),
-                exchange_size: volume_size("hub.exchange_size", &h.exchange_size).unwrap_or(None),
-            },
-            idle_culler: IdleCullerSettings {
-                enabled: h.idle_timeout_seconds > 0,
-                timeout_seconds: h.idle_timeout_seconds,
-                ..IdleCullerSettings::default()
-            },
-            tls: (self.tls.mode != TlsMode::Off).then(|| TlsSettings {
-                cert_file: secret_path(names::HUB_TLS_CERT_FILE),
-                key_file: secret_path(names::HUB_TLS_KEY_FILE),
-                redirect: (c.hub_redirect_port != 0)
-                    .then_some((HUB_REDIRECT_CONTAINER_PORT, c.hub_port)),
-            }),
-        }
+    /// The settings of the generated `jupyterhub_config.py`, checked (see
+    /// [`HubSettings::from_config`]).
+    pub fn hub_settings(&self) -> Result<HubSettings, ConfigError> {
+        HubSettings::from_config(self)
     }
 }
 
-/// A volume size setting: `0` (or empty) is no quota, anything else is read by the one size
-/// parser of volume options, so the setting accepts exactly what `size=` does.
-fn volume_size(key: &str, text: &str) -> Result<Option<u64>, ConfigError> {
-    match text.trim() {
-        "" | "0" => Ok(None),
-        t => swarmhub_control_api::parse_size(t).map(Some).map_err(|_| {
+/// A size setting (`10G`, `512M`, bytes): `0` (or empty) is none, anything else is read by the
+/// one size parser of volume options ([`swarmhub_control_api::parse_size`]), so a quota setting
+/// accepts exactly what `size=` does. At least 1 MiB; `hint` says what to do instead.
+fn size_setting(key: &str, text: &str, hint: &str) -> Result<Option<u64>, ConfigError> {
+    let bytes = match text.trim() {
+        "" | "0" => return Ok(None),
+        t => swarmhub_control_api::parse_size(t).map_err(|_| {
             invalid(
                 key,
                 format!("{t:?} is not a size; write bytes, a number with K, M, G or T (10G), or 0 for none"),
             )
-        }),
+        })?,
+    };
+    if bytes < 1 << 20 {
+        return Err(invalid(
+            key,
+            format!("{bytes} bytes is less than 1 MiB; {hint}"),
+        ));
     }
+    Ok(Some(bytes))
 }
 
 /// Where a Docker secret appears in a container.
@@ -826,7 +754,47 @@ pub fn secret_path(name: &str) -> String {
     format!("/run/secrets/{name}")
 }
 
-/// `ldap.url` (+ `starttls`) → TLS mode, host, explicit port.
+/// `cluster.public_url`, `http(s)://host[:port]/path/` → (the URL with a trailing slash, its
+/// path with both slashes: the hub's base URL). Only URLs already in the form the `url` crate
+/// would write them in (letter case aside) are accepted, so the hub's links are exactly the
+/// URL as written.
+fn check_public_url(raw: &str) -> Result<(String, String), ConfigError> {
+    const KEY: &str = "cluster.public_url";
+    if !(raw.starts_with("https://") || raw.starts_with("http://")) {
+        return Err(invalid(
+            KEY,
+            format!("{raw:?} must start with https:// or http://"),
+        ));
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control())
+        || raw.contains(['?', '#', '@', '\\'])
+    {
+        return Err(invalid(
+            KEY,
+            format!("{raw:?} must be a plain URL (no spaces, query, fragment or user part)"),
+        ));
+    }
+    let with_slash = if raw.ends_with('/') {
+        raw.to_string()
+    } else {
+        format!("{raw}/")
+    };
+    let url = url::Url::parse(&with_slash)
+        .map_err(|e| invalid(KEY, format!("{raw:?} is not a URL: {e}")))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(KEY, format!("{raw:?} has no host")));
+    }
+    if !url.as_str().eq_ignore_ascii_case(&with_slash) {
+        return Err(invalid(
+            KEY,
+            format!("{raw:?} has an unusual form; write it as {}", url.as_str()),
+        ));
+    }
+    let base = url.path().to_string();
+    Ok((with_slash, base))
+}
+
+/// `ldap.url` (+ `starttls`) → TLS mode, host (an IPv6 address in brackets), explicit port.
 fn ldap_endpoint(l: &LdapConfig) -> Result<(LdapTls, String, Option<u16>), ConfigError> {
     let bad = || {
         invalid(
@@ -837,28 +805,25 @@ fn ldap_endpoint(l: &LdapConfig) -> Result<(LdapTls, String, Option<u16>), Confi
             ),
         )
     };
-    let (tls, rest) = if let Some(r) = l.url.strip_prefix("ldaps://") {
-        (LdapTls::Ldaps, r)
-    } else if let Some(r) = l.url.strip_prefix("ldap://") {
-        let tls = if l.starttls {
-            LdapTls::Starttls
-        } else {
-            LdapTls::Insecure
-        };
-        (tls, r)
-    } else {
-        return Err(bad());
+    let url = url::Url::parse(&l.url).map_err(|_| bad())?;
+    let tls = match (url.scheme(), l.starttls) {
+        ("ldaps", _) => LdapTls::Ldaps,
+        ("ldap", true) => LdapTls::Starttls,
+        ("ldap", false) => LdapTls::Insecure,
+        _ => return Err(bad()),
     };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let (host, port) = match rest.rsplit_once(':') {
-        // an IPv6 literal in brackets has colons of its own
-        Some((h, p)) if !p.contains(']') => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
-        _ => (rest, None),
-    };
-    if host.is_empty() || host.contains(['/', '?', '@']) || port == Some(0) {
+    let host = url.host_str().unwrap_or_default();
+    if host.is_empty()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.port() == Some(0)
+    {
         return Err(bad());
     }
-    Ok((tls, host.to_string(), port))
+    Ok((tls, host.to_string(), url.port()))
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
@@ -868,44 +833,61 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-fn retarget(e: HubConfigError, key: &str) -> ConfigError {
-    let HubConfigError::Invalid { reason, .. } = e;
-    invalid(key, reason)
+/// Docker object names (services, networks, secrets): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 63
+/// bytes (a DNS label, since the hub's service name is resolved by Docker's DNS).
+fn check_docker_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '_' | '.' | '-')));
+    if !ok {
+        return Err(invalid(
+            key,
+            format!(
+                "{name:?} must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
 }
 
-/// A hub setting's error under the `swarmhub.toml` key it comes from.
-pub(crate) fn from_hub_error(e: HubConfigError) -> ConfigError {
-    let HubConfigError::Invalid { field, reason } = &e;
-    let key = match *field {
-        "public_url" => "cluster.public_url",
-        "hub_service" => "cluster.hub_service",
-        "network" => "cluster.network",
-        "admin_users" => "hub.admin_users",
-        "start_timeout_seconds" => "hub.start_timeout_seconds",
-        "http_timeout_seconds" => "hub.http_timeout_seconds",
-        "notebook.student_image" => "images.notebook_student",
-        "notebook.teacher_image" => "images.notebook_teacher",
-        "notebook.cmd" => "hub.notebook_cmd",
-        "notebook.default_url" => "hub.default_url",
-        "notebook.cpu_limit" => "hub.cpu_limit",
-        "notebook.mem_limit" => "hub.mem_limit",
-        "notebook.placement_constraints" => "hub.notebook_constraints",
-        "ldap.server_address" | "ldap.server_port" => "ldap.url",
-        "ldap.user_search_base" => "ldap.user_search_base",
-        "ldap.user_attribute" => "ldap.user_attribute",
-        "ldap.search_user_dn" => "ldap.bind_dn",
-        "ldap.search_password_file" => "ldap.password_secret",
-        "ldap.student_groups" => "ldap.student_groups",
-        "ldap.teacher_group" => "ldap.teacher_group",
-        "nbgrader.course_id" => "hub.course_id",
-        "nbgrader.exchange_share" => "hub.exchange_share",
-        "storage.home_size" => "hub.home_size",
-        "nbgrader.exchange_size" => "hub.exchange_size",
-        "idle_culler.timeout_seconds" | "idle_culler.every_seconds" => "hub.idle_timeout_seconds",
-        // keys the CLI sets itself (or already checked under their own names)
-        other => other,
-    };
-    invalid(key, reason.clone())
+/// An absolute path without `.` or `..` segments, and not `/` itself.
+fn check_abs_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    let ok = path.starts_with('/')
+        && !path.chars().any(char::is_control)
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
+    if !ok {
+        return Err(invalid(
+            key,
+            format!("{path:?} must be an absolute path without . or .."),
+        ));
+    }
+    if path.trim_end_matches('/').is_empty() {
+        return Err(invalid(key, "must not be /"));
+    }
+    Ok(())
+}
+
+/// A pinned image reference: no spaces, and a digest or a tag other than `latest`.
+fn check_image(key: &str, image: &str) -> Result<(), ConfigError> {
+    if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(key, format!("{image:?} is not an image reference")));
+    }
+    if image.contains('@') {
+        return Ok(());
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() && tag != "latest" => Ok(()),
+        _ => Err(invalid(
+            key,
+            format!(
+                "{image:?} is not pinned: give a tag other than latest (name:1.0) or a digest (name@sha256:...)"
+            ),
+        )),
+    }
 }
 
 /// Map `SWARMHUB_<SECTION>_<KEY>` variables onto `table`; returns the variables used.
@@ -935,7 +917,10 @@ pub fn apply_env(
         let section = section_up.to_ascii_lowercase();
         let key = key_up.to_ascii_lowercase();
         let Some(keys) = schema.get(section.as_str()) else {
-            if let Some(near) = schema.keys().find(|s| edit_distance(s, &section) == 1) {
+            if let Some(near) = schema
+                .keys()
+                .find(|s| strsim::levenshtein(s, &section) == 1)
+            {
                 return Err(ConfigError::UnknownEnvSection {
                     var,
                     section,
@@ -1004,21 +989,6 @@ fn env_value(default: Option<&toml::Value>, raw: &str) -> Result<toml::Value, St
         },
         Some(_) => literal()?,
     })
-}
-
-/// Levenshtein distance of two short ASCII names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Write the commented default file to `path`; an existing file is kept unless `force`.
@@ -1172,10 +1142,10 @@ mod tests {
     #[test]
     fn volume_sizes_reach_the_hub_config_as_size_options() {
         // the defaults: every home 10 GiB, 2 GiB per user in the exchange
-        let h = Config::default().hub_settings();
-        assert_eq!(h.storage.home_size, Some(10 << 30));
-        assert_eq!(h.nbgrader.exchange_size, Some(2 << 30));
-        let py = hub::render(&h).unwrap();
+        let h = Config::default().hub_settings().unwrap();
+        assert_eq!(h.home_size, Some(10 << 30));
+        assert_eq!(h.exchange_size, Some(2 << 30));
+        let py = hub::render(&h);
         assert!(py.contains("    \"home_size\": \"10737418240\",\n"), "{py}");
         assert!(
             py.contains("    \"exchange_size\": \"2147483648\",\n"),
@@ -1187,21 +1157,18 @@ mod tests {
             &[("SWARMHUB_HUB_EXCHANGE_SIZE", "1GiB")],
         )
         .unwrap();
-        let h = c.hub_settings();
-        assert_eq!(h.storage.home_size, Some(512 << 20));
-        assert_eq!(h.nbgrader.exchange_size, Some(1 << 30));
+        let h = c.hub_settings().unwrap();
+        assert_eq!(h.home_size, Some(512 << 20));
+        assert_eq!(h.exchange_size, Some(1 << 30));
         // "0" is no quota: the mounts then carry no size=
         let c = load(
             "[hub]\nhome_size = \"0\"\n",
             &[("SWARMHUB_HUB_EXCHANGE_SIZE", "0")],
         )
         .unwrap();
-        let h = c.hub_settings();
-        assert_eq!(
-            (h.storage.home_size, h.nbgrader.exchange_size),
-            (None, None)
-        );
-        let py = hub::render(&h).unwrap();
+        let h = c.hub_settings().unwrap();
+        assert_eq!((h.home_size, h.exchange_size), (None, None));
+        let py = hub::render(&h);
         assert!(py.contains("    \"home_size\": None,\n"), "{py}");
     }
 
@@ -1327,28 +1294,32 @@ mod tests {
         c.hub.cpu_limit = 1.5;
         c.hub.mem_limit = "2G".into();
         c.hub.idle_timeout_seconds = 0;
-        c.validate().unwrap();
-        let s = c.hub_settings();
-        assert_eq!(s.ldap.server_address, "ldap.example.edu");
-        assert_eq!(s.ldap.server_port, Some(1636));
-        assert_eq!(s.ldap.tls, LdapTls::Ldaps);
+        let s = c.validate().unwrap();
+        assert_eq!(s, c.hub_settings().unwrap());
+        assert_eq!(s.ldap_server_address, "ldap.example.edu");
+        assert_eq!(s.ldap_server_port, 1636);
+        assert_eq!(s.ldap_tls_strategy, LdapTls::Ldaps);
         assert_eq!(
-            s.ldap.search_password_file.as_deref(),
+            s.ldap_search_password_file.as_deref(),
             Some("/run/secrets/swarmhub-ldap-password")
         );
         assert_eq!(
-            s.ldap.user_search_base.as_deref(),
+            s.ldap_user_search_base.as_deref(),
             Some("dc=example,dc=org")
         );
-        assert_eq!(s.notebook.cpu_limit, Some(1.5));
-        assert!(!s.idle_culler.enabled);
-        assert_eq!(s.data_dir, HUB_DATA_DIR);
-        let d = Config::default().hub_settings();
-        assert_eq!(d.ldap.tls, LdapTls::Starttls);
-        assert_eq!(d.ldap.server_port, None);
-        assert_eq!(d.notebook.cpu_limit, None);
-        assert_eq!(d.notebook.mem_limit, None);
-        assert_eq!(d.ldap.search_password_file, None);
+        assert_eq!(s.cpu_limit, Some(1.5));
+        assert_eq!(s.mem_limit, Some(2 << 30));
+        assert!(!s.idle_culler);
+        assert_eq!(
+            s.db_url,
+            format!("sqlite:///{HUB_DATA_DIR}/jupyterhub.sqlite")
+        );
+        let d = Config::default().hub_settings().unwrap();
+        assert_eq!(d.ldap_tls_strategy, LdapTls::Starttls);
+        assert_eq!(d.ldap_server_port, 389);
+        assert_eq!(d.cpu_limit, None);
+        assert_eq!(d.mem_limit, None);
+        assert_eq!(d.ldap_search_password_file, None);
     }
 
     #[test]
@@ -1367,10 +1338,10 @@ mod tests {
 
     #[test]
     fn edit_distance_counts_single_edits() {
-        assert_eq!(edit_distance("cluster", "clustr"), 1);
-        assert_eq!(edit_distance("images", "image"), 1);
-        assert_eq!(edit_distance("hub", "nfs"), 3);
-        assert_eq!(edit_distance("ldap", "ldap"), 0);
+        assert_eq!(strsim::levenshtein("cluster", "clustr"), 1);
+        assert_eq!(strsim::levenshtein("images", "image"), 1);
+        assert_eq!(strsim::levenshtein("hub", "nfs"), 3);
+        assert_eq!(strsim::levenshtein("ldap", "ldap"), 0);
     }
 
     #[test]
@@ -1431,11 +1402,21 @@ mod tests {
             &[],
         )
         .unwrap();
-        let t = c.hub_settings().tls.unwrap();
-        assert_eq!(t.cert_file, "/run/secrets/swarmhub-hub-tls.crt");
-        assert_eq!(t.key_file, "/run/secrets/swarmhub-hub-tls.key");
-        assert_eq!(t.redirect, Some((HUB_REDIRECT_CONTAINER_PORT, 443)));
-        assert_eq!(Config::default().hub_settings().tls, None);
+        let t = c.hub_settings().unwrap();
+        assert_eq!(
+            t.ssl_cert.as_deref(),
+            Some("/run/secrets/swarmhub-hub-tls.crt")
+        );
+        assert_eq!(
+            t.ssl_key.as_deref(),
+            Some("/run/secrets/swarmhub-hub-tls.key")
+        );
+        assert_eq!(
+            (t.redirect_port, t.redirect_to),
+            (Some(HUB_REDIRECT_CONTAINER_PORT), Some(443))
+        );
+        let d = Config::default().hub_settings().unwrap();
+        assert_eq!((d.ssl_cert, d.ssl_key, d.redirect_port), (None, None, None));
     }
 
     #[test]
