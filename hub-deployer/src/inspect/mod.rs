@@ -3,5 +3,6 @@
 //! runs to read every node's firewall guard.
 
 pub mod doctor;
+pub mod health;
 pub mod probe;
 pub mod status;

@@ -1,293 +1,31 @@
-//! `swarmhub doctor`: health checks of the whole stack, in the order things depend on each
-//! other, each ending in ok, failed (with a concrete fix: the command to run or the setting to
-//! change) or skipped (with the reason). Read-only, for people ([`Report::text`]) and scripts
-//! (`--output json`, the serialized [`Report`]); a failed check makes the command exit with 6.
-//!
-//! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`,
-//! `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`, `nfsd-service`, `nfsd-allow`,
-//! `nfsd-api`, `ldap-connect`, `ldap-bind`,
-//! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`, `hub-tls` (plain
-//! HTTP fails; with TLS the served certificate must be the configured one, valid now, for the
-//! public URL's host, and is a warning within `tls.expiry_warn_days` of its end). When dockerd
-//! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
-//!
-//! Every network operation has a timeout (`timeouts.docker_seconds` for Docker calls, at most
-//! 5 s for HTTP and LDAP); a failed or timed-out one is a failed check naming the cause.
-//! The judgements are pure functions over what was read (`check_*`), tested without Docker.
-//! `firewall` is read on every node by a one-shot global job (`swarmhub-firewall-check`) that
-//! lists swarmhub's iptables chain there, so doctor starts (and removes) that job.
+//! Checks `dockerd` through `nfsd-api`, and `images`: the connection, nodes, storage node,
+//! network, secrets, the volume plugin on every node, the firewall guard, nfsd's service,
+//! allowed clients and API. The `async fn`s read (dockerd, nfsd's HTTP API, and the one-shot
+//! firewall job, the only thing doctor starts); the `pub fn check_*` judge what was read and
+//! are pure, tested here without Docker.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope};
-use serde::Serialize;
-
+use super::{Check, timed};
+use crate::apply::jobs;
+use crate::docker;
 use crate::docker::cluster::{
     Cluster, NodeInfo, docker_message, fix_for_task_error, not_found, storage_node_in,
 };
+use crate::exit::CliError;
+use crate::inspect::health::{
+    network_status_of, plugin_versions, probe_timeout, service_status_of, storage_nodes,
+};
+use crate::inspect::probe::{self, ProbeError};
+use crate::inspect::status::{NetworkStatus, ServiceHealth, ServiceStatus};
 use crate::names;
 use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
-use std::path::Path;
-
-use crate::apply::jobs;
-use crate::docker;
-use crate::exit::CliError;
-use crate::inspect::probe::{self, ProbeError};
-use crate::inspect::status::{self, NetworkStatus, ServiceHealth, ServiceStatus};
 use crate::node::firewall;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
-use crate::settings::tls;
-use crate::settings::{Config, TlsMode};
+use crate::settings::Config;
 
-/// What the CLI gives the checks besides the settings.
-#[derive(Clone, Default)]
-pub struct DoctorOptions {
-    /// The LDAP bind password (read by the CLI from `--ldap-password-file`); without it the
-    /// bind as `ldap.bind_dn` is not checked.
-    pub ldap_password: Option<String>,
-    /// The settings file, for the commands in fixes.
-    pub config_path: Option<std::path::PathBuf>,
-}
-
-impl std::fmt::Debug for DoctorOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DoctorOptions")
-            .field(
-                "ldap_password",
-                &self.ldap_password.as_ref().map(|_| "<redacted>"),
-            )
-            .field("config_path", &self.config_path)
-            .finish()
-    }
-}
-
-/// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// As it should be.
-    Ok,
-    /// Not as it should be; `fix` says what to do.
-    Fail,
-    /// Not checked; `detail` says why.
-    Skip,
-    /// Works, but needs attention soon (e.g. a certificate near its end); `fix` says what to
-    /// do. Not a failure.
-    Warn,
-}
-
-/// One check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    /// Stable name, e.g. `nfsd-api` (see the module documentation).
-    pub name: String,
-    /// Ok, failed or skipped.
-    pub outcome: Outcome,
-    /// What was found (or why it was skipped).
-    pub detail: String,
-    /// What to do about a failure.
-    pub fix: Option<String>,
-}
-
-impl Check {
-    /// A passed check.
-    pub fn ok(name: &str, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            outcome: Outcome::Ok,
-            detail: detail.into(),
-            fix: None,
-        }
-    }
-
-    /// A failed check with its fix.
-    pub fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            outcome: Outcome::Fail,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-
-    /// A check that passed with a warning, and what to do about it.
-    pub fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            outcome: Outcome::Warn,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-        }
-    }
-
-    /// A skipped check with the reason.
-    pub fn skip(name: &str, reason: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            outcome: Outcome::Skip,
-            detail: reason.into(),
-            fix: None,
-        }
-    }
-
-    /// `✓ name: detail`, `✗ name: detail` + `    fix: ...`, `! name: detail` + `    fix: ...`
-    /// (a warning), `- name: skipped: reason`.
-    pub fn text(&self) -> String {
-        match self.outcome {
-            Outcome::Ok => format!("✓ {}: {}\n", self.name, self.detail),
-            Outcome::Fail | Outcome::Warn => {
-                let mark = if self.outcome == Outcome::Fail {
-                    '✗'
-                } else {
-                    '!'
-                };
-                let mut s = format!("{mark} {}: {}\n", self.name, self.detail);
-                if let Some(f) = &self.fix {
-                    s.push_str(&format!("    fix: {f}\n"));
-                }
-                s
-            }
-            Outcome::Skip => format!("- {}: skipped: {}\n", self.name, self.detail),
-        }
-    }
-}
-
-/// The result of `doctor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// No check failed.
-    pub ok: bool,
-    /// Checks that passed.
-    pub passed: usize,
-    /// Checks that failed.
-    pub failed: usize,
-    /// Checks that were skipped.
-    pub skipped: usize,
-    /// Checks that passed with a warning.
-    pub warned: usize,
-    /// Every check, in the order run.
-    pub checks: Vec<Check>,
-}
-
-impl Report {
-    /// A report of these checks.
-    pub fn new(checks: Vec<Check>) -> Report {
-        let count = |o: Outcome| checks.iter().filter(|c| c.outcome == o).count();
-        Report {
-            ok: count(Outcome::Fail) == 0,
-            passed: count(Outcome::Ok),
-            failed: count(Outcome::Fail),
-            skipped: count(Outcome::Skip),
-            warned: count(Outcome::Warn),
-            checks,
-        }
-    }
-
-    /// No check failed (skipped ones do not count as failures).
-    pub fn ok(&self) -> bool {
-        self.ok
-    }
-
-    /// One line per check, a fix under each failure, and a summary line.
-    pub fn text(&self) -> String {
-        let mut s: String = self.checks.iter().map(Check::text).collect();
-        s.push_str(&format!(
-            "{}: {} ok, {} failed, {} skipped{}\n",
-            if self.ok { "healthy" } else { "unhealthy" },
-            self.passed,
-            self.failed,
-            self.skipped,
-            if self.warned > 0 {
-                format!(", {} warning(s)", self.warned)
-            } else {
-                String::new()
-            }
-        ));
-        s
-    }
-
-    /// The error the command returns after printing the report (exit code 6), if any check
-    /// failed.
-    pub fn error(&self) -> Option<CliError> {
-        if self.ok {
-            return None;
-        }
-        let names: Vec<&str> = self
-            .checks
-            .iter()
-            .filter(|c| c.outcome == Outcome::Fail)
-            .map(|c| c.name.as_str())
-            .collect();
-        Some(CliError::HealthCheck(format!(
-            "{} of {} checks failed: {}",
-            names.len(),
-            self.checks.len(),
-            names.join(", ")
-        )))
-    }
-}
-
-/// Run every check against the dockerd of `DOCKER_HOST` (or the local socket).
-pub async fn examine(cfg: &Config, opts: &DoctorOptions) -> Report {
-    let env = std::env::var("DOCKER_HOST").ok();
-    examine_at(cfg, opts, &docker::docker_host(env.as_deref())).await
-}
-
-/// Run every check against the dockerd at `host` (`unix://...`, `tcp://...`).
-pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Report {
-    let mut checks = Vec::new();
-    let (check, cluster) = check_dockerd(cfg, host).await;
-    checks.push(check);
-    let unusable = "dockerd is not usable (see the dockerd check)";
-    match &cluster {
-        Some(c) => checks.extend(swarm_checks(c, cfg).await),
-        None => checks.extend(
-            [
-                "nodes",
-                "storage-node",
-                "network",
-                "secrets",
-                "plugin-enabled",
-                "plugin-version",
-                "plugin-settings",
-                "firewall",
-                "nfsd-service",
-                "nfsd-allow",
-                "nfsd-api",
-            ]
-            .map(|n| Check::skip(n, unusable)),
-        ),
-    }
-    checks.extend(ldap_checks(cfg, opts, status::probe_timeout(cfg)).await);
-    match &cluster {
-        Some(c) => {
-            checks.push(images_check(c, cfg).await);
-            checks.push(hub_check(c, cfg).await);
-            checks.push(hub_tls_check(c, cfg, opts.config_path.as_deref()).await);
-        }
-        None => checks.extend(["images", "hub-api", "hub-tls"].map(|n| Check::skip(n, unusable))),
-    }
-    Report::new(checks)
-}
-
-/// A Docker call with the configured timeout; the error names `what`.
-async fn timed<T, E: std::fmt::Display>(
-    seconds: u64,
-    what: &str,
-    fut: impl Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(Duration::from_secs(seconds), fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e:#}")),
-        Err(_) => Err(format!(
-            "{what}: no answer within {seconds} s (timeouts.docker_seconds)"
-        )),
-    }
-}
-
-async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cluster>) {
+pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cluster>) {
     let connect = async {
         let docker = docker::connect_to(host, &cfg.timeouts).await?;
         let c = Cluster {
@@ -349,7 +87,7 @@ pub fn dockerd_failure(host: &str, e: &CliError) -> Check {
 }
 
 /// Everything from `nodes` to `nfsd-api`.
-async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
+pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
     let secs = cfg.timeouts.docker_seconds;
     let mut out = Vec::new();
     let nodes = match timed(secs, "cannot list the nodes", c.nodes()).await {
@@ -373,14 +111,7 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
     })
     .await;
     out.push(match net {
-        Ok(n) => check_network(&NetworkStatus {
-            name: name.clone(),
-            found: n.is_some(),
-            id: n.as_ref().and_then(|n| n.id.clone()),
-            driver: n.as_ref().and_then(|n| n.driver.clone()),
-            scope: n.as_ref().and_then(|n| n.scope.clone()),
-            attachable: n.as_ref().and_then(|n| n.attachable),
-        }),
+        Ok(n) => check_network(&network_status_of(name, n.as_ref())),
         Err(e) => Check::fail("network", e, "check the manager: docker network ls"),
     });
 
@@ -415,12 +146,7 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
             Some(_) => c.tasks(svc).await?,
             None => Vec::new(),
         };
-        Ok::<_, anyhow::Error>(status::service_status_of(
-            "nfsd",
-            svc,
-            service.as_ref(),
-            tasks,
-        ))
+        Ok::<_, anyhow::Error>(service_status_of("nfsd", svc, service.as_ref(), tasks))
     };
     out.push(
         match timed(secs, &format!("cannot read service {svc}"), nfsd).await {
@@ -460,12 +186,12 @@ async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
 
     let storage: Vec<&NodeInfo> = nodes
         .as_deref()
-        .map(|n| status::storage_nodes(n, label))
+        .map(|n| storage_nodes(n, label))
         .unwrap_or_default();
     out.push(match storage.as_slice() {
         [one] if !one.addr.is_empty() => {
             let base = probe::nfsd_api_base(&one.addr, cfg.cluster.nfsd_api_port);
-            let result = probe::nfsd_health(&base, status::probe_timeout(cfg)).await;
+            let result = probe::nfsd_health(&base, probe_timeout(cfg)).await;
             check_nfsd_api(one, cfg.cluster.nfsd_api_port, svc, &base, result)
         }
         _ => Check::skip(
@@ -526,7 +252,7 @@ pub fn check_nodes(nodes: &[NodeInfo]) -> Check {
 /// Exactly one node labelled `<label>=true`, ready, with an address (pure): the rule of
 /// [`storage_node_in`], and the node must be up.
 pub fn check_storage(nodes: &[NodeInfo], label: &str) -> Check {
-    if let [one] = status::storage_nodes(nodes, label).as_slice()
+    if let [one] = storage_nodes(nodes, label).as_slice()
         && one.state != "ready"
     {
         return Check::fail(
@@ -661,7 +387,7 @@ pub fn check_plugin_enabled(nodes: &[NodeInfo]) -> Check {
 /// recorded (no `swarmhub.plugin-version` label) count as a version of their own, unless no
 /// node has one.
 pub fn check_plugin_versions(nodes: &[NodeInfo]) -> Check {
-    let versions = status::plugin_versions(nodes);
+    let versions = plugin_versions(nodes);
     match versions.len() {
         0 => Check::skip("plugin-version", "no node is ready"),
         1 => match versions.keys().next().cloned().flatten() {
@@ -991,199 +717,8 @@ pub fn check_nfsd_api(
     }
 }
 
-/// `ldap-connect`, `ldap-bind` and one check per group.
-async fn ldap_checks(cfg: &Config, opts: &DoctorOptions, timeout: Duration) -> Vec<Check> {
-    let l = &cfg.ldap;
-    let mut groups: Vec<(&str, &str, &str)> =
-        vec![("ldap-teacher-group", "ldap.teacher_group", &l.teacher_group)];
-    groups.extend(
-        l.student_groups
-            .iter()
-            .map(|g| ("ldap-student-group", "ldap.student_groups", g.as_str())),
-    );
-    let skip_groups = |reason: &str| -> Vec<Check> {
-        groups
-            .iter()
-            .map(|(name, _, dn)| Check::skip(name, format!("{dn}: {reason}")))
-            .collect()
-    };
-    let mut out = Vec::new();
-
-    let starttls = l.starttls && l.url.starts_with("ldap://");
-    let mode = if l.url.starts_with("ldaps://") {
-        "LDAPS"
-    } else if starttls {
-        "StartTLS"
-    } else {
-        "no TLS"
-    };
-    let settings = LdapConnSettings::new()
-        .set_conn_timeout(timeout)
-        .set_starttls(starttls);
-    let connected =
-        tokio::time::timeout(timeout, LdapConnAsync::with_settings(settings, &l.url)).await;
-    let mut ldap = match connected {
-        Ok(Ok((conn, ldap))) => {
-            ldap3::drive!(conn);
-            out.push(Check::ok("ldap-connect", format!("{} ({mode})", l.url)));
-            ldap
-        }
-        failed => {
-            let cause = match failed {
-                Ok(Err(e)) => ldap_error_text(&e),
-                _ => format!("no answer within {} s", timeout.as_secs_f32()),
-            };
-            out.push(Check::fail(
-                "ldap-connect",
-                format!("cannot connect to {} ({mode}): {cause}", l.url),
-                ldap_connect_fix(&l.url, starttls),
-            ));
-            out.push(Check::skip("ldap-bind", "the LDAP server was not reached"));
-            out.extend(skip_groups("the LDAP server was not reached"));
-            return out;
-        }
-    };
-
-    let bind = match (&l.bind_dn, &opts.ldap_password) {
-        (Some(_), None) => {
-            out.push(Check::skip(
-                "ldap-bind",
-                "give --ldap-password-file to check the bind",
-            ));
-            out.extend(skip_groups(
-                "not searched without the bind (give --ldap-password-file)",
-            ));
-            let _ = tokio::time::timeout(timeout, ldap.unbind()).await;
-            return out;
-        }
-        (Some(dn), Some(pw)) => (dn.as_str(), pw.as_str()),
-        (None, _) => ("", ""),
-    };
-    let bound = tokio::time::timeout(timeout, async {
-        ldap.simple_bind(bind.0, bind.1).await?.success()
-    })
-    .await;
-    let bind_check = match bound {
-        Ok(Ok(_)) if bind.0.is_empty() => Check::ok("ldap-bind", "anonymous bind accepted"),
-        Ok(Ok(_)) => Check::ok("ldap-bind", format!("bound as {}", bind.0)),
-        failed => {
-            let cause = match failed {
-                Ok(Err(e)) => ldap_error_text(&e),
-                _ => format!("no answer within {} s", timeout.as_secs_f32()),
-            };
-            if bind.0.is_empty() {
-                Check::fail(
-                    "ldap-bind",
-                    format!("anonymous bind refused: {cause}"),
-                    "the directory wants a bind DN: set ldap.bind_dn, then swarmhub run --ldap-password-file FILE",
-                )
-            } else {
-                Check::fail(
-                    "ldap-bind",
-                    format!("bind as {} failed: {cause}", bind.0),
-                    format!(
-                        "check ldap.bind_dn ({}) and the password file given; the hub and nfsd read the password from the secret {}, which must hold the same one",
-                        bind.0, l.password_secret
-                    ),
-                )
-            }
-        }
-    };
-    let bound_ok = bind_check.outcome == Outcome::Ok;
-    out.push(bind_check);
-    if !bound_ok {
-        out.extend(skip_groups("the bind failed"));
-        return out;
-    }
-    for (name, key, dn) in &groups {
-        out.push(group_check(&mut ldap, name, key, dn, bind.0.is_empty(), timeout).await);
-    }
-    let _ = tokio::time::timeout(timeout, ldap.unbind()).await;
-    out
-}
-
-async fn group_check(
-    ldap: &mut Ldap,
-    name: &str,
-    key: &str,
-    dn: &str,
-    anonymous: bool,
-    timeout: Duration,
-) -> Check {
-    let search = tokio::time::timeout(timeout, async {
-        ldap.search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
-            .await?
-            .success()
-    })
-    .await;
-    let fix = format!("create the group {dn} in the directory, or correct {key} in swarmhub.toml");
-    match search {
-        Ok(Ok((entries, _))) if !entries.is_empty() => Check::ok(name, format!("{dn} exists")),
-        Ok(Ok(_)) => Check::fail(name, format!("{dn}: not visible to this bind"), fix),
-        // directories answer noSuchObject also for entries the bind may not read
-        Ok(Err(LdapError::LdapResult { result })) if result.rc == 32 && anonymous => Check::fail(
-            name,
-            format!("{dn} does not exist or is hidden from anonymous binds"),
-            format!(
-                "{fix}; if the directory hides it from anonymous binds, set ldap.bind_dn and give --ldap-password-file"
-            ),
-        ),
-        Ok(Err(LdapError::LdapResult { result })) if result.rc == 32 => {
-            Check::fail(name, format!("{dn} does not exist"), fix)
-        }
-        Ok(Err(e)) => Check::fail(
-            name,
-            format!("cannot look up {dn}: {}", ldap_error_text(&e)),
-            format!("check {key} ({dn}) and that the bind DN may read it"),
-        ),
-        Err(_) => Check::fail(
-            name,
-            format!(
-                "looking up {dn}: no answer within {} s",
-                timeout.as_secs_f32()
-            ),
-            "check the LDAP server's load and the network",
-        ),
-    }
-}
-
-fn ldap_error_text(e: &LdapError) -> String {
-    if let LdapError::LdapResult { result } = e {
-        // `rc=49 (invalidCredentials), dn: "", text: ""` without the empty parts
-        let full = result.to_string();
-        let code = full.split(", dn:").next().unwrap_or(&full).to_string();
-        return if result.text.is_empty() {
-            code
-        } else {
-            format!("{code}: {}", result.text)
-        };
-    }
-    let mut parts = vec![e.to_string()];
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
-}
-
-/// What to do when the LDAP server cannot be reached (pure).
-pub fn ldap_connect_fix(url: &str, starttls: bool) -> String {
-    let mut fix =
-        format!("check ldap.url ({url}) and that the server answers from here (firewall, port)");
-    if url.starts_with("ldaps://") || starttls {
-        fix.push_str(
-            "; with TLS its certificate must be valid for that host name and trusted by this host's CA store",
-        );
-    }
-    fix
-}
-
 /// The pinned images that are on this node (other nodes: the plugin rollout checks).
-async fn images_check(c: &Cluster, cfg: &Config) -> Check {
+pub(super) async fn images_check(c: &Cluster, cfg: &Config) -> Check {
     let mut wanted = cfg.images.deployed().to_vec();
     wanted.dedup_by(|a, b| a.1 == b.1);
     let mut results = Vec::new();
@@ -1234,307 +769,12 @@ pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check
     )
 }
 
-/// The path JupyterHub serves under: the path of `public_url`, with both slashes (pure).
-pub fn base_path(public_url: &str) -> String {
-    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
-    let path = rest.find('/').map_or("/", |i| &rest[i..]);
-    if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
-    }
-}
-
-/// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
-pub fn hub_api_url(cfg: &Config, host: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    let scheme = if cfg.tls.mode == TlsMode::Off {
-        "http"
-    } else {
-        "https"
-    };
-    format!(
-        "{scheme}://{host}:{}{}hub/api",
-        cfg.cluster.hub_port,
-        base_path(&cfg.cluster.public_url)
-    )
-}
-
-/// The address of the node whose task of the hub runs, or the failed check `name` saying why
-/// there is none.
-async fn hub_host(c: &Cluster, cfg: &Config, name: &str) -> Result<String, Check> {
-    let svc = &cfg.cluster.hub_service;
-    let secs = cfg.timeouts.docker_seconds;
-    let read = async {
-        let service = c.service(svc).await?;
-        let tasks = match &service {
-            Some(_) => c.tasks(svc).await?,
-            None => Vec::new(),
-        };
-        let me = c.self_node_id().await?;
-        let nodes = c.nodes().await?;
-        Ok::<_, anyhow::Error>((service.is_some(), tasks, me, nodes))
-    };
-    let (exists, tasks, me, nodes) =
-        match timed(secs, &format!("cannot read service {svc}"), read).await {
-            Ok(v) => v,
-            Err(e) => {
-                return Err(Check::fail(
-                    name,
-                    e,
-                    format!("check the manager: docker service ps {svc}"),
-                ));
-            }
-        };
-    if !exists {
-        return Err(Check::fail(
-            name,
-            format!("service {svc} does not exist"),
-            "swarmhub run",
-        ));
-    }
-    let Some(task) = tasks
-        .iter()
-        .find(|t| t.desired == "running" && t.state == "running")
-    else {
-        let now = tasks
-            .first()
-            .map_or("no tasks".to_string(), |t| t.describe());
-        return Err(Check::fail(
-            name,
-            format!("no task of {svc} runs (newest: {now})"),
-            format!("swarmhub hub start; if it does not stay up: docker service logs {svc}"),
-        ));
-    };
-    // the node's address also when it is the node whose dockerd we talk to: DOCKER_HOST may be
-    // remote (ssh://, tcp://) or the CLI may run in another network namespace than that node
-    match nodes.iter().find(|n| n.id == task.node_id) {
-        Some(n) if !n.addr.is_empty() && n.addr != "0.0.0.0" => Ok(n.addr.clone()),
-        _ if task.node_id == me => Ok("127.0.0.1".to_string()),
-        _ => Err(Check::fail(
-            name,
-            format!("the node running {svc} ({}) reports no address", task.node),
-            "re-join it with --advertise-addr <its IP>",
-        )),
-    }
-}
-
-/// Whether the hub answers its API at the address of the node running it (over HTTPS with
-/// the public URL's host as server name when TLS is on; the certificate is `hub-tls`'s).
-pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
-    let host = match hub_host(c, cfg, "hub-api").await {
-        Ok(h) => h,
-        Err(check) => return check,
-    };
-    let url = hub_api_url(cfg, &host);
-    let svc = &cfg.cluster.hub_service;
-    let timeout = status::probe_timeout(cfg);
-    let result = if cfg.tls.mode == TlsMode::Off {
-        probe::http_get_json(&url, timeout).await
-    } else {
-        let path = format!("{}hub/api", base_path(&cfg.cluster.public_url));
-        probe::https_get_json(
-            &url,
-            &host,
-            cfg.cluster.hub_port,
-            &cfg.public_host(),
-            &path,
-            timeout,
-        )
-        .await
-    };
-    check_hub_answer(&url, svc, cfg.cluster.hub_port, result)
-}
-
-/// `hub-tls`: the hub serves HTTPS with the configured certificate, valid now and for a while,
-/// for the public URL's host. Plain HTTP is a failure (LDAP passwords in clear).
-pub async fn hub_tls_check(c: &Cluster, cfg: &Config, config_path: Option<&Path>) -> Check {
-    let now = time::OffsetDateTime::now_utc();
-    if cfg.tls.mode == TlsMode::Off {
-        return check_hub_tls(cfg, config_path, None, None, now);
-    }
-    let configured = tls::configured(cfg, now);
-    let host = match hub_host(c, cfg, "hub-tls").await {
-        Ok(h) => h,
-        Err(check) => return check,
-    };
-    let served = probe::served_chain(
-        &host,
-        cfg.cluster.hub_port,
-        &cfg.public_host(),
-        status::probe_timeout(cfg),
-    )
-    .await;
-    check_hub_tls(cfg, config_path, Some(configured), Some(served), now)
-}
-
-/// Judge what the hub serves (pure): `configured` is the certificate of the settings, `served`
-/// the chain the hub presented; both `None` with TLS off.
-pub fn check_hub_tls(
-    cfg: &Config,
-    config_path: Option<&Path>,
-    configured: Option<Result<tls::Pair, String>>,
-    served: Option<Result<Vec<Vec<u8>>, ProbeError>>,
-    now: time::OffsetDateTime,
-) -> Check {
-    const NAME: &str = "hub-tls";
-    let file = config_path.map_or("swarmhub.toml".to_string(), |p| p.display().to_string());
-    let run = match config_path {
-        Some(p) => format!("swarmhub --config {} run", p.display()),
-        None => "swarmhub run".to_string(),
-    };
-    let (Some(configured), Some(served)) = (configured, served) else {
-        let https = cfg.cluster.public_url.replacen("http://", "https://", 1);
-        return Check::fail(
-            NAME,
-            format!(
-                "the hub serves plain HTTP ({}): LDAP passwords cross the network in clear",
-                cfg.cluster.public_url
-            ),
-            format!(
-                "in {file} set mode = \"self-signed\" under [tls] (or mode = \"files\" with cert_file and key_file of your certificate) and public_url = \"{https}\" under [cluster], then run: {run}"
-            ),
-        );
-    };
-    let configured = match configured {
-        Ok(p) => p,
-        Err(e) => {
-            return Check::fail(
-                NAME,
-                format!("the configured certificate cannot be used: {e}"),
-                format!("fix the file, then run: {run}"),
-            );
-        }
-    };
-    let chain = match served {
-        Ok(c) => c,
-        Err(e) => {
-            return Check::fail(
-                NAME,
-                format!("no TLS handshake with the hub: {e}"),
-                format!(
-                    "{run}; look at the hub's log: docker service logs {}",
-                    cfg.cluster.hub_service
-                ),
-            );
-        }
-    };
-    let leaf = match chain.first().map(|d| tls::CertInfo::from_der(d)) {
-        Some(Ok(l)) => l,
-        Some(Err(e)) => {
-            return Check::fail(
-                NAME,
-                format!("the hub serves a certificate that cannot be parsed: {e}"),
-                run,
-            );
-        }
-        None => return Check::fail(NAME, "the hub presented no certificate", run),
-    };
-    if leaf.der != configured.leaf.der {
-        return Check::fail(
-            NAME,
-            format!(
-                "the hub serves another certificate (SHA-256 {}, for {}) than {} (SHA-256 {})",
-                leaf.sha256,
-                leaf.names.join(", "),
-                configured.cert_path.display(),
-                configured.leaf.sha256
-            ),
-            format!("{run} (the hub is updated with the configured certificate)"),
-        );
-    }
-    let t = now.unix_timestamp();
-    if leaf.not_before > t || leaf.not_after <= t {
-        return Check::fail(
-            NAME,
-            format!(
-                "the served certificate is valid from {} to {}, not now",
-                tls::date(leaf.not_before),
-                tls::date(leaf.not_after)
-            ),
-            format!("renew it, then run: {run}"),
-        );
-    }
-    let host = cfg.public_host();
-    if !leaf.covers(&host) {
-        return Check::fail(
-            NAME,
-            format!(
-                "the served certificate is for {}, not for {host} (the host of cluster.public_url): browsers refuse it",
-                leaf.names.join(", ")
-            ),
-            format!(
-                "use a certificate for {host} (tls.mode = \"self-signed\" makes one), then run: {run}"
-            ),
-        );
-    }
-    let days = leaf.left(now) / 86_400;
-    let detail = format!(
-        "serves {} for {} (valid until {}, {days} days left)",
-        configured.cert_path.display(),
-        leaf.names.join(", "),
-        tls::date(leaf.not_after)
-    );
-    if days < i64::from(cfg.tls.expiry_warn_days) {
-        let fix = match cfg.tls.mode {
-            TlsMode::SelfSigned => format!("{run} (makes a new certificate from the same CA)"),
-            _ => format!(
-                "renew the certificate in {}, then run: {run}",
-                configured.cert_path.display()
-            ),
-        };
-        return Check::warn(
-            NAME,
-            format!(
-                "{detail}: ends within tls.expiry_warn_days ({})",
-                cfg.tls.expiry_warn_days
-            ),
-            fix,
-        );
-    }
-    Check::ok(NAME, detail)
-}
-
-/// The hub's API answered with its version (pure).
-pub fn check_hub_answer(
-    url: &str,
-    service: &str,
-    port: u16,
-    result: Result<serde_json::Value, ProbeError>,
-) -> Check {
-    let logs = format!("look at the hub's log: docker service logs {service}");
-    match result {
-        Ok(v) => match v.get("version").and_then(|v| v.as_str()) {
-            Some(version) => Check::ok("hub-api", format!("{url}: JupyterHub {version}")),
-            None => Check::fail(
-                "hub-api",
-                format!("{url} answered JSON without a version: {v}"),
-                format!("is something else published on port {port}? {logs}"),
-            ),
-        },
-        Err(e @ (ProbeError::Unreachable { .. } | ProbeError::Timeout { .. })) => Check::fail(
-            "hub-api",
-            e.to_string(),
-            format!(
-                "swarmhub hub start; {logs}; check that port {port}/tcp (cluster.hub_port) is published and not blocked by a firewall"
-            ),
-        ),
-        Err(e) => Check::fail(
-            "hub-api",
-            e.to_string(),
-            format!("{logs}; check cluster.public_url (its path is the hub's base URL)"),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::docker::cluster::TaskInfo;
+    use crate::inspect::doctor::Outcome;
+    use crate::inspect::health::{running_tasks, service_health};
 
     fn node(host: &str, state: &str, availability: &str) -> NodeInfo {
         NodeInfo {
@@ -1848,8 +1088,8 @@ mod tests {
             deployed: exists,
             image: None,
             desired,
-            running: status::running_tasks(&tasks),
-            health: status::service_health(exists, desired, &tasks),
+            running: running_tasks(&tasks),
+            health: service_health(exists, desired, &tasks),
             tasks,
         };
         let c = check_nfsd_service(&svc(false, None, vec![]));
@@ -1926,7 +1166,7 @@ mod tests {
     }
 
     #[test]
-    fn images_and_hub() {
+    fn images_on_this_node() {
         let r = vec![
             (
                 "images.nfsd".to_string(),
@@ -1947,47 +1187,6 @@ mod tests {
         );
         assert!(c.detail.contains("checked by swarmhub plugin rollout"));
         assert_eq!(check_images(&r[..1]).outcome, Outcome::Ok);
-
-        assert_eq!(base_path("http://localhost:8000/"), "/");
-        assert_eq!(base_path("https://h.example.edu:8443/jupyter"), "/jupyter/");
-        assert_eq!(base_path("https://h.example.edu"), "/");
-        let mut cfg = Config::default();
-        assert_eq!(
-            hub_api_url(&cfg, "127.0.0.1"),
-            "http://127.0.0.1:8000/hub/api"
-        );
-        cfg.cluster.public_url = "https://hub.example.edu/jupyter/".into();
-        cfg.cluster.hub_port = 8443;
-        assert_eq!(
-            hub_api_url(&cfg, "10.0.0.1"),
-            "http://10.0.0.1:8443/jupyter/hub/api"
-        );
-
-        let url = "http://127.0.0.1:8000/hub/api";
-        let c = check_hub_answer(
-            url,
-            "swarmhub-hub",
-            8000,
-            Ok(serde_json::json!({"version": "5.2.1"})),
-        );
-        assert_eq!(c.detail, "http://127.0.0.1:8000/hub/api: JupyterHub 5.2.1");
-        let c = check_hub_answer(url, "swarmhub-hub", 8000, Ok(serde_json::json!({})));
-        assert_eq!(c.outcome, Outcome::Fail);
-        let c = check_hub_answer(
-            url,
-            "swarmhub-hub",
-            8000,
-            Err(ProbeError::Unreachable {
-                url: url.into(),
-                cause: "connection refused".into(),
-            }),
-        );
-        let fix = c.fix.unwrap();
-        assert!(
-            fix.starts_with("swarmhub hub start")
-                && fix.contains("docker service logs swarmhub-hub"),
-            "{fix}"
-        );
     }
 
     #[test]
@@ -2023,216 +1222,5 @@ mod tests {
                 .unwrap()
                 .contains("docker node promote")
         );
-    }
-
-    #[test]
-    fn report_text_and_error() {
-        let r = Report::new(vec![
-            Check::ok(
-                "dockerd",
-                "dockerd at unix:///var/run/docker.sock is a swarm manager",
-            ),
-            Check::fail(
-                "network",
-                "network swarmhub does not exist",
-                "swarmhub run (creates it)",
-            ),
-            Check::skip("ldap-bind", "give --ldap-password-file to check the bind"),
-        ]);
-        assert!(!r.ok());
-        assert_eq!(
-            r.text(),
-            "\
-✓ dockerd: dockerd at unix:///var/run/docker.sock is a swarm manager
-✗ network: network swarmhub does not exist
-    fix: swarmhub run (creates it)
-- ldap-bind: skipped: give --ldap-password-file to check the bind
-unhealthy: 1 ok, 1 failed, 1 skipped
-"
-        );
-        let e = r.error().unwrap();
-        assert_eq!(e.code(), 6);
-        assert_eq!(
-            e.to_string(),
-            "health check failed: 1 of 3 checks failed: network"
-        );
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["ok"], false);
-        assert_eq!(v["failed"], 1);
-        assert_eq!(v["checks"][1]["outcome"], "fail");
-        assert_eq!(v["checks"][1]["fix"], "swarmhub run (creates it)");
-        assert_eq!(v["checks"][2]["outcome"], "skip");
-        assert!(Report::new(vec![Check::skip("x", "y")]).error().is_none());
-        let opts = DoctorOptions {
-            ldap_password: Some("hunter2".into()),
-            config_path: None,
-        };
-        assert!(!format!("{opts:?}").contains("hunter2"));
-    }
-
-    /// A port on 127.0.0.1 that nobody listens on.
-    fn closed_port() -> u16 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    }
-
-    #[tokio::test]
-    async fn without_dockerd_the_docker_checks_are_skipped_and_ldap_still_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("docker.sock");
-        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
-        let mut cfg = Config::default();
-        cfg.timeouts.docker_seconds = 2;
-        cfg.ldap.url = format!("ldap://127.0.0.1:{}", closed_port());
-        cfg.ldap.starttls = false;
-        let host = format!("unix://{}", sock.display());
-        let t0 = std::time::Instant::now();
-        let r = examine_at(&cfg, &DoctorOptions::default(), &host).await;
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        let by_name = |n: &str| r.checks.iter().find(|c| c.name == n).unwrap();
-        assert_eq!(by_name("dockerd").outcome, Outcome::Fail);
-        assert!(
-            by_name("dockerd").detail.contains(&host),
-            "{:?}",
-            by_name("dockerd")
-        );
-        for n in ["nodes", "secrets", "nfsd-api", "images", "hub-api"] {
-            assert_eq!(by_name(n).outcome, Outcome::Skip, "{n}");
-        }
-        let ldap = by_name("ldap-connect");
-        assert_eq!(ldap.outcome, Outcome::Fail, "{ldap:?}");
-        assert!(ldap.detail.contains(&cfg.ldap.url), "{ldap:?}");
-        assert!(ldap.fix.as_deref().unwrap().contains("ldap.url"));
-        assert_eq!(by_name("ldap-bind").outcome, Outcome::Skip);
-        assert_eq!(by_name("ldap-teacher-group").outcome, Outcome::Skip);
-        let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "dockerd",
-                "nodes",
-                "storage-node",
-                "network",
-                "secrets",
-                "plugin-enabled",
-                "plugin-version",
-                "plugin-settings",
-                "firewall",
-                "nfsd-service",
-                "nfsd-allow",
-                "nfsd-api",
-                "ldap-connect",
-                "ldap-bind",
-                "ldap-teacher-group",
-                "ldap-student-group",
-                "images",
-                "hub-api",
-                "hub-tls"
-            ]
-        );
-        assert_eq!(r.error().unwrap().code(), 6);
-    }
-
-    #[tokio::test]
-    async fn a_silent_ldap_server_times_out() {
-        // accepts connections (kernel backlog) and never answers
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut cfg = Config::default();
-        cfg.ldap.url = format!("ldap://{}", l.local_addr().unwrap());
-        cfg.ldap.starttls = true; // the StartTLS request is never answered
-        let t0 = std::time::Instant::now();
-        let checks = ldap_checks(&cfg, &DoctorOptions::default(), Duration::from_millis(500)).await;
-        assert!(t0.elapsed() < Duration::from_secs(5));
-        assert_eq!(checks[0].outcome, Outcome::Fail, "{:?}", checks[0]);
-        assert!(checks[0].fix.as_deref().unwrap().contains("certificate"));
-        drop(l);
-    }
-
-    #[test]
-    fn hub_tls_judges_the_served_certificate() {
-        use time::{Duration as Days, OffsetDateTime};
-        let dir = tempfile::tempdir().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let mut cfg = Config::default();
-        let path = dir.path().join("swarmhub.toml");
-        // plain HTTP fails, with the exact change and command
-        let c = check_hub_tls(&cfg, Some(&path), None, None, now);
-        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
-        assert!(c.detail.contains("plain HTTP"), "{c:?}");
-        let fix = c.fix.unwrap();
-        assert!(fix.contains("mode = \"self-signed\""), "{fix}");
-        assert!(fix.contains("https://localhost:8000/"), "{fix}");
-        assert!(
-            fix.contains(&format!("swarmhub --config {} run", path.display())),
-            "{fix}"
-        );
-
-        cfg.cluster.public_url = "https://hub.example.edu/".into();
-        cfg.tls.mode = TlsMode::SelfSigned;
-        cfg.tls.dir = dir.path().join("tls").display().to_string();
-        let made =
-            tls::ensure_self_signed(Path::new(&cfg.tls.dir), &["hub.example.edu".into()], now)
-                .unwrap();
-        let configured = tls::configured(&cfg, now);
-        let pair = || configured.clone();
-        let served = std::fs::read(&made.cert).unwrap();
-        let der = |pem: &[u8]| {
-            use rustls_pki_types::pem::PemObject;
-            rustls_pki_types::CertificateDer::from_pem_slice(pem)
-                .unwrap()
-                .to_vec()
-        };
-        // the configured certificate, valid for a year: ok
-        let c = check_hub_tls(
-            &cfg,
-            Some(&path),
-            Some(pair()),
-            Some(Ok(vec![der(&served)])),
-            now,
-        );
-        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
-        assert!(c.detail.contains("hub.example.edu"), "{c:?}");
-        // near its end: a warning, not a failure
-        let late = now + Days::days(tls::HUB_DAYS - 10);
-        let c = check_hub_tls(
-            &cfg,
-            None,
-            Some(tls::configured(&cfg, late)),
-            Some(Ok(vec![der(&served)])),
-            late,
-        );
-        assert_eq!(c.outcome, Outcome::Warn, "{c:?}");
-        assert!(Report::new(vec![c]).ok());
-        // another certificate than the configured one
-        let other =
-            tls::ensure_self_signed(&dir.path().join("other"), &["hub.example.edu".into()], now)
-                .unwrap();
-        let c = check_hub_tls(
-            &cfg,
-            None,
-            Some(pair()),
-            Some(Ok(vec![der(&std::fs::read(&other.cert).unwrap())])),
-            now,
-        );
-        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
-        assert!(c.detail.contains("another certificate"), "{c:?}");
-        // a certificate that does not name the public host
-        cfg.cluster.public_url = "https://jupyter.example.edu/".into();
-        let c = check_hub_tls(&cfg, None, Some(pair()), Some(Ok(vec![der(&served)])), now);
-        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
-        assert!(c.detail.contains("not for jupyter.example.edu"), "{c:?}");
-        // no handshake
-        let c = check_hub_tls(
-            &cfg,
-            None,
-            Some(pair()),
-            Some(Err(ProbeError::Unreachable {
-                url: "https://x".into(),
-                cause: "TLS handshake failed".into(),
-            })),
-            now,
-        );
-        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
-        assert!(c.fix.unwrap().contains("docker service logs"));
     }
 }
