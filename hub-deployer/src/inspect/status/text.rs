@@ -1,199 +1,232 @@
 //! `swarmhub status` for people: [`Status::text`], one function per section, and the
 //! column-aligned [`table`] they use. Pure: formats a gathered [`Status`], no I/O.
 
-use super::Status;
+use super::{
+    NetworkStatus, NfsdApiStatus, NodeStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus,
+};
 use crate::inspect::probe;
 use crate::names::PLUGIN_VERSION_LABEL;
 
 impl Status {
     /// The report for people: one block per section, problems spelled out.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        let sw = &self.swarm;
-        out.push_str(&format!(
-            "swarm: {} node{} ({} manager{}, {} ready); this node: {}; dockerd {}\n",
-            sw.nodes,
-            plural(sw.nodes),
-            sw.managers,
-            plural(sw.managers),
-            sw.ready,
-            if sw.this_node.is_empty() {
-                "?"
-            } else {
-                &sw.this_node
-            },
-            self.docker_host
-        ));
+        [
+            swarm_text(self),
+            nodes_text(&self.nodes),
+            network_text(&self.network),
+            services_text(&self.services),
+            notebooks_text(&self.notebooks, &self.other_services, &self.network.name),
+            volumes_text(&self.nfsd_api, &self.volumes),
+            errors_text(&self.errors),
+        ]
+        .concat()
+    }
+}
 
-        out.push_str("\nnodes:\n");
+/// `swarm: 3 nodes (1 manager, 3 ready); this node: alpha; dockerd ...`
+fn swarm_text(s: &Status) -> String {
+    let sw = &s.swarm;
+    format!(
+        "swarm: {} node{} ({} manager{}, {} ready); this node: {}; dockerd {}\n",
+        sw.nodes,
+        plural(sw.nodes),
+        sw.managers,
+        plural(sw.managers),
+        sw.ready,
+        if sw.this_node.is_empty() {
+            "?"
+        } else {
+            &sw.this_node
+        },
+        s.docker_host
+    )
+}
+
+/// One row per node; `*` marks the node whose dockerd was asked.
+fn nodes_text(nodes: &[NodeStatus]) -> String {
+    let mut out = String::from("\nnodes:\n");
+    let mut rows = vec![
+        [
+            "HOST",
+            "ROLE",
+            "STATE",
+            "AVAILABILITY",
+            "ADDRESS",
+            "STORAGE",
+            "PLUGIN",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for n in nodes {
+        rows.push(vec![
+            format!("{}{}", n.hostname, if n.this_node { " *" } else { "" }),
+            n.role.clone(),
+            n.state.clone(),
+            n.availability.clone(),
+            n.addr.clone(),
+            if n.storage { "yes" } else { "-" }.into(),
+            plugin_text(n.plugin_enabled, n.plugin_version.as_deref()),
+        ]);
+    }
+    out.push_str(&table(&rows, "  "));
+    if nodes.is_empty() {
+        out.push_str("  (no nodes could be listed)\n");
+    }
+    out
+}
+
+/// The overlay network: missing, or its scope, driver and whether notebooks can join it.
+fn network_text(net: &NetworkStatus) -> String {
+    let mut out = format!("\nnetwork {}: ", net.name);
+    if !net.found {
+        out.push_str("not found (swarmhub run creates it)\n");
+    } else {
+        let kind = format!(
+            "{} {}",
+            net.scope.as_deref().unwrap_or("?"),
+            net.driver.as_deref().unwrap_or("?")
+        );
+        let attachable = if net.attachable == Some(true) {
+            "attachable"
+        } else {
+            "NOT attachable (notebooks cannot join it)"
+        };
+        out.push_str(&format!("{kind}, {attachable}\n"));
+    }
+    out
+}
+
+/// nfsd, the hub (and the demo's directory): image, replicas, health, recent tasks.
+fn services_text(services: &[ServiceStatus]) -> String {
+    let mut out = String::from("\nservices:\n");
+    for s in services {
+        if !s.deployed {
+            out.push_str(&format!(
+                "  {} ({}): not deployed (swarmhub run)\n",
+                s.name, s.component
+            ));
+            continue;
+        }
+        out.push_str(&format!(
+            "  {} ({}): {}, {}/{} running, {}\n",
+            s.name,
+            s.component,
+            s.image.as_deref().unwrap_or("no image"),
+            s.running,
+            s.desired.map_or("?".into(), |d| d.to_string()),
+            s.health.text()
+        ));
+        for t in &s.tasks {
+            out.push_str(&format!(
+                "      {} {}{}\n",
+                t.describe(),
+                if t.desired == "running" {
+                    String::new()
+                } else {
+                    format!("[desired {}] ", t.desired)
+                },
+                t.since
+            ));
+        }
+    }
+    out
+}
+
+/// The notebooks table (the ERROR column only when one has an error), then the other
+/// services on the network.
+fn notebooks_text(notebooks: &[NotebookStatus], others: &[String], network: &str) -> String {
+    let running = notebooks.iter().filter(|n| n.running > 0).count();
+    let mut out = format!("\nnotebooks: {} ({} running)\n", notebooks.len(), running);
+    if !notebooks.is_empty() {
         let mut rows = vec![
-            [
-                "HOST",
-                "ROLE",
-                "STATE",
-                "AVAILABILITY",
-                "ADDRESS",
-                "STORAGE",
-                "PLUGIN",
-            ]
-            .map(String::from)
-            .to_vec(),
+            ["SERVICE", "USER", "ROLE", "NODE", "STATE", "ERROR"]
+                .map(String::from)
+                .to_vec(),
         ];
-        for n in &self.nodes {
-            rows.push(vec![
-                format!("{}{}", n.hostname, if n.this_node { " *" } else { "" }),
-                n.role.clone(),
-                n.state.clone(),
-                n.availability.clone(),
-                n.addr.clone(),
-                if n.storage { "yes" } else { "-" }.into(),
-                plugin_text(n.plugin_enabled, n.plugin_version.as_deref()),
-            ]);
+        let errors = notebooks.iter().any(|n| n.error.is_some());
+        if !errors {
+            rows[0].pop();
+        }
+        for n in notebooks {
+            let mut row = vec![
+                n.name.clone(),
+                n.user.clone().unwrap_or_else(|| "-".into()),
+                n.role.clone().unwrap_or_else(|| "-".into()),
+                n.node.clone().unwrap_or_else(|| "-".into()),
+                n.state.clone().unwrap_or_else(|| "no task".into()),
+            ];
+            if errors {
+                row.push(n.error.clone().unwrap_or_default());
+            }
+            rows.push(row);
         }
         out.push_str(&table(&rows, "  "));
-        if self.nodes.is_empty() {
-            out.push_str("  (no nodes could be listed)\n");
-        }
-
-        let net = &self.network;
-        out.push_str(&format!("\nnetwork {}: ", net.name));
-        if !net.found {
-            out.push_str("not found (swarmhub run creates it)\n");
-        } else {
-            let kind = format!(
-                "{} {}",
-                net.scope.as_deref().unwrap_or("?"),
-                net.driver.as_deref().unwrap_or("?")
-            );
-            let attachable = if net.attachable == Some(true) {
-                "attachable"
-            } else {
-                "NOT attachable (notebooks cannot join it)"
-            };
-            out.push_str(&format!("{kind}, {attachable}\n"));
-        }
-
-        out.push_str("\nservices:\n");
-        for s in &self.services {
-            if !s.deployed {
-                out.push_str(&format!(
-                    "  {} ({}): not deployed (swarmhub run)\n",
-                    s.name, s.component
-                ));
-                continue;
-            }
-            out.push_str(&format!(
-                "  {} ({}): {}, {}/{} running, {}\n",
-                s.name,
-                s.component,
-                s.image.as_deref().unwrap_or("no image"),
-                s.running,
-                s.desired.map_or("?".into(), |d| d.to_string()),
-                s.health.text()
-            ));
-            for t in &s.tasks {
-                out.push_str(&format!(
-                    "      {} {}{}\n",
-                    t.describe(),
-                    if t.desired == "running" {
-                        String::new()
-                    } else {
-                        format!("[desired {}] ", t.desired)
-                    },
-                    t.since
-                ));
-            }
-        }
-
-        let running = self.notebooks.iter().filter(|n| n.running > 0).count();
-        out.push_str(&format!(
-            "\nnotebooks: {} ({} running)\n",
-            self.notebooks.len(),
-            running
-        ));
-        if !self.notebooks.is_empty() {
-            let mut rows = vec![
-                ["SERVICE", "USER", "ROLE", "NODE", "STATE", "ERROR"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
-            let errors = self.notebooks.iter().any(|n| n.error.is_some());
-            if !errors {
-                rows[0].pop();
-            }
-            for n in &self.notebooks {
-                let mut row = vec![
-                    n.name.clone(),
-                    n.user.clone().unwrap_or_else(|| "-".into()),
-                    n.role.clone().unwrap_or_else(|| "-".into()),
-                    n.node.clone().unwrap_or_else(|| "-".into()),
-                    n.state.clone().unwrap_or_else(|| "no task".into()),
-                ];
-                if errors {
-                    row.push(n.error.clone().unwrap_or_default());
-                }
-                rows.push(row);
-            }
-            out.push_str(&table(&rows, "  "));
-        }
-        if !self.other_services.is_empty() {
-            out.push_str(&format!(
-                "other services on network {}: {}\n",
-                self.network.name,
-                self.other_services.join(", ")
-            ));
-        }
-
-        out.push_str("\nvolumes:\n");
-        let api = &self.nfsd_api;
-        let url = api.url.as_deref().unwrap_or("nfsd API");
-        match (&api.health, &api.error) {
-            (Some(h), _) => out.push_str(&format!(
-                "  nfsd {url}: {} version {}, {} volume{}, up {}\n",
-                h.status,
-                h.version,
-                h.volumes,
-                plural(h.volumes),
-                probe::duration_text(h.uptime_seconds)
-            )),
-            (None, e) => out.push_str(&format!(
-                "  nfsd: unreachable: {}\n",
-                e.as_deref().unwrap_or("unknown")
-            )),
-        }
-        let v = &self.volumes;
-        match &v.error {
-            Some(e) => out.push_str(&format!("  this dockerd: {e}\n")),
-            None => {
-                out.push_str(&format!(
-                    "  this dockerd knows {} {} volume{}{}\n",
-                    v.volumes.len(),
-                    v.driver,
-                    plural(v.volumes.len()),
-                    if v.volumes.is_empty() { "" } else { ":" }
-                ));
-                for vol in &v.volumes {
-                    let opts: Vec<String> = vol
-                        .options
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    out.push_str(&format!("    {} {}\n", vol.name, opts.join(",")));
-                }
-            }
-        }
-        for w in &v.warnings {
-            out.push_str(&format!("  warning: {w}\n"));
-        }
-
-        if !self.errors.is_empty() {
-            out.push_str("\nnot read (Docker errors):\n");
-            for e in &self.errors {
-                out.push_str(&format!("  {e}\n"));
-            }
-        }
-        out
     }
+    if !others.is_empty() {
+        out.push_str(&format!(
+            "other services on network {}: {}\n",
+            network,
+            others.join(", ")
+        ));
+    }
+    out
+}
+
+/// nfsd's health answer, then the plugin's volumes this dockerd knows and its warnings.
+fn volumes_text(api: &NfsdApiStatus, v: &VolumesStatus) -> String {
+    let mut out = String::from("\nvolumes:\n");
+    let url = api.url.as_deref().unwrap_or("nfsd API");
+    match (&api.health, &api.error) {
+        (Some(h), _) => out.push_str(&format!(
+            "  nfsd {url}: {} version {}, {} volume{}, up {}\n",
+            h.status,
+            h.version,
+            h.volumes,
+            plural(h.volumes),
+            probe::duration_text(h.uptime_seconds)
+        )),
+        (None, e) => out.push_str(&format!(
+            "  nfsd: unreachable: {}\n",
+            e.as_deref().unwrap_or("unknown")
+        )),
+    }
+    match &v.error {
+        Some(e) => out.push_str(&format!("  this dockerd: {e}\n")),
+        None => {
+            out.push_str(&format!(
+                "  this dockerd knows {} {} volume{}{}\n",
+                v.volumes.len(),
+                v.driver,
+                plural(v.volumes.len()),
+                if v.volumes.is_empty() { "" } else { ":" }
+            ));
+            for vol in &v.volumes {
+                let opts: Vec<String> = vol
+                    .options
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                out.push_str(&format!("    {} {}\n", vol.name, opts.join(",")));
+            }
+        }
+    }
+    for w in &v.warnings {
+        out.push_str(&format!("  warning: {w}\n"));
+    }
+    out
+}
+
+/// The Docker calls that failed (nothing when none did).
+fn errors_text(errors: &[String]) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nnot read (Docker errors):\n");
+    for e in errors {
+        out.push_str(&format!("  {e}\n"));
+    }
+    out
 }
 
 /// `enabled 0.1.0`, `enabled (no version recorded)`, `disabled`.
