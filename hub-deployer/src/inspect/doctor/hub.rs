@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::swarm::service_and_tasks;
 use super::{Check, timed};
 use crate::docker::cluster::Cluster;
 use crate::inspect::health::probe_timeout;
@@ -12,35 +13,7 @@ use crate::inspect::probe::{self, ProbeError};
 use crate::settings::tls;
 use crate::settings::{Config, TlsMode};
 
-/// The path JupyterHub serves under: the path of `public_url`, with both slashes (pure).
-pub fn base_path(public_url: &str) -> String {
-    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
-    let path = rest.find('/').map_or("/", |i| &rest[i..]);
-    if path.ends_with('/') {
-        path.to_string()
-    } else {
-        format!("{path}/")
-    }
-}
-
-/// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
-pub fn hub_api_url(cfg: &Config, host: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    let scheme = if cfg.tls.mode == TlsMode::Off {
-        "http"
-    } else {
-        "https"
-    };
-    format!(
-        "{scheme}://{host}:{}{}hub/api",
-        cfg.cluster.hub_port,
-        base_path(&cfg.cluster.public_url)
-    )
-}
+// Reads (I/O): dockerd for where the hub runs, then the hub itself.
 
 /// The address of the node whose task of the hub runs, or the failed check `name` saying why
 /// there is none.
@@ -48,11 +21,7 @@ async fn hub_host(c: &Cluster, cfg: &Config, name: &str) -> Result<String, Check
     let svc = &cfg.cluster.hub_service;
     let secs = cfg.timeouts.docker_seconds;
     let read = async {
-        let service = c.service(svc).await?;
-        let tasks = match &service {
-            Some(_) => c.tasks(svc).await?,
-            None => Vec::new(),
-        };
+        let (service, tasks) = service_and_tasks(c, svc).await?;
         let me = c.self_node_id().await?;
         let nodes = c.nodes().await?;
         Ok::<_, anyhow::Error>((service.is_some(), tasks, me, nodes))
@@ -148,6 +117,38 @@ pub async fn hub_tls_check(c: &Cluster, cfg: &Config, config_path: Option<&Path>
     )
     .await;
     check_hub_tls(cfg, config_path, Some(configured), Some(served), now)
+}
+
+// Judgements of what was read (pure: no I/O).
+
+/// The path JupyterHub serves under: the path of `public_url`, with both slashes (pure).
+pub fn base_path(public_url: &str) -> String {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    }
+}
+
+/// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
+pub fn hub_api_url(cfg: &Config, host: &str) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let scheme = if cfg.tls.mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
+    format!(
+        "{scheme}://{host}:{}{}hub/api",
+        cfg.cluster.hub_port,
+        base_path(&cfg.cluster.public_url)
+    )
 }
 
 /// Judge what the hub serves (pure): `configured` is the certificate of the settings, `served`

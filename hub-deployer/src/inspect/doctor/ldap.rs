@@ -9,6 +9,8 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope};
 use super::{Check, DoctorOptions, Outcome};
 use crate::settings::Config;
 
+// Reads (I/O): the LDAP server.
+
 /// `ldap-connect`, `ldap-bind` and one check per group.
 pub(super) async fn ldap_checks(
     cfg: &Config,
@@ -168,6 +170,8 @@ async fn group_check(
         ),
     }
 }
+
+// Judgements of what was read (pure: no I/O).
 
 fn ldap_error_text(e: &LdapError) -> String {
     if let LdapError::LdapResult { result } = e {

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{Check, timed};
+use bollard::models::Service;
+
 use crate::apply::jobs;
 use crate::docker;
 use crate::docker::cluster::{
-    Cluster, NodeInfo, docker_message, fix_for_task_error, not_found, storage_node_in,
+    Cluster, NodeInfo, TaskInfo, docker_message, fix_for_task_error, not_found, storage_node_in,
 };
 use crate::exit::CliError;
 use crate::inspect::health::{
@@ -24,6 +26,8 @@ use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::node::firewall;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
 use crate::settings::Config;
+
+// Reads (I/O): dockerd, the one-shot firewall job, nfsd's API.
 
 pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cluster>) {
     let connect = async {
@@ -52,37 +56,6 @@ pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cl
             Some(c),
         ),
         Err(e) => (dockerd_failure(host, &e), None),
-    }
-}
-
-/// The failed `dockerd` check of a connection error (pure).
-pub fn dockerd_failure(host: &str, e: &CliError) -> Check {
-    match e {
-        CliError::DockerUnreachable { reason, hint, .. } => Check::fail(
-            "dockerd",
-            format!("cannot reach dockerd at {host}: {reason}"),
-            hint.clone(),
-        ),
-        CliError::NotManager { state, .. } if state == "worker" => Check::fail(
-            "dockerd",
-            format!("dockerd at {host} is a swarm worker, not a manager"),
-            "run swarmhub on a manager node (`docker node ls` works there), or promote this one from a manager: docker node promote <this node>",
-        ),
-        CliError::NotManager { state, .. } => Check::fail(
-            "dockerd",
-            format!("dockerd at {host} is not part of a swarm ({state})"),
-            "create a swarm: docker swarm init --advertise-addr <this host's IP>, or run swarmhub on a manager of the existing swarm",
-        ),
-        CliError::Usage(m) => Check::fail(
-            "dockerd",
-            m.clone(),
-            "set DOCKER_HOST to unix:///var/run/docker.sock or tcp://<host>:<port>, or unset it",
-        ),
-        other => Check::fail(
-            "dockerd",
-            format!("dockerd at {host}: {}", other.chain().join(": ")),
-            "check that dockerd runs and answers: docker info",
-        ),
     }
 }
 
@@ -141,11 +114,7 @@ pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
 
     let svc = &cfg.cluster.nfsd_service;
     let nfsd = async {
-        let service = c.service(svc).await?;
-        let tasks = match &service {
-            Some(_) => c.tasks(svc).await?,
-            None => Vec::new(),
-        };
+        let (service, tasks) = service_and_tasks(c, svc).await?;
         Ok::<_, anyhow::Error>(service_status_of("nfsd", svc, service.as_ref(), tasks))
     };
     out.push(
@@ -200,6 +169,111 @@ pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
         ),
     });
     out
+}
+
+/// A service and its tasks, newest first (no tasks when it does not exist).
+pub(super) async fn service_and_tasks(
+    c: &Cluster,
+    name: &str,
+) -> anyhow::Result<(Option<Service>, Vec<TaskInfo>)> {
+    let service = c.service(name).await?;
+    let tasks = match &service {
+        Some(_) => c.tasks(name).await?,
+        None => Vec::new(),
+    };
+    Ok((service, tasks))
+}
+
+/// Run the firewall check job on every node and judge what it found.
+async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
+    let Some(nodes) = nodes else {
+        return Check::skip("firewall", "the nodes could not be listed");
+    };
+    let spec = plan::firewall_check_service(cfg);
+    let runs = jobs::run_global(
+        c,
+        &spec,
+        firewall::RESULT_PREFIX,
+        cfg.timeouts.rollout_seconds,
+        "listing the firewall guard",
+        &crate::progress::Progress::stderr(),
+    )
+    .await;
+    match runs {
+        Ok(runs) => {
+            let found: Vec<(String, Result<firewall::Report, String>)> = runs
+                .iter()
+                .map(|r| {
+                    let report = r
+                        .result
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<firewall::Report>(j).ok())
+                        .ok_or_else(|| r.failure());
+                    (r.task.node.clone(), report)
+                })
+                .collect();
+            check_firewall(nodes, &found)
+        }
+        Err(e) => Check::fail(
+            "firewall",
+            format!(
+                "cannot run the job {}: {}",
+                names::FIREWALL_CHECK_SERVICE,
+                e.chain().join(": ")
+            ),
+            "check that the swarmhub CLI image is on every node (swarmhub plugin rollout reports the nodes without it), then swarmhub doctor",
+        ),
+    }
+}
+
+/// The pinned images that are on this node (other nodes: the plugin rollout checks).
+pub(super) async fn images_check(c: &Cluster, cfg: &Config) -> Check {
+    let mut wanted = cfg.images.deployed().to_vec();
+    wanted.dedup_by(|a, b| a.1 == b.1);
+    let mut results = Vec::new();
+    for (key, image) in wanted {
+        let r = timed(
+            cfg.timeouts.docker_seconds,
+            &format!("cannot inspect image {image}"),
+            c.has_image(image),
+        )
+        .await;
+        results.push((key.to_string(), image.to_string(), r));
+    }
+    check_images(&results)
+}
+
+// Judgements of what was read (pure: no I/O).
+
+/// The failed `dockerd` check of a connection error (pure).
+pub fn dockerd_failure(host: &str, e: &CliError) -> Check {
+    match e {
+        CliError::DockerUnreachable { reason, hint, .. } => Check::fail(
+            "dockerd",
+            format!("cannot reach dockerd at {host}: {reason}"),
+            hint.clone(),
+        ),
+        CliError::NotManager { state, .. } if state == "worker" => Check::fail(
+            "dockerd",
+            format!("dockerd at {host} is a swarm worker, not a manager"),
+            "run swarmhub on a manager node (`docker node ls` works there), or promote this one from a manager: docker node promote <this node>",
+        ),
+        CliError::NotManager { state, .. } => Check::fail(
+            "dockerd",
+            format!("dockerd at {host} is not part of a swarm ({state})"),
+            "create a swarm: docker swarm init --advertise-addr <this host's IP>, or run swarmhub on a manager of the existing swarm",
+        ),
+        CliError::Usage(m) => Check::fail(
+            "dockerd",
+            m.clone(),
+            "set DOCKER_HOST to unix:///var/run/docker.sock or tcp://<host>:<port>, or unset it",
+        ),
+        other => Check::fail(
+            "dockerd",
+            format!("dockerd at {host}: {}", other.chain().join(": ")),
+            "check that dockerd runs and answers: docker info",
+        ),
+    }
 }
 
 /// Every node ready and active (pure).
@@ -469,48 +543,6 @@ pub fn check_plugin_settings(nodes: &[NodeInfo], wanted: Option<&str>) -> Check 
     Check::ok("plugin-settings", detail)
 }
 
-/// Run the firewall check job on every node and judge what it found.
-async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
-    let Some(nodes) = nodes else {
-        return Check::skip("firewall", "the nodes could not be listed");
-    };
-    let spec = plan::firewall_check_service(cfg);
-    let runs = jobs::run_global(
-        c,
-        &spec,
-        firewall::RESULT_PREFIX,
-        cfg.timeouts.rollout_seconds,
-        "listing the firewall guard",
-        &crate::progress::Progress::stderr(),
-    )
-    .await;
-    match runs {
-        Ok(runs) => {
-            let found: Vec<(String, Result<firewall::Report, String>)> = runs
-                .iter()
-                .map(|r| {
-                    let report = r
-                        .result
-                        .as_deref()
-                        .and_then(|j| serde_json::from_str::<firewall::Report>(j).ok())
-                        .ok_or_else(|| r.failure());
-                    (r.task.node.clone(), report)
-                })
-                .collect();
-            check_firewall(nodes, &found)
-        }
-        Err(e) => Check::fail(
-            "firewall",
-            format!(
-                "cannot run the job {}: {}",
-                names::FIREWALL_CHECK_SERVICE,
-                e.chain().join(": ")
-            ),
-            "check that the swarmhub CLI image is on every node (swarmhub plugin rollout reports the nodes without it), then swarmhub doctor",
-        ),
-    }
-}
-
 /// Every usable node has swarmhub's complete firewall guard of nfsd's ports (pure): `found`
 /// holds each node's listing, or why the check job gave none.
 pub fn check_firewall(
@@ -717,23 +749,6 @@ pub fn check_nfsd_api(
     }
 }
 
-/// The pinned images that are on this node (other nodes: the plugin rollout checks).
-pub(super) async fn images_check(c: &Cluster, cfg: &Config) -> Check {
-    let mut wanted = cfg.images.deployed().to_vec();
-    wanted.dedup_by(|a, b| a.1 == b.1);
-    let mut results = Vec::new();
-    for (key, image) in wanted {
-        let r = timed(
-            cfg.timeouts.docker_seconds,
-            &format!("cannot inspect image {image}"),
-            c.has_image(image),
-        )
-        .await;
-        results.push((key.to_string(), image.to_string(), r));
-    }
-    check_images(&results)
-}
-
 /// `(setting, image, present?)` → the `images` check (pure).
 pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check {
     let missing: Vec<String> = results
@@ -772,7 +787,6 @@ pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::cluster::TaskInfo;
     use crate::inspect::doctor::Outcome;
     use crate::inspect::health::{running_tasks, service_health};
 
