@@ -26,7 +26,7 @@ mod ldap;
 mod swarm;
 
 use ldap::ldap_checks;
-use swarm::{check_dockerd, images_check, swarm_checks};
+use swarm::{SWARM_CHECKS, check_dockerd, images_check, swarm_checks};
 
 use std::future::Future;
 use std::time::Duration;
@@ -248,22 +248,7 @@ pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Repor
     let unusable = "dockerd is not usable (see the dockerd check)";
     match &cluster {
         Some(c) => checks.extend(swarm_checks(c, cfg).await),
-        None => checks.extend(
-            [
-                "nodes",
-                "storage-node",
-                "network",
-                "secrets",
-                "plugin-enabled",
-                "plugin-version",
-                "plugin-settings",
-                "firewall",
-                "nfsd-service",
-                "nfsd-allow",
-                "nfsd-api",
-            ]
-            .map(|n| Check::skip(n, unusable)),
-        ),
+        None => checks.extend(SWARM_CHECKS.map(|n| Check::skip(n, unusable))),
     }
     checks.extend(ldap_checks(cfg, opts, probe_timeout(cfg)).await);
     match &cluster {

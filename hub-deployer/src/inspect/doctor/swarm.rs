@@ -59,7 +59,22 @@ pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cl
     }
 }
 
-/// Everything from `nodes` to `nfsd-api`.
+/// The checks [`swarm_checks`] makes, in its order (skipped by name when dockerd is unusable).
+pub(super) const SWARM_CHECKS: [&str; 11] = [
+    "nodes",
+    "storage-node",
+    "network",
+    "secrets",
+    "plugin-enabled",
+    "plugin-version",
+    "plugin-settings",
+    "firewall",
+    "nfsd-service",
+    "nfsd-allow",
+    "nfsd-api",
+];
+
+/// Everything from `nodes` to `nfsd-api`: one check per name of [`SWARM_CHECKS`].
 pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
     let secs = cfg.timeouts.docker_seconds;
     let mut out = Vec::new();
