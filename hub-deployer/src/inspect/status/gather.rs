@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use anyhow::Context;
 use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions, ListVolumesOptions};
 
-use super::judge::{classify_services, hostnames_of, nfsd_api_status, node_status};
-use super::{
-    NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status, SwarmSummary, VolumeEntry,
-    VolumesStatus,
+use super::judge::{
+    classify_services, nfsd_api_node, nfsd_api_status, node_status, plugin_volumes, swarm_summary,
 };
+use super::{NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus};
 use crate::docker::cluster::{Cluster, docker_message, not_found};
 use crate::inspect::health::{network_status_of, probe_timeout, service_status_of, storage_nodes};
 use crate::inspect::probe;
@@ -39,17 +38,7 @@ pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
         .iter()
         .map(|n| (n.id.clone(), n.hostname.clone()))
         .collect();
-    let swarm = SwarmSummary {
-        this_node: hostnames.get(&this_node_id).cloned().unwrap_or_default(),
-        this_node_id: this_node_id.clone(),
-        nodes: nodes.len(),
-        managers: nodes.iter().filter(|n| n.role == "manager").count(),
-        ready: nodes.iter().filter(|n| n.state == "ready").count(),
-        storage_node: match storage.as_slice() {
-            [one] => Some(one.hostname.clone()),
-            _ => None,
-        },
-    };
+    let swarm = swarm_summary(&nodes, &this_node_id, &storage, &hostnames);
     let node_rows = nodes
         .iter()
         .map(|n| node_status(n, &this_node_id, label))
@@ -79,35 +68,19 @@ pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
             }
         };
 
-    let nfsd_api = match storage.as_slice() {
-        [one] if !one.addr.is_empty() => {
+    let nfsd_api = match nfsd_api_node(&storage, label) {
+        Ok(one) => {
             let base = probe::nfsd_api_base(&one.addr, cfg.cluster.nfsd_api_port);
             nfsd_api_status(
                 base.clone(),
                 probe::nfsd_health(&base, probe_timeout(cfg)).await,
             )
         }
-        [one] => NfsdApiStatus {
+        Err(error) => NfsdApiStatus {
             url: None,
             reachable: false,
             health: None,
-            error: Some(format!("storage node {} reports no address", one.hostname)),
-        },
-        [] => NfsdApiStatus {
-            url: None,
-            reachable: false,
-            health: None,
-            error: Some(format!("no node has the label {label}=true")),
-        },
-        many => NfsdApiStatus {
-            url: None,
-            reachable: false,
-            health: None,
-            error: Some(format!(
-                "{} nodes have the label {label}=true ({})",
-                many.len(),
-                hostnames_of(many)
-            )),
+            error: Some(error),
         },
     };
 
@@ -201,17 +174,7 @@ async fn volumes_status(c: &Cluster) -> VolumesStatus {
         Ok(list) => {
             s.listed = true;
             s.warnings = list.warnings.unwrap_or_default();
-            s.volumes = list
-                .volumes
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|v| v.driver == PLUGIN_ALIAS || v.driver.starts_with("swarmhub-nfs:"))
-                .map(|v| VolumeEntry {
-                    name: v.name,
-                    options: v.options.into_iter().collect(),
-                })
-                .collect();
-            s.volumes.sort_by(|a, b| a.name.cmp(&b.name));
+            s.volumes = plugin_volumes(list.volumes.unwrap_or_default());
         }
         Err(e) => {
             s.error = Some(format!(

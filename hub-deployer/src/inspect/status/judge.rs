@@ -1,16 +1,73 @@
-//! What status alone decides from what [`super::gather()`] read: a node's row, which services
-//! are notebooks and which merely share the network, nfsd's API answer. Pure: no I/O.
+//! What status alone decides from what [`super::gather()`] read: the swarm summary, a node's
+//! row, which node's nfsd to ask, which services are notebooks and which merely share the
+//! network, nfsd's API answer, the plugin's volumes. Pure: no I/O.
 
 use std::collections::HashMap;
 
-use bollard::models::{Service, Task, TaskState};
+use bollard::models::{Service, Task, TaskState, Volume};
 use swarmhub_control_api::Health;
 
-use super::{NfsdApiStatus, NodeStatus, NotebookStatus};
+use super::{NfsdApiStatus, NodeStatus, NotebookStatus, SwarmSummary, VolumeEntry};
 use crate::docker::cluster::NodeInfo;
 use crate::inspect::health::service_image;
 use crate::inspect::probe::ProbeError;
-use crate::names::{COMPONENT_LABEL, MANAGED_LABEL, NOTEBOOK_COMPONENT, ROLE_LABEL, USER_LABEL};
+use crate::names::{
+    COMPONENT_LABEL, MANAGED_LABEL, NOTEBOOK_COMPONENT, PLUGIN_ALIAS, ROLE_LABEL, USER_LABEL,
+};
+
+/// The swarm as a whole: counts, this node's host name, the storage node when exactly one.
+pub(super) fn swarm_summary(
+    nodes: &[NodeInfo],
+    this_node_id: &str,
+    storage: &[&NodeInfo],
+    hostnames: &HashMap<String, String>,
+) -> SwarmSummary {
+    SwarmSummary {
+        this_node: hostnames.get(this_node_id).cloned().unwrap_or_default(),
+        this_node_id: this_node_id.to_string(),
+        nodes: nodes.len(),
+        managers: nodes.iter().filter(|n| n.role == "manager").count(),
+        ready: nodes.iter().filter(|n| n.state == "ready").count(),
+        storage_node: match storage {
+            [one] => Some(one.hostname.clone()),
+            _ => None,
+        },
+    }
+}
+
+/// The storage node whose nfsd to ask, or why there is none (`storage`: the nodes labelled
+/// `<label>=true`).
+pub(super) fn nfsd_api_node<'a>(
+    storage: &[&'a NodeInfo],
+    label: &str,
+) -> Result<&'a NodeInfo, String> {
+    match storage {
+        [one] if !one.addr.is_empty() => Ok(one),
+        [one] => Err(format!("storage node {} reports no address", one.hostname)),
+        [] => Err(format!("no node has the label {label}=true")),
+        many => Err(format!(
+            "{} nodes have the label {label}=true ({})",
+            many.len(),
+            hostnames_of(many)
+        )),
+    }
+}
+
+/// The volumes of the `swarmhub-nfs` plugin among all this dockerd knows, by name. Filtered
+/// here, not by dockerd: its driver filter does not match the managed plugin's full name
+/// (`swarmhub-nfs:latest`), which is what volumes of the plugin record.
+pub(super) fn plugin_volumes(all: Vec<Volume>) -> Vec<VolumeEntry> {
+    let mut out: Vec<VolumeEntry> = all
+        .into_iter()
+        .filter(|v| v.driver == PLUGIN_ALIAS || v.driver.starts_with("swarmhub-nfs:"))
+        .map(|v| VolumeEntry {
+            name: v.name,
+            options: v.options.into_iter().collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
 
 pub(super) fn node_status(n: &NodeInfo, this_node_id: &str, label: &str) -> NodeStatus {
     NodeStatus {
@@ -28,7 +85,7 @@ pub(super) fn node_status(n: &NodeInfo, this_node_id: &str, label: &str) -> Node
     }
 }
 
-pub(super) fn hostnames_of(nodes: &[&NodeInfo]) -> String {
+fn hostnames_of(nodes: &[&NodeInfo]) -> String {
     nodes
         .iter()
         .map(|n| n.hostname.as_str())
@@ -127,6 +184,9 @@ mod tests {
         ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskStatus,
     };
 
+    use crate::inspect::health::storage_nodes;
+    use crate::inspect::status::tests::node;
+
     fn service(name: &str, labels: &[(&str, &str)], net: Option<&str>) -> Service {
         Service {
             id: Some(format!("sid-{name}")),
@@ -214,5 +274,67 @@ mod tests {
         // without the network nothing counts as attached
         let (_, others) = classify_services(&services, &tasks, None, &hosts);
         assert!(others.is_empty());
+    }
+
+    #[test]
+    fn summary_counts_and_the_storage_node() {
+        let mut alpha = node("alpha", "ready", &[("swarmhub.storage", "true")]);
+        alpha.role = "manager".into();
+        let nodes = vec![alpha, node("beta", "down", &[])];
+        let hostnames = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.hostname.clone()))
+            .collect();
+        let storage = storage_nodes(&nodes, "swarmhub.storage");
+        let s = swarm_summary(&nodes, "id-beta", &storage, &hostnames);
+        assert_eq!(
+            (s.nodes, s.managers, s.ready, s.this_node.as_str()),
+            (2, 1, 1, "beta")
+        );
+        assert_eq!(s.storage_node.as_deref(), Some("alpha"));
+        let s = swarm_summary(&nodes, "id-gone", &[], &hostnames);
+        assert_eq!((s.this_node.as_str(), s.storage_node), ("", None));
+    }
+
+    #[test]
+    fn nfsd_is_asked_on_the_one_storage_node_with_an_address() {
+        let label = "swarmhub.storage";
+        let mut a = node("alpha", "ready", &[(label, "true")]);
+        let b = node("beta", "ready", &[(label, "true")]);
+        assert_eq!(nfsd_api_node(&[&a], label).unwrap().hostname, "alpha");
+        assert_eq!(
+            nfsd_api_node(&[], label).unwrap_err(),
+            "no node has the label swarmhub.storage=true"
+        );
+        assert_eq!(
+            nfsd_api_node(&[&a, &b], label).unwrap_err(),
+            "2 nodes have the label swarmhub.storage=true (alpha, beta)"
+        );
+        a.addr.clear();
+        assert_eq!(
+            nfsd_api_node(&[&a], label).unwrap_err(),
+            "storage node alpha reports no address"
+        );
+    }
+
+    #[test]
+    fn only_the_plugins_volumes_by_name() {
+        let vol = |name: &str, driver: &str| Volume {
+            name: name.into(),
+            driver: driver.into(),
+            options: [("share".to_string(), name.to_string())].into(),
+            ..Default::default()
+        };
+        let got = plugin_volumes(vec![
+            vol("home-b", "swarmhub-nfs:latest"),
+            vol("scratch", "local"),
+            vol("home-a", PLUGIN_ALIAS),
+        ]);
+        let names: Vec<&str> = got.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["home-a", "home-b"]);
+        assert_eq!(
+            got[0].options.get("share").map(String::as_str),
+            Some("home-a")
+        );
     }
 }
