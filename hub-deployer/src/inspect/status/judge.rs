@@ -179,51 +179,33 @@ pub fn nfsd_api_status(url: String, result: Result<Health, ProbeError>) -> NfsdA
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bollard::models::{
-        NetworkAttachmentConfig, ServiceServiceStatus, ServiceSpec, ServiceSpecMode,
-        ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskStatus,
-    };
+    use bollard::models::{NetworkAttachmentConfig, ServiceServiceStatus, TaskStatus};
 
     use crate::inspect::health::storage_nodes;
-    use crate::inspect::status::tests::node;
+    use crate::inspect::status::tests::{node, replicated};
 
     fn service(name: &str, labels: &[(&str, &str)], net: Option<&str>) -> Service {
-        Service {
-            id: Some(format!("sid-{name}")),
-            spec: Some(ServiceSpec {
-                name: Some(name.into()),
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                task_template: Some(TaskSpec {
-                    container_spec: Some(TaskSpecContainerSpec {
-                        image: Some("swarmhub/notebook-student:0.1.0".into()),
-                        ..Default::default()
-                    }),
-                    networks: net.map(|n| {
-                        vec![NetworkAttachmentConfig {
-                            target: Some(n.into()),
-                            ..Default::default()
-                        }]
-                    }),
-                    ..Default::default()
-                }),
-                mode: Some(ServiceSpecMode {
-                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
-                    ..Default::default()
-                }),
+        let mut s = replicated(name, "swarmhub/notebook-student:0.1.0");
+        s.id = Some(format!("sid-{name}"));
+        let spec = s.spec.as_mut().unwrap();
+        spec.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        spec.task_template.as_mut().unwrap().networks = net.map(|n| {
+            vec![NetworkAttachmentConfig {
+                target: Some(n.into()),
                 ..Default::default()
-            }),
-            service_status: Some(ServiceServiceStatus {
-                running_tasks: Some(0),
-                desired_tasks: Some(1),
-                completed_tasks: None,
-            }),
-            ..Default::default()
-        }
+            }]
+        });
+        s.service_status = Some(ServiceServiceStatus {
+            running_tasks: Some(0),
+            desired_tasks: Some(1),
+            completed_tasks: None,
+        });
+        s
     }
 
     #[test]

@@ -303,13 +303,14 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn example() -> Status {
-        let nfsd_spec = Service {
+    /// A service `name` of one replica running `image`.
+    pub(crate) fn replicated(name: &str, image: &str) -> Service {
+        Service {
             spec: Some(ServiceSpec {
-                name: Some("swarmhub-nfsd".into()),
+                name: Some(name.into()),
                 task_template: Some(TaskSpec {
                     container_spec: Some(TaskSpecContainerSpec {
-                        image: Some("swarmhub/nfsd:0.1.0".into()),
+                        image: Some(image.into()),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -321,7 +322,11 @@ pub(crate) mod tests {
                 ..Default::default()
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    pub(crate) fn example() -> Status {
+        let nfsd_spec = replicated("swarmhub-nfsd", "swarmhub/nfsd:0.1.0");
         let mut alpha = node("alpha", "ready", &[("swarmhub.storage", "true")]);
         alpha.role = "manager".into();
         let mut beta = node("beta", "down", &[]);
