@@ -1,0 +1,322 @@
+//! What status alone decides from what [`super::gather()`] read: the swarm summary, a node's
+//! row, which node's nfsd to ask, which services are notebooks and which merely share the
+//! network, nfsd's API answer, the plugin's volumes. Pure: no I/O.
+
+use std::collections::HashMap;
+
+use bollard::models::{Service, Task, TaskState, Volume};
+use swarmhub_control_api::Health;
+
+use super::{NfsdApiStatus, NodeStatus, NotebookStatus, SwarmSummary, VolumeEntry};
+use crate::docker::cluster::NodeInfo;
+use crate::inspect::health::service_image;
+use crate::inspect::probe::ProbeError;
+use crate::names::{
+    COMPONENT_LABEL, MANAGED_LABEL, NOTEBOOK_COMPONENT, PLUGIN_ALIAS, ROLE_LABEL, USER_LABEL,
+};
+
+/// The swarm as a whole: counts, this node's host name, the storage node when exactly one.
+pub(super) fn swarm_summary(
+    nodes: &[NodeInfo],
+    this_node_id: &str,
+    storage: &[&NodeInfo],
+    hostnames: &HashMap<String, String>,
+) -> SwarmSummary {
+    SwarmSummary {
+        this_node: hostnames.get(this_node_id).cloned().unwrap_or_default(),
+        this_node_id: this_node_id.to_string(),
+        nodes: nodes.len(),
+        managers: nodes.iter().filter(|n| n.role == "manager").count(),
+        ready: nodes.iter().filter(|n| n.state == "ready").count(),
+        storage_node: match storage {
+            [one] => Some(one.hostname.clone()),
+            _ => None,
+        },
+    }
+}
+
+/// The storage node whose nfsd to ask, or why there is none (`storage`: the nodes labelled
+/// `<label>=true`).
+pub(super) fn nfsd_api_node<'a>(
+    storage: &[&'a NodeInfo],
+    label: &str,
+) -> Result<&'a NodeInfo, String> {
+    match storage {
+        [one] if !one.addr.is_empty() => Ok(one),
+        [one] => Err(format!("storage node {} reports no address", one.hostname)),
+        [] => Err(format!("no node has the label {label}=true")),
+        many => Err(format!(
+            "{} nodes have the label {label}=true ({})",
+            many.len(),
+            hostnames_of(many)
+        )),
+    }
+}
+
+/// The volumes of the `swarmhub-nfs` plugin among all this dockerd knows, by name. Filtered
+/// here, not by dockerd: its driver filter does not match the managed plugin's full name
+/// (`swarmhub-nfs:latest`), which is what volumes of the plugin record.
+pub(super) fn plugin_volumes(all: Vec<Volume>) -> Vec<VolumeEntry> {
+    let mut out: Vec<VolumeEntry> = all
+        .into_iter()
+        .filter(|v| v.driver == PLUGIN_ALIAS || v.driver.starts_with("swarmhub-nfs:"))
+        .map(|v| VolumeEntry {
+            name: v.name,
+            options: v.options.into_iter().collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub(super) fn node_status(n: &NodeInfo, this_node_id: &str, label: &str) -> NodeStatus {
+    NodeStatus {
+        id: n.id.clone(),
+        hostname: n.hostname.clone(),
+        role: n.role.clone(),
+        state: n.state.clone(),
+        availability: n.availability.clone(),
+        addr: n.addr.clone(),
+        this_node: n.id == this_node_id,
+        storage: n.labels.get(label).map(String::as_str) == Some("true"),
+        plugin_enabled: n.plugin_enabled,
+        plugin_version: n.plugin_version.clone(),
+        engine_version: n.engine_version.clone(),
+    }
+}
+
+fn hostnames_of(nodes: &[&NodeInfo]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.hostname.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Split services into notebooks (with their newest task) and other services attached to the
+/// network (pure).
+pub fn classify_services(
+    services: &[Service],
+    tasks: &[Task],
+    network_id: Option<&str>,
+    hostnames: &HashMap<String, String>,
+) -> (Vec<NotebookStatus>, Vec<String>) {
+    let mut notebooks = Vec::new();
+    let mut others = Vec::new();
+    for s in services {
+        let spec = s.spec.clone().unwrap_or_default();
+        let labels = spec.labels.clone().unwrap_or_default();
+        let name = spec.name.clone().unwrap_or_default();
+        if labels.get(COMPONENT_LABEL).map(String::as_str) == Some(NOTEBOOK_COMPONENT) {
+            let id = s.id.clone().unwrap_or_default();
+            let newest = tasks
+                .iter()
+                .filter(|t| t.service_id.as_deref() == Some(id.as_str()))
+                .max_by_key(|t| task_time(t));
+            let counts = s.service_status.clone().unwrap_or_default();
+            let status = newest.and_then(|t| t.status.clone()).unwrap_or_default();
+            notebooks.push(NotebookStatus {
+                name,
+                user: labels.get(USER_LABEL).cloned(),
+                role: labels.get(ROLE_LABEL).cloned(),
+                image: service_image(s),
+                running: counts.running_tasks.unwrap_or(0),
+                desired: counts.desired_tasks.unwrap_or(0),
+                node: newest
+                    .and_then(|t| t.node_id.as_ref())
+                    .and_then(|id| hostnames.get(id).cloned()),
+                state: newest.map(|_| status.state.unwrap_or(TaskState::NEW).to_string()),
+                error: status.err.filter(|e| !e.is_empty()),
+            });
+            continue;
+        }
+        if labels.get(MANAGED_LABEL).map(String::as_str) == Some("true") {
+            continue;
+        }
+        let attached = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.networks.clone())
+            .into_iter()
+            .chain(spec.networks.clone())
+            .flatten()
+            .any(|n| n.target.is_some() && n.target.as_deref() == network_id);
+        if attached {
+            others.push(name);
+        }
+    }
+    notebooks.sort_by(|a, b| a.name.cmp(&b.name));
+    others.sort();
+    (notebooks, others)
+}
+
+fn task_time(t: &Task) -> String {
+    t.status
+        .as_ref()
+        .and_then(|s| s.timestamp.as_ref())
+        .map(|ts| ts.to_string())
+        .unwrap_or_default()
+}
+
+/// Assemble an [`NfsdApiStatus`] from a probe's result (pure).
+pub fn nfsd_api_status(url: String, result: Result<Health, ProbeError>) -> NfsdApiStatus {
+    match result {
+        Ok(h) => NfsdApiStatus {
+            url: Some(url),
+            reachable: true,
+            health: Some(h),
+            error: None,
+        },
+        Err(e) => NfsdApiStatus {
+            url: Some(url),
+            reachable: false,
+            health: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{NetworkAttachmentConfig, ServiceServiceStatus, TaskStatus};
+
+    use crate::inspect::health::storage_nodes;
+    use crate::inspect::status::tests::{node, replicated};
+
+    fn service(name: &str, labels: &[(&str, &str)], net: Option<&str>) -> Service {
+        let mut s = replicated(name, "swarmhub/notebook-student:0.1.0");
+        s.id = Some(format!("sid-{name}"));
+        let spec = s.spec.as_mut().unwrap();
+        spec.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        spec.task_template.as_mut().unwrap().networks = net.map(|n| {
+            vec![NetworkAttachmentConfig {
+                target: Some(n.into()),
+                ..Default::default()
+            }]
+        });
+        s.service_status = Some(ServiceServiceStatus {
+            running_tasks: Some(0),
+            desired_tasks: Some(1),
+            completed_tasks: None,
+        });
+        s
+    }
+
+    #[test]
+    fn notebooks_are_found_by_label_and_others_by_network() {
+        let services = vec![
+            service(
+                "jupyter-alice",
+                &[
+                    (COMPONENT_LABEL, NOTEBOOK_COMPONENT),
+                    (USER_LABEL, "alice"),
+                    (ROLE_LABEL, "student"),
+                ],
+                Some("net1"),
+            ),
+            service("swarmhub-hub", &[(MANAGED_LABEL, "true")], Some("net1")),
+            service("debug", &[], Some("net1")),
+            service("elsewhere", &[], Some("net2")),
+        ];
+        let tasks = vec![
+            Task {
+                service_id: Some("sid-jupyter-alice".into()),
+                node_id: Some("n2".into()),
+                status: Some(TaskStatus {
+                    state: Some(TaskState::REJECTED),
+                    err: Some("VolumeDriver.Mount: nfsd unreachable".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            Task {
+                service_id: Some("sid-other".into()),
+                ..Default::default()
+            },
+        ];
+        let hosts = HashMap::from([("n2".to_string(), "beta".to_string())]);
+        let (nb, others) = classify_services(&services, &tasks, Some("net1"), &hosts);
+        assert_eq!(others, ["debug"]);
+        assert_eq!(nb.len(), 1);
+        let a = &nb[0];
+        assert_eq!(a.user.as_deref(), Some("alice"));
+        assert_eq!(a.node.as_deref(), Some("beta"));
+        assert_eq!(a.state.as_deref(), Some("rejected"));
+        assert_eq!(
+            a.error.as_deref(),
+            Some("VolumeDriver.Mount: nfsd unreachable")
+        );
+        assert_eq!((a.running, a.desired), (0, 1));
+        // without the network nothing counts as attached
+        let (_, others) = classify_services(&services, &tasks, None, &hosts);
+        assert!(others.is_empty());
+    }
+
+    #[test]
+    fn summary_counts_and_the_storage_node() {
+        let mut alpha = node("alpha", "ready", &[("swarmhub.storage", "true")]);
+        alpha.role = "manager".into();
+        let nodes = vec![alpha, node("beta", "down", &[])];
+        let hostnames = nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.hostname.clone()))
+            .collect();
+        let storage = storage_nodes(&nodes, "swarmhub.storage");
+        let s = swarm_summary(&nodes, "id-beta", &storage, &hostnames);
+        assert_eq!(
+            (s.nodes, s.managers, s.ready, s.this_node.as_str()),
+            (2, 1, 1, "beta")
+        );
+        assert_eq!(s.storage_node.as_deref(), Some("alpha"));
+        let s = swarm_summary(&nodes, "id-gone", &[], &hostnames);
+        assert_eq!((s.this_node.as_str(), s.storage_node), ("", None));
+    }
+
+    #[test]
+    fn nfsd_is_asked_on_the_one_storage_node_with_an_address() {
+        let label = "swarmhub.storage";
+        let mut a = node("alpha", "ready", &[(label, "true")]);
+        let b = node("beta", "ready", &[(label, "true")]);
+        assert_eq!(nfsd_api_node(&[&a], label).unwrap().hostname, "alpha");
+        assert_eq!(
+            nfsd_api_node(&[], label).unwrap_err(),
+            "no node has the label swarmhub.storage=true"
+        );
+        assert_eq!(
+            nfsd_api_node(&[&a, &b], label).unwrap_err(),
+            "2 nodes have the label swarmhub.storage=true (alpha, beta)"
+        );
+        a.addr.clear();
+        assert_eq!(
+            nfsd_api_node(&[&a], label).unwrap_err(),
+            "storage node alpha reports no address"
+        );
+    }
+
+    #[test]
+    fn only_the_plugins_volumes_by_name() {
+        let vol = |name: &str, driver: &str| Volume {
+            name: name.into(),
+            driver: driver.into(),
+            options: [("share".to_string(), name.to_string())].into(),
+            ..Default::default()
+        };
+        let got = plugin_volumes(vec![
+            vol("home-b", "swarmhub-nfs:latest"),
+            vol("scratch", "local"),
+            vol("home-a", PLUGIN_ALIAS),
+        ]);
+        let names: Vec<&str> = got.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["home-a", "home-b"]);
+        assert_eq!(
+            got[0].options.get("share").map(String::as_str),
+            Some("home-a")
+        );
+    }
+}
