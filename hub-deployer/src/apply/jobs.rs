@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use bollard::models::ServiceSpec;
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, TaskInfo};
+use crate::docker::cluster::{Swarm, TaskInfo};
 use crate::exit::CliError;
 use crate::progress::Progress;
+use crate::wait::{self, Look};
 
 /// What one node's task of a global job left.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ pub use crate::node::result_after;
 /// and return each node's run, sorted by host name. `what` names the job in progress lines and
 /// in the timeout error.
 pub async fn run_global(
-    c: &Cluster,
+    c: &Swarm,
     spec: &ServiceSpec,
     prefix: &str,
     seconds: u64,
@@ -67,7 +68,7 @@ pub async fn run_global(
 /// Run `spec` (a replicated job of one task), wait up to `seconds` for it to end, and return
 /// its run. The task prints its result line also when it fails (exit code 1).
 pub async fn run_once(
-    c: &Cluster,
+    c: &Swarm,
     spec: &ServiceSpec,
     prefix: &str,
     seconds: u64,
@@ -88,10 +89,7 @@ pub async fn run_once(
 
 /// Whether a task has ended (Swarm starts no other for a job with restart condition none).
 fn ended(t: &TaskInfo) -> bool {
-    matches!(
-        t.state.as_str(),
-        "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
-    )
+    t.state.is_terminal()
 }
 
 /// One run of a job, as [`run`] carries it out.
@@ -111,7 +109,7 @@ struct Job<'a> {
 
 /// Creates the job (after removing one an earlier run left), waits until the expected tasks
 /// have ended, reads their logs and removes the job.
-async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRun>, CliError> {
+async fn run(c: &Swarm, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRun>, CliError> {
     let Job {
         spec,
         prefix,
@@ -128,19 +126,30 @@ async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<Node
     apply::create_job(c, spec).await?;
     let start = Instant::now();
     let bar = progress.spinner(format!("{what}: {expected} task(s)"));
-    let tasks = loop {
-        let tasks = c.tasks(&name).await?;
-        let done = tasks.iter().filter(|t| ended(t)).count();
-        bar.set_message(format!(
-            "{what}: {done} of {expected} task(s) done ({} s)",
-            start.elapsed().as_secs()
-        ));
-        if done >= expected.max(1) && tasks.len() >= expected {
-            break tasks;
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            bar.finish();
-            let pending = tasks
+    let waited = wait::until(
+        Duration::from_secs(seconds),
+        Duration::from_millis(500),
+        || async {
+            let tasks = c.tasks(&name).await?;
+            let done = tasks.iter().filter(|t| ended(t)).count();
+            bar.set_message(format!(
+                "{what}: {done} of {expected} task(s) done ({} s)",
+                start.elapsed().as_secs()
+            ));
+            Ok::<_, CliError>(if done >= expected.max(1) && tasks.len() >= expected {
+                Look::Done(tasks)
+            } else {
+                Look::NotYet(tasks)
+            })
+        },
+    )
+    .await?;
+    bar.finish();
+    let tasks = match waited {
+        Ok(tasks) => tasks,
+        Err(timed_out) => {
+            let pending = timed_out
+                .last
                 .iter()
                 .map(|t| t.describe())
                 .collect::<Vec<_>>()
@@ -151,9 +160,7 @@ async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<Node
                 seconds,
             });
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    bar.finish();
     let mut runs = Vec::new();
     for t in tasks.into_iter().filter(ended) {
         // a task that completed (or failed after printing) has its result line in its log,
