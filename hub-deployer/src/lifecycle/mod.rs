@@ -11,12 +11,12 @@ pub mod plugin;
 pub mod volume;
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, NodeInfo, storage_node_in};
+use crate::docker::cluster::{Cluster, NodeInfo, Swarm, storage_node_in};
 use crate::exit::CliError;
 use crate::inspect::doctor;
 use crate::names;
@@ -25,6 +25,7 @@ use crate::progress::Progress;
 use crate::settings::Config;
 use crate::settings::tls;
 use crate::steps::{Change, Step};
+use crate::wait::{self, Look};
 
 /// Which part of the stack a command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,8 @@ pub enum Part {
 
 /// Everything a lifecycle command works with.
 pub struct Ctx<'a> {
-    /// The manager's dockerd.
-    pub cluster: &'a Cluster,
+    /// The manager's dockerd (a `&Cluster` coerces to it).
+    pub cluster: &'a Swarm,
     /// The settings.
     pub cfg: &'a Config,
     /// Values given on the command line (the LDAP password file).
@@ -50,6 +51,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The cluster through bollard's client, for what is not on the engine trait yet (the
+    /// inspect layer, image builds, installing the plugin on this node).
+    pub fn bollard(&self) -> Result<Cluster, CliError> {
+        self.cluster.bollard().ok_or_else(|| {
+            anyhow::anyhow!("this needs dockerd's own client, not a stand-in").into()
+        })
+    }
+
     fn plan(&self) -> Result<Plan, CliError> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
@@ -197,24 +206,32 @@ fn certificate_steps(made: &tls::SelfSigned) -> Vec<Step> {
 /// wait until its API answers, up to a minute. When it does not, say so as a note (the CLI host
 /// may simply not reach the hub's node) rather than failing the command.
 async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
+    // the probe is the inspect layer's, which reads the swarm through bollard's client; a
+    // stand-in engine has no hub to ask
+    let real = ctx.cluster.bollard()?;
     let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
-    let start = Instant::now();
     let svc = &ctx.cfg.cluster.hub_service;
     let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
-    loop {
-        let check = doctor::hub_check(ctx.cluster, ctx.cfg).await;
-        if check.outcome == doctor::Outcome::Ok {
-            return None;
-        }
-        if start.elapsed() >= limit {
+    let waited = wait::until(limit, Duration::from_millis(500), || async {
+        let check = doctor::hub_check(&real, ctx.cfg).await;
+        Ok::<_, std::convert::Infallible>(if check.outcome == doctor::Outcome::Ok {
+            Look::Done(())
+        } else {
+            Look::NotYet(check)
+        })
+    })
+    .await;
+    match waited {
+        Ok(Ok(())) => None,
+        Ok(Err(timed_out)) => {
             bar.finish();
-            return Some(Step::new("service", svc, Change::Unchanged).note(format!(
+            Some(Step::new("service", svc, Change::Unchanged).note(format!(
                 "running, but not answering after {} s: {}; see swarmhub doctor",
                 limit.as_secs(),
-                check.detail
-            )));
+                timed_out.last.detail
+            )))
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        Err(never) => match never {},
     }
 }
 

@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::jobs;
-use crate::docker::cluster::{Cluster, docker_message, not_found};
+use crate::docker::cluster::{Swarm, docker_message, not_found};
 use crate::exit::CliError;
 use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::node::firewall;
@@ -395,7 +395,7 @@ pub struct NodeOutcome {
 
 /// Install or upgrade the plugin on every ready node (see the module docs).
 pub async fn rollout(
-    c: &Cluster,
+    c: &Swarm,
     cfg: &Config,
     progress: &Progress,
 ) -> Result<Vec<NodeOutcome>, CliError> {
@@ -477,12 +477,7 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
 }
 
 /// Record on the node which plugin version, installed with which settings, it now has.
-async fn label_node(
-    c: &Cluster,
-    node_id: &str,
-    version: &str,
-    settings: &str,
-) -> anyhow::Result<()> {
+async fn label_node(c: &Swarm, node_id: &str, version: &str, settings: &str) -> anyhow::Result<()> {
     let node = c
         .docker
         .inspect_node(node_id)
@@ -505,13 +500,9 @@ async fn label_node(
     }
     let v = node.version.and_then(|v| v.index).unwrap_or_default();
     c.docker
-        .update_node(
-            node_id,
-            spec,
-            bollard::query_parameters::UpdateNodeOptions { version: v as i64 },
-        )
+        .update_node(node_id, spec, v as i64)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", docker_message(&e)))
+        .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", e.message()))
 }
 
 #[cfg(test)]
