@@ -612,8 +612,9 @@ fn rfc3339(secs: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::docker::fake::Fake;
     use crate::plan;
     use crate::settings::Config;
 
@@ -698,6 +699,169 @@ mod tests {
         assert!("2026-11-26T13:00:00.123456789Z" >= t.as_str());
         assert!("2026-11-26T13:00:00Z" >= t.as_str());
         assert!("2026-11-26T12:59:59.999Z" < t.as_str());
+    }
+
+    /// A one-node swarm in memory, reached like dockerd.
+    pub(crate) fn fake_swarm() -> crate::docker::cluster::Cluster<Fake> {
+        crate::docker::cluster::Cluster {
+            host: "fake".into(),
+            timeouts: crate::settings::TimeoutsConfig::default(),
+            docker: Fake::one_node(&[("swarmhub.storage", "true")]),
+        }
+    }
+
+    /// What `run` of the hub applies: network, generated secrets, config, service.
+    pub(crate) async fn apply_hub(c: &Swarm, p: &plan::Plan) -> Vec<Step> {
+        let generated: Vec<PlannedSecret> = p
+            .secrets
+            .iter()
+            .filter(|s| matches!(s.source, SecretSource::Generated { .. }))
+            .cloned()
+            .collect();
+        let mut steps = vec![ensure_network(c, &p.network).await.unwrap()];
+        steps.extend(
+            ensure_secrets(c, &generated, &mut std::io::empty())
+                .await
+                .unwrap(),
+        );
+        steps.push(ensure_config(c, &p.hub_config).await.unwrap());
+        steps.push(ensure_service(c, &p.hub, true).await.unwrap());
+        steps
+    }
+
+    fn hub_plan() -> (Config, plan::Plan) {
+        let cfg = Config::default();
+        let p = plan::plan(&cfg, &plan::PlanInputs::default()).unwrap();
+        (cfg, p)
+    }
+
+    /// The hub applied to the in-memory swarm, its calls forgotten.
+    async fn hub_deployed() -> (Config, plan::Plan, crate::docker::cluster::Cluster<Fake>) {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        apply_hub(&c, &p).await;
+        c.docker.clear_calls();
+        (cfg, p, c)
+    }
+
+    #[tokio::test]
+    async fn what_is_missing_is_created() {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        let steps = apply_hub(&c, &p).await;
+        assert!(
+            steps.iter().all(|s| s.change == Change::Created),
+            "{steps:?}"
+        );
+        let changes = c.docker.changes();
+        assert_eq!(
+            changes.first().unwrap(),
+            &format!("create_network {}", cfg.cluster.network)
+        );
+        assert!(
+            changes.iter().any(|c| c.starts_with("create_secret ")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.iter().any(|c| c.starts_with("create_config ")),
+            "{changes:?}"
+        );
+        assert_eq!(
+            changes.last().unwrap(),
+            &format!("create_service {}", cfg.cluster.hub_service)
+        );
+        wait_running(&c, &cfg.cluster.hub_service, 1, &Progress::quiet())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_run_changes_nothing() {
+        let (_, p, c) = hub_deployed().await;
+        let steps = apply_hub(&c, &p).await;
+        assert!(
+            steps.iter().all(|s| s.change == Change::Unchanged),
+            "{steps:?}"
+        );
+        assert_eq!(c.docker.changes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_changed_image_updates_the_service() {
+        let (cfg, p, c) = hub_deployed().await;
+        let mut spec = p.hub.clone();
+        let image = "swarmhub/hub:9.9.9";
+        spec.task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .unwrap()
+            .image = Some(image.into());
+        let step = ensure_service(&c, &spec, false).await.unwrap();
+        assert_eq!(step.change, Change::Updated);
+        let hub = &cfg.cluster.hub_service;
+        assert_eq!(
+            c.docker.changes(),
+            vec![format!("update_service {hub} replicas=1")]
+        );
+        let now = c.docker.service_spec(hub).unwrap();
+        assert_eq!(
+            now.task_template
+                .unwrap()
+                .container_spec
+                .unwrap()
+                .image
+                .as_deref(),
+            Some(image)
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_then_remove_scales_to_zero_and_waits_before_deleting() {
+        let (cfg, _, c) = hub_deployed().await;
+        let hub = cfg.cluster.hub_service.clone();
+        let steps = stop_then_remove(&c, std::slice::from_ref(&hub), &Progress::quiet())
+            .await
+            .unwrap();
+        assert_eq!(steps, vec![Step::new("service", &hub, Change::Removed)]);
+        let calls = c.docker.calls();
+        let at = |call: &str| {
+            calls
+                .iter()
+                .position(|c| c == call)
+                .unwrap_or_else(|| panic!("no {call} in {calls:?}"))
+        };
+        let scaled = at(&format!("update_service {hub} replicas=0"));
+        let deleted = at(&format!("delete_service {hub}"));
+        let waited = calls[scaled..deleted]
+            .iter()
+            .any(|c| *c == format!("list_tasks {hub}"));
+        assert!(scaled < deleted && waited, "{calls:?}");
+        // absent services are absent, not errors
+        let again = stop_then_remove(&c, std::slice::from_ref(&hub), &Progress::quiet())
+            .await
+            .unwrap();
+        assert_eq!(again, vec![Step::new("service", &hub, Change::Absent)]);
+    }
+
+    #[tokio::test]
+    async fn remove_network_removes_it_once_and_then_finds_it_absent() {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        let net = &cfg.cluster.network;
+        ensure_network(&c, &p.network).await.unwrap();
+        let step = remove_network(&c, net, &Progress::quiet()).await.unwrap();
+        assert_eq!(step.change, Change::Removed);
+        assert!(!c.docker.has_network(net));
+        let calls = c.docker.calls();
+        let removed = calls
+            .iter()
+            .position(|c| *c == format!("remove_network {net}"));
+        let checked = calls
+            .iter()
+            .rposition(|c| *c == format!("inspect_network {net}"));
+        assert!(removed < checked, "waited for it to be gone: {calls:?}");
+        let step = remove_network(&c, net, &Progress::quiet()).await.unwrap();
+        assert_eq!(step.change, Change::Absent);
     }
 
     #[test]

@@ -387,6 +387,106 @@ pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::tests::{apply_hub, fake_swarm};
+    use crate::docker::fake::Fake;
+
+    /// nfsd and the hub deployed on the in-memory swarm, its calls forgotten.
+    async fn deployed(cfg: &Config) -> Cluster<Fake> {
+        let c = fake_swarm();
+        let p = plan::plan(cfg, &PlanInputs::default()).unwrap();
+        apply_hub(&c, &p).await;
+        apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
+        c.docker.clear_calls();
+        c
+    }
+
+    fn ctx<'a>(c: &'a Swarm, cfg: &'a Config) -> Ctx<'a> {
+        Ctx {
+            cluster: c,
+            cfg,
+            inputs: PlanInputs::default(),
+            progress: Progress::quiet(),
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_never_deletes_secrets_volumes_or_the_data_directory() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let secrets = c.docker.secret_names();
+        assert!(!secrets.is_empty());
+        let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
+        let calls = c.docker.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("delete_secret") || c.contains("volume")),
+            "{calls:?}"
+        );
+        assert_eq!(c.docker.secret_names(), secrets);
+        for name in &secrets {
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.kind == "secret" && s.name == *name && s.change == Change::Kept),
+                "{name} reported kept: {steps:?}"
+            );
+        }
+        let last = steps.last().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), last.name.as_str(), last.change),
+            (
+                "directory",
+                cfg.cluster.nfsd_data_dir.as_str(),
+                Change::Kept
+            )
+        );
+        // the services went, the hub before nfsd, each scaled to 0 first; then the network
+        let changes = c.docker.changes();
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
+        assert!(
+            at(format!("update_service {hub} replicas=0")) < at(format!("delete_service {hub}"))
+        );
+        assert!(
+            at(format!("delete_service {hub}")) < at(format!("update_service {nfsd} replicas=0"))
+        );
+        assert!(
+            at(format!("update_service {nfsd} replicas=0")) < at(format!("delete_service {nfsd}"))
+        );
+        assert_eq!(
+            changes.last().unwrap(),
+            &format!("remove_network {}", cfg.cluster.network)
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_scales_the_hub_then_nfsd_to_zero_and_start_brings_nfsd_back() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
+        assert!(
+            steps.iter().all(|s| s.change == Change::Stopped),
+            "{steps:?}"
+        );
+        assert_eq!(
+            c.docker.changes(),
+            vec![
+                format!("update_service {hub} replicas=0"),
+                format!("update_service {nfsd} replicas=0"),
+            ]
+        );
+        c.docker.clear_calls();
+        let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
+        assert!(
+            steps.iter().all(|s| s.change == Change::Unchanged),
+            "{steps:?}"
+        );
+        assert_eq!(c.docker.changes(), Vec::<String>::new());
+        let steps = start(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
+    }
 
     #[test]
     fn a_node_needs_the_plugin_rolled_out_when_it_lacks_it_or_its_settings() {
