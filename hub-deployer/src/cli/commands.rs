@@ -378,7 +378,7 @@ async fn install_here(
         // doctor's firewall check flags a node that only got `plugin install`
         firewall: None,
     };
-    let r = plugin::node_install(&ctx.bollard()?.docker, &req).await?;
+    let r = plugin::node_install(&ctx.cluster.docker, &req).await?;
     let outcome = plugin::NodeOutcome {
         node: r.node.clone(),
         result: Some(r),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::models::{
     Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
-    NodeSpec, Plugin, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
 };
 
 /// A failed Docker call, by what the caller can do about it.
@@ -61,6 +61,25 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError>;
     /// A plugin of this daemon.
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError>;
+    /// The privileges the plugin `remote` asks for.
+    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError>;
+    /// Pull the plugin `remote` as `alias`, granting `privileges` (until the pull is done).
+    async fn pull_plugin(
+        &self,
+        remote: &str,
+        alias: &str,
+        privileges: Vec<PluginPrivilege>,
+    ) -> Result<(), EngineError>;
+    /// Create the plugin `alias` from a bundle (a tar of `config.json` and `rootfs/`).
+    async fn create_plugin(&self, alias: &str, tar: Vec<u8>) -> Result<(), EngineError>;
+    /// Set `key=value` settings of a disabled plugin.
+    async fn set_plugin(&self, alias: &str, settings: Vec<String>) -> Result<(), EngineError>;
+    /// Enable a plugin, waiting up to `timeout_seconds` for it to start.
+    async fn enable_plugin(&self, alias: &str, timeout_seconds: i32) -> Result<(), EngineError>;
+    /// Disable a plugin without force (refused while its volumes are in use).
+    async fn disable_plugin(&self, alias: &str) -> Result<(), EngineError>;
+    /// Remove a disabled plugin without force.
+    async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError>;
 
     /// The swarm's nodes.
     async fn list_nodes(&self) -> Result<Vec<Node>, EngineError>;

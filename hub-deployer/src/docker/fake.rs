@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bollard::models::{
     Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
     NodeDescription, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState, NodeStatus,
-    ObjectVersion, Plugin, Secret, SecretSpec, Service, ServiceSpec, SwarmInfo, SystemInfo, Task,
-    TaskState, TaskStatus,
+    ObjectVersion, Plugin, PluginMount, PluginPrivilege, PluginSettings, Secret, SecretSpec,
+    Service, ServiceSpec, SwarmInfo, SystemInfo, Task, TaskState, TaskStatus,
 };
 
 use super::engine::{Engine, EngineError};
@@ -28,6 +28,7 @@ struct State {
     configs: BTreeMap<String, Config>,
     networks: BTreeMap<String, NetworkInspect>,
     nodes: Vec<Node>,
+    plugins: BTreeMap<String, Plugin>,
 }
 
 impl State {
@@ -158,15 +159,15 @@ impl Fake {
         self.state.lock().unwrap().calls.clone()
     }
 
-    /// The calls that change something (create, update, delete, remove).
+    /// The calls that change something (create, update, delete, remove, and a plugin's pull,
+    /// settings, enabling and disabling).
     pub fn changes(&self) -> Vec<String> {
+        const CHANGING: [&str; 8] = [
+            "create_", "update_", "delete_", "remove_", "pull_", "set_", "enable_", "disable_",
+        ];
         self.calls()
             .into_iter()
-            .filter(|c| {
-                ["create_", "update_", "delete_", "remove_"]
-                    .iter()
-                    .any(|p| c.starts_with(p))
-            })
+            .filter(|c| CHANGING.iter().any(|p| c.starts_with(p)))
             .collect()
     }
 
@@ -189,6 +190,17 @@ impl Fake {
     /// Whether a network of that name exists.
     pub fn has_network(&self, name: &str) -> bool {
         self.state.lock().unwrap().networks.contains_key(name)
+    }
+
+    fn switch_plugin(&self, alias: &str, enabled: bool) -> Result<(), EngineError> {
+        let verb = if enabled { "enable" } else { "disable" };
+        let mut st = self.record(format!("{verb}_plugin {alias}"));
+        let p = st
+            .plugins
+            .get_mut(alias)
+            .ok_or_else(|| missing("plugin", alias))?;
+        p.enabled = enabled;
+        Ok(())
     }
 
     fn record(&self, call: String) -> std::sync::MutexGuard<'_, State> {
@@ -219,8 +231,87 @@ impl Engine for Fake {
     }
 
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError> {
-        drop(self.record(format!("inspect_plugin {name}")));
-        Err(missing("plugin", name))
+        let st = self.record(format!("inspect_plugin {name}"));
+        st.plugins
+            .get(name)
+            .cloned()
+            .ok_or_else(|| missing("plugin", name))
+    }
+
+    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
+        drop(self.record(format!("plugin_privileges {remote}")));
+        Ok(Vec::new())
+    }
+
+    async fn pull_plugin(
+        &self,
+        remote: &str,
+        alias: &str,
+        _privileges: Vec<PluginPrivilege>,
+    ) -> Result<(), EngineError> {
+        let mut st = self.record(format!("pull_plugin {remote} {alias}"));
+        let plugin = Plugin {
+            name: alias.to_string(),
+            enabled: true,
+            ..Default::default()
+        };
+        st.plugins.insert(alias.to_string(), plugin);
+        Ok(())
+    }
+
+    async fn create_plugin(&self, alias: &str, _tar: Vec<u8>) -> Result<(), EngineError> {
+        let mut st = self.record(format!("create_plugin {alias}"));
+        if st.plugins.contains_key(alias) {
+            return Err(EngineError::Conflict(format!("plugin {alias} exists")));
+        }
+        let plugin = Plugin {
+            name: alias.to_string(),
+            settings: PluginSettings::default(),
+            ..Default::default()
+        };
+        st.plugins.insert(alias.to_string(), plugin);
+        Ok(())
+    }
+
+    async fn set_plugin(&self, alias: &str, settings: Vec<String>) -> Result<(), EngineError> {
+        let mut st = self.record(format!("set_plugin {alias} {}", settings.join(" ")));
+        let p = st
+            .plugins
+            .get_mut(alias)
+            .ok_or_else(|| missing("plugin", alias))?;
+        for kv in settings {
+            let (key, value) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            if let Some(mount) = key.strip_suffix(".source") {
+                p.settings.mounts.retain(|m| m.name != mount);
+                p.settings.mounts.push(PluginMount {
+                    name: mount.to_string(),
+                    source: value.to_string(),
+                    ..Default::default()
+                });
+            } else {
+                p.settings
+                    .env
+                    .retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+                p.settings.env.push(kv.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn enable_plugin(&self, alias: &str, _timeout_seconds: i32) -> Result<(), EngineError> {
+        self.switch_plugin(alias, true)
+    }
+
+    async fn disable_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        self.switch_plugin(alias, false)
+    }
+
+    async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        let mut st = self.record(format!("remove_plugin {alias}"));
+        st.plugins
+            .remove(alias)
+            .map(drop)
+            .ok_or_else(|| missing("plugin", alias))
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>, EngineError> {

@@ -8,11 +8,13 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
-    NodeSpec, Plugin, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
 };
 use bollard::query_parameters::{
-    InspectNetworkOptions, ListConfigsOptions, ListNetworksOptions, ListServicesOptions,
-    ListTasksOptions, LogsOptions, UpdateNodeOptions, UpdateServiceOptions,
+    CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
+    InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions, ListNetworksOptions,
+    ListServicesOptions, ListTasksOptions, LogsOptions, RemovePluginOptions, UpdateNodeOptions,
+    UpdateServiceOptions,
 };
 
 use super::engine::{Engine, EngineError};
@@ -56,6 +58,60 @@ impl Engine for Docker {
 
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError> {
         Ok(Docker::inspect_plugin(self, name).await?)
+    }
+
+    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
+        let opts = GetPluginPrivilegesOptions {
+            remote: remote.to_string(),
+        };
+        Ok(Docker::get_plugin_privileges(self, opts).await?)
+    }
+
+    async fn pull_plugin(
+        &self,
+        remote: &str,
+        alias: &str,
+        privileges: Vec<PluginPrivilege>,
+    ) -> Result<(), EngineError> {
+        use futures_util::StreamExt;
+        let opts = InstallPluginOptions {
+            remote: remote.to_string(),
+            name: Some(alias.to_string()),
+        };
+        let mut stream = Docker::install_plugin(self, opts, privileges, None);
+        while let Some(item) = stream.next().await {
+            item?;
+        }
+        Ok(())
+    }
+
+    async fn create_plugin(&self, alias: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let opts = CreatePluginOptions {
+            name: alias.to_string(),
+        };
+        Ok(Docker::create_plugin(self, opts, bollard::body_full(tar.into())).await?)
+    }
+
+    async fn set_plugin(&self, alias: &str, settings: Vec<String>) -> Result<(), EngineError> {
+        Ok(Docker::set_plugin_config(self, alias, settings).await?)
+    }
+
+    async fn enable_plugin(&self, alias: &str, timeout_seconds: i32) -> Result<(), EngineError> {
+        let opts = EnablePluginOptions {
+            timeout: timeout_seconds,
+        };
+        Ok(Docker::enable_plugin(self, alias, Some(opts)).await?)
+    }
+
+    async fn disable_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        let opts = DisablePluginOptions { force: Some(false) };
+        Ok(Docker::disable_plugin(self, alias, Some(opts)).await?)
+    }
+
+    async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        let opts = RemovePluginOptions { force: false };
+        Docker::remove_plugin(self, alias, Some(opts)).await?;
+        Ok(())
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>, EngineError> {
