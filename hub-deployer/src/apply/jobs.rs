@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::ServiceSpec;
+use bollard::models::{ServiceSpec, TaskState};
 
 use crate::apply;
 use crate::docker::cluster::{Swarm, TaskInfo};
@@ -165,7 +165,8 @@ async fn run(c: &Swarm, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRu
     for t in tasks.into_iter().filter(ended) {
         // a task that completed (or failed after printing) has its result line in its log,
         // which may still be on the way
-        let printed = t.state == "complete" || (prints_when_failing && t.state == "failed");
+        let printed = t.state.is(TaskState::COMPLETE)
+            || (prints_when_failing && t.state.is(TaskState::FAILED));
         let log = if printed {
             c.task_log_with(&t.id, prefix).await
         } else {

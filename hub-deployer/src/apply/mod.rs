@@ -20,7 +20,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use bollard::models::{
     ConfigSpec, NetworkCreateRequest, SecretSpec, Service, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated,
+    ServiceSpecModeReplicated, TaskState,
 };
 
 use crate::docker::cluster::{Swarm, TaskInfo, fix_for_task_error};
@@ -469,52 +469,50 @@ pub async fn wait_running(
     let began = chrono_now();
     let start = std::time::Instant::now();
     let bar = progress.spinner(format!("waiting for {name} to run {replicas} task(s)"));
-    let waited = wait::until(
-        Duration::from_secs(seconds),
-        Duration::from_millis(500),
-        || async {
-            let tasks = c.tasks(name).await?;
-            let running = tasks
-                .iter()
-                .filter(|t| t.desired == "running" && t.state.is_running())
-                .count() as u64;
-            let updating = c
-                .service(name)
-                .await?
-                .and_then(|s| s.update_status)
-                .and_then(|u| u.state)
-                .is_some_and(|s| s.to_string() == "updating");
-            if running == replicas && !updating {
-                return Ok(Look::Done(()));
-            }
-            // tasks that ended badly since this wait began
-            let recent: Vec<&TaskInfo> = tasks
-                .iter()
-                .filter(|t| t.failed() && t.since.as_str() >= began.as_str())
-                .collect();
-            if let Some(t) =
-                recent
+    let waited =
+        wait::until(
+            Duration::from_secs(seconds),
+            Duration::from_millis(500),
+            || async {
+                let tasks = c.tasks(name).await?;
+                let running = tasks
                     .iter()
-                    .find(|t| t.state == "rejected")
-                    .or(if recent.len() >= 3 {
+                    .filter(|t| t.desired == "running" && t.state.is_running())
+                    .count() as u64;
+                let updating = c
+                    .service(name)
+                    .await?
+                    .and_then(|s| s.update_status)
+                    .and_then(|u| u.state)
+                    .is_some_and(|s| s.to_string() == "updating");
+                if running == replicas && !updating {
+                    return Ok(Look::Done(()));
+                }
+                // tasks that ended badly since this wait began
+                let recent: Vec<&TaskInfo> = tasks
+                    .iter()
+                    .filter(|t| t.failed() && t.since.as_str() >= began.as_str())
+                    .collect();
+                if let Some(t) = recent.iter().find(|t| t.state.is(TaskState::REJECTED)).or(
+                    if recent.len() >= 3 {
                         recent.first()
                     } else {
                         None
-                    })
-            {
-                return Err(CliError::Precondition {
-                    what: format!("service {name} cannot start: task on {}", t.describe()),
-                    fix: fix_for_task_error(t.error.as_deref().unwrap_or(&t.message)),
-                });
-            }
-            bar.set_message(format!(
-                "waiting for {name} to run {replicas} task(s): {running} running ({} s)",
-                start.elapsed().as_secs()
-            ));
-            Ok(Look::NotYet(tasks))
-        },
-    )
-    .await;
+                    },
+                ) {
+                    return Err(CliError::Precondition {
+                        what: format!("service {name} cannot start: task on {}", t.describe()),
+                        fix: fix_for_task_error(t.error.as_deref().unwrap_or(&t.message)),
+                    });
+                }
+                bar.set_message(format!(
+                    "waiting for {name} to run {replicas} task(s): {running} running ({} s)",
+                    start.elapsed().as_secs()
+                ));
+                Ok(Look::NotYet(tasks))
+            },
+        )
+        .await;
     bar.finish();
     let Err(timed_out) = waited? else {
         return Ok(());

@@ -205,6 +205,11 @@ impl TaskPhase {
     pub fn is_running(self) -> bool {
         self.0 == TaskState::RUNNING
     }
+
+    /// In exactly that state.
+    pub fn is(self, state: TaskState) -> bool {
+        self.0 == state
+    }
 }
 
 impl std::fmt::Display for TaskPhase {
