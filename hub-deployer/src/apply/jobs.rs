@@ -188,6 +188,46 @@ async fn run(c: &Swarm, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRu
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_job_left_behind_is_replaced_and_removed_once_its_task_ended() {
+        use bollard::models::{ServiceSpecMode, ServiceSpecModeReplicatedJob};
+        let c = crate::apply::tests::fake_swarm();
+        let name = "swarmhub-test-job";
+        let spec = ServiceSpec {
+            name: Some(name.into()),
+            mode: Some(ServiceSpecMode {
+                replicated_job: Some(ServiceSpecModeReplicatedJob {
+                    max_concurrent: Some(1),
+                    total_completions: Some(1),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        apply::create_job(&c, &spec).await.unwrap();
+        c.docker.set_task_log("starting\nRESULT: {\"ok\":true}\n");
+        c.docker.clear_calls();
+        let run = run_once(&c, &spec, "RESULT: ", 5, "testing", &Progress::quiet())
+            .await
+            .unwrap();
+        assert!(run.task.state.is_terminal(), "{:?}", run.task);
+        assert_eq!(run.result.as_deref(), Some("{\"ok\":true}"));
+        assert_eq!(
+            c.docker.changes(),
+            [
+                format!("delete_service {name}"),
+                format!("create_service {name}"),
+                format!("delete_service {name}"),
+            ]
+        );
+        let calls = c.docker.calls();
+        let read = calls.iter().position(|c| c.starts_with("task_logs "));
+        let removed = calls
+            .iter()
+            .rposition(|c| *c == format!("delete_service {name}"));
+        assert!(read.is_some() && read < removed, "{calls:?}");
+    }
+
     #[test]
     fn the_last_result_line_counts() {
         let log = "x: {\"a\":1}\nnoise\nx: {\"a\":2}\n";

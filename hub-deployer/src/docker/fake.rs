@@ -29,6 +29,8 @@ struct State {
     networks: BTreeMap<String, NetworkInspect>,
     nodes: Vec<Node>,
     plugins: BTreeMap<String, Plugin>,
+    /// what every task printed
+    log: String,
 }
 
 impl State {
@@ -169,6 +171,11 @@ impl Fake {
             .into_iter()
             .filter(|c| CHANGING.iter().any(|p| c.starts_with(p)))
             .collect()
+    }
+
+    /// Make every task's log `log` (a job's result line).
+    pub fn set_task_log(&self, log: &str) {
+        self.state.lock().unwrap().log = log.to_string();
     }
 
     /// Forget the calls so far.
@@ -428,8 +435,7 @@ impl Engine for Fake {
     }
 
     async fn task_logs(&self, task: &str, _within: Duration) -> String {
-        drop(self.record(format!("task_logs {task}")));
-        String::new()
+        self.record(format!("task_logs {task}")).log.clone()
     }
 
     async fn list_secrets(&self) -> Result<Vec<Secret>, EngineError> {
