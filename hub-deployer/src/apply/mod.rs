@@ -774,6 +774,20 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_rejected_task_ends_the_wait_at_once_with_its_fix() {
+        let (cfg, _, c) = hub_deployed().await;
+        let hub = &cfg.cluster.hub_service;
+        c.docker.reject(hub, "No such image: swarmhub/hub:0.1.0");
+        let e = wait_running(&c, hub, 1, &Progress::quiet())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 7, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("alpha: rejected (No such image"), "{text}");
+        assert!(text.contains("rebuild"), "{text}");
+    }
+
+    #[tokio::test]
     async fn a_second_run_changes_nothing() {
         let (_, p, c) = hub_deployed().await;
         let steps = apply_hub(&c, &p).await;

@@ -178,6 +178,23 @@ impl Fake {
         self.state.lock().unwrap().log = log.to_string();
     }
 
+    /// Swarm rejects every task of `service` with `error` (e.g. `No such image: ...`), as of
+    /// now.
+    pub fn reject(&self, service: &str, error: &str) {
+        // the timestamp's type depends on bollard's features; every one reads RFC 3339
+        let status: TaskStatus = serde_json::from_value(serde_json::json!({
+            "Timestamp": "2999-01-01T00:00:00Z",
+            "State": "rejected",
+            "Message": "preparing",
+            "Err": error,
+        }))
+        .unwrap();
+        let mut st = self.state.lock().unwrap();
+        for t in st.tasks.entry(service.to_string()).or_default() {
+            t.status = Some(status.clone());
+        }
+    }
+
     /// Forget the calls so far.
     pub fn clear_calls(&self) {
         self.state.lock().unwrap().calls.clear();
