@@ -50,6 +50,27 @@ where
     }
 }
 
+/// [`until`] for a look that cannot fail.
+pub async fn until_done<T, S, F, Fut>(
+    limit: Duration,
+    every: Duration,
+    mut look: F,
+) -> Result<T, TimedOut<S>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Look<T, S>>,
+{
+    let waited = until(limit, every, || {
+        let seen = look();
+        async move { Ok::<_, std::convert::Infallible>(seen.await) }
+    })
+    .await;
+    match waited {
+        Ok(done) => done,
+        Err(never) => match never {},
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -834,23 +834,21 @@ async fn ensure_seed_secret(c: &Swarm, name: &str, seed: &str) -> Result<Step, C
 /// Wait until the demo directory answers an anonymous search for the teacher.
 async fn wait_ldap(url: &str, progress: &Progress) -> Result<(), CliError> {
     let bar = progress.spinner(format!("waiting for the demo directory at {url}"));
-    let waited = wait::until(LDAP_WAIT, Duration::from_millis(300), || async {
-        Ok::<_, std::convert::Infallible>(match search_teacher(url).await {
+    let waited = wait::until_done(LDAP_WAIT, Duration::from_millis(300), || async {
+        match search_teacher(url).await {
             Ok(()) => Look::Done(()),
             Err(e) => Look::NotYet(e),
-        })
+        }
     })
     .await;
     bar.finish();
-    match waited {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(timed_out)) => Err(CliError::Other(anyhow::anyhow!(
+    waited.map_err(|timed_out| {
+        CliError::Other(anyhow::anyhow!(
             "the demo directory at {url} does not answer after {} s: {}; see docker service logs {LDAP_SERVICE}",
             LDAP_WAIT.as_secs(),
             timed_out.last
-        ))),
-        Err(never) => match never {},
-    }
+        ))
+    })
 }
 
 async fn search_teacher(url: &str) -> Result<(), String> {

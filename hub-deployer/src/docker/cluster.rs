@@ -515,20 +515,16 @@ impl<E: Engine + ?Sized> Cluster<E> {
     /// available" (seen with docker 20.10), so a log without the marker is asked for again.
     pub async fn task_log_with(&self, task: &str, marker: &str) -> String {
         let every = std::time::Duration::from_secs(1);
-        let waited = wait::until(LOG_WAIT, every, || async {
+        let waited = wait::until_done(LOG_WAIT, every, || async {
             let log = self.task_log(task).await;
-            Ok::<_, std::convert::Infallible>(if log.contains(marker) {
+            if log.contains(marker) {
                 Look::Done(log)
             } else {
                 Look::NotYet(log)
-            })
+            }
         })
         .await;
-        match waited {
-            Ok(Ok(log)) => log,
-            Ok(Err(timed_out)) => timed_out.last,
-            Err(never) => match never {},
-        }
+        waited.unwrap_or_else(|timed_out| timed_out.last)
     }
 
     /// Node id → host name.

@@ -212,27 +212,22 @@ async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
     let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
     let svc = &ctx.cfg.cluster.hub_service;
     let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
-    let waited = wait::until(limit, Duration::from_millis(500), || async {
+    let waited = wait::until_done(limit, Duration::from_millis(500), || async {
         let check = doctor::hub_check(&real, ctx.cfg).await;
-        Ok::<_, std::convert::Infallible>(if check.outcome == doctor::Outcome::Ok {
+        if check.outcome == doctor::Outcome::Ok {
             Look::Done(())
         } else {
             Look::NotYet(check)
-        })
+        }
     })
     .await;
-    match waited {
-        Ok(Ok(())) => None,
-        Ok(Err(timed_out)) => {
-            bar.finish();
-            Some(Step::new("service", svc, Change::Unchanged).note(format!(
-                "running, but not answering after {} s: {}; see swarmhub doctor",
-                limit.as_secs(),
-                timed_out.last.detail
-            )))
-        }
-        Err(never) => match never {},
-    }
+    let timed_out = waited.err()?;
+    bar.finish();
+    Some(Step::new("service", svc, Change::Unchanged).note(format!(
+        "running, but not answering after {} s: {}; see swarmhub doctor",
+        limit.as_secs(),
+        timed_out.last.detail
+    )))
 }
 
 /// Roll the plugin out when a usable node lacks it (enabled, with a version recorded by a

@@ -131,20 +131,14 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiR
             };
             // `run` asks right after nfsd's task started: give its listener a moment
             let every = Duration::from_millis(500);
-            let asked = wait::until(NFSD_START_GRACE, every, || async {
-                Ok::<_, std::convert::Infallible>(
-                    match client.ensure_share_dir(share, name, &req).await {
-                        Err(e @ ClientError::Unreachable { .. }) => Look::NotYet(e),
-                        r => Look::Done(r),
-                    },
-                )
+            wait::until_done(NFSD_START_GRACE, every, || async {
+                match client.ensure_share_dir(share, name, &req).await {
+                    Err(e @ ClientError::Unreachable { .. }) => Look::NotYet(e),
+                    r => Look::Done(r),
+                }
             })
-            .await;
-            match asked {
-                Ok(Ok(r)) => r,
-                Ok(Err(timed_out)) => Err(timed_out.last),
-                Err(never) => match never {},
-            }
+            .await
+            .unwrap_or_else(|timed_out| Err(timed_out.last))
             .map(|dir| ApiResult::ShareDir { dir })
         }
         ApiAction::Delete { name, purge } => match client.remove(name).await {
