@@ -626,6 +626,11 @@ mod tests {
             info.describe(),
             "alpha: rejected (No such image: swarmhub/nfsd:0.1.0)"
         );
+        // typed, yet written and compared as Docker's word
+        assert_eq!(info.state, "rejected");
+        assert_eq!(serde_json::to_value(info.state).unwrap(), "rejected");
+        assert_eq!(TaskPhase::from("running"), TaskPhase(TaskState::RUNNING));
+        assert!(info.state.is_terminal() && !info.state.is_live());
         let pending = TaskInfo::from_task(&Task::default(), &HashMap::new());
         assert!(!pending.failed());
         assert_eq!(pending.describe(), "unassigned: new");
