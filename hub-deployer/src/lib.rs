@@ -3,7 +3,8 @@
 //!
 //! The folders are layers; a module may use the ones listed before it, never one after:
 //!
-//! - [`names`], [`progress`], [`steps`]: labels and names, progress lines, what a command did.
+//! - [`names`], [`progress`], [`steps`], [`wait`]: labels and names, progress lines, what a
+//!   command did, polling until done.
 //! - [`settings`]: `swarmhub.toml`, its overrides and validation, the hub's settings and template,
 //!   the hub's certificate files.
 //! - [`exit`]: errors and documented exit codes.
@@ -31,5 +32,6 @@ pub mod plan;
 pub mod progress;
 pub mod settings;
 pub mod steps;
+pub mod wait;
 
 pub use swarmhub_control_api::API_PREFIX;

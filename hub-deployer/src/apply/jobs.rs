@@ -5,12 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::ServiceSpec;
+use bollard::models::{ServiceSpec, TaskState};
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, TaskInfo};
+use crate::docker::cluster::{Swarm, TaskInfo};
 use crate::exit::CliError;
 use crate::progress::Progress;
+use crate::wait::{self, Look};
 
 /// What one node's task of a global job left.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ pub use crate::node::result_after;
 /// and return each node's run, sorted by host name. `what` names the job in progress lines and
 /// in the timeout error.
 pub async fn run_global(
-    c: &Cluster,
+    c: &Swarm,
     spec: &ServiceSpec,
     prefix: &str,
     seconds: u64,
@@ -67,7 +68,7 @@ pub async fn run_global(
 /// Run `spec` (a replicated job of one task), wait up to `seconds` for it to end, and return
 /// its run. The task prints its result line also when it fails (exit code 1).
 pub async fn run_once(
-    c: &Cluster,
+    c: &Swarm,
     spec: &ServiceSpec,
     prefix: &str,
     seconds: u64,
@@ -88,10 +89,7 @@ pub async fn run_once(
 
 /// Whether a task has ended (Swarm starts no other for a job with restart condition none).
 fn ended(t: &TaskInfo) -> bool {
-    matches!(
-        t.state.as_str(),
-        "complete" | "failed" | "rejected" | "shutdown" | "orphaned"
-    )
+    t.state.is_terminal()
 }
 
 /// One run of a job, as [`run`] carries it out.
@@ -111,7 +109,7 @@ struct Job<'a> {
 
 /// Creates the job (after removing one an earlier run left), waits until the expected tasks
 /// have ended, reads their logs and removes the job.
-async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRun>, CliError> {
+async fn run(c: &Swarm, job: &Job<'_>, progress: &Progress) -> Result<Vec<NodeRun>, CliError> {
     let Job {
         spec,
         prefix,
@@ -128,19 +126,30 @@ async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<Node
     apply::create_job(c, spec).await?;
     let start = Instant::now();
     let bar = progress.spinner(format!("{what}: {expected} task(s)"));
-    let tasks = loop {
-        let tasks = c.tasks(&name).await?;
-        let done = tasks.iter().filter(|t| ended(t)).count();
-        bar.set_message(format!(
-            "{what}: {done} of {expected} task(s) done ({} s)",
-            start.elapsed().as_secs()
-        ));
-        if done >= expected.max(1) && tasks.len() >= expected {
-            break tasks;
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            bar.finish();
-            let pending = tasks
+    let waited = wait::until(
+        Duration::from_secs(seconds),
+        Duration::from_millis(500),
+        || async {
+            let tasks = c.tasks(&name).await?;
+            let done = tasks.iter().filter(|t| ended(t)).count();
+            bar.set_message(format!(
+                "{what}: {done} of {expected} task(s) done ({} s)",
+                start.elapsed().as_secs()
+            ));
+            Ok::<_, CliError>(if done >= expected.max(1) && tasks.len() >= expected {
+                Look::Done(tasks)
+            } else {
+                Look::NotYet(tasks)
+            })
+        },
+    )
+    .await?;
+    bar.finish();
+    let tasks = match waited {
+        Ok(tasks) => tasks,
+        Err(timed_out) => {
+            let pending = timed_out
+                .last
                 .iter()
                 .map(|t| t.describe())
                 .collect::<Vec<_>>()
@@ -151,14 +160,13 @@ async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<Node
                 seconds,
             });
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    bar.finish();
     let mut runs = Vec::new();
     for t in tasks.into_iter().filter(ended) {
         // a task that completed (or failed after printing) has its result line in its log,
         // which may still be on the way
-        let printed = t.state == "complete" || (prints_when_failing && t.state == "failed");
+        let printed = t.state.is(TaskState::COMPLETE)
+            || (prints_when_failing && t.state.is(TaskState::FAILED));
         let log = if printed {
             c.task_log_with(&t.id, prefix).await
         } else {
@@ -179,6 +187,46 @@ async fn run(c: &Cluster, job: &Job<'_>, progress: &Progress) -> Result<Vec<Node
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_job_left_behind_is_replaced_and_removed_once_its_task_ended() {
+        use bollard::models::{ServiceSpecMode, ServiceSpecModeReplicatedJob};
+        let c = crate::apply::tests::fake_swarm();
+        let name = "swarmhub-test-job";
+        let spec = ServiceSpec {
+            name: Some(name.into()),
+            mode: Some(ServiceSpecMode {
+                replicated_job: Some(ServiceSpecModeReplicatedJob {
+                    max_concurrent: Some(1),
+                    total_completions: Some(1),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        apply::create_job(&c, &spec).await.unwrap();
+        c.docker.set_task_log("starting\nRESULT: {\"ok\":true}\n");
+        c.docker.clear_calls();
+        let run = run_once(&c, &spec, "RESULT: ", 5, "testing", &Progress::quiet())
+            .await
+            .unwrap();
+        assert!(run.task.state.is_terminal(), "{:?}", run.task);
+        assert_eq!(run.result.as_deref(), Some("{\"ok\":true}"));
+        assert_eq!(
+            c.docker.changes(),
+            [
+                format!("delete_service {name}"),
+                format!("create_service {name}"),
+                format!("delete_service {name}"),
+            ]
+        );
+        let calls = c.docker.calls();
+        let read = calls.iter().position(|c| c.starts_with("task_logs "));
+        let removed = calls
+            .iter()
+            .rposition(|c| *c == format!("delete_service {name}"));
+        assert!(read.is_some() && read < removed, "{calls:?}");
+    }
 
     #[test]
     fn the_last_result_line_counts() {

@@ -14,40 +14,34 @@ pub mod secrets;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
+use base64::Engine as _;
 use bollard::models::{
-    ConfigSpec, NetworkCreateRequest, SecretSpec, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated,
+    ConfigSpec, NetworkCreateRequest, SecretSpec, Service, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, TaskState,
 };
-use bollard::query_parameters::{InspectNetworkOptions, ListConfigsOptions, UpdateServiceOptions};
 
-use crate::docker::cluster::{
-    Cluster, TaskInfo, docker_message, filter, fix_for_task_error, not_found,
-};
+use crate::docker::cluster::{Swarm, TaskInfo, fix_for_task_error};
+use crate::docker::engine::{EngineError, absent};
 use crate::exit::CliError;
 use crate::names::{MANAGED_LABEL, SPEC_LABEL};
 use crate::plan::{PlannedSecret, SecretSource};
 use crate::plan::{fingerprint, replicas_of};
 use crate::progress::Progress;
 use crate::steps::{Change, Step};
+use crate::wait::{self, Look};
 
 /// Inspect the swarm's own record of a network (the manager's), not a node's local copy: after
 /// a removal a node may keep its copy while containers detach, and a service cannot use it.
-fn swarm_scope() -> InspectNetworkOptions {
-    InspectNetworkOptions {
-        verbose: false,
-        scope: Some("swarm".into()),
-    }
-}
+const SWARM_SCOPE: bool = true;
 
 /// The attachable overlay network: created when missing. An existing network of that name
 /// that is not an attachable swarm overlay is an error (it cannot carry the stack).
-pub async fn ensure_network(c: &Cluster, net: &NetworkCreateRequest) -> Result<Step, CliError> {
+pub async fn ensure_network(c: &Swarm, net: &NetworkCreateRequest) -> Result<Step, CliError> {
     let name = net.name.as_str();
-    let existing = not_found(c.docker.inspect_network(name, Some(swarm_scope())).await)
+    let existing = absent(c.docker.inspect_network(name, SWARM_SCOPE).await)
         .with_context(|| format!("cannot inspect network {name}"))?;
     if let Some(n) = existing {
         let overlay = n.driver.as_deref() == Some("overlay") && n.scope.as_deref() == Some("swarm");
@@ -73,7 +67,7 @@ pub async fn ensure_network(c: &Cluster, net: &NetworkCreateRequest) -> Result<S
     c.docker
         .create_network(net.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create network {name}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot create network {name}: {}", e.message()))?;
     Ok(Step::new("network", name, Change::Created))
 }
 
@@ -81,7 +75,7 @@ pub async fn ensure_network(c: &Cluster, net: &NetworkCreateRequest) -> Result<S
 /// file or stdin. Existing secrets are kept whatever their value; one that must exist and
 /// does not is an error naming the flag that provides it.
 pub async fn ensure_secrets(
-    c: &Cluster,
+    c: &Swarm,
     planned: &[PlannedSecret],
     stdin: &mut dyn Read,
 ) -> Result<Vec<Step>, CliError> {
@@ -119,16 +113,17 @@ pub async fn ensure_secrets(
             data: Some(base64::engine::general_purpose::STANDARD.encode(&value)),
             ..Default::default()
         };
-        c.docker.create_secret(spec).await.map_err(|e| {
-            anyhow::anyhow!("cannot create secret {}: {}", s.name, docker_message(&e))
-        })?;
+        c.docker
+            .create_secret(spec)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create secret {}: {}", s.name, e.message()))?;
         steps.push(Step::new("secret", &s.name, Change::Created));
     }
     Ok(steps)
 }
 
 /// Create the config when no config of that (content-derived) name exists.
-pub async fn ensure_config(c: &Cluster, spec: &ConfigSpec) -> Result<Step, CliError> {
+pub async fn ensure_config(c: &Swarm, spec: &ConfigSpec) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
     if c.config_ids().await?.contains_key(&name) {
         return Ok(Step::new("config", &name, Change::Unchanged));
@@ -136,17 +131,13 @@ pub async fn ensure_config(c: &Cluster, spec: &ConfigSpec) -> Result<Step, CliEr
     c.docker
         .create_config(spec.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create config {name}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot create config {name}: {}", e.message()))?;
     Ok(Step::new("config", &name, Change::Created))
 }
 
 /// Remove the secrets whose names start with `prefix`, except those in `keep`. A secret a task
 /// still uses cannot be removed: it is reported as kept, for the next run.
-pub async fn prune_secrets(
-    c: &Cluster,
-    prefix: &str,
-    keep: &[&str],
-) -> Result<Vec<Step>, CliError> {
+pub async fn prune_secrets(c: &Swarm, prefix: &str, keep: &[&str]) -> Result<Vec<Step>, CliError> {
     let mut steps = Vec::new();
     for (name, id) in c.secret_ids().await? {
         if !name.starts_with(prefix) || keep.contains(&name.as_str()) {
@@ -156,7 +147,7 @@ pub async fn prune_secrets(
             Ok(()) => steps.push(Step::new("secret", &name, Change::Removed)),
             Err(e) => steps.push(
                 Step::new("secret", &name, Change::Kept)
-                    .note(format!("cannot remove yet: {}", docker_message(&e))),
+                    .note(format!("cannot remove yet: {}", e.message())),
             ),
         }
     }
@@ -165,16 +156,13 @@ pub async fn prune_secrets(
 
 /// Remove swarmhub's configs with the given prefix that no service uses, except `keep`.
 pub async fn prune_configs(
-    c: &Cluster,
+    c: &Swarm,
     prefix: &str,
     keep: Option<&str>,
 ) -> anyhow::Result<Vec<Step>> {
-    let opts = ListConfigsOptions {
-        filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
-    };
     let list = c
         .docker
-        .list_configs(Some(opts))
+        .list_configs(Some(&format!("{MANAGED_LABEL}=true")))
         .await
         .context("cannot list configs")?;
     let mut steps = Vec::new();
@@ -187,11 +175,11 @@ pub async fn prune_configs(
         match c.docker.delete_config(&id).await {
             Ok(()) => steps.push(Step::new("config", &name, Change::Removed)),
             // still referenced by a service (e.g. one being updated): leave it for next time
-            Err(e) if docker_message(&e).contains("in use") => {}
+            Err(e) if e.message().contains("in use") => {}
             Err(e) => {
                 return Err(anyhow::anyhow!(
                     "cannot remove config {name}: {}",
-                    docker_message(&e)
+                    e.message()
                 ));
             }
         }
@@ -251,11 +239,7 @@ fn resolved(
 /// Create the service, or update it when its spec changed; with `start`, also scale a stopped
 /// one back to its planned replicas. A service that exists as planned is left alone (no
 /// restart of a running nfsd or hub).
-pub async fn ensure_service(
-    c: &Cluster,
-    spec: &ServiceSpec,
-    start: bool,
-) -> Result<Step, CliError> {
+pub async fn ensure_service(c: &Swarm, spec: &ServiceSpec, start: bool) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
     let planned = replicas_of(spec);
     let secrets = c.secret_ids().await?;
@@ -264,9 +248,9 @@ pub async fn ensure_service(
         let replicas = if start { planned } else { Some(0) };
         let s = resolved(spec, replicas, &secrets, &configs)?;
         c.docker
-            .create_service(s, None)
+            .create_service(s)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot create service {name}: {}", docker_message(&e)))?;
+            .map_err(|e| anyhow::anyhow!("cannot create service {name}: {}", e.message()))?;
         return Ok(Step::new("service", &name, Change::Created));
     };
     let cur_spec = current.spec.clone().unwrap_or_default();
@@ -295,42 +279,35 @@ pub async fn ensure_service(
     ))
 }
 
-async fn update(
-    c: &Cluster,
-    current: &bollard::models::Service,
-    spec: ServiceSpec,
-) -> anyhow::Result<()> {
+async fn update(c: &Swarm, current: &Service, spec: ServiceSpec) -> anyhow::Result<()> {
     let name = spec.name.clone().unwrap_or_default();
     let version = current
         .version
         .as_ref()
         .and_then(|v| v.index)
         .unwrap_or_default();
-    let opts = UpdateServiceOptions {
-        version: i32::try_from(version).context("service version out of range")?,
-        ..Default::default()
-    };
+    let version = i32::try_from(version).context("service version out of range")?;
     c.docker
-        .update_service(&name, spec, opts, None)
+        .update_service(&name, spec, version)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot update service {name}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot update service {name}: {}", e.message()))?;
     Ok(())
 }
 
 /// Create a one-shot job (a service in `global-job` or `replicated-job` mode) with its secret
 /// and config names resolved.
-pub async fn create_job(c: &Cluster, spec: &ServiceSpec) -> Result<Step, CliError> {
+pub async fn create_job(c: &Swarm, spec: &ServiceSpec) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
     let s = resolved(spec, None, &c.secret_ids().await?, &c.config_ids().await?)?;
     c.docker
-        .create_service(s, None)
+        .create_service(s)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create job {name}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot create job {name}: {}", e.message()))?;
     Ok(Step::new("job", &name, Change::Created))
 }
 
 /// Scale a replicated service to `replicas` (0 stops it; its spec and data stay).
-pub async fn scale(c: &Cluster, name: &str, replicas: i64) -> Result<Step, CliError> {
+pub async fn scale(c: &Swarm, name: &str, replicas: i64) -> Result<Step, CliError> {
     let Some(current) = c.service(name).await? else {
         return Err(CliError::Precondition {
             what: format!("service {name} does not exist"),
@@ -365,7 +342,7 @@ pub async fn scale(c: &Cluster, name: &str, replicas: i64) -> Result<Step, CliEr
 }
 
 /// Replace the service's tasks (a forced update), e.g. to pick up a rebuilt image.
-pub async fn force_restart(c: &Cluster, name: &str) -> Result<Step, CliError> {
+pub async fn force_restart(c: &Swarm, name: &str) -> Result<Step, CliError> {
     let Some(current) = c.service(name).await? else {
         return Err(CliError::Precondition {
             what: format!("service {name} does not exist"),
@@ -381,13 +358,11 @@ pub async fn force_restart(c: &Cluster, name: &str) -> Result<Step, CliError> {
 }
 
 /// Remove the service if it exists.
-pub async fn remove_service(c: &Cluster, name: &str) -> Result<Step, CliError> {
-    match not_found(c.docker.delete_service(name).await) {
+pub async fn remove_service(c: &Swarm, name: &str) -> Result<Step, CliError> {
+    match absent(c.docker.delete_service(name).await) {
         Ok(Some(())) => Ok(Step::new("service", name, Change::Removed)),
         Ok(None) => Ok(Step::new("service", name, Change::Absent)),
-        Err(e) => {
-            Err(anyhow::anyhow!("cannot remove service {name}: {}", docker_message(&e)).into())
-        }
+        Err(e) => Err(anyhow::anyhow!("cannot remove service {name}: {}", e.message()).into()),
     }
 }
 
@@ -397,7 +372,7 @@ pub async fn remove_service(c: &Cluster, name: &str) -> Result<Step, CliError> {
 /// writing to its home when nfsd goes next would hang on its mount and could lose the write.
 /// Services that do not exist count as absent.
 pub async fn stop_then_remove(
-    c: &Cluster,
+    c: &Swarm,
     names: &[String],
     progress: &Progress,
 ) -> Result<Vec<Step>, CliError> {
@@ -422,62 +397,62 @@ pub async fn stop_then_remove(
 
 /// Remove the network once no container uses it any more (tasks of removed services take a
 /// few seconds to go), within the service timeout.
-pub async fn remove_network(
-    c: &Cluster,
-    name: &str,
-    progress: &Progress,
-) -> Result<Step, CliError> {
+pub async fn remove_network(c: &Swarm, name: &str, progress: &Progress) -> Result<Step, CliError> {
     let seconds = c.timeouts.service_seconds;
-    let start = Instant::now();
+    let limit = Duration::from_secs(seconds);
     let bar = progress.spinner(format!(
         "removing network {name} (waiting for its containers to go)"
     ));
-    loop {
-        match not_found(c.docker.remove_network(name).await) {
-            Ok(Some(())) => {
-                // a swarm network disappears asynchronously: wait until this node's copy is
-                // gone too (with a budget of its own), so that a `run` right after (`rerun`,
-                // `demo up` after `down`) creates it again instead of finding the copy
-                let removed = Instant::now();
-                loop {
-                    let gone = not_found(c.docker.inspect_network(name, Some(swarm_scope())).await)
-                        .is_ok_and(|n| n.is_none());
-                    if gone {
-                        bar.finish();
-                        return Ok(Step::new("network", name, Change::Removed));
-                    }
-                    if removed.elapsed() >= Duration::from_secs(seconds) {
-                        bar.finish();
-                        return Err(CliError::Timeout {
-                            what: format!(
-                                "network {name} to disappear after its removal (this node still lists it): docker network inspect {name}"
-                            ),
-                            seconds,
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            Ok(None) => {
-                bar.finish();
-                return Ok(Step::new("network", name, Change::Absent));
-            }
-            Err(e) if start.elapsed() < Duration::from_secs(seconds) => {
-                tracing::debug!("network {name} not removable yet: {}", docker_message(&e));
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+    let removal = wait::until(limit, Duration::from_millis(500), || async {
+        Ok::<_, CliError>(match c.docker.remove_network(name).await {
+            Ok(()) => Look::Done(Change::Removed),
+            Err(EngineError::NotFound(_)) => Look::Done(Change::Absent),
             Err(e) => {
-                bar.finish();
-                return Err(CliError::Timeout {
-                    what: format!(
-                        "network {name} to be free ({}); containers outside swarmhub may use it: docker network inspect {name}",
-                        docker_message(&e)
-                    ),
-                    seconds,
-                });
+                tracing::debug!("network {name} not removable yet: {}", e.message());
+                Look::NotYet(e)
             }
+        })
+    })
+    .await?;
+    let change = match removal {
+        Ok(change) => change,
+        Err(timed_out) => {
+            bar.finish();
+            return Err(CliError::Timeout {
+                what: format!(
+                    "network {name} to be free ({}); containers outside swarmhub may use it: docker network inspect {name}",
+                    timed_out.last.message()
+                ),
+                seconds,
+            });
+        }
+    };
+    if change == Change::Removed {
+        // a swarm network disappears asynchronously: wait until this node's copy is gone too
+        // (with a budget of its own), so that a `run` right after (`rerun`, `demo up` after
+        // `down`) creates it again instead of finding the copy
+        let gone = wait::until(limit, Duration::from_millis(200), || async {
+            let gone = absent(c.docker.inspect_network(name, SWARM_SCOPE).await)
+                .is_ok_and(|n| n.is_none());
+            Ok::<_, CliError>(if gone {
+                Look::Done(())
+            } else {
+                Look::NotYet(())
+            })
+        })
+        .await?;
+        if gone.is_err() {
+            bar.finish();
+            return Err(CliError::Timeout {
+                what: format!(
+                    "network {name} to disappear after its removal (this node still lists it): docker network inspect {name}"
+                ),
+                seconds,
+            });
         }
     }
+    bar.finish();
+    Ok(Step::new("network", name, change))
 }
 
 /// Wait until `replicas` tasks of the service run and no update is in progress. Fails fast,
@@ -485,114 +460,121 @@ pub async fn remove_network(
 /// mounted, a bad mount source) or three tasks fail; otherwise fails after the service
 /// timeout saying what the tasks are doing (e.g. no node satisfies the constraints).
 pub async fn wait_running(
-    c: &Cluster,
+    c: &Swarm,
     name: &str,
     replicas: u64,
     progress: &Progress,
 ) -> Result<(), CliError> {
     let seconds = c.timeouts.service_seconds;
-    let start = Instant::now();
     let began = chrono_now();
+    let start = std::time::Instant::now();
     let bar = progress.spinner(format!("waiting for {name} to run {replicas} task(s)"));
-    loop {
-        let tasks = c.tasks(name).await?;
-        let running = tasks
-            .iter()
-            .filter(|t| t.desired == "running" && t.state == "running")
-            .count() as u64;
-        let updating = c
-            .service(name)
-            .await?
-            .and_then(|s| s.update_status)
-            .and_then(|u| u.state)
-            .is_some_and(|s| s.to_string() == "updating");
-        if running == replicas && !updating {
-            bar.finish();
-            return Ok(());
-        }
-        // tasks that ended badly since this wait began
-        let recent: Vec<&TaskInfo> = tasks
-            .iter()
-            .filter(|t| t.failed() && t.since.as_str() >= began.as_str())
-            .collect();
-        if let Some(t) = recent
-            .iter()
-            .find(|t| t.state == "rejected")
-            .or(if recent.len() >= 3 {
-                recent.first()
-            } else {
-                None
-            })
-        {
-            bar.finish();
-            return Err(CliError::Precondition {
-                what: format!("service {name} cannot start: task on {}", t.describe()),
-                fix: fix_for_task_error(t.error.as_deref().unwrap_or(&t.message)),
-            });
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            bar.finish();
-            let state = tasks
-                .iter()
-                .filter(|t| t.desired == "running")
-                .map(TaskInfo::describe)
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(CliError::Timeout {
-                what: format!(
-                    "service {name} to run {replicas} task(s) (now: {})",
-                    if state.is_empty() {
-                        "no tasks".into()
+    let waited =
+        wait::until(
+            Duration::from_secs(seconds),
+            Duration::from_millis(500),
+            || async {
+                let tasks = c.tasks(name).await?;
+                let running = tasks
+                    .iter()
+                    .filter(|t| t.desired == "running" && t.state.is_running())
+                    .count() as u64;
+                let updating = c
+                    .service(name)
+                    .await?
+                    .and_then(|s| s.update_status)
+                    .and_then(|u| u.state)
+                    .is_some_and(|s| s.to_string() == "updating");
+                if running == replicas && !updating {
+                    return Ok(Look::Done(()));
+                }
+                // tasks that ended badly since this wait began
+                let recent: Vec<&TaskInfo> = tasks
+                    .iter()
+                    .filter(|t| t.failed() && t.since.as_str() >= began.as_str())
+                    .collect();
+                if let Some(t) = recent.iter().find(|t| t.state.is(TaskState::REJECTED)).or(
+                    if recent.len() >= 3 {
+                        recent.first()
                     } else {
-                        state
-                    }
-                ),
-                seconds,
-            });
-        }
-        bar.set_message(format!(
-            "waiting for {name} to run {replicas} task(s): {running} running ({} s)",
-            start.elapsed().as_secs()
-        ));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+                        None
+                    },
+                ) {
+                    return Err(CliError::Precondition {
+                        what: format!("service {name} cannot start: task on {}", t.describe()),
+                        fix: fix_for_task_error(t.error.as_deref().unwrap_or(&t.message)),
+                    });
+                }
+                bar.set_message(format!(
+                    "waiting for {name} to run {replicas} task(s): {running} running ({} s)",
+                    start.elapsed().as_secs()
+                ));
+                Ok(Look::NotYet(tasks))
+            },
+        )
+        .await;
+    bar.finish();
+    let Err(timed_out) = waited? else {
+        return Ok(());
+    };
+    let state = timed_out
+        .last
+        .iter()
+        .filter(|t| t.desired == "running")
+        .map(TaskInfo::describe)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(CliError::Timeout {
+        what: format!(
+            "service {name} to run {replicas} task(s) (now: {})",
+            if state.is_empty() {
+                "no tasks".into()
+            } else {
+                state
+            }
+        ),
+        seconds,
+    })
 }
 
 /// Wait until no task of the service is running (after scaling to 0 or removing it).
-pub async fn wait_stopped(c: &Cluster, name: &str, progress: &Progress) -> Result<(), CliError> {
+pub async fn wait_stopped(c: &Swarm, name: &str, progress: &Progress) -> Result<(), CliError> {
     let seconds = c.timeouts.service_seconds;
-    let start = Instant::now();
     let bar = progress.spinner(format!("waiting for the tasks of {name} to stop"));
-    loop {
-        let tasks = c.tasks(name).await?;
-        let live: Vec<&TaskInfo> = tasks
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t.state.as_str(),
-                    "running" | "starting" | "preparing" | "assigned" | "accepted" | "ready"
-                )
+    let waited = wait::until(
+        Duration::from_secs(seconds),
+        Duration::from_millis(300),
+        || async {
+            let live: Vec<TaskInfo> = c
+                .tasks(name)
+                .await?
+                .into_iter()
+                .filter(|t| t.state.is_live())
+                .collect();
+            Ok::<_, CliError>(if live.is_empty() {
+                Look::Done(())
+            } else {
+                Look::NotYet(live)
             })
-            .collect();
-        if live.is_empty() {
-            bar.finish();
-            return Ok(());
-        }
-        if start.elapsed() >= Duration::from_secs(seconds) {
-            bar.finish();
-            return Err(CliError::Timeout {
-                what: format!(
-                    "the tasks of {name} to stop (still: {})",
-                    live.iter()
-                        .map(|t| t.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                seconds,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        },
+    )
+    .await;
+    bar.finish();
+    let Err(timed_out) = waited? else {
+        return Ok(());
+    };
+    Err(CliError::Timeout {
+        what: format!(
+            "the tasks of {name} to stop (still: {})",
+            timed_out
+                .last
+                .iter()
+                .map(TaskInfo::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        seconds,
+    })
 }
 
 /// Now as RFC 3339 UTC, comparable as a string with Docker's task timestamps.
@@ -628,8 +610,9 @@ fn rfc3339(secs: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::docker::fake::Fake;
     use crate::plan;
     use crate::settings::Config;
 
@@ -714,6 +697,183 @@ mod tests {
         assert!("2026-11-26T13:00:00.123456789Z" >= t.as_str());
         assert!("2026-11-26T13:00:00Z" >= t.as_str());
         assert!("2026-11-26T12:59:59.999Z" < t.as_str());
+    }
+
+    /// A one-node swarm in memory, reached like dockerd.
+    pub(crate) fn fake_swarm() -> crate::docker::cluster::Cluster<Fake> {
+        crate::docker::cluster::Cluster {
+            host: "fake".into(),
+            timeouts: crate::settings::TimeoutsConfig::default(),
+            docker: Fake::one_node(&[("swarmhub.storage", "true")]),
+        }
+    }
+
+    /// What `run` of the hub applies: network, generated secrets, config, service.
+    pub(crate) async fn apply_hub(c: &Swarm, p: &plan::Plan) -> Vec<Step> {
+        let generated: Vec<PlannedSecret> = p
+            .secrets
+            .iter()
+            .filter(|s| matches!(s.source, SecretSource::Generated { .. }))
+            .cloned()
+            .collect();
+        let mut steps = vec![ensure_network(c, &p.network).await.unwrap()];
+        steps.extend(
+            ensure_secrets(c, &generated, &mut std::io::empty())
+                .await
+                .unwrap(),
+        );
+        steps.push(ensure_config(c, &p.hub_config).await.unwrap());
+        steps.push(ensure_service(c, &p.hub, true).await.unwrap());
+        steps
+    }
+
+    fn hub_plan() -> (Config, plan::Plan) {
+        let cfg = Config::default();
+        let p = plan::plan(&cfg, &plan::PlanInputs::default()).unwrap();
+        (cfg, p)
+    }
+
+    /// The hub applied to the in-memory swarm, its calls forgotten.
+    async fn hub_deployed() -> (Config, plan::Plan, crate::docker::cluster::Cluster<Fake>) {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        apply_hub(&c, &p).await;
+        c.docker.clear_calls();
+        (cfg, p, c)
+    }
+
+    #[tokio::test]
+    async fn what_is_missing_is_created() {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        let steps = apply_hub(&c, &p).await;
+        assert!(
+            steps.iter().all(|s| s.change == Change::Created),
+            "{steps:?}"
+        );
+        let changes = c.docker.changes();
+        assert_eq!(
+            changes.first().unwrap(),
+            &format!("create_network {}", cfg.cluster.network)
+        );
+        assert!(
+            changes.iter().any(|c| c.starts_with("create_secret ")),
+            "{changes:?}"
+        );
+        assert!(
+            changes.iter().any(|c| c.starts_with("create_config ")),
+            "{changes:?}"
+        );
+        assert_eq!(
+            changes.last().unwrap(),
+            &format!("create_service {}", cfg.cluster.hub_service)
+        );
+        wait_running(&c, &cfg.cluster.hub_service, 1, &Progress::quiet())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rejected_task_ends_the_wait_at_once_with_its_fix() {
+        let (cfg, _, c) = hub_deployed().await;
+        let hub = &cfg.cluster.hub_service;
+        c.docker.reject(hub, "No such image: swarmhub/hub:0.1.0");
+        let e = wait_running(&c, hub, 1, &Progress::quiet())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 7, "{e}");
+        let text = e.to_string();
+        assert!(text.contains("alpha: rejected (No such image"), "{text}");
+        assert!(text.contains("rebuild"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_second_run_changes_nothing() {
+        let (_, p, c) = hub_deployed().await;
+        let steps = apply_hub(&c, &p).await;
+        assert!(
+            steps.iter().all(|s| s.change == Change::Unchanged),
+            "{steps:?}"
+        );
+        assert_eq!(c.docker.changes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_changed_image_updates_the_service() {
+        let (cfg, p, c) = hub_deployed().await;
+        let mut spec = p.hub.clone();
+        let image = "swarmhub/hub:9.9.9";
+        spec.task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .unwrap()
+            .image = Some(image.into());
+        let step = ensure_service(&c, &spec, false).await.unwrap();
+        assert_eq!(step.change, Change::Updated);
+        let hub = &cfg.cluster.hub_service;
+        assert_eq!(
+            c.docker.changes(),
+            vec![format!("update_service {hub} replicas=1")]
+        );
+        let now = c.docker.service_spec(hub).unwrap();
+        assert_eq!(
+            now.task_template
+                .unwrap()
+                .container_spec
+                .unwrap()
+                .image
+                .as_deref(),
+            Some(image)
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_then_remove_scales_to_zero_and_waits_before_deleting() {
+        let (cfg, _, c) = hub_deployed().await;
+        let hub = cfg.cluster.hub_service.clone();
+        let steps = stop_then_remove(&c, std::slice::from_ref(&hub), &Progress::quiet())
+            .await
+            .unwrap();
+        assert_eq!(steps, vec![Step::new("service", &hub, Change::Removed)]);
+        let calls = c.docker.calls();
+        let at = |call: &str| {
+            calls
+                .iter()
+                .position(|c| c == call)
+                .unwrap_or_else(|| panic!("no {call} in {calls:?}"))
+        };
+        let scaled = at(&format!("update_service {hub} replicas=0"));
+        let deleted = at(&format!("delete_service {hub}"));
+        let waited = calls[scaled..deleted]
+            .iter()
+            .any(|c| *c == format!("list_tasks {hub}"));
+        assert!(scaled < deleted && waited, "{calls:?}");
+        // absent services are absent, not errors
+        let again = stop_then_remove(&c, std::slice::from_ref(&hub), &Progress::quiet())
+            .await
+            .unwrap();
+        assert_eq!(again, vec![Step::new("service", &hub, Change::Absent)]);
+    }
+
+    #[tokio::test]
+    async fn remove_network_removes_it_once_and_then_finds_it_absent() {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        let net = &cfg.cluster.network;
+        ensure_network(&c, &p.network).await.unwrap();
+        let step = remove_network(&c, net, &Progress::quiet()).await.unwrap();
+        assert_eq!(step.change, Change::Removed);
+        assert!(!c.docker.has_network(net));
+        let calls = c.docker.calls();
+        let removed = calls
+            .iter()
+            .position(|c| *c == format!("remove_network {net}"));
+        let checked = calls
+            .iter()
+            .rposition(|c| *c == format!("inspect_network {net}"));
+        assert!(removed < checked, "waited for it to be gone: {calls:?}");
+        let step = remove_network(&c, net, &Progress::quiet()).await.unwrap();
+        assert_eq!(step.change, Change::Absent);
     }
 
     #[test]

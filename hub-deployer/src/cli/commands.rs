@@ -425,7 +425,7 @@ async fn nfs_config(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(),
 }
 
 async fn status(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
-    let s = crate::inspect::status::gather(ctx.cluster, ctx.cfg).await?;
+    let s = crate::inspect::status::gather(&ctx.bollard()?, ctx.cfg).await?;
     match cli.output {
         Output::Json => emit_json(
             out,

@@ -19,22 +19,21 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
-use bollard::Docker;
+use base64::Engine as _;
 use bollard::models::{
     LocalNodeState, NodeSpec, SecretSpec, ServiceSpec, SwarmInitRequest, TaskSpec,
     TaskSpecContainerSpec, TaskSpecRestartPolicyConditionEnum,
 };
-use bollard::query_parameters::UpdateNodeOptions;
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
 use serde::Serialize;
 
 use crate::apply;
 use crate::apply::secrets;
-use crate::docker::cluster::{Cluster, docker_message, not_found};
+use crate::docker::cluster::{Cluster, Swarm, docker_message};
+use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
 use crate::lifecycle::{self, Ctx, Part};
 use crate::names;
@@ -43,6 +42,7 @@ use crate::plan::{self, PlanInputs};
 use crate::progress::Progress;
 use crate::settings::{Config, PluginBackend, TimeoutsConfig};
 use crate::steps::{Change, Step};
+use crate::wait::{self, Look};
 
 /// Where `demo up` keeps its settings, logins and the users' files unless told otherwise.
 pub const DEFAULT_DIR: &str = "/var/lib/swarmhub-demo";
@@ -648,8 +648,7 @@ const SWARM_SETTLE: Duration = Duration::from_secs(60);
 /// ready, and `docker_gwbridge` with an IPv4 gateway (swarm creates it asynchronously, seconds
 /// after `swarm init` has returned). Returns that gateway's address.
 async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError> {
-    let start = Instant::now();
-    loop {
+    let waited = wait::until(limit, Duration::from_millis(250), || async {
         let mut missing = Vec::new();
         let gateway = gwbridge_gateway(&c.docker).await?;
         if gateway.is_none() {
@@ -659,29 +658,27 @@ async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError>
             Ok(()) => {}
             Err(state) => missing.push(format!("this node ready (it is {state})")),
         }
-        match gateway {
-            Some(g) if missing.is_empty() => return Ok(g),
-            _ => {}
-        }
-        if start.elapsed() >= limit {
-            return Err(CliError::Precondition {
-                what: format!(
-                    "dockerd's swarm is not ready after {} s: missing {}",
-                    limit.as_secs(),
-                    missing.join(", ")
-                ),
-                fix: "swarm creates these by itself; look at dockerd's log (journalctl -u docker), then restart dockerd (systemctl restart docker) and run the demo again".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        Ok::<_, CliError>(match gateway {
+            Some(g) if missing.is_empty() => Look::Done(g),
+            _ => Look::NotYet(missing),
+        })
+    })
+    .await?;
+    waited.map_err(|timed_out| CliError::Precondition {
+        what: format!(
+            "dockerd's swarm is not ready after {} s: missing {}",
+            limit.as_secs(),
+            timed_out.last.join(", ")
+        ),
+        fix: "swarm creates these by itself; look at dockerd's log (journalctl -u docker), then restart dockerd (systemctl restart docker) and run the demo again".into(),
+    })
 }
 
 /// Whether this node is `ready` in the swarm's node list; `Err` carries its state.
-async fn node_ready(c: &Cluster) -> Result<Result<(), String>, CliError> {
+async fn node_ready(c: &Swarm) -> Result<Result<(), String>, CliError> {
     let id = c.self_node_id().await?;
-    let node = not_found(c.docker.inspect_node(&id).await)
-        .map_err(|e| anyhow::anyhow!("cannot inspect this node: {}", docker_message(&e)))?;
+    let node = absent(c.docker.inspect_node(&id).await)
+        .map_err(|e| anyhow::anyhow!("cannot inspect this node: {}", e.message()))?;
     let Some(node) = node else {
         return Ok(Err("not listed yet".into()));
     };
@@ -695,9 +692,9 @@ async fn node_ready(c: &Cluster) -> Result<Result<(), String>, CliError> {
 
 /// The gateway address of `docker_gwbridge`, which swarm creates on every node; None while
 /// it is missing or has no IPv4 gateway.
-async fn gwbridge_gateway(docker: &Docker) -> Result<Option<String>, CliError> {
-    let net = not_found(docker.inspect_network("docker_gwbridge", None).await)
-        .map_err(|e| anyhow::anyhow!("cannot inspect docker_gwbridge: {}", docker_message(&e)))?;
+async fn gwbridge_gateway(docker: &dyn Engine) -> Result<Option<String>, CliError> {
+    let net = absent(docker.inspect_network("docker_gwbridge", false).await)
+        .map_err(|e| anyhow::anyhow!("cannot inspect docker_gwbridge: {}", e.message()))?;
     Ok(net
         .and_then(|n| n.ipam)
         .and_then(|i| i.config)
@@ -787,7 +784,7 @@ async fn require_images(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
 }
 
 /// Label this node the storage node when no node is.
-async fn ensure_storage_label(c: &Cluster, cfg: &Config) -> Result<Option<Step>, CliError> {
+async fn ensure_storage_label(c: &Swarm, cfg: &Config) -> Result<Option<Step>, CliError> {
     let label = &cfg.cluster.storage_node_label;
     let nodes = c.nodes().await?;
     if nodes
@@ -801,28 +798,23 @@ async fn ensure_storage_label(c: &Cluster, cfg: &Config) -> Result<Option<Step>,
         .docker
         .inspect_node(&me)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot inspect node {me}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot inspect node {me}: {}", e.message()))?;
     let mut spec: NodeSpec = node.spec.unwrap_or_default();
     spec.labels
         .get_or_insert_with(Default::default)
         .insert(label.clone(), "true".into());
     let version = node.version.and_then(|v| v.index).unwrap_or_default();
+    let version = i64::try_from(version).context("node version out of range")?;
     c.docker
-        .update_node(
-            &me,
-            spec,
-            UpdateNodeOptions {
-                version: i64::try_from(version).context("node version out of range")?,
-            },
-        )
+        .update_node(&me, spec, version)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot label node {me}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot label node {me}: {}", e.message()))?;
     Ok(Some(
         Step::new("node", &me, Change::Updated).note(format!("{label}=true: nfsd runs here")),
     ))
 }
 
-async fn ensure_seed_secret(c: &Cluster, name: &str, seed: &str) -> Result<Step, CliError> {
+async fn ensure_seed_secret(c: &Swarm, name: &str, seed: &str) -> Result<Step, CliError> {
     if c.secret_ids().await?.contains_key(name) {
         return Ok(Step::new("secret", name, Change::Unchanged));
     }
@@ -835,32 +827,28 @@ async fn ensure_seed_secret(c: &Cluster, name: &str, seed: &str) -> Result<Step,
     c.docker
         .create_secret(spec)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create secret {name}: {}", docker_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!("cannot create secret {name}: {}", e.message()))?;
     Ok(Step::new("secret", name, Change::Created))
 }
 
 /// Wait until the demo directory answers an anonymous search for the teacher.
 async fn wait_ldap(url: &str, progress: &Progress) -> Result<(), CliError> {
     let bar = progress.spinner(format!("waiting for the demo directory at {url}"));
-    let start = Instant::now();
-    let mut last;
-    loop {
+    let waited = wait::until_done(LDAP_WAIT, Duration::from_millis(300), || async {
         match search_teacher(url).await {
-            Ok(()) => {
-                bar.finish();
-                return Ok(());
-            }
-            Err(e) => last = e,
+            Ok(()) => Look::Done(()),
+            Err(e) => Look::NotYet(e),
         }
-        if start.elapsed() >= LDAP_WAIT {
-            bar.finish();
-            return Err(CliError::Other(anyhow::anyhow!(
-                "the demo directory at {url} does not answer after {} s: {last}; see docker service logs {LDAP_SERVICE}",
-                LDAP_WAIT.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    })
+    .await;
+    bar.finish();
+    waited.map_err(|timed_out| {
+        CliError::Other(anyhow::anyhow!(
+            "the demo directory at {url} does not answer after {} s: {}; see docker service logs {LDAP_SERVICE}",
+            LDAP_WAIT.as_secs(),
+            timed_out.last
+        ))
+    })
 }
 
 async fn search_teacher(url: &str) -> Result<(), String> {

@@ -10,30 +10,33 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{
     LocalNodeState, Node, NodeSpecRoleEnum, NodeState, Service, Task, TaskState,
 };
-use bollard::query_parameters::{
-    ListConfigsOptions, ListNetworksOptions, ListNodesOptions, ListSecretsOptions,
-    ListServicesOptions, ListTasksOptions,
-};
 use serde::Serialize;
 
 use crate::docker;
+use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
 use crate::names::{MANAGED_LABEL, PLUGIN_ALIAS, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::settings::{Config, TimeoutsConfig};
+use crate::wait::{self, Look};
 
 /// How long [`Cluster::task_log_with`] asks again for a finished task's result line.
 const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// A connection to a swarm manager's dockerd.
+/// A connection to a swarm manager's dockerd: by default bollard's client; the apply and
+/// lifecycle layers take any [`Engine`] ([`Swarm`]), so their tests run on an in-memory swarm.
 #[derive(Debug, Clone)]
-pub struct Cluster {
-    /// The client (API version agreed with the daemon).
-    pub docker: Docker,
+pub struct Cluster<E: ?Sized = Docker> {
     /// The address it was reached at, for messages.
     pub host: String,
     /// How long waits may take.
     pub timeouts: TimeoutsConfig,
+    /// The engine (bollard's client, API version agreed with the daemon, in production).
+    pub docker: E,
 }
+
+/// A cluster behind any engine (what the apply and lifecycle layers take); a `&Cluster`
+/// coerces to `&Swarm`.
+pub type Swarm = Cluster<dyn Engine>;
 
 /// A node, reduced to what status, doctor and placement need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,7 +116,7 @@ pub struct TaskInfo {
     /// What Swarm wants (`running`, `shutdown`, `complete`).
     pub desired: String,
     /// Where it is (`running`, `pending`, `rejected`, `failed`, `complete`, ...).
-    pub state: String,
+    pub state: TaskPhase,
     /// Swarm's message (e.g. `started`, `no suitable node ...`).
     pub message: String,
     /// The error, when it failed or was rejected (e.g. `No such image: ...`).
@@ -131,7 +134,7 @@ impl TaskInfo {
             node: hostnames.get(&node_id).cloned().unwrap_or_default(),
             node_id,
             desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
-            state: status.state.unwrap_or(TaskState::NEW).to_string(),
+            state: TaskPhase(status.state.unwrap_or(TaskState::NEW)),
             message: status.message.unwrap_or_default(),
             error: status.err.filter(|e| !e.is_empty()),
             since: status.timestamp.map(|t| t.to_string()).unwrap_or_default(),
@@ -140,7 +143,7 @@ impl TaskInfo {
 
     /// A terminal state that means it did not work.
     pub fn failed(&self) -> bool {
-        matches!(self.state.as_str(), "failed" | "rejected" | "orphaned")
+        self.state.is_failure()
     }
 
     /// One line: `node: state (error or message)`.
@@ -155,6 +158,76 @@ impl TaskInfo {
             None if self.message.is_empty() => format!("{node}: {}", self.state),
             None => format!("{node}: {} ({})", self.state, self.message),
         }
+    }
+}
+
+/// Where a task is, typed (bollard's [`TaskState`]); shown, serialised and compared with text
+/// as Docker writes it (`running`, `shutdown`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TaskPhase(pub TaskState);
+
+impl TaskPhase {
+    /// On its way to running or running (what `stop` waits to be gone).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self.0,
+            TaskState::ASSIGNED
+                | TaskState::ACCEPTED
+                | TaskState::PREPARING
+                | TaskState::READY
+                | TaskState::STARTING
+                | TaskState::RUNNING
+        )
+    }
+
+    /// Ended for good: Swarm moves it nowhere else (a job's task that is done).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self.0,
+            TaskState::COMPLETE
+                | TaskState::FAILED
+                | TaskState::REJECTED
+                | TaskState::SHUTDOWN
+                | TaskState::ORPHANED
+        )
+    }
+
+    /// Ended in a way that means it did not work.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self.0,
+            TaskState::FAILED | TaskState::REJECTED | TaskState::ORPHANED
+        )
+    }
+
+    /// Running.
+    pub fn is_running(self) -> bool {
+        self.0 == TaskState::RUNNING
+    }
+
+    /// In exactly that state.
+    pub fn is(self, state: TaskState) -> bool {
+        self.0 == state
+    }
+}
+
+impl std::fmt::Display for TaskPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<&str> for TaskPhase {
+    /// Docker's word; an unknown one reads as `new`.
+    fn from(s: &str) -> Self {
+        TaskPhase(s.parse().unwrap_or(TaskState::NEW))
+    }
+}
+
+impl PartialEq<&str> for TaskPhase {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.to_string() == *other
     }
 }
 
@@ -245,45 +318,6 @@ pub fn fix_for_task_error(err: &str) -> String {
 }
 
 impl Cluster {
-    /// Names of the existing secrets → ids.
-    pub async fn secret_ids(&self) -> anyhow::Result<HashMap<String, String>> {
-        let list = self
-            .docker
-            .list_secrets(None::<ListSecretsOptions>)
-            .await
-            .context("cannot list secrets")?;
-        Ok(list
-            .into_iter()
-            .filter_map(|s| Some((s.spec?.name?, s.id?)))
-            .collect())
-    }
-
-    /// Names of the existing configs → ids.
-    pub async fn config_ids(&self) -> anyhow::Result<HashMap<String, String>> {
-        let list = self
-            .docker
-            .list_configs(None::<ListConfigsOptions>)
-            .await
-            .context("cannot list configs")?;
-        Ok(list
-            .into_iter()
-            .filter_map(|s| Some((s.spec?.name?, s.id?)))
-            .collect())
-    }
-
-    /// Swarm's overlay networks that carry the managed label (for `remove`).
-    pub async fn managed_networks(&self) -> anyhow::Result<Vec<String>> {
-        let opts = ListNetworksOptions {
-            filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
-        };
-        let list = self
-            .docker
-            .list_networks(Some(opts))
-            .await
-            .context("cannot list networks")?;
-        Ok(list.into_iter().filter_map(|n| n.name).collect())
-    }
-
     /// Connect to `DOCKER_HOST` (or the local socket) and check it manages a swarm.
     pub async fn connect(cfg: &Config) -> Result<Cluster, CliError> {
         let cluster = Cluster::reach(&cfg.timeouts).await?;
@@ -303,12 +337,60 @@ impl Cluster {
             timeouts: timeouts.clone(),
         })
     }
+}
+
+impl<E: Engine + ?Sized> Cluster<E> {
+    /// The same cluster through bollard's client, for the code not on [`Engine`] yet (the
+    /// inspect layer, image builds); `None` on a test double.
+    pub fn bollard(&self) -> Option<Cluster> {
+        self.docker.bollard().map(|d| Cluster {
+            host: self.host.clone(),
+            timeouts: self.timeouts.clone(),
+            docker: d.clone(),
+        })
+    }
+
+    /// Names of the existing secrets → ids.
+    pub async fn secret_ids(&self) -> anyhow::Result<HashMap<String, String>> {
+        let list = self
+            .docker
+            .list_secrets()
+            .await
+            .context("cannot list secrets")?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect())
+    }
+
+    /// Names of the existing configs → ids.
+    pub async fn config_ids(&self) -> anyhow::Result<HashMap<String, String>> {
+        let list = self
+            .docker
+            .list_configs(None)
+            .await
+            .context("cannot list configs")?;
+        Ok(list
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect())
+    }
+
+    /// Swarm's overlay networks that carry the managed label (for `remove`).
+    pub async fn managed_networks(&self) -> anyhow::Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_networks(&format!("{MANAGED_LABEL}=true"))
+            .await
+            .context("cannot list networks")?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
 
     /// Whether this dockerd has `image` (the error is dockerd's message).
     pub async fn has_image(&self, image: &str) -> Result<bool, String> {
-        not_found(self.docker.inspect_image(image).await)
+        absent(self.docker.inspect_image(image).await)
             .map(|i| i.is_some())
-            .map_err(|e| docker_message(&e))
+            .map_err(|e| e.message().to_string())
     }
 
     /// Exit code 4 unless this dockerd is an active swarm manager.
@@ -348,7 +430,7 @@ impl Cluster {
     pub async fn nodes(&self) -> anyhow::Result<Vec<NodeInfo>> {
         let nodes = self
             .docker
-            .list_nodes(None::<ListNodesOptions>)
+            .list_nodes()
             .await
             .context("cannot list the swarm's nodes")?;
         let mut out: Vec<NodeInfo> = nodes.iter().map(NodeInfo::from_node).collect();
@@ -357,7 +439,7 @@ impl Cluster {
         // measured); for the node this dockerd runs on, ask it directly
         let me = self.self_node_id().await?;
         if let Some(n) = out.iter_mut().find(|n| n.id == me) {
-            n.plugin_enabled = match not_found(self.docker.inspect_plugin(PLUGIN_ALIAS).await) {
+            n.plugin_enabled = match absent(self.docker.inspect_plugin(PLUGIN_ALIAS).await) {
                 Ok(Some(p)) => p.enabled,
                 Ok(None) => false,
                 Err(e) => {
@@ -376,41 +458,30 @@ impl Cluster {
 
     /// The service of that name, if it exists.
     pub async fn service(&self, name: &str) -> anyhow::Result<Option<Service>> {
-        not_found(self.docker.inspect_service(name, None).await)
+        absent(self.docker.inspect_service(name).await)
             .with_context(|| format!("cannot inspect service {name}"))
     }
 
     /// Services swarmhub created (label `swarmhub.managed=true`).
     pub async fn managed_services(&self) -> anyhow::Result<Vec<Service>> {
-        let opts = ListServicesOptions {
-            filters: Some(filter("label", &format!("{MANAGED_LABEL}=true"))),
-            status: Some(true),
-        };
         self.docker
-            .list_services(Some(opts))
+            .list_services(Some(&format!("{MANAGED_LABEL}=true")))
             .await
             .context("cannot list services")
     }
 
     /// Every service with its task counts (for notebooks: SwarmSpawner's services).
     pub async fn all_services(&self) -> anyhow::Result<Vec<Service>> {
-        let opts = ListServicesOptions {
-            filters: None,
-            status: Some(true),
-        };
         self.docker
-            .list_services(Some(opts))
+            .list_services(None)
             .await
             .context("cannot list services")
     }
 
     /// The tasks of a service, newest first, with node host names.
     pub async fn tasks(&self, service: &str) -> anyhow::Result<Vec<TaskInfo>> {
-        let opts = ListTasksOptions {
-            filters: Some(filter("service", service)),
-        };
         // a service that is gone (removed, or never made) has no tasks; Docker says 404
-        let mut tasks = not_found(self.docker.list_tasks(Some(opts)).await)
+        let mut tasks = absent(self.docker.list_tasks(service).await)
             .with_context(|| format!("cannot list the tasks of service {service}"))?
             .unwrap_or_default();
         tasks.sort_by(|a, b| {
@@ -433,21 +504,9 @@ impl Cluster {
     /// What a task printed (stdout and stderr), read for at most 10 s: a node that is gone
     /// never answers.
     pub async fn task_log(&self, task: &str) -> String {
-        use futures_util::StreamExt;
-        let opts = bollard::query_parameters::LogsOptions {
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut stream = self.docker.task_logs(task, Some(opts));
-        let mut out = String::new();
-        let read = async {
-            while let Some(Ok(chunk)) = stream.next().await {
-                out.push_str(&chunk.to_string());
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
-        out
+        self.docker
+            .task_logs(task, std::time::Duration::from_secs(10))
+            .await
     }
 
     /// The log of a finished task once it holds a line containing `marker` (the result line of
@@ -455,14 +514,17 @@ impl Cluster {
     /// the managers' log broker may not reach the node yet and answers "node ... is not
     /// available" (seen with docker 20.10), so a log without the marker is asked for again.
     pub async fn task_log_with(&self, task: &str, marker: &str) -> String {
-        let start = std::time::Instant::now();
-        loop {
+        let every = std::time::Duration::from_secs(1);
+        let waited = wait::until_done(LOG_WAIT, every, || async {
             let log = self.task_log(task).await;
-            if log.contains(marker) || start.elapsed() >= LOG_WAIT {
-                return log;
+            if log.contains(marker) {
+                Look::Done(log)
+            } else {
+                Look::NotYet(log)
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
+        })
+        .await;
+        waited.unwrap_or_else(|timed_out| timed_out.last)
     }
 
     /// Node id → host name.
@@ -564,6 +626,11 @@ mod tests {
             info.describe(),
             "alpha: rejected (No such image: swarmhub/nfsd:0.1.0)"
         );
+        // typed, yet written and compared as Docker's word
+        assert_eq!(info.state, "rejected");
+        assert_eq!(serde_json::to_value(info.state).unwrap(), "rejected");
+        assert_eq!(TaskPhase::from("running"), TaskPhase(TaskState::RUNNING));
+        assert!(info.state.is_terminal() && !info.state.is_live());
         let pending = TaskInfo::from_task(&Task::default(), &HashMap::new());
         assert!(!pending.failed());
         assert_eq!(pending.describe(), "unassigned: new");

@@ -1,9 +1,14 @@
 //! Reaching dockerd: the address (`DOCKER_HOST` or the local socket), the client with the
 //! configured timeout, and the API version both sides speak (docker 20.10 speaks 1.41, older
 //! than bollard's default). Only connection logic lives here; what the CLI does with the client
-//! belongs to the apply layer.
+//! belongs to the apply layer. [`engine::Engine`] is what the apply and lifecycle layers ask of
+//! dockerd; bollard is reached only from here.
 
 pub mod cluster;
+pub mod engine;
+#[cfg(test)]
+pub mod fake;
+mod real;
 
 use std::time::Duration;
 

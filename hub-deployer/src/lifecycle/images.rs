@@ -125,7 +125,8 @@ pub async fn build(
 ) -> Result<Vec<Step>, CliError> {
     let buildargs = build_args(args)?;
     let tar = context_tar(&args.context)?;
-    let docker = &ctx.cluster.docker;
+    let real = ctx.bollard()?;
+    let docker = &real.docker;
     let mut steps = Vec::new();
     for img in images {
         let target = if img.rust && args.prebuilt {
@@ -194,6 +195,7 @@ pub async fn push(
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
     let reg = &ctx.cfg.registry;
+    let real = ctx.bollard()?;
     let Some(address) = &reg.address else {
         return Err(CliError::Precondition {
             what: "no registry is configured, so there is nowhere to push".into(),
@@ -228,7 +230,7 @@ pub async fn push(
         }
         let (name, tag) = split_tag(&img.tag);
         let bar = ctx.progress.spinner(format!("pushing {}", img.tag));
-        let mut stream = ctx.cluster.docker.push_image(
+        let mut stream = real.docker.push_image(
             name,
             Some(PushImageOptions {
                 tag: Some(tag.to_string()),

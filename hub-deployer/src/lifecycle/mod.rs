@@ -11,12 +11,12 @@ pub mod plugin;
 pub mod volume;
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, NodeInfo, storage_node_in};
+use crate::docker::cluster::{Cluster, NodeInfo, Swarm, storage_node_in};
 use crate::exit::CliError;
 use crate::inspect::doctor;
 use crate::names;
@@ -25,6 +25,7 @@ use crate::progress::Progress;
 use crate::settings::Config;
 use crate::settings::tls;
 use crate::steps::{Change, Step};
+use crate::wait::{self, Look};
 
 /// Which part of the stack a command is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,8 @@ pub enum Part {
 
 /// Everything a lifecycle command works with.
 pub struct Ctx<'a> {
-    /// The manager's dockerd.
-    pub cluster: &'a Cluster,
+    /// The manager's dockerd (a `&Cluster` coerces to it).
+    pub cluster: &'a Swarm,
     /// The settings.
     pub cfg: &'a Config,
     /// Values given on the command line (the LDAP password file).
@@ -50,6 +51,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The cluster through bollard's client, for what is not on the engine trait yet (the
+    /// inspect layer, image builds, installing the plugin on this node).
+    pub fn bollard(&self) -> Result<Cluster, CliError> {
+        self.cluster.bollard().ok_or_else(|| {
+            anyhow::anyhow!("this needs dockerd's own client, not a stand-in").into()
+        })
+    }
+
     fn plan(&self) -> Result<Plan, CliError> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
@@ -197,25 +206,28 @@ fn certificate_steps(made: &tls::SelfSigned) -> Vec<Step> {
 /// wait until its API answers, up to a minute. When it does not, say so as a note (the CLI host
 /// may simply not reach the hub's node) rather than failing the command.
 async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
+    // the probe is the inspect layer's, which reads the swarm through bollard's client; a
+    // stand-in engine has no hub to ask
+    let real = ctx.cluster.bollard()?;
     let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
-    let start = Instant::now();
     let svc = &ctx.cfg.cluster.hub_service;
     let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
-    loop {
-        let check = doctor::hub_check(ctx.cluster, ctx.cfg).await;
+    let waited = wait::until_done(limit, Duration::from_millis(500), || async {
+        let check = doctor::hub_check(&real, ctx.cfg).await;
         if check.outcome == doctor::Outcome::Ok {
-            return None;
+            Look::Done(())
+        } else {
+            Look::NotYet(check)
         }
-        if start.elapsed() >= limit {
-            bar.finish();
-            return Some(Step::new("service", svc, Change::Unchanged).note(format!(
-                "running, but not answering after {} s: {}; see swarmhub doctor",
-                limit.as_secs(),
-                check.detail
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
+    let timed_out = waited.err()?;
+    bar.finish();
+    Some(Step::new("service", svc, Change::Unchanged).note(format!(
+        "running, but not answering after {} s: {}; see swarmhub doctor",
+        limit.as_secs(),
+        timed_out.last.detail
+    )))
 }
 
 /// Roll the plugin out when a usable node lacks it (enabled, with a version recorded by a
@@ -370,6 +382,106 @@ pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::tests::{apply_hub, fake_swarm};
+    use crate::docker::fake::Fake;
+
+    /// nfsd and the hub deployed on the in-memory swarm, its calls forgotten.
+    async fn deployed(cfg: &Config) -> Cluster<Fake> {
+        let c = fake_swarm();
+        let p = plan::plan(cfg, &PlanInputs::default()).unwrap();
+        apply_hub(&c, &p).await;
+        apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
+        c.docker.clear_calls();
+        c
+    }
+
+    fn ctx<'a>(c: &'a Swarm, cfg: &'a Config) -> Ctx<'a> {
+        Ctx {
+            cluster: c,
+            cfg,
+            inputs: PlanInputs::default(),
+            progress: Progress::quiet(),
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_never_deletes_secrets_volumes_or_the_data_directory() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let secrets = c.docker.secret_names();
+        assert!(!secrets.is_empty());
+        let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
+        let calls = c.docker.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("delete_secret") || c.contains("volume")),
+            "{calls:?}"
+        );
+        assert_eq!(c.docker.secret_names(), secrets);
+        for name in &secrets {
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.kind == "secret" && s.name == *name && s.change == Change::Kept),
+                "{name} reported kept: {steps:?}"
+            );
+        }
+        let last = steps.last().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), last.name.as_str(), last.change),
+            (
+                "directory",
+                cfg.cluster.nfsd_data_dir.as_str(),
+                Change::Kept
+            )
+        );
+        // the services went, the hub before nfsd, each scaled to 0 first; then the network
+        let changes = c.docker.changes();
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
+        assert!(
+            at(format!("update_service {hub} replicas=0")) < at(format!("delete_service {hub}"))
+        );
+        assert!(
+            at(format!("delete_service {hub}")) < at(format!("update_service {nfsd} replicas=0"))
+        );
+        assert!(
+            at(format!("update_service {nfsd} replicas=0")) < at(format!("delete_service {nfsd}"))
+        );
+        assert_eq!(
+            changes.last().unwrap(),
+            &format!("remove_network {}", cfg.cluster.network)
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_scales_the_hub_then_nfsd_to_zero_and_start_brings_nfsd_back() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
+        assert!(
+            steps.iter().all(|s| s.change == Change::Stopped),
+            "{steps:?}"
+        );
+        assert_eq!(
+            c.docker.changes(),
+            vec![
+                format!("update_service {hub} replicas=0"),
+                format!("update_service {nfsd} replicas=0"),
+            ]
+        );
+        c.docker.clear_calls();
+        let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
+        assert!(
+            steps.iter().all(|s| s.change == Change::Unchanged),
+            "{steps:?}"
+        );
+        assert_eq!(c.docker.changes(), Vec::<String>::new());
+        let steps = start(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
+    }
 
     #[test]
     fn a_node_needs_the_plugin_rolled_out_when_it_lacks_it_or_its_settings() {

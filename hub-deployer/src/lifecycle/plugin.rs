@@ -17,17 +17,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bollard::Docker;
 use bollard::models::{NodeSpec, Plugin};
-use bollard::query_parameters::{
-    CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
-    InstallPluginOptions, RemovePluginOptions,
-};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::jobs;
-use crate::docker::cluster::{Cluster, docker_message, not_found};
+use crate::docker::cluster::Swarm;
+use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
 use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::node::firewall;
@@ -185,7 +180,7 @@ fn write_token(path: &Path, value: &[u8]) -> anyhow::Result<bool> {
 }
 
 /// Install or upgrade the plugin on the node whose dockerd `docker` is (see the module docs).
-pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResult, CliError> {
+pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<NodeResult, CliError> {
     let alias = req.alias.as_str();
     // the guard first: it must hold even when the plugin cannot be replaced (volumes in use)
     let firewall = match &req.firewall {
@@ -226,7 +221,7 @@ pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResu
         .context("cannot ask this node's dockerd for its name")?;
     let node = info.name.unwrap_or_default();
 
-    let current = not_found(docker.inspect_plugin(alias).await)
+    let current = absent(docker.inspect_plugin(alias).await)
         .with_context(|| format!("cannot inspect plugin {alias}"))?;
     let change = match current {
         Some(p) if installed_version(&p).as_deref() == Some(version.as_str()) => {
@@ -248,15 +243,9 @@ pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResu
         }
         Some(p) => {
             disable(docker, alias, &p).await?;
-            docker
-                .remove_plugin(alias, Some(RemovePluginOptions { force: false }))
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot remove the old plugin {alias}: {}",
-                        docker_message(&e)
-                    )
-                })?;
+            docker.remove_plugin(alias).await.map_err(|e| {
+                anyhow::anyhow!("cannot remove the old plugin {alias}: {}", e.message())
+            })?;
             create(docker, req, alias).await?;
             set(docker, alias, &settings).await?;
             enable(docker, alias).await?;
@@ -279,93 +268,68 @@ pub async fn node_install(docker: &Docker, req: &NodeInstall) -> Result<NodeResu
     })
 }
 
-async fn create(docker: &Docker, req: &NodeInstall, alias: &str) -> anyhow::Result<()> {
+async fn create(docker: &dyn Engine, req: &NodeInstall, alias: &str) -> anyhow::Result<()> {
     if let Some(remote) = &req.remote {
-        let privileges = docker
-            .get_plugin_privileges(GetPluginPrivilegesOptions {
-                remote: remote.clone(),
-            })
+        let privileges = docker.plugin_privileges(remote).await.map_err(|e| {
+            anyhow::anyhow!("cannot get the privileges of {remote}: {}", e.message())
+        })?;
+        docker
+            .pull_plugin(remote, alias, privileges)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot get the privileges of {remote}: {}",
-                    docker_message(&e)
-                )
-            })?;
-        let opts = InstallPluginOptions {
-            remote: remote.clone(),
-            name: Some(alias.to_string()),
-        };
-        let mut stream = docker.install_plugin(opts, privileges, None);
-        while let Some(item) = stream.next().await {
-            item.map_err(|e| {
-                anyhow::anyhow!("cannot pull plugin {remote}: {}", docker_message(&e))
-            })?;
-        }
+            .map_err(|e| anyhow::anyhow!("cannot pull plugin {remote}: {}", e.message()))?;
         // a pulled plugin is enabled by the pull; settings need it disabled
-        if let Some(p) = not_found(docker.inspect_plugin(alias).await)? {
+        if let Some(p) = absent(docker.inspect_plugin(alias).await)? {
             disable(docker, alias, &p).await?;
         }
         return Ok(());
     }
     let tar = bundle_tar(&req.bundle)?;
-    docker
-        .create_plugin(
-            CreatePluginOptions {
-                name: alias.to_string(),
-            },
-            bollard::body_full(tar.into()),
+    docker.create_plugin(alias, tar).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create plugin {alias} from {}: {}",
+            req.bundle.display(),
+            e.message()
         )
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create plugin {alias} from {}: {}",
-                req.bundle.display(),
-                docker_message(&e)
-            )
-        })?;
+    })?;
     Ok(())
 }
 
-async fn set(docker: &Docker, alias: &str, settings: &[String]) -> anyhow::Result<()> {
+async fn set(docker: &dyn Engine, alias: &str, settings: &[String]) -> anyhow::Result<()> {
     docker
-        .set_plugin_config(alias, settings.to_vec())
+        .set_plugin(alias, settings.to_vec())
         .await
         .map_err(|e| {
             anyhow::anyhow!(
                 "cannot set {} on plugin {alias}: {}",
                 settings.join(" "),
-                docker_message(&e)
+                e.message()
             )
         })
 }
 
-async fn enable(docker: &Docker, alias: &str) -> anyhow::Result<()> {
+async fn enable(docker: &dyn Engine, alias: &str) -> anyhow::Result<()> {
     docker
-        .enable_plugin(alias, Some(EnablePluginOptions { timeout: 30 }))
+        .enable_plugin(alias, 30)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot enable plugin {alias}: {}", docker_message(&e)))
+        .map_err(|e| anyhow::anyhow!("cannot enable plugin {alias}: {}", e.message()))
 }
 
 /// Disable without force: Docker refuses while volumes of the plugin are in use, which is
 /// what protects running notebooks; say so.
-async fn disable(docker: &Docker, alias: &str, p: &Plugin) -> Result<(), CliError> {
+async fn disable(docker: &dyn Engine, alias: &str, p: &Plugin) -> Result<(), CliError> {
     if !p.enabled {
         return Ok(());
     }
-    match docker
-        .disable_plugin(alias, Some(DisablePluginOptions { force: Some(false) }))
-        .await
-    {
+    match docker.disable_plugin(alias).await {
         Ok(()) => Ok(()),
-        Err(e) if docker_message(&e).contains("in use") => Err(CliError::Precondition {
+        Err(e) if e.message().contains("in use") => Err(CliError::Precondition {
             what: format!(
                 "plugin {alias} must be replaced but its volumes are in use on this node ({})",
-                docker_message(&e)
+                e.message()
             ),
             fix: "stop the notebooks on this node (JupyterHub admin page, or `swarmhub hub stop` and wait for notebook services to end), then re-run".into(),
         }),
-        Err(e) => Err(anyhow::anyhow!("cannot disable plugin {alias}: {}", docker_message(&e)).into()),
+        Err(e) => Err(anyhow::anyhow!("cannot disable plugin {alias}: {}", e.message()).into()),
     }
 }
 
@@ -395,7 +359,7 @@ pub struct NodeOutcome {
 
 /// Install or upgrade the plugin on every ready node (see the module docs).
 pub async fn rollout(
-    c: &Cluster,
+    c: &Swarm,
     cfg: &Config,
     progress: &Progress,
 ) -> Result<Vec<NodeOutcome>, CliError> {
@@ -477,12 +441,7 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
 }
 
 /// Record on the node which plugin version, installed with which settings, it now has.
-async fn label_node(
-    c: &Cluster,
-    node_id: &str,
-    version: &str,
-    settings: &str,
-) -> anyhow::Result<()> {
+async fn label_node(c: &Swarm, node_id: &str, version: &str, settings: &str) -> anyhow::Result<()> {
     let node = c
         .docker
         .inspect_node(node_id)
@@ -505,13 +464,9 @@ async fn label_node(
     }
     let v = node.version.and_then(|v| v.index).unwrap_or_default();
     c.docker
-        .update_node(
-            node_id,
-            spec,
-            bollard::query_parameters::UpdateNodeOptions { version: v as i64 },
-        )
+        .update_node(node_id, spec, v as i64)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", docker_message(&e)))
+        .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", e.message()))
 }
 
 #[cfg(test)]
@@ -579,6 +534,53 @@ mod tests {
         let log = format!("some line\n{}\n", result_line(&r));
         assert_eq!(parse_result(&log), Some(r));
         assert_eq!(parse_result("Error: boom"), None);
+    }
+
+    #[tokio::test]
+    async fn installing_creates_sets_and_enables_once_then_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("rootfs")).unwrap();
+        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), "bin").unwrap();
+        let engine = crate::docker::fake::Fake::one_node(&[]);
+        let mut req = NodeInstall {
+            alias: "swarmhub-nfs".into(),
+            bundle: dir.path().to_path_buf(),
+            remote: None,
+            settings: vec![
+                "SWARMHUB_NFS_SERVER=10.0.0.1".into(),
+                "state.source=/var/lib/swarmhub-nfs".into(),
+            ],
+            token_file: None,
+            state_dir: None,
+            firewall: None,
+        };
+        let r = node_install(&engine, &req).await.unwrap();
+        assert_eq!(r.change, Change::Created);
+        let changes: Vec<String> = engine
+            .changes()
+            .into_iter()
+            .map(|c| c.split(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(changes, ["create_plugin", "set_plugin", "enable_plugin"]);
+        engine.clear_calls();
+        let r = node_install(&engine, &req).await.unwrap();
+        assert_eq!(r.change, Change::Unchanged);
+        assert_eq!(engine.changes(), Vec::<String>::new());
+        // another setting: disabled, set, enabled again (no reinstall)
+        req.settings[0] = "SWARMHUB_NFS_SERVER=10.0.0.2".into();
+        let r = node_install(&engine, &req).await.unwrap();
+        assert_eq!(r.change, Change::Updated);
+        assert_eq!(
+            engine.calls().last().map(String::as_str),
+            Some("enable_plugin swarmhub-nfs")
+        );
+        assert!(
+            engine
+                .calls()
+                .iter()
+                .any(|c| c == "set_plugin swarmhub-nfs SWARMHUB_NFS_SERVER=10.0.0.2")
+        );
     }
 
     #[test]

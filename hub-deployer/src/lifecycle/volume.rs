@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use bollard::models::{
@@ -25,13 +25,14 @@ use swarmhub_control_api::mount_path::public_export;
 use swarmhub_control_api::{Removed, ShareDir, ShareDirInfo, Volume};
 
 use crate::apply::jobs;
-use crate::docker::cluster::Cluster;
+use crate::docker::cluster::Swarm;
 use crate::exit::CliError;
 use crate::names;
 use crate::names::API_JOB;
 use crate::plan;
 use crate::progress::Progress;
 use crate::settings::Config;
+use crate::wait::{self, Look};
 
 /// How long the job keeps trying to reach an nfsd that does not accept connections yet.
 const NFSD_START_GRACE: Duration = Duration::from_secs(30);
@@ -129,15 +130,16 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiR
                 mode: *mode,
             };
             // `run` asks right after nfsd's task started: give its listener a moment
-            let start = Instant::now();
-            loop {
+            let every = Duration::from_millis(500);
+            wait::until_done(NFSD_START_GRACE, every, || async {
                 match client.ensure_share_dir(share, name, &req).await {
-                    Err(ClientError::Unreachable { .. }) if start.elapsed() < NFSD_START_GRACE => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    r => break r.map(|dir| ApiResult::ShareDir { dir }),
+                    Err(e @ ClientError::Unreachable { .. }) => Look::NotYet(e),
+                    r => Look::Done(r),
                 }
-            }
+            })
+            .await
+            .unwrap_or_else(|timed_out| Err(timed_out.last))
+            .map(|dir| ApiResult::ShareDir { dir })
         }
         ApiAction::Delete { name, purge } => match client.remove(name).await {
             Ok(removed) => {
@@ -243,7 +245,7 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
 
 /// Run `action` through the job and return its result.
 pub async fn call(
-    c: &Cluster,
+    c: &Swarm,
     cfg: &Config,
     action: &ApiAction,
     progress: &Progress,

@@ -1,0 +1,143 @@
+//! The Docker operations the apply and lifecycle layers use, as a trait: bollard's model types
+//! are the data, errors are typed ([`EngineError`]). The real engine is bollard's client
+//! ([`super::real`]); the tests use an in-memory swarm that records every call
+//! ([`super::fake`]).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{
+    Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
+    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+};
+
+/// A failed Docker call, by what the caller can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// 404: no such object.
+    #[error("Docker responded with status code 404: {0}")]
+    NotFound(String),
+    /// 409: a name that exists, an object in use, a stale version.
+    #[error("Docker responded with status code 409: {0}")]
+    Conflict(String),
+    /// No answer (connection refused, timed out, broken stream).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Any other answer of dockerd.
+    #[error("Docker responded with status code {status}: {message}")]
+    Other {
+        /// HTTP status.
+        status: u16,
+        /// dockerd's message.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// dockerd's message, without the status (for error texts).
+    pub fn message(&self) -> &str {
+        match self {
+            EngineError::NotFound(m) | EngineError::Conflict(m) | EngineError::Unreachable(m) => m,
+            EngineError::Other { message, .. } => message,
+        }
+    }
+}
+
+/// The 404 of an engine call, as `None`.
+pub fn absent<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(EngineError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the CLI asks of the manager's dockerd. `label` filters are `key=value`.
+#[async_trait]
+pub trait Engine: std::fmt::Debug + Send + Sync {
+    /// The daemon's state (swarm membership, node id).
+    async fn info(&self) -> Result<SystemInfo, EngineError>;
+    /// An image of this daemon.
+    async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError>;
+    /// A plugin of this daemon.
+    async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError>;
+    /// The privileges the plugin `remote` asks for.
+    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError>;
+    /// Pull the plugin `remote` as `alias`, granting `privileges` (until the pull is done).
+    async fn pull_plugin(
+        &self,
+        remote: &str,
+        alias: &str,
+        privileges: Vec<PluginPrivilege>,
+    ) -> Result<(), EngineError>;
+    /// Create the plugin `alias` from a bundle (a tar of `config.json` and `rootfs/`).
+    async fn create_plugin(&self, alias: &str, tar: Vec<u8>) -> Result<(), EngineError>;
+    /// Set `key=value` settings of a disabled plugin.
+    async fn set_plugin(&self, alias: &str, settings: Vec<String>) -> Result<(), EngineError>;
+    /// Enable a plugin, waiting up to `timeout_seconds` for it to start.
+    async fn enable_plugin(&self, alias: &str, timeout_seconds: i32) -> Result<(), EngineError>;
+    /// Disable a plugin without force (refused while its volumes are in use).
+    async fn disable_plugin(&self, alias: &str) -> Result<(), EngineError>;
+    /// Remove a disabled plugin without force.
+    async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError>;
+
+    /// The swarm's nodes.
+    async fn list_nodes(&self) -> Result<Vec<Node>, EngineError>;
+    /// One node.
+    async fn inspect_node(&self, id: &str) -> Result<Node, EngineError>;
+    /// Replace a node's spec (labels); `version` is the node's current version.
+    async fn update_node(&self, id: &str, spec: NodeSpec, version: i64) -> Result<(), EngineError>;
+
+    /// One service (by name or id).
+    async fn inspect_service(&self, name: &str) -> Result<Service, EngineError>;
+    /// Services (with task counts), all or those with `label`.
+    async fn list_services(&self, label: Option<&str>) -> Result<Vec<Service>, EngineError>;
+    /// Create a service; its id.
+    async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError>;
+    /// Replace a service's spec; `version` is the service's current version.
+    async fn update_service(
+        &self,
+        name: &str,
+        spec: ServiceSpec,
+        version: i32,
+    ) -> Result<(), EngineError>;
+    /// Remove a service.
+    async fn delete_service(&self, name: &str) -> Result<(), EngineError>;
+    /// The tasks of a service.
+    async fn list_tasks(&self, service: &str) -> Result<Vec<Task>, EngineError>;
+    /// What a task printed (stdout and stderr), as far as it could be read within `within`.
+    async fn task_logs(&self, task: &str, within: Duration) -> String;
+
+    /// Secrets (without their values).
+    async fn list_secrets(&self) -> Result<Vec<Secret>, EngineError>;
+    /// Create a secret; its id.
+    async fn create_secret(&self, spec: SecretSpec) -> Result<String, EngineError>;
+    /// Remove a secret (by id).
+    async fn delete_secret(&self, id: &str) -> Result<(), EngineError>;
+
+    /// Configs, all or those with `label`.
+    async fn list_configs(&self, label: Option<&str>) -> Result<Vec<Config>, EngineError>;
+    /// Create a config; its id.
+    async fn create_config(&self, spec: ConfigSpec) -> Result<String, EngineError>;
+    /// Remove a config (by id).
+    async fn delete_config(&self, id: &str) -> Result<(), EngineError>;
+
+    /// A network; with `swarm_scope`, the swarm's own record rather than this node's copy.
+    async fn inspect_network(
+        &self,
+        name: &str,
+        swarm_scope: bool,
+    ) -> Result<NetworkInspect, EngineError>;
+    /// Networks with `label`.
+    async fn list_networks(&self, label: &str) -> Result<Vec<Network>, EngineError>;
+    /// Create a network.
+    async fn create_network(&self, req: NetworkCreateRequest) -> Result<(), EngineError>;
+    /// Remove a network.
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
+
+    /// bollard's client, for the layers not on this trait yet (inspect, images, plugin
+    /// install on a node); `None` for test doubles.
+    fn bollard(&self) -> Option<&bollard::Docker> {
+        None
+    }
+}

@@ -1,0 +1,250 @@
+//! [`Engine`] for bollard's client: each operation is one API call, errors typed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
+    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+};
+use bollard::query_parameters::{
+    CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
+    InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions, ListNetworksOptions,
+    ListServicesOptions, ListTasksOptions, LogsOptions, RemovePluginOptions, UpdateNodeOptions,
+    UpdateServiceOptions,
+};
+
+use super::engine::{Engine, EngineError};
+
+impl From<DockerError> for EngineError {
+    fn from(e: DockerError) -> Self {
+        match e {
+            DockerError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::NotFound(message),
+            DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict(message),
+            DockerError::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Other {
+                status: status_code,
+                message,
+            },
+            other => EngineError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+fn label_filter(label: Option<&str>) -> Option<HashMap<String, Vec<String>>> {
+    label.map(|l| super::cluster::filter("label", l))
+}
+
+#[async_trait]
+impl Engine for Docker {
+    async fn info(&self) -> Result<SystemInfo, EngineError> {
+        Ok(Docker::info(self).await?)
+    }
+
+    async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
+        Ok(Docker::inspect_image(self, name).await?)
+    }
+
+    async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError> {
+        Ok(Docker::inspect_plugin(self, name).await?)
+    }
+
+    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
+        let opts = GetPluginPrivilegesOptions {
+            remote: remote.to_string(),
+        };
+        Ok(Docker::get_plugin_privileges(self, opts).await?)
+    }
+
+    async fn pull_plugin(
+        &self,
+        remote: &str,
+        alias: &str,
+        privileges: Vec<PluginPrivilege>,
+    ) -> Result<(), EngineError> {
+        use futures_util::StreamExt;
+        let opts = InstallPluginOptions {
+            remote: remote.to_string(),
+            name: Some(alias.to_string()),
+        };
+        let mut stream = Docker::install_plugin(self, opts, privileges, None);
+        while let Some(item) = stream.next().await {
+            item?;
+        }
+        Ok(())
+    }
+
+    async fn create_plugin(&self, alias: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let opts = CreatePluginOptions {
+            name: alias.to_string(),
+        };
+        Ok(Docker::create_plugin(self, opts, bollard::body_full(tar.into())).await?)
+    }
+
+    async fn set_plugin(&self, alias: &str, settings: Vec<String>) -> Result<(), EngineError> {
+        Ok(Docker::set_plugin_config(self, alias, settings).await?)
+    }
+
+    async fn enable_plugin(&self, alias: &str, timeout_seconds: i32) -> Result<(), EngineError> {
+        let opts = EnablePluginOptions {
+            timeout: timeout_seconds,
+        };
+        Ok(Docker::enable_plugin(self, alias, Some(opts)).await?)
+    }
+
+    async fn disable_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        let opts = DisablePluginOptions { force: Some(false) };
+        Ok(Docker::disable_plugin(self, alias, Some(opts)).await?)
+    }
+
+    async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError> {
+        let opts = RemovePluginOptions { force: false };
+        Docker::remove_plugin(self, alias, Some(opts)).await?;
+        Ok(())
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<Node>, EngineError> {
+        Ok(Docker::list_nodes(self, None::<bollard::query_parameters::ListNodesOptions>).await?)
+    }
+
+    async fn inspect_node(&self, id: &str) -> Result<Node, EngineError> {
+        Ok(Docker::inspect_node(self, id).await?)
+    }
+
+    async fn update_node(&self, id: &str, spec: NodeSpec, version: i64) -> Result<(), EngineError> {
+        Ok(Docker::update_node(self, id, spec, UpdateNodeOptions { version }).await?)
+    }
+
+    async fn inspect_service(&self, name: &str) -> Result<Service, EngineError> {
+        Ok(Docker::inspect_service(self, name, None).await?)
+    }
+
+    async fn list_services(&self, label: Option<&str>) -> Result<Vec<Service>, EngineError> {
+        let opts = ListServicesOptions {
+            filters: label_filter(label),
+            status: Some(true),
+        };
+        Ok(Docker::list_services(self, Some(opts)).await?)
+    }
+
+    async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError> {
+        let r = Docker::create_service(self, spec, None).await?;
+        Ok(r.id.unwrap_or_default())
+    }
+
+    async fn update_service(
+        &self,
+        name: &str,
+        spec: ServiceSpec,
+        version: i32,
+    ) -> Result<(), EngineError> {
+        let opts = UpdateServiceOptions {
+            version,
+            ..Default::default()
+        };
+        Docker::update_service(self, name, spec, opts, None).await?;
+        Ok(())
+    }
+
+    async fn delete_service(&self, name: &str) -> Result<(), EngineError> {
+        Ok(Docker::delete_service(self, name).await?)
+    }
+
+    async fn list_tasks(&self, service: &str) -> Result<Vec<Task>, EngineError> {
+        let opts = ListTasksOptions {
+            filters: Some(super::cluster::filter("service", service)),
+        };
+        Ok(Docker::list_tasks(self, Some(opts)).await?)
+    }
+
+    async fn task_logs(&self, task: &str, within: Duration) -> String {
+        use futures_util::StreamExt;
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut stream = Docker::task_logs(self, task, Some(opts));
+        let mut out = String::new();
+        let read = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                out.push_str(&chunk.to_string());
+            }
+        };
+        let _ = tokio::time::timeout(within, read).await;
+        out
+    }
+
+    async fn list_secrets(&self) -> Result<Vec<Secret>, EngineError> {
+        Ok(
+            Docker::list_secrets(self, None::<bollard::query_parameters::ListSecretsOptions>)
+                .await?,
+        )
+    }
+
+    async fn create_secret(&self, spec: SecretSpec) -> Result<String, EngineError> {
+        Ok(Docker::create_secret(self, spec).await?.id)
+    }
+
+    async fn delete_secret(&self, id: &str) -> Result<(), EngineError> {
+        Ok(Docker::delete_secret(self, id).await?)
+    }
+
+    async fn list_configs(&self, label: Option<&str>) -> Result<Vec<Config>, EngineError> {
+        let opts = label.map(|l| ListConfigsOptions {
+            filters: label_filter(Some(l)),
+        });
+        Ok(Docker::list_configs(self, opts).await?)
+    }
+
+    async fn create_config(&self, spec: ConfigSpec) -> Result<String, EngineError> {
+        Ok(Docker::create_config(self, spec).await?.id)
+    }
+
+    async fn delete_config(&self, id: &str) -> Result<(), EngineError> {
+        Ok(Docker::delete_config(self, id).await?)
+    }
+
+    async fn inspect_network(
+        &self,
+        name: &str,
+        swarm_scope: bool,
+    ) -> Result<NetworkInspect, EngineError> {
+        let opts = swarm_scope.then(|| InspectNetworkOptions {
+            verbose: false,
+            scope: Some("swarm".into()),
+        });
+        Ok(Docker::inspect_network(self, name, opts).await?)
+    }
+
+    async fn list_networks(&self, label: &str) -> Result<Vec<Network>, EngineError> {
+        let opts = ListNetworksOptions {
+            filters: label_filter(Some(label)),
+        };
+        Ok(Docker::list_networks(self, Some(opts)).await?)
+    }
+
+    async fn create_network(&self, req: NetworkCreateRequest) -> Result<(), EngineError> {
+        Docker::create_network(self, req).await?;
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        Ok(Docker::remove_network(self, name).await?)
+    }
+
+    fn bollard(&self) -> Option<&Docker> {
+        Some(self)
+    }
+}
