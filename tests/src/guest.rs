@@ -153,6 +153,7 @@ pub fn static_bin(package: &str, bin: &str) -> Result<PathBuf> {
             .args([
                 "build",
                 "--release",
+                "--locked",
                 "--target",
                 TRIPLE,
                 "-p",
