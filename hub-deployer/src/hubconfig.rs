@@ -902,6 +902,8 @@ fn parse_byte_size(field: &'static str, b: &ByteSize) -> Result<u64, HubConfigEr
             format!("{t:?} is not a size; write bytes or a number with K, M, G or T (2G)"),
         )
     };
+    // the text's f64 is checked finite, not negative and below 2^64 before its cast to u64
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let bytes = match b {
         ByteSize::Bytes(n) => *n,
         ByteSize::Text(t) => {

@@ -504,12 +504,12 @@ async fn label_node(
     for (k, v) in wanted {
         labels.insert(k.into(), v.into());
     }
-    let v = node.version.and_then(|v| v.index).unwrap_or_default();
+    let v = i64::try_from(node.version.and_then(|v| v.index).unwrap_or_default())?;
     c.docker
         .update_node(
             node_id,
             spec,
-            bollard::query_parameters::UpdateNodeOptions { version: v as i64 },
+            bollard::query_parameters::UpdateNodeOptions { version: v },
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", docker_message(&e)))
