@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-pub use swarmhub_control_api::persist::StateFile;
+pub use swarmhub_persist::StateFile;
 
 /// On-disk format version.
 pub const FORMAT: u32 = 1;
