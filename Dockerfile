@@ -35,7 +35,9 @@
 # that no target except nfsd, cli and plugin-rootfs needs the Rust image.
 
 ARG BASE_IMAGE=debian:bookworm-slim
-ARG RUST_IMAGE=rust:1.95-bookworm
+# The version rust-toolchain.toml pins: rustup in the image follows that file, so another version
+# here would be downloaded over (and rustup adds the file's rustfmt and clippy on the first build).
+ARG RUST_IMAGE=rust:1.95.0-bookworm
 
 # ============================================================== prebuilt binaries (route 2)
 

@@ -53,7 +53,7 @@ if [ -z "$BINARY" ]; then
   command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
   say "building swarmhub-volume-plugin (release, static, $TRIPLE)"
   (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --target "$TRIPLE" -p swarmhub-volume-plugin >&2)
+    cargo build --release --locked --target "$TRIPLE" -p swarmhub-volume-plugin >&2)
   BINARY=$TARGET_DIR/$TRIPLE/release/swarmhub-volume-plugin
 fi
 [ -x "$BINARY" ] || die "$BINARY is not an executable"

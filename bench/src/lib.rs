@@ -598,9 +598,12 @@ impl Perf {
 
     fn stop(mut self) {
         if let Some(mut c) = self.0.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGINT);
+            // a pid fits pid_t (the kernel's pid_max is at most 2^22)
+            if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                // SAFETY: kill(2) on our own child's pid, not yet waited for, so not reused.
+                unsafe {
+                    libc::kill(pid, libc::SIGINT);
+                }
             }
             let _ = c.wait();
         }
@@ -701,7 +704,7 @@ fn run_rss(
     let mut dirs = Vec::new();
     for i in 0..cfg.rss_volumes {
         let name = format!("v{i:04}");
-        let (uid, gid) = (50_000 + i as u32, 50_000);
+        let (uid, gid) = (50_000 + u32::try_from(i)?, 50_000);
         servers::create_volume(&n, &name, &format!("user{i:04}"), uid, gid)?;
         dirs.push((data.join("volumes").join(&name), uid, gid));
     }

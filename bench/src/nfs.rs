@@ -126,11 +126,12 @@ pub async fn write(
     data: &[u8],
     stable: stable_how,
 ) -> Result<(), E> {
+    let count = u32::try_from(data.len()).map_err(|_| format!("WRITE of {} bytes", data.len()))?;
     let ok = st(
         c.write(&WRITE3args {
             file: fh.clone(),
             offset,
-            count: data.len() as u32,
+            count,
             stable,
             data: Opaque::borrowed(data),
         })

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -65,7 +65,7 @@ impl Tally {
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .map(|i| i.to_le_bytes()[0].wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
 
@@ -400,11 +400,32 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Client `i`'s offset into `period` in round `round`: spread by a hash, so that the clients do
+/// not all write at once.
+fn phase(period: Duration, round: usize, i: usize) -> Duration {
+    if period.is_zero() {
+        return Duration::ZERO;
+    }
+    // a period of 584 years or more saturates; the configured ones are seconds
+    let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(splitmix((round * 1000 + i) as u64) % period_ns)
+}
+
+/// When the `k`-th save after `phase` is due (`k` beyond u32 saturates; counts are far smaller).
+fn due(phase: Duration, period: Duration, k: usize) -> Duration {
+    phase + period.saturating_mul(u32::try_from(k).unwrap_or(u32::MAX))
+}
+
 /// Nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "float-to-int `as` saturates, and the rank is clamped to 1..=len"
+    )]
     let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
     sorted[rank.min(sorted.len()) - 1]
 }
@@ -471,17 +492,13 @@ async fn autosave_phase_nfs(
     let mut tasks = Vec::new();
     for (i, (mut c, dir)) in clients.into_iter().enumerate() {
         let data = data.clone();
-        let phase = if period.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(splitmix((round * 1000 + i) as u64) % period.as_nanos() as u64)
-        };
+        let phase = phase(period, round, i);
         tasks.push(tokio::spawn(async move {
             let mut t = Tally::default();
             let mut lat = Vec::with_capacity(count);
             for k in 0..count {
                 if !period.is_zero() {
-                    tokio::time::sleep_until(t0 + phase + period * k as u32).await;
+                    tokio::time::sleep_until(t0 + due(phase, period, k)).await;
                 }
                 let s = Instant::now();
                 let r: Result<(), String> = async {
@@ -543,19 +560,13 @@ fn autosave_phase_local(
             .enumerate()
             .map(|(i, dir)| {
                 let data = &data;
-                let phase = if period.is_zero() {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(
-                        splitmix((round * 1000 + i) as u64) % period.as_nanos() as u64,
-                    )
-                };
+                let phase = phase(period, round, i);
                 s.spawn(move || {
                     let mut t = Tally::default();
                     let mut lat = Vec::new();
                     for k in 0..cfg.autosave_count {
                         if !period.is_zero() {
-                            let at = start + phase + period * k as u32;
+                            let at = start + due(phase, period, k);
                             let now = Instant::now();
                             if at > now {
                                 std::thread::sleep(at - now);
@@ -600,7 +611,8 @@ pub fn autosave_local(cfg: &Config, t: &Target, round: usize) -> anyhow::Result<
 // ---------------------------------------------------------------------------------------------
 // (f) sequential large file: nfs-cp to the server and back; nfs3_client 1 MiB WRITE/READ
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = CHUNK_U32 as usize;
+const CHUNK_U32: u32 = 1 << 20;
 
 /// Makes a file's data durable and drops it from the page cache, so the next read comes from
 /// the disk (for every target alike).
@@ -713,7 +725,7 @@ pub async fn big_nfs(cfg: &Config, t: &Target, round: usize) -> anyhow::Result<O
     let s = Instant::now();
     let mut off = 0u64;
     loop {
-        match nfs::read(&mut c, &fh, off, CHUNK as u32).await {
+        match nfs::read(&mut c, &fh, off, CHUNK_U32).await {
             Ok((n, eof)) => {
                 off += n as u64;
                 if eof || n == 0 {
@@ -835,13 +847,13 @@ pub fn populate_trees(
     per_volume: usize,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let next = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
     let failed: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= dirs.len() {
                         break;
                     }
@@ -873,14 +885,14 @@ pub async fn sample_volumes(
     workers: usize,
 ) -> anyhow::Result<(u64, u64, Option<String>)> {
     let eps = Arc::new(eps);
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (eps, next) = (eps.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut t = Tally::default();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= eps.len() {
                     break;
                 }

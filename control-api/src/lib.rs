@@ -2,14 +2,13 @@
 //! the JSON bodies of nfsd's control API (`/v1/...`), the volume options users write
 //! (`-o user=alice,size=10G`), and the rules for names. The plugin and the CLI depend on this
 //! crate instead of restating any of it. Its only I/O is the optional control API client
-//! (feature `client`) and the atomic state-file writer both daemons use.
+//! (feature `client`); the daemons' state files are `swarmhub-persist`'s.
 
 #[cfg(feature = "client")]
 pub mod client;
 pub mod mount_path;
 pub mod names;
 pub mod options;
-pub mod persist;
 pub mod wire;
 
 pub use names::{

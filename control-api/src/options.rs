@@ -322,8 +322,8 @@ mod tests {
         assert_eq!(parse_size("512M").unwrap(), 512 << 20);
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("4k").unwrap(), 4096);
-        assert!(parse_size("").is_err());
-        assert!(parse_size("G").is_err());
-        assert!(parse_size("-1").is_err());
+        parse_size("").unwrap_err();
+        parse_size("G").unwrap_err();
+        parse_size("-1").unwrap_err();
     }
 }

@@ -250,7 +250,7 @@ mod tests {
         let body: ShareDir =
             serde_json::from_str(r#"{"identity":{"uid":20010,"gid":20100},"mode":1517}"#).unwrap();
         assert_eq!(body.identity.unwrap().uid, 20010);
-        assert!(serde_json::from_str::<ShareDir>(r#"{"user":"tina"}"#).is_err());
-        assert!(serde_json::from_str::<ShareDir>(r#"{"user":"t","mode":1,"owner":2}"#).is_err());
+        serde_json::from_str::<ShareDir>(r#"{"user":"tina"}"#).unwrap_err();
+        serde_json::from_str::<ShareDir>(r#"{"user":"t","mode":1,"owner":2}"#).unwrap_err();
     }
 }

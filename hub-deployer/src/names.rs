@@ -19,7 +19,7 @@ pub const CRYPT_KEY_SECRET: &str = "swarmhub-hub-crypt-key";
 
 /// Name prefix of the Docker secrets holding the hub's certificate and key:
 /// `<hub_service>-tls-`, so two hubs in one swarm never prune each other's. The rest names the
-/// part and a hash of both files ([`crate::settings::tls::Pair::fingerprint`]), so a changed file is a new
+/// part and a hash of both files (the certificate pair's fingerprint), so a changed file is a new
 /// secret and an update of the hub, and an unchanged one changes nothing.
 pub fn hub_tls_secret_prefix(hub_service: &str) -> String {
     format!("{hub_service}-tls-")

@@ -264,7 +264,7 @@ fn be(words: &[u32]) -> Vec<u8> {
 }
 
 fn xdr_opaque(body: &[u8]) -> Vec<u8> {
-    let mut v = be(&[body.len() as u32]);
+    let mut v = be(&[u32::try_from(body.len()).unwrap()]);
     v.extend_from_slice(body);
     v.resize(v.len().div_ceil(4) * 4, 0);
     v
@@ -272,7 +272,9 @@ fn xdr_opaque(body: &[u8]) -> Vec<u8> {
 
 /// One complete record (a single last fragment) holding `body`.
 fn record(body: &[u8]) -> Vec<u8> {
-    let mut v = (LAST_FRAGMENT | body.len() as u32).to_be_bytes().to_vec();
+    let mut v = (LAST_FRAGMENT | u32::try_from(body.len()).unwrap())
+        .to_be_bytes()
+        .to_vec();
     v.extend_from_slice(body);
     v
 }
@@ -1220,7 +1222,7 @@ async fn client_symlinks_are_stored_but_never_followed() {
     )
     .await;
     // CREATE over the link name must not create or open the target
-    assert!(create(&mut c, &root, "dlink", 0o644).await.is_err());
+    create(&mut c, &root, "dlink", 0o644).await.unwrap_err();
     // a dangling link to a new name outside: CREATE must not make that file
     symlink(
         &mut c,
@@ -1233,8 +1235,8 @@ async fn client_symlinks_are_stored_but_never_followed() {
     )
     .await
     .unwrap();
-    assert!(create(&mut c, &root, "dangling", 0o644).await.is_err());
-    assert!(mkdir(&mut c, &root, "dangling", 0o755).await.is_err());
+    create(&mut c, &root, "dangling", 0o644).await.unwrap_err();
+    mkdir(&mut c, &root, "dangling", 0o755).await.unwrap_err();
     // hard-linking the symlink and removing it touch only the tree
     let _ = link_b(&mut c, &dlink, &root, b"dlink2").await;
     remove_b(&mut c, &root, b"dlink").await.unwrap();
@@ -1340,8 +1342,8 @@ async fn storage_side_symlinks_are_never_followed() {
             .err(),
         Some(nfsstat3::NFS3ERR_INVAL)
     );
-    assert!(create(&mut c, &root, "victim", 0o644).await.is_err());
-    assert!(create(&mut c, &root, "dangling", 0o644).await.is_err());
+    create(&mut c, &root, "victim", 0o644).await.unwrap_err();
+    create(&mut c, &root, "dangling", 0o644).await.unwrap_err();
     // READDIRPLUS presents them as links, with the links' own attributes
     let page = c
         .readdirplus(&READDIRPLUS3args {
@@ -1486,7 +1488,9 @@ async fn writes_past_the_quota_are_dquot() {
         .await;
     let (mut c, root) = srv.mount("quota", 1000).await;
     let f = create(&mut c, &root, "big", 0o644).await.unwrap();
-    let first: Vec<u8> = (0..512 * KIB).map(|i| (i % 251) as u8).collect();
+    let first: Vec<u8> = (0..512 * KIB)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
     write(&mut c, &f, 0, &first, stable_how::FILE_SYNC)
         .await
         .unwrap();
@@ -1516,9 +1520,14 @@ async fn writes_past_the_quota_are_dquot() {
     assert_eq!(getattr(&mut c, &f).await.unwrap().size, 512 * KIB as u64);
     let mut back = Vec::new();
     while back.len() < first.len() {
-        let chunk = read(&mut c, &f, back.len() as u64, 128 * KIB as u32)
-            .await
-            .unwrap();
+        let chunk = read(
+            &mut c,
+            &f,
+            back.len() as u64,
+            u32::try_from(128 * KIB).unwrap(),
+        )
+        .await
+        .unwrap();
         assert!(!chunk.is_empty());
         back.extend(chunk);
     }
@@ -1532,7 +1541,9 @@ async fn writes_past_the_quota_are_dquot() {
         .await
         .unwrap();
     assert_eq!(
-        read(&mut c, &g, 0, 64 * KIB as u32).await.unwrap(),
+        read(&mut c, &g, 0, u32::try_from(64 * KIB).unwrap())
+            .await
+            .unwrap(),
         vec![7u8; 64 * KIB]
     );
     // freeing space makes room again

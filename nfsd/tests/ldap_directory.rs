@@ -129,7 +129,7 @@ async fn the_password_file_is_read_at_each_lookup() {
     let password_file = settings.password_file.clone().unwrap();
     std::fs::write(&password_file, "stale-password\n").unwrap();
     let directory = LdapDirectory::new(settings);
-    assert!(directory.lookup("alice").await.is_err());
+    directory.lookup("alice").await.unwrap_err();
     std::fs::write(&password_file, format!("{}\n", ldap.reader_password)).unwrap();
     assert_eq!(directory.lookup("alice").await.unwrap().uid, 20001);
 }

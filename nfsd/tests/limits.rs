@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 fn null_call(xid: u32) -> Vec<u8> {
     let words = [xid, 0, 2, 100_003, 3, 0, 0, 0, 0, 0];
     let body: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
-    let mut f = (0x8000_0000u32 | body.len() as u32).to_be_bytes().to_vec();
+    let mut f = (0x8000_0000u32 | u32::try_from(body.len()).unwrap())
+        .to_be_bytes()
+        .to_vec();
     f.extend(body);
     f
 }

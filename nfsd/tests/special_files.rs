@@ -33,6 +33,10 @@ async fn guarded<F: std::future::Future>(what: &str, f: F) -> F::Output {
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(HANG_GUARD) {
             eprintln!("{what_}: no answer within {HANG_GUARD:?}: nfsd is blocked");
+            #[expect(
+                clippy::exit,
+                reason = "a blocked test cannot fail otherwise; end the binary"
+            )]
             std::process::exit(101);
         }
     });
@@ -58,11 +62,8 @@ async fn mknod(c: &mut Client, dir: &nfs_fh3, n: &str, what: mknoddata3) -> nfs_
 fn mkfifo_on_disk(path: &Path) {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(p.as_ptr(), 0o666) },
-        0,
-        "mkfifo {path:?}"
-    );
+    let rc = unsafe { libc::mkfifo(p.as_ptr(), 0o666) };
+    assert_eq!(rc, 0, "mkfifo {path:?}");
 }
 
 fn mknod_null_on_disk(path: &Path) {
@@ -232,7 +233,9 @@ fn read_call(xid: u32, fh: &nfs_fh3) -> Vec<u8> {
     let mut body = Vec::new();
     msg.pack(&mut body).unwrap();
     args.pack(&mut body).unwrap();
-    let mut rec = (0x8000_0000u32 | body.len() as u32).to_be_bytes().to_vec();
+    let mut rec = (0x8000_0000u32 | u32::try_from(body.len()).unwrap())
+        .to_be_bytes()
+        .to_vec();
     rec.extend(body);
     rec
 }

@@ -153,6 +153,7 @@ pub fn static_bin(package: &str, bin: &str) -> Result<PathBuf> {
             .args([
                 "build",
                 "--release",
+                "--locked",
                 "--target",
                 TRIPLE,
                 "-p",
@@ -195,7 +196,7 @@ fn has_elf_interpreter(path: &Path) -> Result<bool> {
         path.display()
     );
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into()?) as usize;
+    let phoff = usize::try_from(u64::from_le_bytes(b[0x20..0x28].try_into()?))?;
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let o = phoff + i * phentsize;

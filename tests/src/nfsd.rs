@@ -44,7 +44,7 @@ pub fn build_workspace_bin(package: &str, name: &str, release: bool) -> anyhow::
     let profile = profiles(release)[0];
     eprintln!("building {name} ({profile}) into {}", target.display());
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "-p", package, "--bin", name]);
+    cmd.args(["build", "--locked", "-p", package, "--bin", name]);
     if release {
         cmd.arg("--release");
     }

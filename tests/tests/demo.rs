@@ -757,5 +757,5 @@ fn summary_parsing_reads_url_and_logins() {
         logins[1],
         ("student1".into(), "def".into(), "student".into())
     );
-    assert!(parse_summary("nothing").is_err());
+    parse_summary("nothing").unwrap_err();
 }

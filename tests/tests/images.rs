@@ -796,7 +796,7 @@ fn assert_static_elf(path: &Path) {
     assert_eq!(&b[..4], b"\x7fELF", "{} is not ELF", path.display());
     assert_eq!(b[4], 2, "{} is not ELF64", path.display());
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap()) as usize;
+    let phoff = usize::try_from(u64::from_le_bytes(b[0x20..0x28].try_into().unwrap())).unwrap();
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let p_type = u32::from_le_bytes(

@@ -52,12 +52,14 @@ fn mnt_call() -> String {
         word(v);
     }
     let path = format!("/{VOLUME}");
-    word(path.len() as u32);
+    word(u32::try_from(path.len()).unwrap());
     b.extend(path.as_bytes());
     while !b.len().is_multiple_of(4) {
         b.push(0);
     }
-    let mut rec = (0x8000_0000u32 | b.len() as u32).to_be_bytes().to_vec();
+    let mut rec = (0x8000_0000u32 | u32::try_from(b.len()).unwrap())
+        .to_be_bytes()
+        .to_vec();
     rec.extend(b);
     rec.iter().map(|x| format!("\\x{x:02x}")).collect()
 }

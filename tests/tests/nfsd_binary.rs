@@ -127,7 +127,7 @@ async fn append(
     c.write(&WRITE3args {
         file: fh.clone(),
         offset: off,
-        count: line.len() as u32,
+        count: u32::try_from(line.len()).unwrap(),
         stable,
         data: Opaque::owned(line.into_bytes()),
     })

@@ -146,8 +146,8 @@ mod tests {
         assert_eq!(a.serve.nfs_address(), "10.0.0.5:2049");
         assert_eq!(a.serve.api_url(), "http://10.0.0.5:8049");
         assert_eq!(a.serve.backend, Backend::Fuse);
-        assert!(Args::try_parse_from(["p", "--bogus"]).is_err());
-        assert!(Args::try_parse_from(["p", "--backend", "nfs4"]).is_err());
+        Args::try_parse_from(["p", "--bogus"]).unwrap_err();
+        Args::try_parse_from(["p", "--backend", "nfs4"]).unwrap_err();
         let v6 = Args::try_parse_from(["p", "--server", "fd00::1"]).unwrap();
         assert_eq!(v6.serve.nfs_address(), "[fd00::1]:2049");
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::VolumeOptions;
-pub use swarmhub_control_api::persist::StateFile;
+pub use swarmhub_persist::StateFile;
 
 /// On-disk format version.
 pub const FORMAT: u32 = 1;

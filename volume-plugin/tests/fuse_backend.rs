@@ -364,9 +364,11 @@ fn quota_shows_in_statfs_and_refuses_writes_past_it() {
     m.mount(&nfsd.spec("quota"), &t.path, DEADLINE).unwrap();
 
     let c = std::ffi::CString::new(t.path.to_str().unwrap()).unwrap();
-    // SAFETY: statvfs fills the struct we pass.
+    // SAFETY: statvfs is plain data, for which all-zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    // SAFETY: `c` is a NUL-terminated path and `st` a statvfs for the call to fill.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    assert_eq!(rc, 0);
     let total = st.f_blocks * st.f_frsize;
     assert_eq!(total, 8 << 20, "df shows the quota");
     assert!(st.f_bavail * st.f_frsize <= 8 << 20);

@@ -575,7 +575,7 @@ async fn create_asks_the_real_nfsd_and_unreachable_nfsd_fails_fast() {
     // nfsd has no LDAP here, so a user name alone is refused by nfsd with its own message
     let c = p.create_for_user("home-alice", "alice").await;
     assert!(err(&c).contains("LDAP"), "{c}");
-    assert!(nfsd.volumes.get("home-alice").is_err());
+    nfsd.volumes.get("home-alice").unwrap_err();
     // with the volume made on nfsd by an admin, the plugin's create ensures the same one
     admin_creates_alice(&nfsd).await;
     let c = p.create_for_user("home-alice", "alice").await;

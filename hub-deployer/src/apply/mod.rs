@@ -589,7 +589,7 @@ fn chrono_now() -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS` (UTC) of a Unix time (civil-from-days, Howard Hinnant's algorithm).
 fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    let days = i64::try_from(secs / 86_400).expect("u64::MAX / 86_400 fits i64");
     let rem = secs % 86_400;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

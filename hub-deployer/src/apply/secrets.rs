@@ -85,12 +85,12 @@ mod tests {
     #[test]
     fn empty_missing_and_huge_inputs_are_refused() {
         let mut empty: &[u8] = b"\n";
-        assert!(read_input(&SecretInput::Stdin, &mut empty).is_err());
+        read_input(&SecretInput::Stdin, &mut empty).unwrap_err();
         let mut none: &[u8] = b"";
         let e = read_input(&SecretInput::File("/nonexistent/pw".into()), &mut none).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/pw"), "{e}");
         let big = vec![b'x'; MAX_SECRET_BYTES + 1];
         let mut big: &[u8] = &big;
-        assert!(read_input(&SecretInput::Stdin, &mut big).is_err());
+        read_input(&SecretInput::Stdin, &mut big).unwrap_err();
     }
 }

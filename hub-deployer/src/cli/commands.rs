@@ -298,8 +298,12 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
             HubCommand::Stop => lifecycle::stop(&ctx, Part::Hub).await?,
             HubCommand::Remove => lifecycle::remove(&ctx, Part::Hub).await?,
             HubCommand::Restart => lifecycle::restart(&ctx, Part::Hub).await?,
-            HubCommand::Build(b) => images::build(&ctx, b, &images::hub_images(cfg)).await?,
-            HubCommand::Push(b) => images::push(&ctx, b, &images::hub_images(cfg)).await?,
+            HubCommand::Build(b) => {
+                images::build(&ctx, &b.options(), &images::hub_images(cfg)).await?
+            }
+            HubCommand::Push(b) => {
+                images::push(&ctx, &b.options(), &images::hub_images(cfg)).await?
+            }
         },
         Command::Plugin(p) => match p {
             PluginCommand::Rollout => lifecycle::rollout(&ctx).await?,
@@ -342,9 +346,10 @@ fn emit_steps(cli: &Cli, steps: &[Step], out: &mut dyn Write) -> Result<(), CliE
 /// `rebuild`: images, push, plugin on every node, restart.
 async fn rebuild(ctx: &Ctx<'_>, b: &BuildArgs) -> Result<Vec<Step>, CliError> {
     let all = images::all_images(ctx.cfg);
-    let mut steps = images::build(ctx, b, &all).await?;
+    let opts = b.options();
+    let mut steps = images::build(ctx, &opts, &all).await?;
     if ctx.cfg.registry.address.is_some() {
-        steps.extend(images::push(ctx, b, &all).await?);
+        steps.extend(images::push(ctx, &opts, &all).await?);
     }
     steps.extend(lifecycle::rollout(ctx).await?);
     steps.extend(lifecycle::restart(ctx, Part::All).await?);

@@ -214,6 +214,19 @@ pub struct BuildArgs {
     pub registry_password_file: Option<PathBuf>,
 }
 
+impl BuildArgs {
+    /// What the image build and push take from these flags.
+    pub fn options(&self) -> crate::lifecycle::images::BuildOptions {
+        crate::lifecycle::images::BuildOptions {
+            context: self.context.clone(),
+            prebuilt: self.prebuilt,
+            build_args: self.build_args.clone(),
+            network: self.network.clone(),
+            registry_password_file: self.registry_password_file.clone(),
+        }
+    }
+}
+
 /// `swarmhub nfs ...`.
 #[derive(Debug, Subcommand)]
 pub enum NfsCommand {

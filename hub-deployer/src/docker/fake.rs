@@ -57,7 +57,7 @@ impl State {
         let wanted = if job {
             1
         } else {
-            replicas_of(&spec).unwrap_or(1).max(0) as usize
+            usize::try_from(replicas_of(&spec).unwrap_or(1)).unwrap_or(0)
         };
         // an update replaces the tasks: the old ones are shut down
         for t in &mut tasks {
@@ -359,7 +359,7 @@ impl Engine for Fake {
             .find(|n| n.id.as_deref() == Some(id))
             .ok_or_else(|| missing("node", id))?;
         let current = n.version.as_ref().and_then(|v| v.index).unwrap_or_default();
-        if current as i64 != version {
+        if i64::try_from(current).ok() != Some(version) {
             return Err(EngineError::Other {
                 status: 500,
                 message: "update out of sequence".into(),
@@ -423,7 +423,7 @@ impl Engine for Fake {
             .get_mut(name)
             .ok_or_else(|| missing("service", name))?;
         let current = s.version.as_ref().and_then(|v| v.index).unwrap_or_default();
-        if i64::from(version) != current as i64 {
+        if u64::try_from(version).ok() != Some(current) {
             return Err(EngineError::Other {
                 status: 500,
                 message: "update out of sequence".into(),

@@ -7,14 +7,13 @@
 //! images stay on the node that built them; other nodes need `docker save | docker load`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{BuildImageOptions, PushImageOptions};
 use futures_util::StreamExt;
 
-use crate::cli::BuildArgs;
 use crate::exit::CliError;
 use crate::lifecycle::Ctx;
 use crate::settings::Config;
@@ -105,7 +104,23 @@ fn add_dir(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) -> anyhow::Re
     Ok(())
 }
 
-fn build_args(args: &BuildArgs) -> Result<HashMap<String, String>, CliError> {
+/// How to build and push the images (`swarmhub rebuild`, `hub build|push`; the command line
+/// fills it).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The build context: a checkout of swarmhub with its Dockerfile.
+    pub context: PathBuf,
+    /// Build the Rust images from binaries already in target/dist.
+    pub prebuilt: bool,
+    /// Build arguments `KEY=VALUE` for the Dockerfile.
+    pub build_args: Vec<String>,
+    /// Network of the build containers.
+    pub network: Option<String>,
+    /// Registry password (a file, or - for stdin) for pushing to registry.address.
+    pub registry_password_file: Option<PathBuf>,
+}
+
+fn build_args(args: &BuildOptions) -> Result<HashMap<String, String>, CliError> {
     args.build_args
         .iter()
         .map(|a| match a.split_once('=') {
@@ -120,7 +135,7 @@ fn build_args(args: &BuildArgs) -> Result<HashMap<String, String>, CliError> {
 /// Build `images` from the context in `args`, one target each.
 pub async fn build(
     ctx: &Ctx<'_>,
-    args: &BuildArgs,
+    args: &BuildOptions,
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
     let buildargs = build_args(args)?;
@@ -191,7 +206,7 @@ fn truncate(s: &str, n: usize) -> String {
 /// Push `images` to `registry.address` (each reference must name that registry).
 pub async fn push(
     ctx: &Ctx<'_>,
-    args: &BuildArgs,
+    args: &BuildOptions,
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
     let reg = &ctx.cfg.registry;

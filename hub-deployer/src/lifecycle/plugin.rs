@@ -462,9 +462,9 @@ async fn label_node(c: &Swarm, node_id: &str, version: &str, settings: &str) -> 
     for (k, v) in wanted {
         labels.insert(k.into(), v.into());
     }
-    let v = node.version.and_then(|v| v.index).unwrap_or_default();
+    let v = i64::try_from(node.version.and_then(|v| v.index).unwrap_or_default())?;
     c.docker
-        .update_node(node_id, spec, v as i64)
+        .update_node(node_id, spec, v)
         .await
         .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", e.message()))
 }

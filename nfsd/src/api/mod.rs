@@ -139,7 +139,8 @@ async fn health(State(st): State<ApiState>) -> Json<Health> {
 }
 
 async fn metrics(State(st): State<ApiState>) -> impl IntoResponse {
-    st.metrics.volumes.set(st.volumes.count() as i64);
+    let volumes = i64::try_from(st.volumes.count()).unwrap_or(i64::MAX);
+    st.metrics.volumes.set(volumes);
     (
         [(
             header::CONTENT_TYPE,

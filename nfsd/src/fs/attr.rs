@@ -12,7 +12,7 @@ use rustix::fs::Stat;
 use super::View;
 
 /// Longest name accepted in one path component.
-pub const NAME_MAX: usize = 255;
+pub const NAME_MAX: u32 = 255;
 /// Longest symlink target accepted.
 pub const PATH_MAX: usize = 4096;
 
@@ -28,11 +28,23 @@ pub fn file_type(mode: u32) -> ftype3 {
     }
 }
 
-fn time(sec: i64, nsec: i64) -> nfstime3 {
+/// An NFS time from a stat time. nfstime3 has unsigned 32-bit seconds, so a time before 1970
+/// shows as 1970 and one after 2106 as 2106; the kernel keeps nanoseconds below 10^9.
+fn time(sec: i64, nsec: impl TryInto<u32>) -> nfstime3 {
     nfstime3 {
-        seconds: sec.clamp(0, u32::MAX as i64) as u32,
-        nseconds: nsec.clamp(0, 999_999_999) as u32,
+        seconds: u32::try_from(sec.max(0)).unwrap_or(u32::MAX),
+        nseconds: nsec.try_into().map_or(0, |n| n.min(999_999_999)),
     }
+}
+
+/// `st_size` unsigned (the kernel reports no negative size; a negative one would read as 0).
+pub fn size(st: &Stat) -> u64 {
+    u64::try_from(st.st_size).unwrap_or(0)
+}
+
+/// `st_blocks`, in 512-byte units, unsigned (the kernel reports no negative count).
+pub fn blocks(st: &Stat) -> u64 {
+    u64::try_from(st.st_blocks).unwrap_or(0)
 }
 
 /// Mode a shared tree's root is presented with. On disk it is `root:root 0755` and nfsd acts
@@ -67,29 +79,30 @@ pub fn fattr(view: &View, st: &Stat) -> fattr3 {
         } else {
             st.st_mode & 0o7777
         },
-        nlink: st.st_nlink as u32,
+        // no file system nfsd serves counts 2^32 links; saturate rather than wrap
+        nlink: u32::try_from(st.st_nlink).unwrap_or(u32::MAX),
         uid,
         gid,
-        size: st.st_size as u64,
-        used: (st.st_blocks as u64).saturating_mul(512),
+        size: size(st),
+        used: blocks(st).saturating_mul(512),
         rdev: specdata3 {
             specdata1: rustix::fs::major(rdev),
             specdata2: rustix::fs::minor(rdev),
         },
         fsid: u64::from(view.id),
         fileid: st.st_ino,
-        atime: time(st.st_atime, st.st_atime_nsec as i64),
-        mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
-        ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
+        atime: time(st.st_atime, st.st_atime_nsec),
+        mtime: time(st.st_mtime, st.st_mtime_nsec),
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
     }
 }
 
 /// Weak cache consistency attributes (size and times before an operation).
 pub fn wcc(st: &Stat) -> wcc_attr {
     wcc_attr {
-        size: st.st_size as u64,
-        mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
-        ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
+        size: size(st),
+        mtime: time(st.st_mtime, st.st_mtime_nsec),
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
     }
 }
 
@@ -163,7 +176,7 @@ pub fn check_name(name: &[u8]) -> Result<&std::ffi::OsStr, nfsstat3> {
     if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
         return Err(nfsstat3::NFS3ERR_INVAL);
     }
-    if name.len() > NAME_MAX {
+    if name.len() > NAME_MAX as usize {
         return Err(nfsstat3::NFS3ERR_NAMETOOLONG);
     }
     Ok(std::ffi::OsStr::from_bytes(name))
@@ -201,12 +214,12 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(check_name(b"ok.txt").is_ok());
+        check_name(b"ok.txt").unwrap();
         assert_eq!(check_name(b"a/b"), Err(nfsstat3::NFS3ERR_INVAL));
         assert_eq!(check_name(b"a\0b"), Err(nfsstat3::NFS3ERR_INVAL));
         assert_eq!(check_name(b""), Err(nfsstat3::NFS3ERR_INVAL));
         assert_eq!(check_name(&[b'x'; 300]), Err(nfsstat3::NFS3ERR_NAMETOOLONG));
-        assert!(check_name(b"..").is_ok());
+        check_name(b"..").unwrap();
         assert_eq!(check_new_name(b".."), Err(nfsstat3::NFS3ERR_INVAL));
         assert_eq!(check_new_name(b"."), Err(nfsstat3::NFS3ERR_INVAL));
     }

@@ -30,10 +30,12 @@ impl ActAs {
             libc::setfsgid(ids.gid);
             libc::setfsuid(ids.uid);
         }
-        // setfsuid reports no errors; a second call returns the value now in force.
+        // setfsuid reports no errors; a second call returns the value now in force (as a C int:
+        // the id's bits, which cast_unsigned gives back).
         // SAFETY: as above; -1 (u32::MAX) is an invalid id, so the call only reads.
-        let now_uid = unsafe { libc::setfsuid(u32::MAX) } as u32;
-        let now_gid = unsafe { libc::setfsgid(u32::MAX) } as u32;
+        let now_uid = unsafe { libc::setfsuid(u32::MAX) }.cast_unsigned();
+        // SAFETY: as above.
+        let now_gid = unsafe { libc::setfsgid(u32::MAX) }.cast_unsigned();
         let guard = ActAs {
             _not_send: std::marker::PhantomData,
         };
@@ -65,7 +67,7 @@ fn set_groups(groups: &[u32]) -> io::Result<()> {
         libc::syscall(
             libc::SYS_setgroups,
             groups.len() as libc::size_t,
-            groups.as_ptr() as *const libc::gid_t,
+            groups.as_ptr().cast::<libc::gid_t>(),
         )
     };
     if rc != 0 {
@@ -96,7 +98,7 @@ mod tests {
             let _g = ActAs::new(&ids).unwrap();
             std::fs::write(dir.path().join("f"), b"x").unwrap();
             // root-only file: denied while acting
-            assert!(std::fs::read("/etc/shadow").is_err());
+            std::fs::read("/etc/shadow").unwrap_err();
         }
         let md = std::fs::metadata(dir.path().join("f")).unwrap();
         assert_eq!((md.uid(), md.gid()), (4242, 4343));

@@ -8,12 +8,15 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Largest kernel handle we accept; ext4 uses 8 bytes, xfs up to 24, btrfs up to 40.
-pub const MAX_KERNEL_HANDLE: usize = 40;
+pub const MAX_KERNEL_HANDLE: usize = KERNEL_HANDLE_BYTES as usize;
+const KERNEL_HANDLE_BYTES: u8 = 40;
 
 /// A file system handle as the kernel gives it out.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KernelHandle {
-    pub handle_type: i32,
+    /// The kernel's type (an int); swarmhub's wire handles keep one byte of it, so
+    /// [`name_to_handle`] refuses a file system whose types do not fit.
+    pub handle_type: u8,
     pub bytes: Vec<u8>,
 }
 
@@ -38,7 +41,7 @@ struct RawHandle {
 /// mean `dir` itself).
 pub fn name_to_handle(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<KernelHandle> {
     let mut raw = RawHandle {
-        handle_bytes: MAX_KERNEL_HANDLE as libc::c_uint,
+        handle_bytes: libc::c_uint::from(KERNEL_HANDLE_BYTES),
         handle_type: 0,
         f_handle: [0; MAX_KERNEL_HANDLE],
     };
@@ -69,15 +72,15 @@ pub fn name_to_handle(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<KernelHand
         }
         return Err(err);
     }
-    if !(0..=255).contains(&raw.handle_type) {
-        return Err(io::Error::other(format!(
+    let handle_type = u8::try_from(raw.handle_type).map_err(|_| {
+        io::Error::other(format!(
             "the file system's handle type {} does not fit swarmhub's handles",
             raw.handle_type
-        )));
-    }
+        ))
+    })?;
     let len = (raw.handle_bytes as usize).min(MAX_KERNEL_HANDLE);
     Ok(KernelHandle {
-        handle_type: raw.handle_type,
+        handle_type,
         bytes: raw.f_handle[..len].to_vec(),
     })
 }
@@ -88,12 +91,13 @@ pub fn open_by_handle(
     handle: &KernelHandle,
     flags: libc::c_int,
 ) -> io::Result<OwnedFd> {
-    if handle.bytes.len() > MAX_KERNEL_HANDLE {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
+    let handle_bytes = match libc::c_uint::try_from(handle.bytes.len()) {
+        Ok(n) if handle.bytes.len() <= MAX_KERNEL_HANDLE => n,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
     let mut raw = RawHandle {
-        handle_bytes: handle.bytes.len() as libc::c_uint,
-        handle_type: handle.handle_type,
+        handle_bytes,
+        handle_type: libc::c_int::from(handle.handle_type),
         f_handle: [0; MAX_KERNEL_HANDLE],
     };
     raw.f_handle[..handle.bytes.len()].copy_from_slice(&handle.bytes);
@@ -109,8 +113,10 @@ pub fn open_by_handle(
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // a descriptor is a C int; the syscall's return value is a long only to carry other results
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("open_by_handle_at: no fd"))?;
     // SAFETY: the kernel returned a new file descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

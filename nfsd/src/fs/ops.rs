@@ -239,8 +239,10 @@ impl Fs {
     ) -> R<(Vec<u8>, bool, fattr3)> {
         let (fd, st) = self.regular(kh, OFlags::RDONLY)?;
         attr::may_read(view, &st)?;
-        let size = st.st_size as u64;
-        let want = (count as u64).min(size.saturating_sub(offset)) as usize;
+        let size = attr::size(&st);
+        // at most `count`, a u32
+        let want = u32::try_from(size.saturating_sub(offset)).map_or(count, |left| left.min(count));
+        let want = want as usize;
         let mut buf = vec![0u8; want];
         let mut done = 0;
         while done < want {
@@ -284,7 +286,7 @@ impl Fs {
         let written = pwrite_all(fd.as_fd(), data, offset);
         // settle from what the disk holds now, also after a write that failed half way
         let after = fstat(fd.as_fd())?;
-        reserved.settle(before.st_blocks as u64, after.st_blocks as u64);
+        reserved.settle(attr::blocks(&before), attr::blocks(&after));
         written?;
         let committed = match stable {
             stable_how::UNSTABLE => stable_how::UNSTABLE,
@@ -361,7 +363,7 @@ impl Fs {
             rustix::fs::ftruncate(&wfd, size).map_err(errno_to_nfs_rustix)?;
             let after = fstat(wfd.as_fd())?;
             view.usage
-                .add_blocks(st.st_uid, st.st_blocks as u64, after.st_blocks as u64);
+                .add_blocks(st.st_uid, attr::blocks(st), attr::blocks(&after));
         }
         let _as = self.act(view)?;
         if let (Set(mode), true, false) = (set.mode, with_mode, symlink) {
@@ -387,8 +389,7 @@ impl Fs {
             .map_err(errno_to_nfs_rustix)?;
             // the blocks now count against the new owner
             let now = fstat(fd)?;
-            view.usage
-                .chown(st.st_uid, now.st_uid, now.st_blocks as u64);
+            view.usage.chown(st.st_uid, now.st_uid, attr::blocks(&now));
         }
         let atime = match set.atime {
             set_atime::DONT_CHANGE => UTIME_OMIT,
@@ -488,7 +489,7 @@ impl Fs {
         }
         if created {
             // a reused file was counted when it was made (and a truncation by apply_sattr)
-            view.usage.add_blocks(st.st_uid, 0, st.st_blocks as u64);
+            view.usage.add_blocks(st.st_uid, 0, attr::blocks(&st));
         }
         let obj = self.obj_of(view, fd.as_fd())?;
         self.sync_dir(dfd.as_fd());
@@ -534,7 +535,7 @@ impl Fs {
             let st = fstat(fd.as_fd())?;
             (fd, st)
         };
-        reserved.settle(0, st.st_blocks as u64);
+        reserved.settle(0, attr::blocks(&st));
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
         let obj = self.obj_of(view, fd.as_fd())?;
         self.sync_dir(dfd.as_fd());
@@ -659,7 +660,7 @@ impl Fs {
             })?;
             if victim.st_nlink <= 1 || is_dir {
                 view.usage
-                    .add_blocks(victim.st_uid, victim.st_blocks as u64, 0);
+                    .add_blocks(victim.st_uid, attr::blocks(&victim), 0);
             }
         }
         self.sync_dir(dfd.as_fd());
@@ -699,7 +700,7 @@ impl Fs {
             if let Some(t) = target {
                 let same = t.st_ino == source.st_ino && t.st_dev == source.st_dev;
                 if !same && (t.st_nlink <= 1 || is_type(&t, libc::S_IFDIR)) {
-                    view.usage.add_blocks(t.st_uid, t.st_blocks as u64, 0);
+                    view.usage.add_blocks(t.st_uid, attr::blocks(&t), 0);
                 }
             }
         }
@@ -880,7 +881,7 @@ fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> R<()> {
 /// Bytes a write of `[offset, end)` may allocate: what lies past the end of the file, and, when
 /// quotas matter, the whole range if it touches a hole (a sparse file must not dodge the quota).
 fn write_growth(fd: BorrowedFd<'_>, st: &Stat, offset: u64, end: u64, exact: bool) -> u64 {
-    let size = st.st_size as u64;
+    let size = attr::size(st);
     let past_end = end.saturating_sub(size.max(offset));
     let inside = end.min(size).saturating_sub(offset);
     let hole_inside = exact

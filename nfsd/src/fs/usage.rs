@@ -56,13 +56,25 @@ pub struct Space {
     pub left: u64,
 }
 
+/// Bytes as a signed count. The counts are signed because changes are added as signed deltas
+/// and a count may dip below zero (it then reads as 0); one file system's bytes stay far below
+/// 2^63, so the saturation is never reached.
+fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// A signed count as bytes, below zero as none.
+fn unsigned(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
 impl Counts {
     fn owner_used(&self, uid: u32) -> u64 {
-        self.owners.get(&uid).copied().unwrap_or(0).max(0) as u64
+        unsigned(self.owners.get(&uid).copied().unwrap_or(0))
     }
 
     fn tree_used(&self) -> u64 {
-        self.used.max(0) as u64
+        unsigned(self.used)
     }
 
     fn admits(&self, uid: u32, growth: u64) -> bool {
@@ -102,10 +114,10 @@ impl TreeUsage {
     pub fn recount(&self, root: &Path) -> std::io::Result<()> {
         let (used, owners) = walk(root)?;
         let mut c = self.lock();
-        c.used = used as i64;
+        c.used = signed(used);
         c.owners = owners
             .into_iter()
-            .map(|(uid, bytes)| (uid, bytes as i64))
+            .map(|(uid, bytes)| (uid, signed(bytes)))
             .collect();
         Ok(())
     }
@@ -159,7 +171,7 @@ impl TreeUsage {
         if !c.admits(uid, growth) {
             return None;
         }
-        c.add(uid, growth as i64);
+        c.add(uid, signed(growth));
         Some(Reservation {
             usage: self,
             uid,
@@ -170,14 +182,14 @@ impl TreeUsage {
     /// Records a change of allocated blocks (512-byte units, as `st_blocks`) of an object owned
     /// by `uid`.
     pub fn add_blocks(&self, uid: u32, before: u64, after: u64) {
-        let delta = (after as i64 - before as i64) * 512;
+        let delta = signed(after.saturating_mul(512)) - signed(before.saturating_mul(512));
         self.lock().add(uid, delta);
     }
 
     /// Moves the blocks of an object from one owner to another (a chown).
     pub fn chown(&self, from: u32, to: u32, blocks: u64) {
         if from != to {
-            let bytes = (blocks * 512) as i64;
+            let bytes = signed(blocks.saturating_mul(512));
             let mut c = self.lock();
             *c.owners.entry(from).or_default() -= bytes;
             *c.owners.entry(to).or_default() += bytes;
@@ -224,7 +236,7 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.usage.lock().add(self.uid, -(self.bytes as i64));
+        self.usage.lock().add(self.uid, -signed(self.bytes));
     }
 }
 

@@ -182,7 +182,8 @@ async fn read(svc: &NfsService, a: READ3args) -> READ3res<'static> {
             svc.metrics.read_bytes.inc_by(data.len() as u64);
             READ3res::Ok(READ3resok {
                 file_attributes: post_op_attr::Some(attr),
-                count: data.len() as u32,
+                // fs.read returns at most `count` bytes
+                count: u32::try_from(data.len()).unwrap_or(count),
                 eof,
                 data: Opaque::owned(data),
             })
@@ -197,7 +198,7 @@ async fn write(svc: &NfsService, a: WRITE3args<'static>) -> WRITE3res {
         return WRITE3res::Err((nfsstat3::NFS3ERR_INVAL, WRITE3resfail::default()));
     }
     let data = a.data.0.into_owned();
-    let len = data.len() as u32;
+    let len = a.count; // the length of `data`, checked above
     let (offset, stable) = (a.offset, a.stable);
     match svc
         .blocking(move |fs| fs.write(&view, &kh, offset, &data, stable))
@@ -527,7 +528,7 @@ async fn pathconf(svc: &NfsService, a: PATHCONF3args) -> PATHCONF3res {
         Ok(attr) => PATHCONF3res::Ok(PATHCONF3resok {
             obj_attributes: post_op_attr::Some(attr),
             linkmax: 65_000,
-            name_max: crate::fs::attr::NAME_MAX as u32,
+            name_max: crate::fs::attr::NAME_MAX,
             no_trunc: true,
             chown_restricted: true,
             case_insensitive: false,

@@ -202,7 +202,8 @@ mod tests {
 
     fn call(cred_flavor: u32, cred: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        for w in [7u32, 0, 2, 100_003, 3, 1, cred_flavor, cred.len() as u32] {
+        let cred_len = u32::try_from(cred.len()).unwrap();
+        for w in [7u32, 0, 2, 100_003, 3, 1, cred_flavor, cred_len] {
             v.extend_from_slice(&w.to_be_bytes());
         }
         v.extend_from_slice(cred);
@@ -266,7 +267,7 @@ mod tests {
     fn reply_frame_has_record_mark() {
         let f = accept_error(9, accept_stat_data::PROC_UNAVAIL);
         let mark = u32::from_be_bytes(f[..4].try_into().unwrap());
-        assert_eq!(mark & 0x7fff_ffff, (f.len() - 4) as u32);
+        assert_eq!(mark & 0x7fff_ffff, u32::try_from(f.len() - 4).unwrap());
         assert_eq!(&f[4..8], &9u32.to_be_bytes());
     }
 }

@@ -62,7 +62,11 @@ pub async fn read_record<R: AsyncRead + Unpin>(
 
 /// Frames `payload` (which starts with 4 reserved bytes) as one last fragment, in place.
 pub fn seal(mut frame: Vec<u8>) -> Vec<u8> {
-    let len = (frame.len() - 4) as u32;
+    // replies are bounded by MAX_IO and the READDIR counts, far below the mark's 2^31 bytes
+    let len = u32::try_from(frame.len() - 4)
+        .ok()
+        .filter(|len| len & LAST_FRAGMENT == 0)
+        .expect("a reply of 2 GiB or more");
     frame[..4].copy_from_slice(&(len | LAST_FRAGMENT).to_be_bytes());
     frame
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-pub use swarmhub_control_api::persist::{StateFile, atomic_write};
+pub use swarmhub_persist::{StateFile, atomic_write};
 
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::{ExplicitIdentity, VolumeKind, VolumeOptions};

@@ -212,7 +212,7 @@ pub async fn write(
         .write(&WRITE3args {
             file: fh.clone(),
             offset,
-            count: data.len() as u32,
+            count: u32::try_from(data.len()).unwrap(),
             stable,
             data: Opaque::owned(data.to_vec()),
         })

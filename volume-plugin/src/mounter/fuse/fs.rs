@@ -361,7 +361,7 @@ impl NfsFs {
                 let args = WRITE3args {
                     file: fh.clone(),
                     offset: *offset,
-                    count: data.len() as u32,
+                    count: u32::try_from(data.len()).map_err(|_| Errno::EIO)?,
                     stable: stable_how::FILE_SYNC,
                     data: Opaque::borrowed(data),
                 };
@@ -851,7 +851,8 @@ impl Filesystem for NfsFs {
                 let args = READ3args {
                     file: fh.clone(),
                     offset: offset + out.len() as u64,
-                    count: (size - out.len() as u32).min(self.rtmax),
+                    count: (size - u32::try_from(out.len()).map_err(|_| Errno::EIO)?)
+                        .min(self.rtmax),
                 };
                 let (r, _) = self.rpc("READ", async |c| c.read(&args).await).await?;
                 let ok = nfs(r)?;
@@ -889,7 +890,7 @@ impl Filesystem for NfsFs {
                 let args = WRITE3args {
                     file: fh.clone(),
                     offset: offset + done as u64,
-                    count: chunk.len() as u32,
+                    count: u32::try_from(chunk.len()).map_err(|_| Errno::EIO)?,
                     stable: stable_how::UNSTABLE,
                     data: Opaque::borrowed(chunk),
                 };
@@ -920,7 +921,7 @@ impl Filesystem for NfsFs {
                 }
                 done += written;
             }
-            Ok(done as u32)
+            u32::try_from(done).map_err(|_| Errno::EIO)
         });
         match r {
             Ok(n) => reply.written(n),
@@ -1014,17 +1015,17 @@ impl Filesystem for NfsFs {
             let (r, _) = self.rpc("FSSTAT", async |c| c.fsstat(&args).await).await?;
             nfs(r)
         });
-        const BS: u64 = 4096;
+        const BS: u32 = 4096;
         match r {
             Ok(s) => reply.statfs(
-                s.tbytes / BS,
-                s.fbytes / BS,
-                s.abytes / BS,
+                s.tbytes / u64::from(BS),
+                s.fbytes / u64::from(BS),
+                s.abytes / u64::from(BS),
                 s.tfiles,
                 s.afiles,
-                BS as u32,
+                BS,
                 255,
-                BS as u32,
+                BS,
             ),
             Err(e) => reply.error(e),
         }
