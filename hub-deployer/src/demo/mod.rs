@@ -36,7 +36,6 @@ use crate::docker::cluster::{Cluster, Swarm, docker_message};
 use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
 use crate::lifecycle::{self, Ctx, Part};
-use crate::names;
 use crate::names::{LDAP_SERVICE, SEED_SECRET_PREFIX};
 use crate::plan::{self, PlanInputs};
 use crate::progress::Progress;
@@ -533,10 +532,9 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
     }
     let cfg = Config::load(&cfg_path, std::iter::empty())?;
     let cluster = Cluster::connect(&cfg).await?;
-    // the notebooks first, while nfsd still answers their unmounts; their files stay
-    let mut names = notebook_services(&cluster).await?;
-    names.push(LDAP_SERVICE.to_string());
-    let mut steps = apply::stop_then_remove(&cluster, &names, &progress).await?;
+    // the directory; the notebooks go first in lifecycle::remove, while nfsd still answers
+    let mut steps =
+        apply::stop_then_remove(&cluster, &[LDAP_SERVICE.to_string()], &progress).await?;
     steps.extend(apply::prune_secrets(&cluster, SEED_SECRET_PREFIX, &[]).await?);
     let ctx = Ctx {
         cluster: &cluster,
@@ -557,25 +555,6 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
         "the swarm, its storage label and the plugin stay; `docker swarm leave --force` if it was made for the demo",
     ));
     Ok(steps)
-}
-
-/// The services SwarmSpawner made for notebooks (label `swarmhub.component=notebook`).
-async fn notebook_services(c: &Cluster) -> Result<Vec<String>, CliError> {
-    let mut names: Vec<String> = c
-        .all_services()
-        .await?
-        .into_iter()
-        .filter_map(|s| s.spec)
-        .filter(|spec| {
-            spec.labels
-                .as_ref()
-                .and_then(|l| l.get(names::COMPONENT_LABEL))
-                .is_some_and(|v| v == names::NOTEBOOK_COMPONENT)
-        })
-        .filter_map(|spec| spec.name)
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// Make this dockerd a one-node swarm when it is in none; refuse a worker or a broken state.

@@ -293,10 +293,44 @@ pub async fn start(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     Ok(steps)
 }
 
+/// The services SwarmSpawner made for notebooks (label `swarmhub.component=notebook`), sorted.
+pub async fn notebook_services(c: &Swarm) -> Result<Vec<String>, CliError> {
+    let mut found: Vec<String> = c
+        .all_services()
+        .await?
+        .into_iter()
+        .filter_map(|s| s.spec)
+        .filter(|spec| {
+            spec.labels
+                .as_ref()
+                .and_then(|l| l.get(names::COMPONENT_LABEL))
+                .is_some_and(|v| v == names::NOTEBOOK_COMPONENT)
+        })
+        .filter_map(|spec| spec.name)
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Before nfsd stops (`stop`/`remove` of the whole stack or of nfsd): stop and remove the
+/// notebooks, whose homes would otherwise hang on their mounts and lose what they write then.
+/// Their files stay; a user's next login starts a new one.
+async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
+    if part == Part::Hub {
+        return Ok(Vec::new());
+    }
+    let found = notebook_services(ctx.cluster).await?;
+    let steps = apply::stop_then_remove(ctx.cluster, &found, &ctx.progress).await?;
+    Ok(steps
+        .into_iter()
+        .map(|s| s.note("a notebook; its files stay, the user's next login starts it again"))
+        .collect())
+}
+
 /// `stop`: scale the services to zero, the hub first (so no new notebook needs nfsd), and wait
 /// until their tasks are gone. Specs, secrets and data stay.
 pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    let mut steps = Vec::new();
+    let mut steps = notebooks_down(ctx, part).await?;
     for name in services(ctx.cfg, part).into_iter().rev() {
         if ctx.cluster.service(name).await?.is_none() {
             steps.push(Step::new("service", name, Change::Absent));
@@ -325,7 +359,7 @@ pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
 /// Secrets, volumes and nfsd's data directory are kept and reported as kept.
 pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
-    let mut steps = Vec::new();
+    let mut steps = notebooks_down(ctx, part).await?;
     let mut names: Vec<String> = services(ctx.cfg, part)
         .into_iter()
         .rev()
@@ -481,6 +515,70 @@ mod tests {
         assert_eq!(c.docker.changes(), Vec::<String>::new());
         let steps = start(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
         assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
+    }
+
+    /// A notebook service as SwarmSpawner makes it (the notebook label, one task).
+    async fn spawn_notebook(c: &Swarm, user: &str) -> String {
+        let name = format!("jupyter-{user}");
+        let spec = bollard::models::ServiceSpec {
+            name: Some(name.clone()),
+            labels: Some(std::collections::HashMap::from([
+                (
+                    names::COMPONENT_LABEL.to_string(),
+                    names::NOTEBOOK_COMPONENT.to_string(),
+                ),
+                (names::USER_LABEL.to_string(), user.to_string()),
+            ])),
+            mode: Some(bollard::models::ServiceSpecMode {
+                replicated: Some(bollard::models::ServiceSpecModeReplicated { replicas: Some(1) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        c.docker.create_service(spec).await.unwrap();
+        name
+    }
+
+    #[tokio::test]
+    async fn notebooks_stop_before_nfsd_and_a_hub_restart_leaves_them_alone() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let nb = spawn_notebook(&c, "alice").await;
+        c.docker.clear_calls();
+        // the hub alone: JupyterHub finds its users' servers again, they keep running
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        assert!(
+            c.docker.service_spec(&nb).is_some(),
+            "{:?}",
+            c.docker.changes()
+        );
+        // nfsd: the notebooks go first, stopped before they are removed; their files stay
+        let steps = stop(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        let changes = c.docker.changes();
+        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
+        let nfsd = &cfg.cluster.nfsd_service;
+        assert!(at(format!("update_service {nb} replicas=0")) < at(format!("delete_service {nb}")));
+        assert!(
+            at(format!("delete_service {nb}")) < at(format!("update_service {nfsd} replicas=0")),
+            "{changes:?}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.name == nb && s.change == Change::Removed),
+            "{steps:?}"
+        );
+        assert!(!changes.iter().any(|c| c.contains("volume")), "{changes:?}");
+        // remove of the whole stack does the same for a notebook spawned meanwhile
+        let bob = spawn_notebook(&c, "bob").await;
+        c.docker.clear_calls();
+        remove(&ctx(&c, &cfg), Part::All).await.unwrap();
+        let changes = c.docker.changes();
+        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
+        assert!(
+            at(format!("delete_service {bob}")) < at(format!("delete_service {nfsd}")),
+            "{changes:?}"
+        );
     }
 
     #[test]
