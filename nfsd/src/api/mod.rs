@@ -115,17 +115,13 @@ async fn auth(
             "missing bearer token: send 'Authorization: Bearer <token>' with the token from nfsd's token file",
         )
         .into_response(),
-        Some(t) if !constant_time_eq(t.trim().as_bytes(), st.token.as_bytes()) => Failure::new(
+        Some(t) if !constant_time_eq::constant_time_eq(t.trim().as_bytes(), st.token.as_bytes()) => Failure::new(
             ErrorKind::Unauthorized,
             "wrong bearer token: use the token from nfsd's token file",
         )
         .into_response(),
         Some(_) => next.run(req).await,
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn health(State(st): State<ApiState>) -> Json<Health> {
