@@ -383,7 +383,7 @@ async fn install_here(
         // doctor's firewall check flags a node that only got `plugin install`
         firewall: None,
     };
-    let r = plugin::node_install(&ctx.cluster.docker, &req).await?;
+    let r = plugin::node_install(ctx.cluster.engine(), &req).await?;
     let outcome = plugin::NodeOutcome {
         node: r.node.clone(),
         result: Some(r),
@@ -430,7 +430,7 @@ async fn nfs_config(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(),
 }
 
 async fn status(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
-    let s = crate::inspect::status::gather(&ctx.bollard()?, ctx.cfg).await?;
+    let s = crate::inspect::status::gather(ctx.cluster, ctx.cfg).await?;
     match cli.output {
         Output::Json => emit_json(
             out,

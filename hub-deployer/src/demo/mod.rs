@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::apply;
 use crate::apply::secrets;
-use crate::docker::cluster::{Cluster, Swarm, docker_message};
+use crate::docker::cluster::{Cluster, Swarm};
 use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
 use crate::lifecycle::{self, Ctx, Part};
@@ -559,9 +559,9 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
 
 /// Make this dockerd a one-node swarm when it is in none; refuse a worker or a broken state.
 /// Returns this node's address.
-async fn ensure_swarm(c: &Cluster, steps: &mut Vec<Step>) -> Result<String, CliError> {
+async fn ensure_swarm(c: &Swarm, steps: &mut Vec<Step>) -> Result<String, CliError> {
     let info = c
-        .docker
+        .engine()
         .info()
         .await
         .context("cannot ask dockerd for its swarm state")?;
@@ -586,10 +586,10 @@ async fn ensure_swarm(c: &Cluster, steps: &mut Vec<Step>) -> Result<String, CliE
         advertise_addr: Some(addr.to_string()),
         ..Default::default()
     };
-    c.docker.init_swarm(req).await.map_err(|e| {
+    c.engine().init_swarm(req).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot make this dockerd a swarm (advertising {addr}): {}",
-            docker_message(&e)
+            e.message()
         )
     })?;
     steps.push(
@@ -626,10 +626,10 @@ const SWARM_SETTLE: Duration = Duration::from_secs(60);
 /// Waits (at most `limit`) until what the demo needs of a swarm is there: this node listed as
 /// ready, and `docker_gwbridge` with an IPv4 gateway (swarm creates it asynchronously, seconds
 /// after `swarm init` has returned). Returns that gateway's address.
-async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError> {
+async fn swarm_settled(c: &Swarm, limit: Duration) -> Result<String, CliError> {
     let waited = wait::until(limit, Duration::from_millis(250), || async {
         let mut missing = Vec::new();
-        let gateway = gwbridge_gateway(&c.docker).await?;
+        let gateway = gwbridge_gateway(c.engine()).await?;
         if gateway.is_none() {
             missing.push("the network docker_gwbridge with an IPv4 gateway".to_string());
         }
@@ -656,7 +656,7 @@ async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError>
 /// Whether this node is `ready` in the swarm's node list; `Err` carries its state.
 async fn node_ready(c: &Swarm) -> Result<Result<(), String>, CliError> {
     let id = c.self_node_id().await?;
-    let node = absent(c.docker.inspect_node(&id).await)
+    let node = absent(c.engine().inspect_node(&id).await)
         .map_err(|e| anyhow::anyhow!("cannot inspect this node: {}", e.message()))?;
     let Some(node) = node else {
         return Ok(Err("not listed yet".into()));
@@ -720,7 +720,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Step, CliError> {
 
 /// The demo uses the default service names: on its first run it must not take over a
 /// deployment someone made with `swarmhub run`.
-async fn refuse_foreign_deployment(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
+async fn refuse_foreign_deployment(c: &Swarm, cfg: &Config) -> Result<(), CliError> {
     for name in [&cfg.cluster.hub_service, &cfg.cluster.nfsd_service] {
         if c.service(name).await?.is_some() {
             return Err(CliError::Precondition {
@@ -735,7 +735,7 @@ async fn refuse_foreign_deployment(c: &Cluster, cfg: &Config) -> Result<(), CliE
 }
 
 /// Every image the demo runs must be on this node (there is no registry to pull from).
-async fn require_images(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
+async fn require_images(c: &Swarm, cfg: &Config) -> Result<(), CliError> {
     let ldap = ldap_image();
     let mut missing = Vec::new();
     for image in cfg
@@ -774,7 +774,7 @@ async fn ensure_storage_label(c: &Swarm, cfg: &Config) -> Result<Option<Step>, C
     }
     let me = c.self_node_id().await?;
     let node = c
-        .docker
+        .engine()
         .inspect_node(&me)
         .await
         .map_err(|e| anyhow::anyhow!("cannot inspect node {me}: {}", e.message()))?;
@@ -784,7 +784,7 @@ async fn ensure_storage_label(c: &Swarm, cfg: &Config) -> Result<Option<Step>, C
         .insert(label.clone(), "true".into());
     let version = node.version.and_then(|v| v.index).unwrap_or_default();
     let version = i64::try_from(version).context("node version out of range")?;
-    c.docker
+    c.engine()
         .update_node(&me, spec, version)
         .await
         .map_err(|e| anyhow::anyhow!("cannot label node {me}: {}", e.message()))?;
@@ -803,7 +803,7 @@ async fn ensure_seed_secret(c: &Swarm, name: &str, seed: &str) -> Result<Step, C
         data: Some(base64::engine::general_purpose::STANDARD.encode(seed)),
         ..Default::default()
     };
-    c.docker
+    c.engine()
         .create_secret(spec)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create secret {name}: {}", e.message()))?;

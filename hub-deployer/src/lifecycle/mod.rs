@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, NodeInfo, Swarm, storage_node_in};
+use crate::docker::cluster::{NodeInfo, Swarm, storage_node_in};
 use crate::exit::CliError;
 use crate::inspect::doctor;
 use crate::names;
@@ -51,14 +51,6 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The cluster through bollard's client, for what is not on the engine trait yet (the
-    /// inspect layer, image builds, installing the plugin on this node).
-    pub fn bollard(&self) -> Result<Cluster, CliError> {
-        self.cluster.bollard().ok_or_else(|| {
-            anyhow::anyhow!("this needs dockerd's own client, not a stand-in").into()
-        })
-    }
-
     fn plan(&self) -> Result<Plan, CliError> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
@@ -206,14 +198,11 @@ fn certificate_steps(made: &tls::SelfSigned) -> Vec<Step> {
 /// wait until its API answers, up to a minute. When it does not, say so as a note (the CLI host
 /// may simply not reach the hub's node) rather than failing the command.
 async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
-    // the probe is the inspect layer's, which reads the swarm through bollard's client; a
-    // stand-in engine has no hub to ask
-    let real = ctx.cluster.bollard()?;
     let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
     let svc = &ctx.cfg.cluster.hub_service;
     let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
     let waited = wait::until_done(limit, Duration::from_millis(500), || async {
-        let check = doctor::hub_check(&real, ctx.cfg).await;
+        let check = doctor::hub_check(ctx.cluster, ctx.cfg).await;
         if check.outcome == doctor::Outcome::Ok {
             Look::Done(())
         } else {
@@ -417,6 +406,7 @@ pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Ve
 mod tests {
     use super::*;
     use crate::apply::tests::{apply_hub, fake_swarm};
+    use crate::docker::cluster::Cluster;
     use crate::docker::fake::Fake;
 
     /// nfsd and the hub deployed on the in-memory swarm, its calls forgotten.
@@ -425,7 +415,7 @@ mod tests {
         let p = plan::plan(cfg, &PlanInputs::default()).unwrap();
         apply_hub(&c, &p).await;
         apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         c
     }
 
@@ -442,17 +432,17 @@ mod tests {
     async fn remove_never_deletes_secrets_volumes_or_the_data_directory() {
         let cfg = Config::default();
         let c = deployed(&cfg).await;
-        let secrets = c.docker.secret_names();
+        let secrets = c.engine().secret_names();
         assert!(!secrets.is_empty());
         let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
-        let calls = c.docker.calls();
+        let calls = c.engine().calls();
         assert!(
             !calls
                 .iter()
                 .any(|c| c.starts_with("delete_secret") || c.contains("volume")),
             "{calls:?}"
         );
-        assert_eq!(c.docker.secret_names(), secrets);
+        assert_eq!(c.engine().secret_names(), secrets);
         for name in &secrets {
             assert!(
                 steps
@@ -471,7 +461,7 @@ mod tests {
             )
         );
         // the services went, the hub before nfsd, each scaled to 0 first; then the network
-        let changes = c.docker.changes();
+        let changes = c.engine().changes();
         let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         assert!(
@@ -500,21 +490,56 @@ mod tests {
             "{steps:?}"
         );
         assert_eq!(
-            c.docker.changes(),
+            c.engine().changes(),
             vec![
                 format!("update_service {hub} replicas=0"),
                 format!("update_service {nfsd} replicas=0"),
             ]
         );
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
         assert!(
             steps.iter().all(|s| s.change == Change::Unchanged),
             "{steps:?}"
         );
-        assert_eq!(c.docker.changes(), Vec::<String>::new());
+        assert_eq!(c.engine().changes(), Vec::<String>::new());
         let steps = start(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
         assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
+    }
+
+    #[tokio::test]
+    async fn a_started_hub_that_does_not_answer_is_a_note_not_a_failure() {
+        let mut cfg = Config::default();
+        // the probe's bound and the wait for an answer, as short as they go
+        cfg.timeouts.docker_seconds = 1;
+        cfg.timeouts.service_seconds = 1;
+        let c = deployed(&cfg).await;
+        let hub = &cfg.cluster.hub_service;
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        c.engine().clear_calls();
+        let steps = start(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        assert_eq!(steps[0], Step::new("service", hub, Change::Started));
+        // the in-memory swarm runs the task, but no hub listens at its node's address
+        let [_, note] = steps.as_slice() else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (note.change, note.name.as_str()),
+            (Change::Unchanged, hub.as_str())
+        );
+        let said = note.note.as_deref().unwrap_or_default();
+        assert!(
+            said.starts_with("running, but not answering after 1 s: ")
+                && said.ends_with("; see swarmhub doctor"),
+            "{said}"
+        );
+        // the check read where the hub runs through the engine, like doctor does
+        let calls = c.engine().calls();
+        assert!(calls.contains(&format!("list_tasks {hub}")), "{calls:?}");
+        assert_eq!(
+            c.engine().changes(),
+            vec![format!("update_service {hub} replicas=1")]
+        );
     }
 
     /// A notebook service as SwarmSpawner makes it (the notebook label, one task).
@@ -535,7 +560,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        c.docker.create_service(spec).await.unwrap();
+        c.engine().create_service(spec).await.unwrap();
         name
     }
 
@@ -544,17 +569,17 @@ mod tests {
         let cfg = Config::default();
         let c = deployed(&cfg).await;
         let nb = spawn_notebook(&c, "alice").await;
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         // the hub alone: JupyterHub finds its users' servers again, they keep running
         stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
         assert!(
-            c.docker.service_spec(&nb).is_some(),
+            c.engine().service_spec(&nb).is_some(),
             "{:?}",
-            c.docker.changes()
+            c.engine().changes()
         );
         // nfsd: the notebooks go first, stopped before they are removed; their files stay
         let steps = stop(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
-        let changes = c.docker.changes();
+        let changes = c.engine().changes();
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         let nfsd = &cfg.cluster.nfsd_service;
         assert!(at(format!("update_service {nb} replicas=0")) < at(format!("delete_service {nb}")));
@@ -571,9 +596,9 @@ mod tests {
         assert!(!changes.iter().any(|c| c.contains("volume")), "{changes:?}");
         // remove of the whole stack does the same for a notebook spawned meanwhile
         let bob = spawn_notebook(&c, "bob").await;
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         remove(&ctx(&c, &cfg), Part::All).await.unwrap();
-        let changes = c.docker.changes();
+        let changes = c.engine().changes();
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         assert!(
             at(format!("delete_service {bob}")) < at(format!("delete_service {nfsd}")),
