@@ -35,6 +35,7 @@ use crate::apply::secrets;
 use crate::docker::cluster::{Cluster, Swarm};
 use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
+use crate::inspect::probe;
 use crate::lifecycle::{self, Ctx, Part};
 use crate::names::{LDAP_SERVICE, SEED_SECRET_PREFIX};
 use crate::plan::{self, PlanInputs};
@@ -452,7 +453,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let settings = DemoSettings {
         data_dir: dir.join("data").display().to_string(),
-        public_url: format!("https://{}:{}/", url_host(&node_addr), opts.hub_port),
+        public_url: format!("https://{}:{}/", probe::url_host(&node_addr), opts.hub_port),
         hub_port: opts.hub_port,
         hub_redirect_port: opts.hub_redirect_port,
         ldap_url: format!("ldap://{gateway}:{}", opts.ldap_port),
@@ -508,7 +509,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
         redirect_url: (opts.hub_redirect_port != 0).then(|| {
             format!(
                 "http://{}:{}/",
-                url_host(&node_addr),
+                probe::url_host(&node_addr),
                 opts.hub_redirect_port
             )
         }),
@@ -611,13 +612,6 @@ pub fn advertise_addr() -> IpAddr {
         .ok()
         .filter(|ip| !ip.is_unspecified())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
-}
-
-fn url_host(addr: &str) -> String {
-    match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V6(_)) => format!("[{addr}]"),
-        _ => addr.to_string(),
-    }
 }
 
 /// How long `demo up` waits for what swarm sets up in the background after `swarm init`.

@@ -134,11 +134,7 @@ pub fn base_path(public_url: &str) -> String {
 
 /// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
 pub fn hub_api_url(cfg: &Config, host: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let host = probe::url_host(host);
     let scheme = if cfg.tls.mode == TlsMode::Off {
         "http"
     } else {
