@@ -362,46 +362,85 @@ pub struct DemoSettings {
     pub backend: PluginBackend,
 }
 
-/// The demo's `swarmhub.toml`: the defaults plus what differs for the demo.
+/// The demo's `swarmhub.toml`: the defaults plus what differs for the demo. Every section is
+/// written by toml's serializer; only the comments for whoever reads the file are text.
 pub fn settings_toml(s: &DemoSettings) -> String {
-    let q = |v: &str| toml::Value::String(v.to_string()).to_string();
-    format!(
+    #[derive(Serialize)]
+    struct ClusterPart<'a> {
+        nfsd_data_dir: &'a str,
+        hub_port: u16,
+        hub_redirect_port: u16,
+        public_url: &'a str,
+        plugin_backend: &'a str,
+    }
+    #[derive(Serialize)]
+    struct LdapPart<'a> {
+        url: &'a str,
+        starttls: bool,
+        base_dn: &'a str,
+        user_search_base: String,
+        student_groups: [String; 1],
+        teacher_group: String,
+    }
+    #[derive(Serialize)]
+    struct HubPart<'a> {
+        admin_users: [&'a str; 1],
+        course_id: &'a str,
+        course_owner: &'a str,
+    }
+    #[derive(Serialize)]
+    struct TlsPart<'a> {
+        mode: &'a str,
+    }
+    /// `[name]`, the comment lines, then the keys as toml writes them.
+    fn section(name: &str, comment: &str, keys: &impl Serialize) -> String {
+        let keys = toml::to_string(keys).expect("a flat table of strings and numbers serializes");
+        format!("[{name}]\n{comment}{keys}")
+    }
+    let cluster = ClusterPart {
+        nfsd_data_dir: &s.data_dir,
+        hub_port: s.hub_port,
+        hub_redirect_port: s.hub_redirect_port,
+        public_url: &s.public_url,
+        plugin_backend: s.backend.as_str(),
+    };
+    let ldap = LdapPart {
+        url: &s.ldap_url,
+        starttls: false,
+        base_dn: BASE_DN,
+        user_search_base: format!("ou=people,{BASE_DN}"),
+        student_groups: [format!("cn=students,ou=groups,{BASE_DN}")],
+        teacher_group: format!("cn=teachers,ou=groups,{BASE_DN}"),
+    };
+    let hub = HubPart {
+        admin_users: ["teacher"],
+        course_id: COURSE,
+        course_owner: "teacher",
+    };
+    let tls = TlsPart {
+        mode: "self-signed",
+    };
+    [
         "# Settings of the swarmhub demo, written by `swarmhub demo up` (which rewrites it).\n\
          # Use them with any command, e.g. swarmhub --config THIS_FILE status\n\
-         # Everything not set here has the default of `swarmhub init`.\n\n\
-         [cluster]\n\
-         nfsd_data_dir = {data}\n\
-         hub_port = {port}\n\
-         hub_redirect_port = {redirect}\n\
-         public_url = {url}\n\
-         plugin_backend = {backend}\n\n\
-         [ldap]\n\
-         # the demo directory (service {LDAP_SERVICE}); passwords are in the logins file\n\
-         url = {ldap}\n\
-         starttls = false\n\
-         base_dn = {base}\n\
-         user_search_base = {people}\n\
-         student_groups = [{students}]\n\
-         teacher_group = {teachers}\n\n\
-         [hub]\n\
-         admin_users = [\"teacher\"]\n\
-         course_id = {course}\n\
-         course_owner = \"teacher\"\n\n\
-         [tls]\n\
-         # a CA and certificate made by swarmhub, kept in tls/ next to this file\n\
-         mode = \"self-signed\"\n",
-        data = q(&s.data_dir),
-        port = s.hub_port,
-        redirect = s.hub_redirect_port,
-        url = q(&s.public_url),
-        backend = q(s.backend.as_str()),
-        ldap = q(&s.ldap_url),
-        base = q(BASE_DN),
-        people = q(&format!("ou=people,{BASE_DN}")),
-        students = q(&format!("cn=students,ou=groups,{BASE_DN}")),
-        teachers = q(&format!("cn=teachers,ou=groups,{BASE_DN}")),
-        course = q(COURSE),
-    )
+         # Everything not set here has the default of `swarmhub init`.\n"
+            .to_string(),
+        section("cluster", "", &cluster),
+        section(
+            "ldap",
+            &format!(
+                "# the demo directory (service {LDAP_SERVICE}); passwords are in the logins file\n"
+            ),
+            &ldap,
+        ),
+        section("hub", "", &hub),
+        section(
+            "tls",
+            "# a CA and certificate made by swarmhub, kept in tls/ next to this file\n",
+            &tls,
+        ),
+    ]
+    .join("\n")
 }
 
 /// The image of the demo directory, tagged like the others.
