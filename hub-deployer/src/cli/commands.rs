@@ -13,7 +13,6 @@ use crate::cli::{
     HubCommand, NfsCommand, Output, PluginCommand, TlsCommand, VolumeCommand,
 };
 use crate::demo;
-use crate::docker;
 use crate::docker::cluster::Cluster;
 use crate::exit::CliError;
 use crate::lifecycle::images;
@@ -69,8 +68,8 @@ pub fn run(
                 }),
             };
             runtime()?.block_on(async {
-                let d = docker::connect(&settings::TimeoutsConfig::default()).await?;
-                let r = plugin::node_install(&d, &req).await?;
+                let c = Cluster::reach(&settings::TimeoutsConfig::default()).await?;
+                let r = plugin::node_install(c.engine(), &req).await?;
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
         }

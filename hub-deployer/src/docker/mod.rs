@@ -28,12 +28,6 @@ pub fn docker_host(docker_host_env: Option<&str>) -> String {
     }
 }
 
-/// Connect to the dockerd of `DOCKER_HOST` (or the local socket) and agree on an API version.
-pub async fn connect(timeouts: &TimeoutsConfig) -> Result<Docker, CliError> {
-    let env = std::env::var("DOCKER_HOST").ok();
-    connect_to(&docker_host(env.as_deref()), timeouts).await
-}
-
 /// Connect to dockerd at `host` (`unix://PATH`, `tcp://HOST:PORT`, `http://...`), ask its
 /// version within `timeouts.docker_seconds`, and use the lower of its API version and ours.
 pub async fn connect_to(host: &str, timeouts: &TimeoutsConfig) -> Result<Docker, CliError> {
