@@ -97,7 +97,7 @@ pub async fn http_get_json(url: &str, timeout: Duration) -> Result<serde_json::V
             .await
             .map_err(|e| ProbeError::Unreachable {
                 url: url.to_string(),
-                cause: crate::docker::error_text(&e),
+                cause: crate::exit::error_text(&e),
             })
     };
     json_within(url, timeout, exchange).await
@@ -289,7 +289,7 @@ pub async fn https_get_json(
         sender
             .send_request(req)
             .await
-            .map_err(|e| unreachable(crate::docker::error_text(&e)))
+            .map_err(|e| unreachable(crate::exit::error_text(&e)))
     };
     json_within(url, timeout, exchange).await
 }
