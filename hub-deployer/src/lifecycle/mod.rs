@@ -301,11 +301,12 @@ pub async fn notebook_services(c: &Swarm) -> Result<Vec<String>, CliError> {
     Ok(found)
 }
 
-/// Before nfsd stops (`stop`/`remove` of the whole stack or of nfsd): stop and remove the
-/// notebooks, whose homes would otherwise hang on their mounts and lose what they write then.
-/// Their files stay; a user's next login starts a new one.
+/// Before the whole stack is removed: stop and remove the notebooks. With the hub gone nothing
+/// would ever stop them, and with nfsd gone their homes would hang on their mounts. Their files
+/// stay; a user's next login after `run` starts a new one. (`stop` and a removal of nfsd or
+/// the hub alone leave them running: their mounts wait for nfsd and go on when it is back.)
 async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    if part == Part::Hub {
+    if part != Part::All {
         return Ok(Vec::new());
     }
     let found = notebook_services(ctx.cluster).await?;
@@ -319,7 +320,7 @@ async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError
 /// `stop`: scale the services to zero, the hub first (so no new notebook needs nfsd), and wait
 /// until their tasks are gone. Specs, secrets and data stay.
 pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    let mut steps = notebooks_down(ctx, part).await?;
+    let mut steps = Vec::new();
     for name in services(ctx.cfg, part).into_iter().rev() {
         if ctx.cluster.service(name).await?.is_none() {
             steps.push(Step::new("service", name, Change::Absent));
@@ -565,26 +566,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn notebooks_stop_before_nfsd_and_a_hub_restart_leaves_them_alone() {
+    async fn removing_the_stack_stops_the_notebooks_before_nfsd_and_stop_leaves_them() {
         let cfg = Config::default();
         let c = deployed(&cfg).await;
         let nb = spawn_notebook(&c, "alice").await;
         c.engine().clear_calls();
-        // the hub alone: JupyterHub finds its users' servers again, they keep running
-        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        // stop (nfsd, the hub, both): the notebooks keep running, their mounts wait for nfsd
+        for part in [Part::Hub, Part::Nfs, Part::All] {
+            stop(&ctx(&c, &cfg), part).await.unwrap();
+        }
         assert!(
-            c.engine().service_spec(&nb).is_some(),
+            !c.engine().changes().iter().any(|c| c.contains(&nb)),
             "{:?}",
             c.engine().changes()
         );
-        // nfsd: the notebooks go first, stopped before they are removed; their files stay
-        let steps = stop(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        // remove of the whole stack: the notebooks go first, stopped before they are removed,
+        // and nfsd only after them; no volume is touched
+        let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
         let changes = c.engine().changes();
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         let nfsd = &cfg.cluster.nfsd_service;
         assert!(at(format!("update_service {nb} replicas=0")) < at(format!("delete_service {nb}")));
         assert!(
-            at(format!("delete_service {nb}")) < at(format!("update_service {nfsd} replicas=0")),
+            at(format!("delete_service {nb}")) < at(format!("delete_service {nfsd}")),
             "{changes:?}"
         );
         assert!(
@@ -594,16 +598,6 @@ mod tests {
             "{steps:?}"
         );
         assert!(!changes.iter().any(|c| c.contains("volume")), "{changes:?}");
-        // remove of the whole stack does the same for a notebook spawned meanwhile
-        let bob = spawn_notebook(&c, "bob").await;
-        c.engine().clear_calls();
-        remove(&ctx(&c, &cfg), Part::All).await.unwrap();
-        let changes = c.engine().changes();
-        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
-        assert!(
-            at(format!("delete_service {bob}")) < at(format!("delete_service {nfsd}")),
-            "{changes:?}"
-        );
     }
 
     #[test]
