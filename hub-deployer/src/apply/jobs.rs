@@ -205,22 +205,22 @@ mod tests {
             ..Default::default()
         };
         apply::create_job(&c, &spec).await.unwrap();
-        c.docker.set_task_log("starting\nRESULT: {\"ok\":true}\n");
-        c.docker.clear_calls();
+        c.engine().set_task_log("starting\nRESULT: {\"ok\":true}\n");
+        c.engine().clear_calls();
         let run = run_once(&c, &spec, "RESULT: ", 5, "testing", &Progress::quiet())
             .await
             .unwrap();
         assert!(run.task.state.is_terminal(), "{:?}", run.task);
         assert_eq!(run.result.as_deref(), Some("{\"ok\":true}"));
         assert_eq!(
-            c.docker.changes(),
+            c.engine().changes(),
             [
                 format!("delete_service {name}"),
                 format!("create_service {name}"),
                 format!("delete_service {name}"),
             ]
         );
-        let calls = c.docker.calls();
+        let calls = c.engine().calls();
         let read = calls.iter().position(|c| c.starts_with("task_logs "));
         let removed = calls
             .iter()

@@ -41,7 +41,7 @@ const SWARM_SCOPE: bool = true;
 /// that is not an attachable swarm overlay is an error (it cannot carry the stack).
 pub async fn ensure_network(c: &Swarm, net: &NetworkCreateRequest) -> Result<Step, CliError> {
     let name = net.name.as_str();
-    let existing = absent(c.docker.inspect_network(name, SWARM_SCOPE).await)
+    let existing = absent(c.engine().inspect_network(name, SWARM_SCOPE).await)
         .with_context(|| format!("cannot inspect network {name}"))?;
     if let Some(n) = existing {
         let overlay = n.driver.as_deref() == Some("overlay") && n.scope.as_deref() == Some("swarm");
@@ -64,7 +64,7 @@ pub async fn ensure_network(c: &Swarm, net: &NetworkCreateRequest) -> Result<Ste
         }
         return Ok(Step::new("network", name, Change::Unchanged));
     }
-    c.docker
+    c.engine()
         .create_network(net.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot create network {name}: {}", e.message()))?;
@@ -113,7 +113,7 @@ pub async fn ensure_secrets(
             data: Some(base64::engine::general_purpose::STANDARD.encode(&value)),
             ..Default::default()
         };
-        c.docker
+        c.engine()
             .create_secret(spec)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create secret {}: {}", s.name, e.message()))?;
@@ -128,7 +128,7 @@ pub async fn ensure_config(c: &Swarm, spec: &ConfigSpec) -> Result<Step, CliErro
     if c.config_ids().await?.contains_key(&name) {
         return Ok(Step::new("config", &name, Change::Unchanged));
     }
-    c.docker
+    c.engine()
         .create_config(spec.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot create config {name}: {}", e.message()))?;
@@ -143,7 +143,7 @@ pub async fn prune_secrets(c: &Swarm, prefix: &str, keep: &[&str]) -> Result<Vec
         if !name.starts_with(prefix) || keep.contains(&name.as_str()) {
             continue;
         }
-        match c.docker.delete_secret(&id).await {
+        match c.engine().delete_secret(&id).await {
             Ok(()) => steps.push(Step::new("secret", &name, Change::Removed)),
             Err(e) => steps.push(
                 Step::new("secret", &name, Change::Kept)
@@ -161,7 +161,7 @@ pub async fn prune_configs(
     keep: Option<&str>,
 ) -> anyhow::Result<Vec<Step>> {
     let list = c
-        .docker
+        .engine()
         .list_configs(Some(&format!("{MANAGED_LABEL}=true")))
         .await
         .context("cannot list configs")?;
@@ -172,7 +172,7 @@ pub async fn prune_configs(
             continue;
         }
         let id = cfg.id.unwrap_or_default();
-        match c.docker.delete_config(&id).await {
+        match c.engine().delete_config(&id).await {
             Ok(()) => steps.push(Step::new("config", &name, Change::Removed)),
             // still referenced by a service (e.g. one being updated): leave it for next time
             Err(e) if e.message().contains("in use") => {}
@@ -247,7 +247,7 @@ pub async fn ensure_service(c: &Swarm, spec: &ServiceSpec, start: bool) -> Resul
     let Some(current) = c.service(&name).await? else {
         let replicas = if start { planned } else { Some(0) };
         let s = resolved(spec, replicas, &secrets, &configs)?;
-        c.docker
+        c.engine()
             .create_service(s)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create service {name}: {}", e.message()))?;
@@ -287,7 +287,7 @@ async fn update(c: &Swarm, current: &Service, spec: ServiceSpec) -> anyhow::Resu
         .and_then(|v| v.index)
         .unwrap_or_default();
     let version = i32::try_from(version).context("service version out of range")?;
-    c.docker
+    c.engine()
         .update_service(&name, spec, version)
         .await
         .map_err(|e| anyhow::anyhow!("cannot update service {name}: {}", e.message()))?;
@@ -299,7 +299,7 @@ async fn update(c: &Swarm, current: &Service, spec: ServiceSpec) -> anyhow::Resu
 pub async fn create_job(c: &Swarm, spec: &ServiceSpec) -> Result<Step, CliError> {
     let name = spec.name.clone().unwrap_or_default();
     let s = resolved(spec, None, &c.secret_ids().await?, &c.config_ids().await?)?;
-    c.docker
+    c.engine()
         .create_service(s)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create job {name}: {}", e.message()))?;
@@ -359,7 +359,7 @@ pub async fn force_restart(c: &Swarm, name: &str) -> Result<Step, CliError> {
 
 /// Remove the service if it exists.
 pub async fn remove_service(c: &Swarm, name: &str) -> Result<Step, CliError> {
-    match absent(c.docker.delete_service(name).await) {
+    match absent(c.engine().delete_service(name).await) {
         Ok(Some(())) => Ok(Step::new("service", name, Change::Removed)),
         Ok(None) => Ok(Step::new("service", name, Change::Absent)),
         Err(e) => Err(anyhow::anyhow!("cannot remove service {name}: {}", e.message()).into()),
@@ -404,7 +404,7 @@ pub async fn remove_network(c: &Swarm, name: &str, progress: &Progress) -> Resul
         "removing network {name} (waiting for its containers to go)"
     ));
     let removal = wait::until(limit, Duration::from_millis(500), || async {
-        Ok::<_, CliError>(match c.docker.remove_network(name).await {
+        Ok::<_, CliError>(match c.engine().remove_network(name).await {
             Ok(()) => Look::Done(Change::Removed),
             Err(EngineError::NotFound(_)) => Look::Done(Change::Absent),
             Err(e) => {
@@ -432,7 +432,7 @@ pub async fn remove_network(c: &Swarm, name: &str, progress: &Progress) -> Resul
         // (with a budget of its own), so that a `run` right after (`rerun`, `demo up` after
         // `down`) creates it again instead of finding the copy
         let gone = wait::until(limit, Duration::from_millis(200), || async {
-            let gone = absent(c.docker.inspect_network(name, SWARM_SCOPE).await)
+            let gone = absent(c.engine().inspect_network(name, SWARM_SCOPE).await)
                 .is_ok_and(|n| n.is_none());
             Ok::<_, CliError>(if gone {
                 Look::Done(())
@@ -701,11 +701,11 @@ pub(crate) mod tests {
 
     /// A one-node swarm in memory, reached like dockerd.
     pub(crate) fn fake_swarm() -> crate::docker::cluster::Cluster<Fake> {
-        crate::docker::cluster::Cluster {
-            host: "fake".into(),
-            timeouts: crate::settings::TimeoutsConfig::default(),
-            docker: Fake::one_node(&[("swarmhub.storage", "true")]),
-        }
+        crate::docker::cluster::Cluster::new(
+            "fake",
+            &crate::settings::TimeoutsConfig::default(),
+            Fake::one_node(&[("swarmhub.storage", "true")]),
+        )
     }
 
     /// What `run` of the hub applies: network, generated secrets, config, service.
@@ -738,7 +738,7 @@ pub(crate) mod tests {
         let (cfg, p) = hub_plan();
         let c = fake_swarm();
         apply_hub(&c, &p).await;
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         (cfg, p, c)
     }
 
@@ -751,7 +751,7 @@ pub(crate) mod tests {
             steps.iter().all(|s| s.change == Change::Created),
             "{steps:?}"
         );
-        let changes = c.docker.changes();
+        let changes = c.engine().changes();
         assert_eq!(
             changes.first().unwrap(),
             &format!("create_network {}", cfg.cluster.network)
@@ -777,7 +777,7 @@ pub(crate) mod tests {
     async fn a_rejected_task_ends_the_wait_at_once_with_its_fix() {
         let (cfg, _, c) = hub_deployed().await;
         let hub = &cfg.cluster.hub_service;
-        c.docker.reject(hub, "No such image: swarmhub/hub:0.1.0");
+        c.engine().reject(hub, "No such image: swarmhub/hub:0.1.0");
         let e = wait_running(&c, hub, 1, &Progress::quiet())
             .await
             .unwrap_err();
@@ -795,7 +795,7 @@ pub(crate) mod tests {
             steps.iter().all(|s| s.change == Change::Unchanged),
             "{steps:?}"
         );
-        assert_eq!(c.docker.changes(), Vec::<String>::new());
+        assert_eq!(c.engine().changes(), Vec::<String>::new());
     }
 
     #[tokio::test]
@@ -812,10 +812,10 @@ pub(crate) mod tests {
         assert_eq!(step.change, Change::Updated);
         let hub = &cfg.cluster.hub_service;
         assert_eq!(
-            c.docker.changes(),
+            c.engine().changes(),
             vec![format!("update_service {hub} replicas=1")]
         );
-        let now = c.docker.service_spec(hub).unwrap();
+        let now = c.engine().service_spec(hub).unwrap();
         assert_eq!(
             now.task_template
                 .unwrap()
@@ -835,7 +835,7 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(steps, vec![Step::new("service", &hub, Change::Removed)]);
-        let calls = c.docker.calls();
+        let calls = c.engine().calls();
         let at = |call: &str| {
             calls
                 .iter()
@@ -863,8 +863,8 @@ pub(crate) mod tests {
         ensure_network(&c, &p.network).await.unwrap();
         let step = remove_network(&c, net, &Progress::quiet()).await.unwrap();
         assert_eq!(step.change, Change::Removed);
-        assert!(!c.docker.has_network(net));
-        let calls = c.docker.calls();
+        assert!(!c.engine().has_network(net));
+        let calls = c.engine().calls();
         let removed = calls
             .iter()
             .position(|c| *c == format!("remove_network {net}"));

@@ -13,7 +13,6 @@ use crate::cli::{
     HubCommand, NfsCommand, Output, PluginCommand, TlsCommand, VolumeCommand,
 };
 use crate::demo;
-use crate::docker;
 use crate::docker::cluster::Cluster;
 use crate::exit::CliError;
 use crate::lifecycle::images;
@@ -69,8 +68,8 @@ pub fn run(
                 }),
             };
             runtime()?.block_on(async {
-                let d = docker::connect(&settings::TimeoutsConfig::default()).await?;
-                let r = plugin::node_install(&d, &req).await?;
+                let c = Cluster::reach(&settings::TimeoutsConfig::default()).await?;
+                let r = plugin::node_install(c.engine(), &req).await?;
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
         }
@@ -383,7 +382,7 @@ async fn install_here(
         // doctor's firewall check flags a node that only got `plugin install`
         firewall: None,
     };
-    let r = plugin::node_install(&ctx.cluster.docker, &req).await?;
+    let r = plugin::node_install(ctx.cluster.engine(), &req).await?;
     let outcome = plugin::NodeOutcome {
         node: r.node.clone(),
         result: Some(r),
@@ -430,7 +429,7 @@ async fn nfs_config(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(),
 }
 
 async fn status(cli: &Cli, ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), CliError> {
-    let s = crate::inspect::status::gather(&ctx.bollard()?, ctx.cfg).await?;
+    let s = crate::inspect::status::gather(ctx.cluster, ctx.cfg).await?;
     match cli.output {
         Output::Json => emit_json(
             out,

@@ -32,9 +32,10 @@ use serde::Serialize;
 
 use crate::apply;
 use crate::apply::secrets;
-use crate::docker::cluster::{Cluster, Swarm, docker_message};
+use crate::docker::cluster::{Cluster, Swarm};
 use crate::docker::engine::{Engine, absent};
 use crate::exit::CliError;
+use crate::inspect::probe;
 use crate::lifecycle::{self, Ctx, Part};
 use crate::names::{LDAP_SERVICE, SEED_SECRET_PREFIX};
 use crate::plan::{self, PlanInputs};
@@ -361,46 +362,85 @@ pub struct DemoSettings {
     pub backend: PluginBackend,
 }
 
-/// The demo's `swarmhub.toml`: the defaults plus what differs for the demo.
+/// The demo's `swarmhub.toml`: the defaults plus what differs for the demo. Every section is
+/// written by toml's serializer; only the comments for whoever reads the file are text.
 pub fn settings_toml(s: &DemoSettings) -> String {
-    let q = |v: &str| toml::Value::String(v.to_string()).to_string();
-    format!(
+    #[derive(Serialize)]
+    struct ClusterPart<'a> {
+        nfsd_data_dir: &'a str,
+        hub_port: u16,
+        hub_redirect_port: u16,
+        public_url: &'a str,
+        plugin_backend: &'a str,
+    }
+    #[derive(Serialize)]
+    struct LdapPart<'a> {
+        url: &'a str,
+        starttls: bool,
+        base_dn: &'a str,
+        user_search_base: String,
+        student_groups: [String; 1],
+        teacher_group: String,
+    }
+    #[derive(Serialize)]
+    struct HubPart<'a> {
+        admin_users: [&'a str; 1],
+        course_id: &'a str,
+        course_owner: &'a str,
+    }
+    #[derive(Serialize)]
+    struct TlsPart<'a> {
+        mode: &'a str,
+    }
+    /// `[name]`, the comment lines, then the keys as toml writes them.
+    fn section(name: &str, comment: &str, keys: &impl Serialize) -> String {
+        let keys = toml::to_string(keys).expect("a flat table of strings and numbers serializes");
+        format!("[{name}]\n{comment}{keys}")
+    }
+    let cluster = ClusterPart {
+        nfsd_data_dir: &s.data_dir,
+        hub_port: s.hub_port,
+        hub_redirect_port: s.hub_redirect_port,
+        public_url: &s.public_url,
+        plugin_backend: s.backend.as_str(),
+    };
+    let ldap = LdapPart {
+        url: &s.ldap_url,
+        starttls: false,
+        base_dn: BASE_DN,
+        user_search_base: format!("ou=people,{BASE_DN}"),
+        student_groups: [format!("cn=students,ou=groups,{BASE_DN}")],
+        teacher_group: format!("cn=teachers,ou=groups,{BASE_DN}"),
+    };
+    let hub = HubPart {
+        admin_users: ["teacher"],
+        course_id: COURSE,
+        course_owner: "teacher",
+    };
+    let tls = TlsPart {
+        mode: "self-signed",
+    };
+    [
         "# Settings of the swarmhub demo, written by `swarmhub demo up` (which rewrites it).\n\
          # Use them with any command, e.g. swarmhub --config THIS_FILE status\n\
-         # Everything not set here has the default of `swarmhub init`.\n\n\
-         [cluster]\n\
-         nfsd_data_dir = {data}\n\
-         hub_port = {port}\n\
-         hub_redirect_port = {redirect}\n\
-         public_url = {url}\n\
-         plugin_backend = {backend}\n\n\
-         [ldap]\n\
-         # the demo directory (service {LDAP_SERVICE}); passwords are in the logins file\n\
-         url = {ldap}\n\
-         starttls = false\n\
-         base_dn = {base}\n\
-         user_search_base = {people}\n\
-         student_groups = [{students}]\n\
-         teacher_group = {teachers}\n\n\
-         [hub]\n\
-         admin_users = [\"teacher\"]\n\
-         course_id = {course}\n\
-         course_owner = \"teacher\"\n\n\
-         [tls]\n\
-         # a CA and certificate made by swarmhub, kept in tls/ next to this file\n\
-         mode = \"self-signed\"\n",
-        data = q(&s.data_dir),
-        port = s.hub_port,
-        redirect = s.hub_redirect_port,
-        url = q(&s.public_url),
-        backend = q(s.backend.as_str()),
-        ldap = q(&s.ldap_url),
-        base = q(BASE_DN),
-        people = q(&format!("ou=people,{BASE_DN}")),
-        students = q(&format!("cn=students,ou=groups,{BASE_DN}")),
-        teachers = q(&format!("cn=teachers,ou=groups,{BASE_DN}")),
-        course = q(COURSE),
-    )
+         # Everything not set here has the default of `swarmhub init`.\n"
+            .to_string(),
+        section("cluster", "", &cluster),
+        section(
+            "ldap",
+            &format!(
+                "# the demo directory (service {LDAP_SERVICE}); passwords are in the logins file\n"
+            ),
+            &ldap,
+        ),
+        section("hub", "", &hub),
+        section(
+            "tls",
+            "# a CA and certificate made by swarmhub, kept in tls/ next to this file\n",
+            &tls,
+        ),
+    ]
+    .join("\n")
 }
 
 /// The image of the demo directory, tagged like the others.
@@ -452,7 +492,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let settings = DemoSettings {
         data_dir: dir.join("data").display().to_string(),
-        public_url: format!("https://{}:{}/", url_host(&node_addr), opts.hub_port),
+        public_url: format!("https://{}:{}/", probe::url_host(&node_addr), opts.hub_port),
         hub_port: opts.hub_port,
         hub_redirect_port: opts.hub_redirect_port,
         ldap_url: format!("ldap://{gateway}:{}", opts.ldap_port),
@@ -508,7 +548,7 @@ pub async fn up(opts: &DemoOptions, progress: Progress) -> Result<Up, CliError> 
         redirect_url: (opts.hub_redirect_port != 0).then(|| {
             format!(
                 "http://{}:{}/",
-                url_host(&node_addr),
+                probe::url_host(&node_addr),
                 opts.hub_redirect_port
             )
         }),
@@ -559,9 +599,9 @@ pub async fn down(opts: &DemoOptions, progress: Progress) -> Result<Vec<Step>, C
 
 /// Make this dockerd a one-node swarm when it is in none; refuse a worker or a broken state.
 /// Returns this node's address.
-async fn ensure_swarm(c: &Cluster, steps: &mut Vec<Step>) -> Result<String, CliError> {
+async fn ensure_swarm(c: &Swarm, steps: &mut Vec<Step>) -> Result<String, CliError> {
     let info = c
-        .docker
+        .engine()
         .info()
         .await
         .context("cannot ask dockerd for its swarm state")?;
@@ -586,10 +626,10 @@ async fn ensure_swarm(c: &Cluster, steps: &mut Vec<Step>) -> Result<String, CliE
         advertise_addr: Some(addr.to_string()),
         ..Default::default()
     };
-    c.docker.init_swarm(req).await.map_err(|e| {
+    c.engine().init_swarm(req).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot make this dockerd a swarm (advertising {addr}): {}",
-            docker_message(&e)
+            e.message()
         )
     })?;
     steps.push(
@@ -613,23 +653,16 @@ pub fn advertise_addr() -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-fn url_host(addr: &str) -> String {
-    match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V6(_)) => format!("[{addr}]"),
-        _ => addr.to_string(),
-    }
-}
-
 /// How long `demo up` waits for what swarm sets up in the background after `swarm init`.
 const SWARM_SETTLE: Duration = Duration::from_secs(60);
 
 /// Waits (at most `limit`) until what the demo needs of a swarm is there: this node listed as
 /// ready, and `docker_gwbridge` with an IPv4 gateway (swarm creates it asynchronously, seconds
 /// after `swarm init` has returned). Returns that gateway's address.
-async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError> {
+async fn swarm_settled(c: &Swarm, limit: Duration) -> Result<String, CliError> {
     let waited = wait::until(limit, Duration::from_millis(250), || async {
         let mut missing = Vec::new();
-        let gateway = gwbridge_gateway(&c.docker).await?;
+        let gateway = gwbridge_gateway(c.engine()).await?;
         if gateway.is_none() {
             missing.push("the network docker_gwbridge with an IPv4 gateway".to_string());
         }
@@ -656,7 +689,7 @@ async fn swarm_settled(c: &Cluster, limit: Duration) -> Result<String, CliError>
 /// Whether this node is `ready` in the swarm's node list; `Err` carries its state.
 async fn node_ready(c: &Swarm) -> Result<Result<(), String>, CliError> {
     let id = c.self_node_id().await?;
-    let node = absent(c.docker.inspect_node(&id).await)
+    let node = absent(c.engine().inspect_node(&id).await)
         .map_err(|e| anyhow::anyhow!("cannot inspect this node: {}", e.message()))?;
     let Some(node) = node else {
         return Ok(Err("not listed yet".into()));
@@ -720,7 +753,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<Step, CliError> {
 
 /// The demo uses the default service names: on its first run it must not take over a
 /// deployment someone made with `swarmhub run`.
-async fn refuse_foreign_deployment(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
+async fn refuse_foreign_deployment(c: &Swarm, cfg: &Config) -> Result<(), CliError> {
     for name in [&cfg.cluster.hub_service, &cfg.cluster.nfsd_service] {
         if c.service(name).await?.is_some() {
             return Err(CliError::Precondition {
@@ -735,7 +768,7 @@ async fn refuse_foreign_deployment(c: &Cluster, cfg: &Config) -> Result<(), CliE
 }
 
 /// Every image the demo runs must be on this node (there is no registry to pull from).
-async fn require_images(c: &Cluster, cfg: &Config) -> Result<(), CliError> {
+async fn require_images(c: &Swarm, cfg: &Config) -> Result<(), CliError> {
     let ldap = ldap_image();
     let mut missing = Vec::new();
     for image in cfg
@@ -774,7 +807,7 @@ async fn ensure_storage_label(c: &Swarm, cfg: &Config) -> Result<Option<Step>, C
     }
     let me = c.self_node_id().await?;
     let node = c
-        .docker
+        .engine()
         .inspect_node(&me)
         .await
         .map_err(|e| anyhow::anyhow!("cannot inspect node {me}: {}", e.message()))?;
@@ -784,7 +817,7 @@ async fn ensure_storage_label(c: &Swarm, cfg: &Config) -> Result<Option<Step>, C
         .insert(label.clone(), "true".into());
     let version = node.version.and_then(|v| v.index).unwrap_or_default();
     let version = i64::try_from(version).context("node version out of range")?;
-    c.docker
+    c.engine()
         .update_node(&me, spec, version)
         .await
         .map_err(|e| anyhow::anyhow!("cannot label node {me}: {}", e.message()))?;
@@ -803,7 +836,7 @@ async fn ensure_seed_secret(c: &Swarm, name: &str, seed: &str) -> Result<Step, C
         data: Some(base64::engine::general_purpose::STANDARD.encode(seed)),
         ..Default::default()
     };
-    c.docker
+    c.engine()
         .create_secret(spec)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create secret {name}: {}", e.message()))?;

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::errors::Error as DockerError;
 use bollard::models::{
     LocalNodeState, Node, NodeSpecRoleEnum, NodeState, Service, Task, TaskState,
 };
@@ -30,8 +29,9 @@ pub struct Cluster<E: ?Sized = Docker> {
     pub host: String,
     /// How long waits may take.
     pub timeouts: TimeoutsConfig,
-    /// The engine (bollard's client, API version agreed with the daemon, in production).
-    pub docker: E,
+    /// The engine (bollard's client, API version agreed with the daemon, in production); other
+    /// layers reach it through [`Cluster::engine`], never bollard's client itself.
+    pub(super) docker: E,
 }
 
 /// A cluster behind any engine (what the apply and lifecycle layers take); a `&Cluster`
@@ -231,25 +231,6 @@ impl PartialEq<&str> for TaskPhase {
     }
 }
 
-/// The 404 of a Docker API call, as `None`.
-pub fn not_found<T>(r: Result<T, DockerError>) -> Result<Option<T>, DockerError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(DockerError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Docker's message of a failed call (without bollard's wrapping), for error texts.
-pub fn docker_message(e: &DockerError) -> String {
-    match e {
-        DockerError::DockerResponseServerError { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Filters `{key: [value]}` for the list calls.
 pub fn filter(key: &str, value: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([(key.to_string(), vec![value.to_string()])])
@@ -329,25 +310,31 @@ impl Cluster {
     /// makes the swarm; everything else uses [`Cluster::connect`]).
     pub async fn reach(timeouts: &TimeoutsConfig) -> Result<Cluster, CliError> {
         let env = std::env::var("DOCKER_HOST").ok();
-        let host = docker::docker_host(env.as_deref());
-        let docker = docker::connect_to(&host, timeouts).await?;
-        Ok(Cluster {
-            docker,
-            host,
+        Cluster::reach_at(&docker::docker_host(env.as_deref()), timeouts).await
+    }
+
+    /// Connect to dockerd at `host` (see [`docker::connect_to`]), whatever its swarm state.
+    pub async fn reach_at(host: &str, timeouts: &TimeoutsConfig) -> Result<Cluster, CliError> {
+        let docker = docker::connect_to(host, timeouts).await?;
+        Ok(Cluster::new(host, timeouts, docker))
+    }
+}
+
+impl<E> Cluster<E> {
+    /// A cluster reached at `host` through `engine` (tests: an in-memory engine).
+    pub fn new(host: &str, timeouts: &TimeoutsConfig, engine: E) -> Cluster<E> {
+        Cluster {
+            host: host.to_string(),
             timeouts: timeouts.clone(),
-        })
+            docker: engine,
+        }
     }
 }
 
 impl<E: Engine + ?Sized> Cluster<E> {
-    /// The same cluster through bollard's client, for the code not on [`Engine`] yet (the
-    /// inspect layer, image builds); `None` on a test double.
-    pub fn bollard(&self) -> Option<Cluster> {
-        self.docker.bollard().map(|d| Cluster {
-            host: self.host.clone(),
-            timeouts: self.timeouts.clone(),
-            docker: d.clone(),
-        })
+    /// What the cluster is asked through (the [`Engine`] operations).
+    pub fn engine(&self) -> &E {
+        &self.docker
     }
 
     /// Names of the existing secrets → ids.

@@ -1,15 +1,18 @@
-//! The Docker operations the apply and lifecycle layers use, as a trait: bollard's model types
+//! The Docker operations the CLI uses, as a trait: bollard's model types
 //! are the data, errors are typed ([`EngineError`]). The real engine is bollard's client
 //! ([`super::real`]); the tests use an in-memory swarm that records every call
 //! ([`super::fake`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::models::{
-    Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
-    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+    BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
+    Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo, Secret, SecretSpec, Service,
+    ServiceSpec, SwarmInitRequest, SystemInfo, Task, VolumeListResponse,
 };
+use futures_util::stream::BoxStream;
 
 /// A failed Docker call, by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +53,30 @@ pub fn absent<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
         Err(EngineError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// One image to build from a Dockerfile (`Dockerfile` at the context's root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageBuild {
+    /// The Dockerfile target.
+    pub target: String,
+    /// The reference the image gets.
+    pub tag: String,
+    /// `--build-arg`s.
+    pub buildargs: HashMap<String, String>,
+    /// The network of the build's RUN steps (`host`, ...), dockerd's default when `None`.
+    pub network: Option<String>,
+}
+
+/// Who pushes to a registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryLogin {
+    /// The registry's address (`host:port`).
+    pub server: String,
+    /// User name, if the registry wants one.
+    pub username: Option<String>,
+    /// Password, if the registry wants one.
+    pub password: Option<String>,
 }
 
 /// What the CLI asks of the manager's dockerd. `label` filters are `key=value`.
@@ -135,9 +162,24 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     /// Remove a network.
     async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
 
-    /// bollard's client, for the layers not on this trait yet (inspect, images, plugin
-    /// install on a node); `None` for test doubles.
-    fn bollard(&self) -> Option<&bollard::Docker> {
-        None
-    }
+    /// Make this dockerd a swarm's first manager.
+    async fn init_swarm(&self, req: SwarmInitRequest) -> Result<(), EngineError>;
+    /// The tasks of every service (one call, however many services).
+    async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError>;
+    /// This dockerd's volumes, of every driver.
+    async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError>;
+
+    /// Build `build` from the build context `context` (a tar); dockerd's output, line by line.
+    fn build_image(
+        &self,
+        build: ImageBuild,
+        context: Vec<u8>,
+    ) -> BoxStream<'_, Result<BuildInfo, EngineError>>;
+    /// Push `name:tag` to the registry of `login`; dockerd's progress, line by line.
+    fn push_image<'a>(
+        &'a self,
+        name: &'a str,
+        tag: &'a str,
+        login: RegistryLogin,
+    ) -> BoxStream<'a, Result<PushImageInfo, EngineError>>;
 }

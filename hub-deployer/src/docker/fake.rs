@@ -9,13 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::models::{
-    Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
-    NodeDescription, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState, NodeStatus,
-    ObjectVersion, Plugin, PluginMount, PluginPrivilege, PluginSettings, Secret, SecretSpec,
-    Service, ServiceSpec, SwarmInfo, SystemInfo, Task, TaskState, TaskStatus,
+    BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
+    Node, NodeDescription, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState,
+    NodeStatus, ObjectVersion, Plugin, PluginMount, PluginPrivilege, PluginSettings, PushImageInfo,
+    Secret, SecretSpec, Service, ServiceSpec, SwarmInfo, SwarmInitRequest, SystemInfo, Task,
+    TaskState, TaskStatus, VolumeListResponse,
 };
 
-use super::engine::{Engine, EngineError};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::engine::{Engine, EngineError, ImageBuild, RegistryLogin};
 use crate::plan::replicas_of;
 
 #[derive(Debug, Default)]
@@ -164,8 +168,9 @@ impl Fake {
     /// The calls that change something (create, update, delete, remove, and a plugin's pull,
     /// settings, enabling and disabling).
     pub fn changes(&self) -> Vec<String> {
-        const CHANGING: [&str; 8] = [
+        const CHANGING: [&str; 11] = [
             "create_", "update_", "delete_", "remove_", "pull_", "set_", "enable_", "disable_",
+            "init_", "build_", "push_",
         ];
         self.calls()
             .into_iter()
@@ -569,5 +574,54 @@ impl Engine for Fake {
             .remove(name)
             .map(drop)
             .ok_or_else(|| missing("network", name))
+    }
+
+    async fn init_swarm(&self, _req: SwarmInitRequest) -> Result<(), EngineError> {
+        drop(self.record("init_swarm".into()));
+        // the fake is a swarm from the start, as dockerd says when asked twice
+        Err(EngineError::Other {
+            status: 503,
+            message: "This node is already part of a swarm.".into(),
+        })
+    }
+
+    async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError> {
+        let st = self.record("list_all_tasks".into());
+        Ok(st.tasks.values().flatten().cloned().collect())
+    }
+
+    async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
+        drop(self.record("list_volumes".into()));
+        Ok(VolumeListResponse {
+            volumes: Some(Vec::new()),
+            warnings: None,
+        })
+    }
+
+    fn build_image(
+        &self,
+        build: ImageBuild,
+        _context: Vec<u8>,
+    ) -> BoxStream<'_, Result<BuildInfo, EngineError>> {
+        drop(self.record(format!("build_image {} target={}", build.tag, build.target)));
+        let line = BuildInfo {
+            stream: Some(format!("Successfully tagged {}\n", build.tag)),
+            ..Default::default()
+        };
+        futures_util::stream::iter([Ok(line)]).boxed()
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        name: &'a str,
+        tag: &'a str,
+        login: RegistryLogin,
+    ) -> BoxStream<'a, Result<PushImageInfo, EngineError>> {
+        drop(self.record(format!("push_image {name}:{tag} to {}", login.server)));
+        let line = PushImageInfo {
+            status: Some(format!("{tag}: pushed")),
+            ..Default::default()
+        };
+        futures_util::stream::iter([Ok(line)]).boxed()
     }
 }

@@ -28,12 +28,6 @@ pub fn docker_host(docker_host_env: Option<&str>) -> String {
     }
 }
 
-/// Connect to the dockerd of `DOCKER_HOST` (or the local socket) and agree on an API version.
-pub async fn connect(timeouts: &TimeoutsConfig) -> Result<Docker, CliError> {
-    let env = std::env::var("DOCKER_HOST").ok();
-    connect_to(&docker_host(env.as_deref()), timeouts).await
-}
-
 /// Connect to dockerd at `host` (`unix://PATH`, `tcp://HOST:PORT`, `http://...`), ask its
 /// version within `timeouts.docker_seconds`, and use the lower of its API version and ours.
 pub async fn connect_to(host: &str, timeouts: &TimeoutsConfig) -> Result<Docker, CliError> {
@@ -59,25 +53,11 @@ pub async fn connect_to(host: &str, timeouts: &TimeoutsConfig) -> Result<Docker,
     .map_err(|e| unreachable(e.to_string()))?;
     match tokio::time::timeout(Duration::from_secs(seconds), docker.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(unreachable(error_text(&e))),
+        Ok(Err(e)) => Err(unreachable(crate::exit::error_text(&e))),
         Err(_) => Err(unreachable(format!(
             "no answer within {seconds} s (timeouts.docker_seconds)"
         ))),
     }
-}
-
-/// An error with its causes (hyper hides the OS error, e.g. "connection refused", in a source).
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
 }
 
 /// What the admin can do about an unreachable dockerd.

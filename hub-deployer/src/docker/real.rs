@@ -5,19 +5,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node,
-    NodeSpec, Plugin, PluginPrivilege, Secret, SecretSpec, Service, ServiceSpec, SystemInfo, Task,
+    BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
+    Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo, Secret, SecretSpec, Service,
+    ServiceSpec, SwarmInitRequest, SystemInfo, Task, VolumeListResponse,
 };
 use bollard::query_parameters::{
-    CreatePluginOptions, DisablePluginOptions, EnablePluginOptions, GetPluginPrivilegesOptions,
-    InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions, ListNetworksOptions,
-    ListServicesOptions, ListTasksOptions, LogsOptions, RemovePluginOptions, UpdateNodeOptions,
-    UpdateServiceOptions,
+    BuildImageOptions, CreatePluginOptions, DisablePluginOptions, EnablePluginOptions,
+    GetPluginPrivilegesOptions, InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions,
+    ListNetworksOptions, ListServicesOptions, ListTasksOptions, ListVolumesOptions, LogsOptions,
+    PushImageOptions, RemovePluginOptions, UpdateNodeOptions, UpdateServiceOptions,
 };
 
-use super::engine::{Engine, EngineError};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+use super::engine::{Engine, EngineError, ImageBuild, RegistryLogin};
 
 impl From<DockerError> for EngineError {
     fn from(e: DockerError) -> Self {
@@ -73,7 +78,6 @@ impl Engine for Docker {
         alias: &str,
         privileges: Vec<PluginPrivilege>,
     ) -> Result<(), EngineError> {
-        use futures_util::StreamExt;
         let opts = InstallPluginOptions {
             remote: remote.to_string(),
             name: Some(alias.to_string()),
@@ -169,7 +173,6 @@ impl Engine for Docker {
     }
 
     async fn task_logs(&self, task: &str, within: Duration) -> String {
-        use futures_util::StreamExt;
         let opts = LogsOptions {
             stdout: true,
             stderr: true,
@@ -244,7 +247,56 @@ impl Engine for Docker {
         Ok(Docker::remove_network(self, name).await?)
     }
 
-    fn bollard(&self) -> Option<&Docker> {
-        Some(self)
+    async fn init_swarm(&self, req: SwarmInitRequest) -> Result<(), EngineError> {
+        Docker::init_swarm(self, req).await?;
+        Ok(())
+    }
+
+    async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError> {
+        Ok(Docker::list_tasks(self, None::<ListTasksOptions>).await?)
+    }
+
+    async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
+        Ok(Docker::list_volumes(self, None::<ListVolumesOptions>).await?)
+    }
+
+    fn build_image(
+        &self,
+        build: ImageBuild,
+        context: Vec<u8>,
+    ) -> BoxStream<'_, Result<BuildInfo, EngineError>> {
+        let opts = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(build.tag),
+            target: build.target,
+            buildargs: Some(build.buildargs),
+            rm: true,
+            networkmode: build.network,
+            ..Default::default()
+        };
+        Docker::build_image(self, opts, None, Some(bollard::body_full(context.into())))
+            .map(|item| item.map_err(EngineError::from))
+            .boxed()
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        name: &'a str,
+        tag: &'a str,
+        login: RegistryLogin,
+    ) -> BoxStream<'a, Result<PushImageInfo, EngineError>> {
+        let opts = PushImageOptions {
+            tag: Some(tag.to_string()),
+            ..Default::default()
+        };
+        let creds = DockerCredentials {
+            username: login.username,
+            password: login.password,
+            serveraddress: Some(login.server),
+            ..Default::default()
+        };
+        Docker::push_image(self, name, Some(opts), Some(creds))
+            .map(|item| item.map_err(EngineError::from))
+            .boxed()
     }
 }

@@ -3,6 +3,7 @@
 //! failure is a [`ProbeError`] naming the URL and the cause, which callers report rather than
 //! propagate.
 
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
@@ -96,7 +97,7 @@ pub async fn http_get_json(url: &str, timeout: Duration) -> Result<serde_json::V
             .await
             .map_err(|e| ProbeError::Unreachable {
                 url: url.to_string(),
-                cause: crate::docker::error_text(&e),
+                cause: crate::exit::error_text(&e),
             })
     };
     json_within(url, timeout, exchange).await
@@ -276,11 +277,7 @@ pub async fn https_get_json(
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
         tokio::spawn(conn);
-        let host = if server_name.contains(':') {
-            format!("[{server_name}]:{port}")
-        } else {
-            format!("{server_name}:{port}")
-        };
+        let host = format!("{}:{port}", url_host(server_name));
         let req = Request::get(path)
             .header("host", host)
             .header("accept", "application/json")
@@ -292,17 +289,22 @@ pub async fn https_get_json(
         sender
             .send_request(req)
             .await
-            .map_err(|e| unreachable(crate::docker::error_text(&e)))
+            .map_err(|e| unreachable(crate::exit::error_text(&e)))
     };
     json_within(url, timeout, exchange).await
 }
 
 /// `http://<addr>:<port>`: the base URL of nfsd's control API on the storage node.
 pub fn nfsd_api_base(addr: &str, port: u16) -> String {
-    if addr.contains(':') && !addr.starts_with('[') {
-        format!("http://[{addr}]:{port}")
-    } else {
-        format!("http://{addr}:{port}")
+    format!("http://{}:{port}", url_host(addr))
+}
+
+/// `host` as a URL (or a `Host` header) writes it: an IPv6 address in brackets (the `url`
+/// crate's form), anything else (a name, an IPv4 address, one already bracketed) as it is.
+pub fn url_host(host: &str) -> String {
+    match host.parse::<Ipv6Addr>() {
+        Ok(ip) => url::Host::<&str>::Ipv6(ip).to_string(),
+        Err(_) => host.to_string(),
     }
 }
 
@@ -461,6 +463,9 @@ mod tests {
     fn bases_and_durations() {
         assert_eq!(nfsd_api_base("10.0.0.5", 8049), "http://10.0.0.5:8049");
         assert_eq!(nfsd_api_base("fd00::5", 8049), "http://[fd00::5]:8049");
+        assert_eq!(nfsd_api_base("[fd00::5]", 8049), "http://[fd00::5]:8049");
+        assert_eq!(url_host("hub.example.org"), "hub.example.org");
+        assert_eq!(url_host("::1"), "[::1]");
         assert_eq!(duration_text(42), "42s");
         assert_eq!(duration_text(310), "5m 10s");
         assert_eq!(duration_text(3 * 3600 + 120), "3h 02m");

@@ -10,10 +10,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{BuildImageOptions, PushImageOptions};
 use futures_util::StreamExt;
 
+use crate::docker::engine::{ImageBuild, RegistryLogin};
 use crate::exit::CliError;
 use crate::lifecycle::Ctx;
 use crate::settings::Config;
@@ -140,8 +139,6 @@ pub async fn build(
 ) -> Result<Vec<Step>, CliError> {
     let buildargs = build_args(args)?;
     let tar = context_tar(&args.context)?;
-    let real = ctx.bollard()?;
-    let docker = &real.docker;
     let mut steps = Vec::new();
     for img in images {
         let target = if img.rust && args.prebuilt {
@@ -152,24 +149,20 @@ pub async fn build(
         let bar = ctx
             .progress
             .spinner(format!("building {} (target {target})", img.tag));
-        let opts = BuildImageOptions {
-            dockerfile: "Dockerfile".into(),
-            t: Some(img.tag.clone()),
+        let build = ImageBuild {
             target: target.clone(),
-            buildargs: Some(buildargs.clone()),
-            rm: true,
-            networkmode: args.network.clone(),
-            ..Default::default()
+            tag: img.tag.clone(),
+            buildargs: buildargs.clone(),
+            network: args.network.clone(),
         };
-        let mut stream =
-            docker.build_image(opts, None, Some(bollard::body_full(tar.clone().into())));
+        let mut stream = ctx.cluster.engine().build_image(build, tar.clone());
         let mut last = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
                 anyhow::anyhow!(
                     "cannot build {} (target {target}): {}\n  last output: {last}",
                     img.tag,
-                    crate::docker::cluster::docker_message(&e)
+                    e.message()
                 )
             })?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -210,7 +203,6 @@ pub async fn push(
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
     let reg = &ctx.cfg.registry;
-    let real = ctx.bollard()?;
     let Some(address) = &reg.address else {
         return Err(CliError::Precondition {
             what: "no registry is configured, so there is nowhere to push".into(),
@@ -229,11 +221,10 @@ pub async fn push(
         }
         None => None,
     };
-    let creds = DockerCredentials {
+    let login = RegistryLogin {
+        server: address.clone(),
         username: reg.username.clone(),
         password,
-        serveraddress: Some(address.clone()),
-        ..Default::default()
     };
     let mut steps = Vec::new();
     for img in images {
@@ -245,22 +236,10 @@ pub async fn push(
         }
         let (name, tag) = split_tag(&img.tag);
         let bar = ctx.progress.spinner(format!("pushing {}", img.tag));
-        let mut stream = real.docker.push_image(
-            name,
-            Some(PushImageOptions {
-                tag: Some(tag.to_string()),
-                ..Default::default()
-            }),
-            Some(creds.clone()),
-        );
+        let mut stream = ctx.cluster.engine().push_image(name, tag, login.clone());
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot push {}: {}",
-                    img.tag,
-                    crate::docker::cluster::docker_message(&e)
-                )
-            })?;
+            let info =
+                item.map_err(|e| anyhow::anyhow!("cannot push {}: {}", img.tag, e.message()))?;
             if let Some(e) = info.error_detail.and_then(|d| d.message) {
                 return Err(anyhow::anyhow!("pushing {} failed: {e}", img.tag).into());
             }

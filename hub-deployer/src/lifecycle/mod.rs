@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::apply;
-use crate::docker::cluster::{Cluster, NodeInfo, Swarm, storage_node_in};
+use crate::docker::cluster::{NodeInfo, Swarm, storage_node_in};
 use crate::exit::CliError;
 use crate::inspect::doctor;
 use crate::names;
@@ -51,14 +51,6 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The cluster through bollard's client, for what is not on the engine trait yet (the
-    /// inspect layer, image builds, installing the plugin on this node).
-    pub fn bollard(&self) -> Result<Cluster, CliError> {
-        self.cluster.bollard().ok_or_else(|| {
-            anyhow::anyhow!("this needs dockerd's own client, not a stand-in").into()
-        })
-    }
-
     fn plan(&self) -> Result<Plan, CliError> {
         Ok(plan::plan(self.cfg, &self.inputs)?)
     }
@@ -206,14 +198,11 @@ fn certificate_steps(made: &tls::SelfSigned) -> Vec<Step> {
 /// wait until its API answers, up to a minute. When it does not, say so as a note (the CLI host
 /// may simply not reach the hub's node) rather than failing the command.
 async fn wait_hub_answers(ctx: &Ctx<'_>) -> Option<Step> {
-    // the probe is the inspect layer's, which reads the swarm through bollard's client; a
-    // stand-in engine has no hub to ask
-    let real = ctx.cluster.bollard()?;
     let limit = Duration::from_secs(ctx.cfg.timeouts.service_seconds.min(60));
     let svc = &ctx.cfg.cluster.hub_service;
     let bar = ctx.progress.spinner(format!("waiting for {svc} to answer"));
     let waited = wait::until_done(limit, Duration::from_millis(500), || async {
-        let check = doctor::hub_check(&real, ctx.cfg).await;
+        let check = doctor::hub_check(ctx.cluster, ctx.cfg).await;
         if check.outcome == doctor::Outcome::Ok {
             Look::Done(())
         } else {
@@ -312,11 +301,12 @@ pub async fn notebook_services(c: &Swarm) -> Result<Vec<String>, CliError> {
     Ok(found)
 }
 
-/// Before nfsd stops (`stop`/`remove` of the whole stack or of nfsd): stop and remove the
-/// notebooks, whose homes would otherwise hang on their mounts and lose what they write then.
-/// Their files stay; a user's next login starts a new one.
+/// Before the whole stack is removed: stop and remove the notebooks. With the hub gone nothing
+/// would ever stop them, and with nfsd gone their homes would hang on their mounts. Their files
+/// stay; a user's next login after `run` starts a new one. (`stop` and a removal of nfsd or
+/// the hub alone leave them running: their mounts wait for nfsd and go on when it is back.)
 async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    if part == Part::Hub {
+    if part != Part::All {
         return Ok(Vec::new());
     }
     let found = notebook_services(ctx.cluster).await?;
@@ -330,7 +320,7 @@ async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError
 /// `stop`: scale the services to zero, the hub first (so no new notebook needs nfsd), and wait
 /// until their tasks are gone. Specs, secrets and data stay.
 pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    let mut steps = notebooks_down(ctx, part).await?;
+    let mut steps = Vec::new();
     for name in services(ctx.cfg, part).into_iter().rev() {
         if ctx.cluster.service(name).await?.is_none() {
             steps.push(Step::new("service", name, Change::Absent));
@@ -417,6 +407,7 @@ pub async fn rerun(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Ve
 mod tests {
     use super::*;
     use crate::apply::tests::{apply_hub, fake_swarm};
+    use crate::docker::cluster::Cluster;
     use crate::docker::fake::Fake;
 
     /// nfsd and the hub deployed on the in-memory swarm, its calls forgotten.
@@ -425,7 +416,7 @@ mod tests {
         let p = plan::plan(cfg, &PlanInputs::default()).unwrap();
         apply_hub(&c, &p).await;
         apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         c
     }
 
@@ -442,17 +433,17 @@ mod tests {
     async fn remove_never_deletes_secrets_volumes_or_the_data_directory() {
         let cfg = Config::default();
         let c = deployed(&cfg).await;
-        let secrets = c.docker.secret_names();
+        let secrets = c.engine().secret_names();
         assert!(!secrets.is_empty());
         let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
-        let calls = c.docker.calls();
+        let calls = c.engine().calls();
         assert!(
             !calls
                 .iter()
                 .any(|c| c.starts_with("delete_secret") || c.contains("volume")),
             "{calls:?}"
         );
-        assert_eq!(c.docker.secret_names(), secrets);
+        assert_eq!(c.engine().secret_names(), secrets);
         for name in &secrets {
             assert!(
                 steps
@@ -471,7 +462,7 @@ mod tests {
             )
         );
         // the services went, the hub before nfsd, each scaled to 0 first; then the network
-        let changes = c.docker.changes();
+        let changes = c.engine().changes();
         let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         assert!(
@@ -500,21 +491,56 @@ mod tests {
             "{steps:?}"
         );
         assert_eq!(
-            c.docker.changes(),
+            c.engine().changes(),
             vec![
                 format!("update_service {hub} replicas=0"),
                 format!("update_service {nfsd} replicas=0"),
             ]
         );
-        c.docker.clear_calls();
+        c.engine().clear_calls();
         let steps = stop(&ctx(&c, &cfg), Part::All).await.unwrap();
         assert!(
             steps.iter().all(|s| s.change == Change::Unchanged),
             "{steps:?}"
         );
-        assert_eq!(c.docker.changes(), Vec::<String>::new());
+        assert_eq!(c.engine().changes(), Vec::<String>::new());
         let steps = start(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
         assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
+    }
+
+    #[tokio::test]
+    async fn a_started_hub_that_does_not_answer_is_a_note_not_a_failure() {
+        let mut cfg = Config::default();
+        // the probe's bound and the wait for an answer, as short as they go
+        cfg.timeouts.docker_seconds = 1;
+        cfg.timeouts.service_seconds = 1;
+        let c = deployed(&cfg).await;
+        let hub = &cfg.cluster.hub_service;
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        c.engine().clear_calls();
+        let steps = start(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        assert_eq!(steps[0], Step::new("service", hub, Change::Started));
+        // the in-memory swarm runs the task, but no hub listens at its node's address
+        let [_, note] = steps.as_slice() else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            (note.change, note.name.as_str()),
+            (Change::Unchanged, hub.as_str())
+        );
+        let said = note.note.as_deref().unwrap_or_default();
+        assert!(
+            said.starts_with("running, but not answering after 1 s: ")
+                && said.ends_with("; see swarmhub doctor"),
+            "{said}"
+        );
+        // the check read where the hub runs through the engine, like doctor does
+        let calls = c.engine().calls();
+        assert!(calls.contains(&format!("list_tasks {hub}")), "{calls:?}");
+        assert_eq!(
+            c.engine().changes(),
+            vec![format!("update_service {hub} replicas=1")]
+        );
     }
 
     /// A notebook service as SwarmSpawner makes it (the notebook label, one task).
@@ -535,31 +561,34 @@ mod tests {
             }),
             ..Default::default()
         };
-        c.docker.create_service(spec).await.unwrap();
+        c.engine().create_service(spec).await.unwrap();
         name
     }
 
     #[tokio::test]
-    async fn notebooks_stop_before_nfsd_and_a_hub_restart_leaves_them_alone() {
+    async fn removing_the_stack_stops_the_notebooks_before_nfsd_and_stop_leaves_them() {
         let cfg = Config::default();
         let c = deployed(&cfg).await;
         let nb = spawn_notebook(&c, "alice").await;
-        c.docker.clear_calls();
-        // the hub alone: JupyterHub finds its users' servers again, they keep running
-        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        c.engine().clear_calls();
+        // stop (nfsd, the hub, both): the notebooks keep running, their mounts wait for nfsd
+        for part in [Part::Hub, Part::Nfs, Part::All] {
+            stop(&ctx(&c, &cfg), part).await.unwrap();
+        }
         assert!(
-            c.docker.service_spec(&nb).is_some(),
+            !c.engine().changes().iter().any(|c| c.contains(&nb)),
             "{:?}",
-            c.docker.changes()
+            c.engine().changes()
         );
-        // nfsd: the notebooks go first, stopped before they are removed; their files stay
-        let steps = stop(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
-        let changes = c.docker.changes();
+        // remove of the whole stack: the notebooks go first, stopped before they are removed,
+        // and nfsd only after them; no volume is touched
+        let steps = remove(&ctx(&c, &cfg), Part::All).await.unwrap();
+        let changes = c.engine().changes();
         let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
         let nfsd = &cfg.cluster.nfsd_service;
         assert!(at(format!("update_service {nb} replicas=0")) < at(format!("delete_service {nb}")));
         assert!(
-            at(format!("delete_service {nb}")) < at(format!("update_service {nfsd} replicas=0")),
+            at(format!("delete_service {nb}")) < at(format!("delete_service {nfsd}")),
             "{changes:?}"
         );
         assert!(
@@ -569,16 +598,6 @@ mod tests {
             "{steps:?}"
         );
         assert!(!changes.iter().any(|c| c.contains("volume")), "{changes:?}");
-        // remove of the whole stack does the same for a notebook spawned meanwhile
-        let bob = spawn_notebook(&c, "bob").await;
-        c.docker.clear_calls();
-        remove(&ctx(&c, &cfg), Part::All).await.unwrap();
-        let changes = c.docker.changes();
-        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
-        assert!(
-            at(format!("delete_service {bob}")) < at(format!("delete_service {nfsd}")),
-            "{changes:?}"
-        );
     }
 
     #[test]

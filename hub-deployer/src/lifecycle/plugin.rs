@@ -443,7 +443,7 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
 /// Record on the node which plugin version, installed with which settings, it now has.
 async fn label_node(c: &Swarm, node_id: &str, version: &str, settings: &str) -> anyhow::Result<()> {
     let node = c
-        .docker
+        .engine()
         .inspect_node(node_id)
         .await
         .with_context(|| format!("cannot inspect node {node_id}"))?;
@@ -463,7 +463,7 @@ async fn label_node(c: &Swarm, node_id: &str, version: &str, settings: &str) -> 
         labels.insert(k.into(), v.into());
     }
     let v = i64::try_from(node.version.and_then(|v| v.index).unwrap_or_default())?;
-    c.docker
+    c.engine()
         .update_node(node_id, spec, v)
         .await
         .map_err(|e| anyhow::anyhow!("cannot label node {node_id}: {}", e.message()))

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::swarm::service_and_tasks;
 use super::{Check, timed};
-use crate::docker::cluster::Cluster;
+use crate::docker::cluster::Swarm;
 use crate::inspect::health::probe_timeout;
 use crate::inspect::probe::{self, ProbeError};
 use crate::settings::tls;
@@ -17,7 +17,7 @@ use crate::settings::{Config, TlsMode};
 
 /// The address of the node whose task of the hub runs, or the failed check `name` saying why
 /// there is none.
-async fn hub_host(c: &Cluster, cfg: &Config, name: &str) -> Result<String, Check> {
+async fn hub_host(c: &Swarm, cfg: &Config, name: &str) -> Result<String, Check> {
     let svc = &cfg.cluster.hub_service;
     let secs = cfg.timeouts.docker_seconds;
     let read = async {
@@ -72,7 +72,7 @@ async fn hub_host(c: &Cluster, cfg: &Config, name: &str) -> Result<String, Check
 
 /// Whether the hub answers its API at the address of the node running it (over HTTPS with
 /// the public URL's host as server name when TLS is on; the certificate is `hub-tls`'s).
-pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
+pub async fn hub_check(c: &Swarm, cfg: &Config) -> Check {
     let host = match hub_host(c, cfg, "hub-api").await {
         Ok(h) => h,
         Err(check) => return check,
@@ -99,7 +99,7 @@ pub async fn hub_check(c: &Cluster, cfg: &Config) -> Check {
 
 /// `hub-tls`: the hub serves HTTPS with the configured certificate, valid now and for a while,
 /// for the public URL's host. Plain HTTP is a failure (LDAP passwords in clear).
-pub async fn hub_tls_check(c: &Cluster, cfg: &Config, config_path: Option<&Path>) -> Check {
+pub async fn hub_tls_check(c: &Swarm, cfg: &Config, config_path: Option<&Path>) -> Check {
     let now = time::OffsetDateTime::now_utc();
     if cfg.tls.mode == TlsMode::Off {
         return check_hub_tls(cfg, config_path, None, None, now);
@@ -134,11 +134,7 @@ pub fn base_path(public_url: &str) -> String {
 
 /// `http(s)://<host>:<hub_port><base path>hub/api` (pure).
 pub fn hub_api_url(cfg: &Config, host: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let host = probe::url_host(host);
     let scheme = if cfg.tls.mode == TlsMode::Off {
         "http"
     } else {

@@ -184,16 +184,7 @@ fn ldap_error_text(e: &LdapError) -> String {
             format!("{code}: {}", result.text)
         };
     }
-    let mut parts = vec![e.to_string()];
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
+    crate::exit::error_text(e)
 }
 
 /// What to do when the LDAP server cannot be reached (pure).

@@ -11,10 +11,10 @@ use super::{Check, timed};
 use bollard::models::Service;
 
 use crate::apply::jobs;
-use crate::docker;
 use crate::docker::cluster::{
-    Cluster, NodeInfo, TaskInfo, docker_message, fix_for_task_error, not_found, storage_node_in,
+    Cluster, NodeInfo, Swarm, TaskInfo, fix_for_task_error, storage_node_in,
 };
+use crate::docker::engine::absent;
 use crate::exit::CliError;
 use crate::inspect::health::{
     network_status_of, plugin_versions, probe_timeout, service_status_of, storage_nodes,
@@ -31,12 +31,7 @@ use crate::settings::Config;
 
 pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cluster>) {
     let connect = async {
-        let docker = docker::connect_to(host, &cfg.timeouts).await?;
-        let c = Cluster {
-            docker,
-            host: host.to_string(),
-            timeouts: cfg.timeouts.clone(),
-        };
+        let c = Cluster::reach_at(host, &cfg.timeouts).await?;
         c.require_manager().await?;
         Ok::<_, CliError>(c)
     };
@@ -75,7 +70,7 @@ pub(super) const SWARM_CHECKS: [&str; 11] = [
 ];
 
 /// Everything from `nodes` to `nfsd-api`: one check per name of [`SWARM_CHECKS`].
-pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
+pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config) -> Vec<Check> {
     let secs = cfg.timeouts.docker_seconds;
     let mut out = Vec::new();
     let nodes = match timed(secs, "cannot list the nodes", c.nodes()).await {
@@ -95,7 +90,7 @@ pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
 
     let name = &cfg.cluster.network;
     let net = timed(secs, &format!("cannot inspect network {name}"), async {
-        not_found(c.docker.inspect_network(name, None).await).map_err(|e| docker_message(&e))
+        absent(c.engine().inspect_network(name, false).await).map_err(|e| e.message().to_string())
     })
     .await;
     out.push(match net {
@@ -188,7 +183,7 @@ pub(super) async fn swarm_checks(c: &Cluster, cfg: &Config) -> Vec<Check> {
 
 /// A service and its tasks, newest first (no tasks when it does not exist).
 pub(super) async fn service_and_tasks(
-    c: &Cluster,
+    c: &Swarm,
     name: &str,
 ) -> anyhow::Result<(Option<Service>, Vec<TaskInfo>)> {
     let service = c.service(name).await?;
@@ -200,7 +195,7 @@ pub(super) async fn service_and_tasks(
 }
 
 /// Run the firewall check job on every node and judge what it found.
-async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
+async fn firewall_check(c: &Swarm, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
     let Some(nodes) = nodes else {
         return Check::skip("firewall", "the nodes could not be listed");
     };
@@ -242,7 +237,7 @@ async fn firewall_check(c: &Cluster, cfg: &Config, nodes: Option<&[NodeInfo]>) -
 }
 
 /// The pinned images that are on this node (other nodes: the plugin rollout checks).
-pub(super) async fn images_check(c: &Cluster, cfg: &Config) -> Check {
+pub(super) async fn images_check(c: &Swarm, cfg: &Config) -> Check {
     let mut wanted = cfg.images.deployed().to_vec();
     wanted.dedup_by(|a, b| a.1 == b.1);
     let mut results = Vec::new();

@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions, ListVolumesOptions};
 
 use super::judge::{
     classify_services, nfsd_api_node, nfsd_api_status, node_status, plugin_volumes, swarm_summary,
 };
 use super::{NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus};
-use crate::docker::cluster::{Cluster, docker_message, not_found};
+use crate::docker::cluster::Swarm;
+use crate::docker::engine::absent;
 use crate::inspect::health::{network_status_of, probe_timeout, service_status_of, storage_nodes};
 use crate::inspect::probe;
 use crate::names;
@@ -22,7 +22,7 @@ use crate::settings::Config;
 
 /// Read everything `status` shows. Fails only on what `Cluster::connect` already checked;
 /// anything else that fails is reported in the result.
-pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
+pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
     let mut errors = Vec::new();
     let this_node_id = c.self_node_id().await.unwrap_or_else(|e| {
         errors.push(format!("{e:#}"));
@@ -100,18 +100,11 @@ pub async fn gather(c: &Cluster, cfg: &Config) -> anyhow::Result<Status> {
     })
 }
 
-async fn network_status(c: &Cluster, name: &str, errors: &mut Vec<String>) -> NetworkStatus {
-    match not_found(
-        c.docker
-            .inspect_network(name, None::<InspectNetworkOptions>)
-            .await,
-    ) {
+async fn network_status(c: &Swarm, name: &str, errors: &mut Vec<String>) -> NetworkStatus {
+    match absent(c.engine().inspect_network(name, false).await) {
         Ok(n) => network_status_of(name, n.as_ref()),
         Err(e) => {
-            errors.push(format!(
-                "cannot inspect network {name}: {}",
-                docker_message(&e)
-            ));
+            errors.push(format!("cannot inspect network {name}: {}", e.message()));
             NetworkStatus {
                 name: name.to_string(),
                 ..Default::default()
@@ -121,7 +114,7 @@ async fn network_status(c: &Cluster, name: &str, errors: &mut Vec<String>) -> Ne
 }
 
 async fn service_status(
-    c: &Cluster,
+    c: &Swarm,
     component: &str,
     name: &str,
     errors: &mut Vec<String>,
@@ -145,24 +138,23 @@ async fn service_status(
 
 /// Notebook services, and the other services on the network that are not swarmhub's.
 async fn notebook_statuses(
-    c: &Cluster,
+    c: &Swarm,
     network_id: Option<&str>,
     hostnames: &HashMap<String, String>,
 ) -> anyhow::Result<(Vec<NotebookStatus>, Vec<String>)> {
     let services = c.all_services().await?;
     // one call for every task, instead of one per notebook (a class is hundreds of services)
     let tasks = c
-        .docker
-        .list_tasks(None::<ListTasksOptions>)
+        .engine()
+        .list_all_tasks()
         .await
         .context("cannot list tasks")?;
     Ok(classify_services(&services, &tasks, network_id, hostnames))
 }
 
-async fn volumes_status(c: &Cluster) -> VolumesStatus {
+async fn volumes_status(c: &Swarm) -> VolumesStatus {
     // filtered here, not by dockerd: its driver filter does not match the managed plugin's
     // full name (`swarmhub-nfs:latest`), which is what volumes of the plugin record
-    let opts = ListVolumesOptions { filters: None };
     let mut s = VolumesStatus {
         driver: PLUGIN_ALIAS.into(),
         listed: false,
@@ -170,7 +162,7 @@ async fn volumes_status(c: &Cluster) -> VolumesStatus {
         warnings: Vec::new(),
         error: None,
     };
-    match c.docker.list_volumes(Some(opts)).await {
+    match c.engine().list_volumes().await {
         Ok(list) => {
             s.listed = true;
             s.warnings = list.warnings.unwrap_or_default();
@@ -179,7 +171,7 @@ async fn volumes_status(c: &Cluster) -> VolumesStatus {
         Err(e) => {
             s.error = Some(format!(
                 "cannot list the {PLUGIN_ALIAS} volumes: {}",
-                docker_message(&e)
+                e.message()
             ))
         }
     }
