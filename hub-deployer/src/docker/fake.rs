@@ -1,7 +1,8 @@
 //! A recording double of [`Engine`]: an in-memory swarm (services with versions, their tasks,
-//! secrets, configs, networks, nodes) that writes every call, in order, to [`Fake::calls`].
-//! A replicated service has `replicas` running tasks; scaled to 0 they are shut down; a job's
-//! tasks are complete at once.
+//! secrets, configs, networks, nodes, plugins, volumes) that writes every call, in order, to
+//! [`Fake::calls`]. A replicated service has `replicas` running tasks; scaled to 0 they are shut
+//! down; a job's tasks are complete at once. Listed services carry their task counts, as
+//! dockerd's do when asked with `status=true`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -12,8 +13,8 @@ use bollard::models::{
     BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
     Node, NodeDescription, NodeSpec, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState,
     NodeStatus, ObjectVersion, Plugin, PluginMount, PluginPrivilege, PluginSettings, PushImageInfo,
-    Secret, SecretSpec, Service, ServiceSpec, SwarmInfo, SwarmInitRequest, SystemInfo, Task,
-    TaskState, TaskStatus, VolumeListResponse,
+    Secret, SecretSpec, Service, ServiceServiceStatus, ServiceSpec, SwarmInfo, SwarmInitRequest,
+    SystemInfo, Task, TaskState, TaskStatus, Volume, VolumeListResponse,
 };
 
 use futures_util::StreamExt;
@@ -33,6 +34,7 @@ struct State {
     networks: BTreeMap<String, NetworkInspect>,
     nodes: Vec<Node>,
     plugins: BTreeMap<String, Plugin>,
+    volumes: Vec<Volume>,
     /// what every task printed
     log: String,
 }
@@ -57,6 +59,7 @@ impl State {
             .first()
             .and_then(|n| n.id.clone())
             .unwrap_or_default();
+        let service_id = self.services.get(name).and_then(|s| s.id.clone());
         let mut tasks = std::mem::take(self.tasks.entry(name.to_string()).or_default());
         let wanted = if job {
             1
@@ -83,6 +86,7 @@ impl State {
             };
             tasks.push(Task {
                 id: Some(id),
+                service_id: service_id.clone(),
                 node_id: Some(node.clone()),
                 desired_state: Some(desired),
                 status: Some(TaskStatus {
@@ -198,6 +202,20 @@ impl Fake {
         for t in st.tasks.entry(service.to_string()).or_default() {
             t.status = Some(status.clone());
         }
+    }
+
+    /// Change the node whose id is `id` (its labels, address, state), as if it had changed
+    /// itself or been updated out of band.
+    pub fn edit_node(&self, id: &str, edit: impl FnOnce(&mut Node)) {
+        let mut st = self.state.lock().unwrap();
+        let node = st.nodes.iter_mut().find(|n| n.id.as_deref() == Some(id));
+        edit(node.unwrap_or_else(|| panic!("no node {id}")));
+    }
+
+    /// A volume this dockerd lists from now on (volumes are made by plugins, not through
+    /// [`Engine`]).
+    pub fn add_volume(&self, volume: Volume) {
+        self.state.lock().unwrap().volumes.push(volume);
     }
 
     /// Forget the calls so far.
@@ -389,9 +407,24 @@ impl Engine for Fake {
         let st = self.record("list_services".into());
         Ok(st
             .services
-            .values()
-            .filter(|s| has_label(s.spec.as_ref().and_then(|s| s.labels.as_ref()), label))
-            .cloned()
+            .iter()
+            .filter(|(_, s)| has_label(s.spec.as_ref().and_then(|s| s.labels.as_ref()), label))
+            .map(|(name, s)| {
+                let tasks = st.tasks.get(name).map(Vec::as_slice).unwrap_or_default();
+                let count = |wanted: fn(&Task) -> bool| {
+                    u64::try_from(tasks.iter().filter(|t| wanted(t)).count()).unwrap_or(u64::MAX)
+                };
+                Service {
+                    service_status: Some(ServiceServiceStatus {
+                        running_tasks: Some(count(|t| {
+                            t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
+                        })),
+                        desired_tasks: Some(count(|t| t.desired_state == Some(TaskState::RUNNING))),
+                        completed_tasks: None,
+                    }),
+                    ..s.clone()
+                }
+            })
             .collect())
     }
 
@@ -591,9 +624,9 @@ impl Engine for Fake {
     }
 
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
-        drop(self.record("list_volumes".into()));
+        let st = self.record("list_volumes".into());
         Ok(VolumeListResponse {
-            volumes: Some(Vec::new()),
+            volumes: Some(st.volumes.clone()),
             warnings: None,
         })
     }

@@ -16,3 +16,103 @@ pub mod doctor;
 pub mod health;
 pub mod probe;
 pub mod status;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use bollard::models::{ServiceSpec, Volume};
+
+    use crate::apply;
+    use crate::apply::tests::{apply_hub, fake_swarm};
+    use crate::docker::cluster::Cluster;
+    use crate::docker::engine::Engine;
+    use crate::docker::fake::Fake;
+    use crate::inspect::status::tests::replicated;
+    use crate::names::{self, PLUGIN_ALIAS, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
+    use crate::node::firewall;
+    use crate::plan::{self, PlanInputs};
+    use crate::settings::Config;
+    use crate::steps::Change;
+
+    /// The one node of [`fake_swarm`].
+    pub(crate) const NODE: &str = "node-alpha";
+
+    /// A port on loopback that nothing listens on: nfsd's API there is refused at once.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    /// Settings whose nfsd API is a closed port of the fake's storage node (127.0.0.1).
+    pub(crate) fn settings() -> Config {
+        let mut cfg = Config::default();
+        cfg.cluster.nfsd_api_port = closed_port();
+        cfg.timeouts.docker_seconds = 2;
+        cfg.timeouts.rollout_seconds = 5;
+        cfg
+    }
+
+    /// The fake swarm as a healthy `swarmhub run` leaves it: the storage node `alpha` at
+    /// 127.0.0.1 with the plugin enabled and labelled by a rollout, the hub and nfsd running
+    /// (nfsd allowing the node), alice's notebook and volume, and a complete firewall guard
+    /// (what the firewall job prints). Calls forgotten.
+    pub(crate) async fn healthy(cfg: &Config) -> Cluster<Fake> {
+        let c = fake_swarm();
+        let addr = "127.0.0.1";
+        let inputs = PlanInputs {
+            node_addrs: vec![addr.into()],
+            ..Default::default()
+        };
+        let p = plan::plan(cfg, &inputs).unwrap();
+        apply_hub(&c, &p).await;
+        apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
+        let e = c.engine();
+        e.pull_plugin("swarmhub/nfs-plugin:test", PLUGIN_ALIAS, Vec::new())
+            .await
+            .unwrap();
+        let fingerprint = plan::plugin_settings_fingerprint(cfg, addr);
+        e.edit_node(NODE, |n| {
+            n.status.as_mut().unwrap().addr = Some(addr.into());
+            let labels = n.spec.as_mut().unwrap().labels.get_or_insert_default();
+            labels.insert(PLUGIN_VERSION_LABEL.into(), "0.1.0".into());
+            labels.insert(PLUGIN_SETTINGS_LABEL.into(), fingerprint);
+        });
+        e.create_service(notebook("jupyter-alice", "alice", "student"))
+            .await
+            .unwrap();
+        e.add_volume(Volume {
+            name: "home-alice".into(),
+            driver: "swarmhub-nfs:latest".into(),
+            options: [("user".to_string(), "alice".to_string())].into(),
+            ..Default::default()
+        });
+        e.add_volume(Volume {
+            name: "scratch".into(),
+            driver: "local".into(),
+            ..Default::default()
+        });
+        e.set_task_log(&firewall::result_line(&firewall::Report {
+            backend: "iptables v1.8.9 (nf_tables)".into(),
+            change: Change::Unchanged,
+            problems: Vec::new(),
+            rules: Vec::new(),
+        }));
+        e.clear_calls();
+        c
+    }
+
+    /// A notebook service as SwarmSpawner makes it, with the labels of `names`.
+    fn notebook(name: &str, user: &str, role: &str) -> ServiceSpec {
+        let image = format!("swarmhub/notebook-{role}:0.1.0");
+        let mut spec = replicated(name, &image).spec.unwrap();
+        spec.labels = Some(
+            [
+                (names::COMPONENT_LABEL, names::NOTEBOOK_COMPONENT),
+                (names::USER_LABEL, user),
+                (names::ROLE_LABEL, role),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        );
+        spec
+    }
+}

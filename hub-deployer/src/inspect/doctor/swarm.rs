@@ -1247,4 +1247,202 @@ mod tests {
                 .contains("docker node promote")
         );
     }
+
+    // swarm_checks against the in-memory swarm (crate::inspect::tests::healthy)
+
+    use crate::docker::cluster::Cluster;
+    use crate::docker::engine::Engine;
+    use crate::docker::fake::Fake;
+    use crate::inspect::tests::{NODE, healthy, settings};
+
+    /// The check of that name.
+    fn named<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:#?}"))
+    }
+
+    /// The outcome of every check, in order.
+    fn outcomes(checks: &[Check]) -> Vec<(&str, Outcome)> {
+        checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.outcome))
+            .collect()
+    }
+
+    /// The checks that failed, with their fixes (every failure has one).
+    fn failed(checks: &[Check]) -> Vec<(&str, &str)> {
+        checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .map(|c| {
+                let fix = c.fix.as_deref().unwrap_or_else(|| panic!("no fix: {c:?}"));
+                assert!(!fix.is_empty(), "{c:?}");
+                (c.name.as_str(), fix)
+            })
+            .collect()
+    }
+
+    async fn checked(c: &Cluster<Fake>, cfg: &Config) -> Vec<Check> {
+        let checks = swarm_checks(c, cfg).await;
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, SWARM_CHECKS, "one check per name, in order");
+        checks
+    }
+
+    #[tokio::test]
+    async fn a_healthy_swarm_passes_every_check_but_the_unreachable_nfsd_api() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let checks = checked(&c, &cfg).await;
+        let mut want: Vec<(&str, Outcome)> = SWARM_CHECKS.map(|n| (n, Outcome::Ok)).to_vec();
+        // nothing listens on the fake storage node's API port
+        want.last_mut().unwrap().1 = Outcome::Fail;
+        assert_eq!(outcomes(&checks), want, "{checks:#?}");
+        assert!(
+            named(&checks, "storage-node")
+                .detail
+                .contains("alpha (127.0.0.1)"),
+            "{checks:#?}"
+        );
+        assert!(
+            named(&checks, "nfsd-service")
+                .detail
+                .ends_with("1/1 running on alpha")
+        );
+        assert!(named(&checks, "nfsd-allow").detail.contains("127.0.0.1"));
+        let api = named(&checks, "nfsd-api");
+        let port = cfg.cluster.nfsd_api_port.to_string();
+        assert!(
+            api.detail.contains(&port) && api.fix.as_deref().is_some_and(|f| f.contains(&port)),
+            "{api:?}"
+        );
+        // the only change doctor makes: the firewall job, created and removed again
+        let job = names::FIREWALL_CHECK_SERVICE;
+        assert_eq!(
+            c.engine().changes(),
+            [
+                format!("create_service {job}"),
+                format!("delete_service {job}")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_swarm_without_its_storage_label_fails_with_the_label_to_add() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let label = cfg.cluster.storage_node_label.clone();
+        c.engine().edit_node(NODE, |n| {
+            let labels = n.spec.as_mut().unwrap().labels.as_mut().unwrap();
+            labels.remove(&label);
+        });
+        let checks = checked(&c, &cfg).await;
+        let storage = named(&checks, "storage-node");
+        assert_eq!(storage.outcome, Outcome::Fail, "{storage:?}");
+        assert!(
+            storage.fix.as_deref().is_some_and(
+                |f| f.contains(&format!("docker node update --label-add {label}=true"))
+            ),
+            "{storage:?}"
+        );
+        // without a storage node nfsd's API has no address to be asked at
+        assert_eq!(named(&checks, "nfsd-api").outcome, Outcome::Skip);
+        // the settings the plugin has cannot be judged without nfsd's address
+        assert_ne!(named(&checks, "plugin-settings").outcome, Outcome::Ok);
+        assert_eq!(named(&checks, "nodes").outcome, Outcome::Ok);
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_named_with_the_command_that_makes_it() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let id = c.secret_ids().await.unwrap()[names::COOKIE_SECRET].clone();
+        c.engine().delete_secret(&id).await.unwrap();
+        let checks = checked(&c, &cfg).await;
+        let secrets = named(&checks, "secrets");
+        assert_eq!(secrets.outcome, Outcome::Fail);
+        assert_eq!(secrets.detail, format!("missing: {}", names::COOKIE_SECRET));
+        assert_eq!(
+            failed(&checks),
+            [
+                ("secrets", "swarmhub run (creates the missing secrets)"),
+                (
+                    "nfsd-api",
+                    named(&checks, "nfsd-api").fix.as_deref().unwrap()
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn nfsd_scaled_to_zero_fails_with_nfs_start() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        crate::apply::scale(&c, &cfg.cluster.nfsd_service, 0)
+            .await
+            .unwrap();
+        let checks = checked(&c, &cfg).await;
+        let nfsd = named(&checks, "nfsd-service");
+        assert_eq!(nfsd.outcome, Outcome::Fail);
+        assert!(nfsd.detail.contains("0 replicas"), "{nfsd:?}");
+        assert_eq!(nfsd.fix.as_deref(), Some("swarmhub nfs start"));
+        // its spec still allows the node
+        assert_eq!(named(&checks, "nfsd-allow").outcome, Outcome::Ok);
+    }
+
+    #[tokio::test]
+    async fn nfsd_removed_fails_with_run_and_skips_its_allow_list() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        c.engine()
+            .delete_service(&cfg.cluster.nfsd_service)
+            .await
+            .unwrap();
+        let checks = checked(&c, &cfg).await;
+        let nfsd = named(&checks, "nfsd-service");
+        assert_eq!(
+            (nfsd.outcome, nfsd.fix.as_deref()),
+            (Outcome::Fail, Some("swarmhub run"))
+        );
+        assert_eq!(named(&checks, "nfsd-allow").outcome, Outcome::Skip);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_plugin_fails_with_the_rollout() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        c.engine()
+            .disable_plugin(names::PLUGIN_ALIAS)
+            .await
+            .unwrap();
+        let checks = checked(&c, &cfg).await;
+        let plugin = named(&checks, "plugin-enabled");
+        assert_eq!(plugin.outcome, Outcome::Fail);
+        assert!(plugin.detail.contains("not enabled on alpha"), "{plugin:?}");
+        assert_eq!(plugin.fix.as_deref(), Some("swarmhub plugin rollout"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_network_and_an_incomplete_firewall_guard_fail_with_their_fixes() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let e = c.engine();
+        e.remove_network(&cfg.cluster.network).await.unwrap();
+        e.set_task_log(&firewall::result_line(&firewall::Report {
+            backend: "iptables v1.8.9 (nf_tables)".into(),
+            change: crate::steps::Change::Unchanged,
+            problems: vec!["no jump from INPUT".into()],
+            rules: Vec::new(),
+        }));
+        let checks = checked(&c, &cfg).await;
+        let net = named(&checks, "network");
+        assert_eq!(net.outcome, Outcome::Fail);
+        assert_eq!(net.fix.as_deref(), Some("swarmhub run (creates it)"));
+        let fw = named(&checks, "firewall");
+        assert_eq!(fw.outcome, Outcome::Fail, "{fw:?}");
+        assert!(fw.detail.contains("no jump from INPUT"), "{fw:?}");
+        assert!(fw.fix.is_some());
+    }
 }

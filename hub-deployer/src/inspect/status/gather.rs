@@ -177,3 +177,145 @@ async fn volumes_status(c: &Swarm) -> VolumesStatus {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::engine::Engine;
+    use crate::inspect::status::ServiceHealth;
+    use crate::inspect::tests::{NODE, healthy, settings};
+
+    #[tokio::test]
+    async fn a_running_stack_lists_services_notebooks_nodes_and_volumes() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let s = gather(&c, &cfg).await.unwrap();
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        assert_eq!(s.docker_host, "fake");
+
+        assert_eq!(s.swarm.this_node_id, NODE);
+        assert_eq!(s.swarm.this_node, "alpha");
+        assert_eq!((s.swarm.nodes, s.swarm.managers, s.swarm.ready), (1, 1, 1));
+        assert_eq!(s.swarm.storage_node.as_deref(), Some("alpha"));
+        let [alpha] = s.nodes.as_slice() else {
+            panic!("one node: {:?}", s.nodes)
+        };
+        assert!(
+            alpha.this_node && alpha.storage && alpha.plugin_enabled,
+            "{alpha:?}"
+        );
+        assert_eq!(
+            (
+                alpha.role.as_str(),
+                alpha.state.as_str(),
+                alpha.addr.as_str()
+            ),
+            ("manager", "ready", "127.0.0.1")
+        );
+        assert_eq!(alpha.plugin_version.as_deref(), Some("0.1.0"));
+
+        assert!(s.network.found, "{:?}", s.network);
+        assert_eq!(s.network.driver.as_deref(), Some("overlay"));
+
+        let services: Vec<(&str, &str, ServiceHealth, u64)> = s
+            .services
+            .iter()
+            .map(|x| {
+                (
+                    x.component.as_str(),
+                    x.name.as_str(),
+                    x.health.clone(),
+                    x.running,
+                )
+            })
+            .collect();
+        assert_eq!(
+            services,
+            [
+                (
+                    "nfsd",
+                    cfg.cluster.nfsd_service.as_str(),
+                    ServiceHealth::Running,
+                    1
+                ),
+                (
+                    "hub",
+                    cfg.cluster.hub_service.as_str(),
+                    ServiceHealth::Running,
+                    1
+                ),
+            ]
+        );
+        assert!(
+            s.services
+                .iter()
+                .all(|x| x.deployed && x.desired == Some(1))
+        );
+        assert_eq!(s.services[0].tasks[0].node, "alpha");
+
+        let [nb] = s.notebooks.as_slice() else {
+            panic!("one notebook: {:?}", s.notebooks)
+        };
+        assert_eq!(nb.name, "jupyter-alice");
+        assert_eq!(nb.user.as_deref(), Some("alice"));
+        assert_eq!(nb.role.as_deref(), Some("student"));
+        assert_eq!((nb.running, nb.desired), (1, 1));
+        assert_eq!(nb.node.as_deref(), Some("alpha"));
+        assert_eq!(nb.state.as_deref(), Some("running"));
+        assert!(s.other_services.is_empty(), "{:?}", s.other_services);
+
+        // nothing listens on the fake storage node's API port: reported, not returned
+        let url = format!("http://127.0.0.1:{}", cfg.cluster.nfsd_api_port);
+        assert_eq!(s.nfsd_api.url.as_deref(), Some(url.as_str()));
+        assert!(!s.nfsd_api.reachable);
+        assert!(s.nfsd_api.error.is_some(), "{:?}", s.nfsd_api);
+
+        assert!(s.volumes.listed);
+        let volumes: Vec<&str> = s.volumes.volumes.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes, ["home-alice"]);
+        // reads only
+        assert!(
+            c.engine().changes().is_empty(),
+            "{:?}",
+            c.engine().changes()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_nfsd_a_missing_hub_and_no_storage_node_are_reported_not_returned() {
+        let cfg = settings();
+        let c = healthy(&cfg).await;
+        let e = c.engine();
+        e.delete_service(&cfg.cluster.hub_service).await.unwrap();
+        crate::apply::scale(&c, &cfg.cluster.nfsd_service, 0)
+            .await
+            .unwrap();
+        e.edit_node(NODE, |n| {
+            n.spec.as_mut().unwrap().labels.as_mut().unwrap().clear();
+        });
+        e.disable_plugin(PLUGIN_ALIAS).await.unwrap();
+        let s = gather(&c, &cfg).await.unwrap();
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        assert_eq!(s.services[0].health, ServiceHealth::Stopped);
+        assert_eq!(s.services[0].running, 0);
+        assert_eq!(s.services[1].health, ServiceHealth::NotDeployed);
+        assert!(!s.services[1].deployed);
+        assert_eq!(s.swarm.storage_node, None);
+        assert!(
+            !s.nodes[0].storage && !s.nodes[0].plugin_enabled,
+            "{:?}",
+            s.nodes
+        );
+        assert_eq!(s.nfsd_api.url, None);
+        assert!(
+            s.nfsd_api
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(&cfg.cluster.storage_node_label)),
+            "{:?}",
+            s.nfsd_api
+        );
+        // the notebook is still listed, by its labels
+        assert_eq!(s.notebooks[0].user.as_deref(), Some("alice"));
+    }
+}
