@@ -477,7 +477,7 @@ pub async fn wait_running(
                 let tasks = c.tasks(name).await?;
                 let running = tasks
                     .iter()
-                    .filter(|t| t.desired == "running" && t.state.is_running())
+                    .filter(|t| t.desired.is_running() && t.state.is_running())
                     .count() as u64;
                 let updating = c
                     .service(name)
@@ -520,7 +520,7 @@ pub async fn wait_running(
     let state = timed_out
         .last
         .iter()
-        .filter(|t| t.desired == "running")
+        .filter(|t| t.desired.is_running())
         .map(TaskInfo::describe)
         .collect::<Vec<_>>()
         .join("; ");

@@ -113,8 +113,9 @@ pub struct TaskInfo {
     pub node_id: String,
     /// Host name of that node, when known.
     pub node: String,
-    /// What Swarm wants (`running`, `shutdown`, `complete`).
-    pub desired: String,
+    /// What Swarm wants (`running`, `shutdown`, `complete`); typed like `state`, shown and
+    /// serialised as the same words.
+    pub desired: TaskPhase,
     /// Where it is (`running`, `pending`, `rejected`, `failed`, `complete`, ...).
     pub state: TaskPhase,
     /// Swarm's message (e.g. `started`, `no suitable node ...`).
@@ -133,7 +134,8 @@ impl TaskInfo {
             id: t.id.clone().unwrap_or_default(),
             node: hostnames.get(&node_id).cloned().unwrap_or_default(),
             node_id,
-            desired: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
+            // dockerd always writes it; swarmkit's zero value is `new`
+            desired: TaskPhase(t.desired_state.unwrap_or(TaskState::NEW)),
             state: TaskPhase(status.state.unwrap_or(TaskState::NEW)),
             message: status.message.unwrap_or_default(),
             error: status.err.filter(|e| !e.is_empty()),
@@ -161,8 +163,8 @@ impl TaskInfo {
     }
 }
 
-/// Where a task is, typed (bollard's [`TaskState`]); shown, serialised and compared with text
-/// as Docker writes it (`running`, `shutdown`, ...).
+/// Where a task is, or where Swarm wants it, typed (bollard's [`TaskState`]); shown,
+/// serialised and compared with text as Docker writes it (`running`, `shutdown`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct TaskPhase(pub TaskState);
@@ -599,6 +601,7 @@ mod tests {
         let t = Task {
             id: Some("t1".into()),
             node_id: Some("n1".into()),
+            desired_state: Some(TaskState::SHUTDOWN),
             status: Some(TaskStatus {
                 state: Some(TaskState::REJECTED),
                 err: Some("No such image: swarmhub/nfsd:0.1.0".into()),
@@ -618,6 +621,15 @@ mod tests {
         assert_eq!(serde_json::to_value(info.state).unwrap(), "rejected");
         assert_eq!(TaskPhase::from("running"), TaskPhase(TaskState::RUNNING));
         assert!(info.state.is_terminal() && !info.state.is_live());
+        // so is what Swarm wants of it
+        assert_eq!(info.desired, "shutdown");
+        assert_eq!(info.desired.to_string(), "shutdown");
+        assert!(!info.desired.is_running() && info.desired.is(TaskState::SHUTDOWN));
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(
+            (&json["desired"], &json["state"]),
+            (&"shutdown".into(), &"rejected".into())
+        );
         let pending = TaskInfo::from_task(&Task::default(), &HashMap::new());
         assert!(!pending.failed());
         assert_eq!(pending.describe(), "unassigned: new");
