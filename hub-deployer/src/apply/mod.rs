@@ -876,6 +876,59 @@ pub(crate) mod tests {
         assert_eq!(step.change, Change::Absent);
     }
 
+    #[tokio::test]
+    async fn a_network_in_use_is_removed_once_its_service_is_stopped_and_removed() {
+        let (cfg, _, mut c) = hub_deployed().await;
+        c.engine().keep_networks_in_use();
+        // short enough for one refusal and one retry (the retry comes after 500 ms)
+        c.timeouts.service_seconds = 1;
+        let (hub, net) = (cfg.cluster.hub_service.clone(), &cfg.cluster.network);
+        // the removal is refused while the hub is attached, and retried meanwhile
+        let quiet = Progress::quiet();
+        let (removed, stopped) = tokio::join!(
+            remove_network(&c, net, &quiet),
+            stop_then_remove(&c, std::slice::from_ref(&hub), &quiet),
+        );
+        assert_eq!(
+            stopped.unwrap(),
+            vec![Step::new("service", &hub, Change::Removed)]
+        );
+        assert_eq!(removed.unwrap().change, Change::Removed);
+        assert!(!c.engine().has_network(net));
+        let changes = c.engine().changes();
+        assert_eq!(
+            changes,
+            vec![
+                format!("remove_network {net}"),
+                format!("update_service {hub} replicas=0"),
+                format!("delete_service {hub}"),
+                format!("remove_network {net}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_network_that_stays_in_use_ends_in_a_timeout_naming_it() {
+        let (cfg, _, mut c) = hub_deployed().await;
+        c.engine().keep_networks_in_use();
+        c.timeouts.service_seconds = 0;
+        let net = &cfg.cluster.network;
+        let e = remove_network(&c, net, &Progress::quiet())
+            .await
+            .unwrap_err();
+        let CliError::Timeout { what, seconds } = &e else {
+            panic!("not a timeout: {e}");
+        };
+        assert_eq!(*seconds, 0);
+        assert!(
+            what.starts_with(&format!("network {net} to be free")),
+            "{what}"
+        );
+        assert!(what.contains("in use by service"), "{what}");
+        assert_eq!(e.code(), 5);
+        assert!(c.engine().has_network(net));
+    }
+
     #[test]
     fn task_errors_come_with_a_fix() {
         assert!(fix_for_task_error("No such image: swarmhub/nfsd:0.1.0").contains("rebuild"));

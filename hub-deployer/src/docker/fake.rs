@@ -2,7 +2,8 @@
 //! secrets, configs, networks, nodes, plugins, volumes) that writes every call, in order, to
 //! [`Fake::calls`]. A replicated service has `replicas` running tasks; scaled to 0 they are shut
 //! down; a job's tasks are complete at once. Listed services carry their task counts, as
-//! dockerd's do when asked with `status=true`.
+//! dockerd's do when asked with `status=true`. Asked to ([`Fake::keep_networks_in_use`]), it
+//! refuses to remove a network a service is attached to, as dockerd does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -37,12 +38,27 @@ struct State {
     volumes: Vec<Volume>,
     /// what every task printed
     log: String,
+    /// refuse to remove a network a service is attached to, as dockerd does
+    networks_in_use_stay: bool,
 }
 
 impl State {
     fn id(&mut self, kind: &str) -> String {
         self.next_id += 1;
         format!("{kind}-{}", self.next_id)
+    }
+
+    /// Whether the service's tasks are attached to the network `name` (whose id is `id`).
+    fn attached(&self, service: &str, name: &str, id: Option<&str>) -> bool {
+        let spec = self.services.get(service).and_then(|s| s.spec.as_ref());
+        let targets = spec
+            .and_then(|s| s.task_template.as_ref())
+            .and_then(|t| t.networks.as_deref())
+            .unwrap_or_default();
+        targets
+            .iter()
+            .filter_map(|n| n.target.as_deref())
+            .any(|t| t == name || Some(t) == id)
     }
 
     /// Tasks as Swarm would converge them for the service's spec.
@@ -202,6 +218,13 @@ impl Fake {
         for t in st.tasks.entry(service.to_string()).or_default() {
             t.status = Some(status.clone());
         }
+    }
+
+    /// From now on, refuse (409, `network ... is in use by service ...`) to remove a network
+    /// while a service is attached to it, as dockerd does; by default a network goes at once,
+    /// so that tests can take it away from under running services.
+    pub fn keep_networks_in_use(&self) {
+        self.state.lock().unwrap().networks_in_use_stay = true;
     }
 
     /// Change the node whose id is `id` (its labels, address, state), as if it had changed
@@ -603,10 +626,25 @@ impl Engine for Fake {
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         let mut st = self.record(format!("remove_network {name}"));
-        st.networks
-            .remove(name)
-            .map(drop)
-            .ok_or_else(|| missing("network", name))
+        let id = st
+            .networks
+            .get(name)
+            .ok_or_else(|| missing("network", name))?
+            .id
+            .clone();
+        // as swarmkit, refuse while a service (scaled to 0 or not) is attached to it
+        let in_use = st
+            .services
+            .keys()
+            .filter(|_| st.networks_in_use_stay)
+            .find(|s| st.attached(s, name, id.as_deref()));
+        if let Some(user) = in_use {
+            return Err(EngineError::Conflict(format!(
+                "network {name} is in use by service {user}"
+            )));
+        }
+        st.networks.remove(name);
+        Ok(())
     }
 
     async fn init_swarm(&self, _req: SwarmInitRequest) -> Result<(), EngineError> {
