@@ -15,14 +15,19 @@
 //! 5 s for HTTP and LDAP); a failed or timed-out one is a failed check naming the cause.
 //! The judgements are pure functions over what was read (`check_*`), tested without Docker.
 //! This file holds the result types ([`Check`], [`Report`]) and the order of the checks
-//! ([`examine_at`]); it only calls the others. `swarm.rs` reads and judges dockerd and the swarm,
+//! ([`examine_at`]); it only calls the others. `swarm.rs` reads and judges dockerd and the swarm
+//! and holds the order of the swarm checks (`SWARM_CHECKS`), `plugin.rs` the volume plugin on
+//! every node, `firewall.rs` the firewall guard, `nfsd.rs` nfsd's service, allow list and API,
 //! `ldap.rs` the directory, `hub.rs` the hub's API and certificate; in each, the `async fn`s do
 //! the I/O and the `check_*` functions judge what they read (pure, unit-tested there).
 //! `firewall` is read on every node by a one-shot global job (`swarmhub-firewall-check`) that
 //! lists swarmhub's iptables chain there, so doctor starts (and removes) that job.
 
+mod firewall;
 mod hub;
 mod ldap;
+mod nfsd;
+mod plugin;
 mod swarm;
 
 use ldap::ldap_checks;
@@ -38,12 +43,13 @@ use crate::exit::CliError;
 use crate::inspect::health::probe_timeout;
 use crate::settings::Config;
 
+pub use firewall::check_firewall;
 pub use hub::{base_path, check_hub_answer, check_hub_tls, hub_api_url, hub_check, hub_tls_check};
 pub use ldap::ldap_connect_fix;
+pub use nfsd::{check_nfsd_allow, check_nfsd_api, check_nfsd_service};
+pub use plugin::{check_plugin_enabled, check_plugin_settings, check_plugin_versions};
 pub use swarm::{
-    check_firewall, check_images, check_network, check_nfsd_allow, check_nfsd_api,
-    check_nfsd_service, check_nodes, check_plugin_enabled, check_plugin_settings,
-    check_plugin_versions, check_secrets, check_storage, dockerd_failure,
+    check_images, check_network, check_nodes, check_secrets, check_storage, dockerd_failure,
 };
 
 /// What the CLI gives the checks besides the settings.

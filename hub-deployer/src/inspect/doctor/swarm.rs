@@ -1,33 +1,28 @@
-//! Checks `dockerd` through `nfsd-api`, and `images`: the connection, nodes, storage node,
-//! network, secrets, the volume plugin on every node, the firewall guard, nfsd's service,
-//! allowed clients and API. The `async fn`s read (dockerd, nfsd's HTTP API, and the one-shot
-//! firewall job, the only thing doctor starts); the `pub fn check_*` judge what was read and
-//! are pure, tested here without Docker.
+//! Checks `dockerd`, `nodes`, `storage-node`, `network`, `secrets` and `images`: the
+//! connection, the nodes, the storage node, the overlay network, the secrets and the pinned
+//! images on this node. Also the order of all the swarm checks ([`SWARM_CHECKS`],
+//! [`swarm_checks`]), which asks `plugin.rs`, `firewall.rs` and `nfsd.rs` for theirs. The
+//! `async fn`s here read dockerd and change nothing; the `pub fn check_*` judge what was read
+//! and are pure, tested here without Docker.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::firewall::firewall_check;
+use super::nfsd::nfsd_checks;
+use super::plugin::plugin_checks;
 use super::{Check, timed};
 use bollard::models::Service;
 
-use crate::apply::jobs;
-use crate::docker::cluster::{
-    Cluster, NodeInfo, Swarm, TaskInfo, fix_for_task_error, storage_node_in,
-};
+use crate::docker::cluster::{Cluster, NodeInfo, Swarm, TaskInfo, storage_node_in};
 use crate::docker::engine::absent;
 use crate::exit::CliError;
-use crate::inspect::health::{
-    network_status_of, plugin_versions, probe_timeout, service_status_of, storage_nodes,
-};
-use crate::inspect::probe::{self, ProbeError};
-use crate::inspect::status::{NetworkStatus, ServiceHealth, ServiceStatus};
-use crate::names;
-use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
-use crate::node::firewall;
+use crate::inspect::health::{network_status_of, storage_nodes};
+use crate::inspect::status::NetworkStatus;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
 use crate::settings::Config;
 
-// Reads (I/O): dockerd, the one-shot firewall job, nfsd's API.
+// Reads (I/O): dockerd.
 
 pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cluster>) {
     let connect = async {
@@ -106,78 +101,9 @@ pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config) -> Vec<Check> {
         },
     );
 
-    match &nodes {
-        Some(nodes) => {
-            out.push(check_plugin_enabled(nodes));
-            out.push(check_plugin_versions(nodes));
-            let wanted = storage_node_in(nodes, label)
-                .ok()
-                .map(|s| plan::plugin_settings_fingerprint(cfg, &s.addr));
-            out.push(check_plugin_settings(nodes, wanted.as_deref()));
-        }
-        None => out.extend(
-            ["plugin-enabled", "plugin-version", "plugin-settings"]
-                .map(|n| Check::skip(n, "the nodes could not be listed")),
-        ),
-    }
+    out.extend(plugin_checks(cfg, nodes.as_deref()));
     out.push(firewall_check(c, cfg, nodes.as_deref()).await);
-
-    let svc = &cfg.cluster.nfsd_service;
-    let nfsd = async {
-        let (service, tasks) = service_and_tasks(c, svc).await?;
-        Ok::<_, anyhow::Error>(service_status_of("nfsd", svc, service.as_ref(), tasks))
-    };
-    out.push(
-        match timed(secs, &format!("cannot read service {svc}"), nfsd).await {
-            Ok(s) => check_nfsd_service(&s),
-            Err(e) => Check::fail(
-                "nfsd-service",
-                e,
-                format!("check the manager: docker service ps {svc}"),
-            ),
-        },
-    );
-
-    let spec_env = async {
-        let service = c.service(svc).await?;
-        Ok::<_, anyhow::Error>(
-            service
-                .and_then(|s| s.spec)
-                .and_then(|s| s.task_template)
-                .and_then(|t| t.container_spec)
-                .map(|c| c.env.unwrap_or_default()),
-        )
-    };
-    out.push(
-        match (
-            &nodes,
-            timed(secs, &format!("cannot read service {svc}"), spec_env).await,
-        ) {
-            (Some(nodes), Ok(env)) => check_nfsd_allow(nodes, env.as_deref()),
-            (None, _) => Check::skip("nfsd-allow", "the nodes could not be listed"),
-            (_, Err(e)) => Check::fail(
-                "nfsd-allow",
-                e,
-                format!("check the manager: docker service inspect {svc}"),
-            ),
-        },
-    );
-
-    let storage: Vec<&NodeInfo> = nodes
-        .as_deref()
-        .map(|n| storage_nodes(n, label))
-        .unwrap_or_default();
-    out.push(match storage.as_slice() {
-        [one] if !one.addr.is_empty() => {
-            let base = probe::nfsd_api_base(&one.addr, cfg.cluster.nfsd_api_port);
-            let result = probe::nfsd_health(&base, probe_timeout(cfg)).await;
-            check_nfsd_api(one, cfg.cluster.nfsd_api_port, svc, &base, result)
-        }
-        _ => Check::skip(
-            "nfsd-api",
-            "no single storage node with an address (see the storage-node check)",
-        ),
-    });
+    out.extend(nfsd_checks(c, cfg, nodes.as_deref()).await);
     out
 }
 
@@ -192,48 +118,6 @@ pub(super) async fn service_and_tasks(
         None => Vec::new(),
     };
     Ok((service, tasks))
-}
-
-/// Run the firewall check job on every node and judge what it found.
-async fn firewall_check(c: &Swarm, cfg: &Config, nodes: Option<&[NodeInfo]>) -> Check {
-    let Some(nodes) = nodes else {
-        return Check::skip("firewall", "the nodes could not be listed");
-    };
-    let spec = plan::firewall_check_service(cfg);
-    let runs = jobs::run_global(
-        c,
-        &spec,
-        firewall::RESULT_PREFIX,
-        cfg.timeouts.rollout_seconds,
-        "listing the firewall guard",
-        &crate::progress::Progress::stderr(),
-    )
-    .await;
-    match runs {
-        Ok(runs) => {
-            let found: Vec<(String, Result<firewall::Report, String>)> = runs
-                .iter()
-                .map(|r| {
-                    let report = r
-                        .result
-                        .as_deref()
-                        .and_then(|j| serde_json::from_str::<firewall::Report>(j).ok())
-                        .ok_or_else(|| r.failure());
-                    (r.task.node.clone(), report)
-                })
-                .collect();
-            check_firewall(nodes, &found)
-        }
-        Err(e) => Check::fail(
-            "firewall",
-            format!(
-                "cannot run the job {}: {}",
-                names::FIREWALL_CHECK_SERVICE,
-                e.chain().join(": ")
-            ),
-            "check that the swarmhub CLI image is on every node (swarmhub plugin rollout reports the nodes without it), then swarmhub doctor",
-        ),
-    }
 }
 
 /// The pinned images that are on this node (other nodes: the plugin rollout checks).
@@ -437,328 +321,6 @@ pub fn check_secrets(planned: &[PlannedSecret], existing: &HashMap<String, Strin
     Check::fail("secrets", format!("missing: {names}"), fix)
 }
 
-/// The plugin is enabled on every ready node (pure).
-pub fn check_plugin_enabled(nodes: &[NodeInfo]) -> Check {
-    let ready: Vec<&NodeInfo> = nodes.iter().filter(|n| n.state == "ready").collect();
-    let without: Vec<&str> = ready
-        .iter()
-        .filter(|n| !n.plugin_enabled)
-        .map(|n| n.hostname.as_str())
-        .collect();
-    if without.is_empty() {
-        return Check::ok(
-            "plugin-enabled",
-            format!(
-                "{} enabled on {} ready node{}",
-                names::PLUGIN_ALIAS,
-                ready.len(),
-                if ready.len() == 1 { "" } else { "s" }
-            ),
-        );
-    }
-    Check::fail(
-        "plugin-enabled",
-        format!(
-            "{} is not enabled on {} (Swarm places no notebook there)",
-            names::PLUGIN_ALIAS,
-            without.join(", ")
-        ),
-        "swarmhub plugin rollout",
-    )
-}
-
-/// Every ready node has the same plugin version (pure). Nodes whose version was never
-/// recorded (no `swarmhub.plugin-version` label) count as a version of their own, unless no
-/// node has one.
-pub fn check_plugin_versions(nodes: &[NodeInfo]) -> Check {
-    let versions = plugin_versions(nodes);
-    match versions.len() {
-        0 => Check::skip("plugin-version", "no node is ready"),
-        1 => match versions.keys().next().cloned().flatten() {
-            Some(v) => Check::ok("plugin-version", format!("{v} on every ready node")),
-            None => Check::ok(
-                "plugin-version",
-                format!(
-                    "no node records a version (node label {PLUGIN_VERSION_LABEL}; `swarmhub plugin rollout` writes it)"
-                ),
-            ),
-        },
-        _ => Check::fail(
-            "plugin-version",
-            format!(
-                "the nodes run different plugin versions: {}",
-                versions
-                    .iter()
-                    .map(|(v, hosts)| format!(
-                        "{} on {}",
-                        v.as_deref().unwrap_or("unrecorded"),
-                        hosts.join(", ")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-            "swarmhub plugin rollout",
-        ),
-    }
-}
-
-/// Every ready node's plugin was installed with the settings now in effect (pure): nfsd's
-/// address and ports, the mount backend, the state and socket paths (`wanted`, the fingerprint
-/// [`plan::plugin_settings_fingerprint`] of them; `None` when nfsd's node is not known). A node
-/// whose label records other settings mounts with stale ones; a node without the label (a plugin
-/// installed by `swarmhub plugin install`, or before the label existed) is only mentioned.
-pub fn check_plugin_settings(nodes: &[NodeInfo], wanted: Option<&str>) -> Check {
-    let Some(wanted) = wanted else {
-        return Check::skip(
-            "plugin-settings",
-            "nfsd's node is not known (see the storage-node check), and its address is a setting",
-        );
-    };
-    let with_plugin: Vec<&NodeInfo> = nodes
-        .iter()
-        .filter(|n| n.state == "ready" && n.plugin_enabled)
-        .collect();
-    let host = |n: &&NodeInfo| n.hostname.clone();
-    let stale: Vec<String> = with_plugin
-        .iter()
-        .filter(|n| n.plugin_settings.as_deref().is_some_and(|s| s != wanted))
-        .map(host)
-        .collect();
-    let unrecorded: Vec<String> = with_plugin
-        .iter()
-        .filter(|n| n.plugin_settings.is_none())
-        .map(host)
-        .collect();
-    if !stale.is_empty() {
-        return Check::fail(
-            "plugin-settings",
-            format!(
-                "the plugin on {} was installed with other settings than those in effect (nfsd's address or ports, backend, state or socket path); its mounts use the old ones",
-                stale.join(", ")
-            ),
-            "swarmhub plugin rollout (a node whose notebooks have volumes mounted refuses until they are stopped)",
-        );
-    }
-    let current = with_plugin.len() - unrecorded.len();
-    let mut detail = format!(
-        "installed with the settings in effect on {current} node{}",
-        if current == 1 { "" } else { "s" }
-    );
-    if !unrecorded.is_empty() {
-        detail.push_str(&format!(
-            "; not recorded on {} (no {PLUGIN_SETTINGS_LABEL} label; `swarmhub plugin rollout` writes it)",
-            unrecorded.join(", ")
-        ));
-    }
-    Check::ok("plugin-settings", detail)
-}
-
-/// Every usable node has swarmhub's complete firewall guard of nfsd's ports (pure): `found`
-/// holds each node's listing, or why the check job gave none.
-pub fn check_firewall(
-    nodes: &[NodeInfo],
-    found: &[(String, Result<firewall::Report, String>)],
-) -> Check {
-    let usable: Vec<&NodeInfo> = nodes.iter().filter(|n| n.usable()).collect();
-    if usable.is_empty() {
-        return Check::skip("firewall", "no node is ready");
-    }
-    let mut bad = Vec::new();
-    let mut unread = Vec::new();
-    for n in &usable {
-        match found.iter().find(|(node, _)| *node == n.hostname) {
-            Some((_, Ok(r))) if r.problems.is_empty() => {}
-            Some((_, Ok(r))) => bad.push(format!("{}: {}", n.hostname, r.problems.join(", "))),
-            Some((_, Err(e))) => unread.push(format!("{}: {e}", n.hostname)),
-            None => unread.push(format!("{}: the check job ran no task there", n.hostname)),
-        }
-    }
-    if !bad.is_empty() {
-        return Check::fail(
-            "firewall",
-            format!(
-                "notebooks on {} node(s) may reach nfsd's ports: {}",
-                bad.len(),
-                bad.join(" | ")
-            ),
-            format!(
-                "swarmhub plugin rollout (installs the chain {} on every node; rules are lost when a node reboots or its iptables rules are flushed)",
-                firewall::CHAIN
-            ),
-        );
-    }
-    if !unread.is_empty() {
-        return Check::fail(
-            "firewall",
-            format!(
-                "the firewall guard could not be listed on {} node(s): {}",
-                unread.len(),
-                unread.join(" | ")
-            ),
-            "load the swarmhub CLI image on those nodes (docker load), then swarmhub doctor",
-        );
-    }
-    let mut backends: Vec<&str> = found
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().map(|r| r.backend.as_str()))
-        .collect();
-    backends.sort_unstable();
-    backends.dedup();
-    Check::ok(
-        "firewall",
-        format!(
-            "chain {} rejects containers' connections to nfsd's ports on all {} node(s) ({})",
-            firewall::CHAIN,
-            usable.len(),
-            backends.join(", ")
-        ),
-    )
-}
-
-/// `addr` lies in one of the comma-separated CIDRs of `nets` (a bare address is a /32 or /128).
-fn allowed(nets: &str, addr: &str) -> bool {
-    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    let bits = |ip: std::net::IpAddr| -> (u128, u32) {
-        match ip {
-            std::net::IpAddr::V4(v) => (u32::from(v) as u128, 32),
-            std::net::IpAddr::V6(v) => (u128::from(v), 128),
-        }
-    };
-    let (a, width) = bits(ip);
-    nets.split(',').map(str::trim).any(|net| {
-        let (base, prefix) = net.split_once('/').unwrap_or((net, ""));
-        let Ok(base) = base.parse::<std::net::IpAddr>() else {
-            return false;
-        };
-        let (b, w) = bits(base);
-        if w != width {
-            return false;
-        }
-        let prefix: u32 = prefix.parse().unwrap_or(w).min(w);
-        let shift = width - prefix;
-        shift >= width || (a >> shift) == (b >> shift)
-    })
-}
-
-/// nfsd accepts NFS clients from every node's address, and only from listed networks (pure):
-/// `env` is nfsd's service environment (`None`: no service).
-pub fn check_nfsd_allow(nodes: &[NodeInfo], env: Option<&[String]>) -> Check {
-    let Some(env) = env else {
-        return Check::skip(
-            "nfsd-allow",
-            "nfsd's service does not exist (see nfsd-service)",
-        );
-    };
-    let fix = "swarmhub nfs run (sets nfsd's allowed clients to the swarm's node addresses; nfsd restarts, mounts resume)";
-    let Some(nets) = env
-        .iter()
-        .find_map(|e| e.strip_prefix("SWARMHUB_NFSD_ALLOW="))
-        .filter(|n| !n.trim().is_empty())
-    else {
-        return Check::fail(
-            "nfsd-allow",
-            "nfsd accepts NFS clients from every address (no SWARMHUB_NFSD_ALLOW in its service)",
-            fix,
-        );
-    };
-    let missing: Vec<String> = nodes
-        .iter()
-        .filter(|n| !n.addr.is_empty() && !allowed(nets, &n.addr))
-        .map(|n| format!("{} ({})", n.hostname, n.addr))
-        .collect();
-    if missing.is_empty() {
-        Check::ok(
-            "nfsd-allow",
-            format!("nfsd accepts NFS clients from {nets}"),
-        )
-    } else {
-        Check::fail(
-            "nfsd-allow",
-            format!(
-                "nfsd refuses the plugin of {} (allowed: {nets}): volumes cannot be mounted there",
-                missing.join(", ")
-            ),
-            fix,
-        )
-    }
-}
-
-/// nfsd's service runs its one task (pure).
-pub fn check_nfsd_service(s: &ServiceStatus) -> Check {
-    let name = &s.name;
-    let running = format!(
-        "{}/{} running",
-        s.running,
-        s.desired.map_or("?".into(), |d| d.to_string())
-    );
-    match &s.health {
-        ServiceHealth::NotDeployed => Check::fail(
-            "nfsd-service",
-            format!("service {name} does not exist"),
-            "swarmhub run",
-        ),
-        ServiceHealth::Stopped => Check::fail(
-            "nfsd-service",
-            format!("service {name} is stopped (0 replicas): no volume can be mounted"),
-            "swarmhub nfs start",
-        ),
-        ServiceHealth::Running => {
-            let node = s
-                .tasks
-                .iter()
-                .find(|t| t.desired == "running" && t.state == "running")
-                .map(|t| t.node.clone())
-                .unwrap_or_default();
-            Check::ok("nfsd-service", format!("{name}: {running} on {node}"))
-        }
-        ServiceHealth::Starting { detail } => Check::fail(
-            "nfsd-service",
-            format!("service {name}: {running}, task {detail}"),
-            fix_for_task_error(detail),
-        ),
-        ServiceHealth::Failing { task, error } => Check::fail(
-            "nfsd-service",
-            format!("service {name}: {running}, task {task}"),
-            fix_for_task_error(error),
-        ),
-    }
-}
-
-/// nfsd answers `GET /v1/health` at the storage node's address (pure).
-pub fn check_nfsd_api(
-    storage: &NodeInfo,
-    port: u16,
-    service: &str,
-    base: &str,
-    result: Result<swarmhub_control_api::Health, ProbeError>,
-) -> Check {
-    let fix = format!(
-        "nfsd's control API must answer at {addr}:{port} from here and from every node: check that nfsd runs (docker service ps {service}), that it listens on port {port}/tcp in the network of {host} (cluster.nfsd_api_port; another process may hold the port) and that no firewall blocks {addr}:{port}/tcp",
-        addr = storage.addr,
-        host = storage.hostname
-    );
-    match result {
-        Ok(h) if h.status == "ok" => Check::ok(
-            "nfsd-api",
-            format!(
-                "{base}: swarmhub-nfsd {}, {} volume{}, up {}",
-                h.version,
-                h.volumes,
-                if h.volumes == 1 { "" } else { "s" },
-                probe::duration_text(h.uptime_seconds)
-            ),
-        ),
-        Ok(h) => Check::fail(
-            "nfsd-api",
-            format!("{base}: nfsd reports status {:?}", h.status),
-            format!("see nfsd's log: docker service logs {service}"),
-        ),
-        Err(e) => Check::fail("nfsd-api", e.to_string(), fix),
-    }
-}
-
 /// `(setting, image, present?)` → the `images` check (pure).
 pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check {
     let missing: Vec<String> = results
@@ -795,12 +357,14 @@ pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::inspect::doctor::Outcome;
-    use crate::inspect::health::{running_tasks, service_health};
+    use crate::names;
+    use crate::node::firewall;
 
-    fn node(host: &str, state: &str, availability: &str) -> NodeInfo {
+    /// A ready-made node (also for the tests of plugin.rs, firewall.rs and nfsd.rs).
+    pub(crate) fn node(host: &str, state: &str, availability: &str) -> NodeInfo {
         NodeInfo {
             id: format!("id-{host}"),
             hostname: host.into(),
@@ -814,118 +378,6 @@ mod tests {
             plugin_settings: Some("f1ngerpr1nt0".into()),
             engine_version: "20.10.24".into(),
         }
-    }
-
-    fn task(state: &str, desired: &str, error: Option<&str>, message: &str) -> TaskInfo {
-        TaskInfo {
-            id: "t1".into(),
-            node_id: "id-alpha".into(),
-            node: "alpha".into(),
-            desired: desired.into(),
-            state: state.into(),
-            message: message.into(),
-            error: error.map(String::from),
-            since: "2025-11-26T18:00:00Z".into(),
-        }
-    }
-
-    fn guard(problems: &[&str]) -> Result<firewall::Report, String> {
-        Ok(firewall::Report {
-            backend: "iptables v1.8.9 (nf_tables)".into(),
-            change: crate::steps::Change::Unchanged,
-            problems: problems.iter().map(|p| p.to_string()).collect(),
-            rules: firewall::rule_specs(&[2049, 8049]),
-        })
-    }
-
-    #[test]
-    fn the_firewall_guard_must_be_complete_on_every_ready_node() {
-        let nodes = vec![
-            node("alpha", "ready", "active"),
-            node("beta", "ready", "active"),
-            node("gone", "down", "active"),
-        ];
-        let c = check_firewall(
-            &nodes,
-            &[("alpha".into(), guard(&[])), ("beta".into(), guard(&[]))],
-        );
-        assert_eq!(c.outcome, Outcome::Ok, "{}", c.detail);
-        assert!(
-            c.detail
-                .contains("on all 2 node(s) (iptables v1.8.9 (nf_tables))"),
-            "{}",
-            c.detail
-        );
-
-        let c = check_firewall(
-            &nodes,
-            &[
-                ("alpha".into(), guard(&[])),
-                (
-                    "beta".into(),
-                    guard(&["INPUT does not jump to SWARMHUB-NFSD"]),
-                ),
-            ],
-        );
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert_eq!(
-            c.detail,
-            "notebooks on 1 node(s) may reach nfsd's ports: beta: INPUT does not jump to SWARMHUB-NFSD"
-        );
-        assert!(c.fix.unwrap().starts_with("swarmhub plugin rollout"));
-
-        let c = check_firewall(&nodes, &[("alpha".into(), guard(&[]))]);
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(
-            c.detail.contains("beta: the check job ran no task there"),
-            "{}",
-            c.detail
-        );
-        let c = check_firewall(
-            &nodes,
-            &[
-                ("alpha".into(), guard(&[])),
-                ("beta".into(), Err("beta: rejected (No such image)".into())),
-            ],
-        );
-        assert!(c.fix.unwrap().contains("docker load"));
-    }
-
-    #[test]
-    fn nfsd_must_allow_every_node_and_not_everyone() {
-        let mut nodes = vec![
-            node("alpha", "ready", "active"),
-            node("beta", "ready", "active"),
-        ];
-        nodes[0].addr = "10.0.0.1".into();
-        nodes[1].addr = "10.0.0.2".into();
-        let env = |allow: &str| {
-            vec![
-                "SWARMHUB_NFSD_DATA_DIR=/data".to_string(),
-                format!("SWARMHUB_NFSD_ALLOW={allow}"),
-            ]
-        };
-        let ok = check_nfsd_allow(&nodes, Some(&env("10.0.0.1/32,10.0.0.2/32,127.0.0.1/32")));
-        assert_eq!(ok.outcome, Outcome::Ok, "{}", ok.detail);
-        assert_eq!(
-            check_nfsd_allow(&nodes, Some(&env("10.0.0.0/24"))).outcome,
-            Outcome::Ok
-        );
-        let c = check_nfsd_allow(&nodes, Some(&env("10.0.0.1/32,127.0.0.1/32")));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(
-            c.detail
-                .starts_with("nfsd refuses the plugin of beta (10.0.0.2)"),
-            "{}",
-            c.detail
-        );
-        assert!(c.fix.unwrap().starts_with("swarmhub nfs run"));
-        let c = check_nfsd_allow(&nodes, Some(&["SWARMHUB_NFSD_DATA_DIR=/data".to_string()]));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(c.detail.contains("every address"), "{}", c.detail);
-        assert_eq!(check_nfsd_allow(&nodes, None).outcome, Outcome::Skip);
-        assert!(allowed("fd00::/64", "fd00::5") && !allowed("fd00::/64", "10.0.0.1"));
-        assert!(allowed("0.0.0.0/0", "192.168.1.1") && !allowed("10.0.0.1/32", "10.0.0.11"));
     }
 
     #[test]
@@ -1024,168 +476,6 @@ mod tests {
             c.fix
                 .unwrap()
                 .starts_with("swarmhub run --ldap-password-file FILE")
-        );
-    }
-
-    #[test]
-    fn plugin_everywhere_and_one_version() {
-        let mut nodes = vec![
-            node("alpha", "ready", "active"),
-            node("beta", "ready", "active"),
-        ];
-        assert_eq!(check_plugin_enabled(&nodes).outcome, Outcome::Ok);
-        let v = check_plugin_versions(&nodes);
-        assert_eq!(
-            (v.outcome, v.detail.as_str()),
-            (Outcome::Ok, "0.1.0 on every ready node")
-        );
-        nodes[1].plugin_enabled = false;
-        nodes[1].plugin_version = None;
-        let c = check_plugin_enabled(&nodes);
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(c.detail.contains("beta"), "{}", c.detail);
-        assert_eq!(c.fix.as_deref(), Some("swarmhub plugin rollout"));
-        let v = check_plugin_versions(&nodes);
-        assert_eq!(v.outcome, Outcome::Fail);
-        assert_eq!(
-            v.detail,
-            "the nodes run different plugin versions: unrecorded on beta; 0.1.0 on alpha"
-        );
-        assert_eq!(v.fix.as_deref(), Some("swarmhub plugin rollout"));
-        // a down node does not count
-        nodes[1].state = "down".into();
-        assert_eq!(check_plugin_enabled(&nodes).outcome, Outcome::Ok);
-        assert_eq!(check_plugin_versions(&nodes).outcome, Outcome::Ok);
-        nodes[0].plugin_version = None;
-        assert_eq!(check_plugin_versions(&nodes).outcome, Outcome::Ok);
-    }
-
-    #[test]
-    fn plugin_settings_must_be_those_in_effect() {
-        let mut nodes = vec![
-            node("alpha", "ready", "active"),
-            node("beta", "ready", "active"),
-            node("gamma", "ready", "active"),
-        ];
-        let c = check_plugin_settings(&nodes, Some("f1ngerpr1nt0"));
-        assert_eq!(
-            (c.outcome, c.detail.as_str()),
-            (
-                Outcome::Ok,
-                "installed with the settings in effect on 3 nodes"
-            )
-        );
-        // nfsd's node unknown: nothing to compare with
-        let c = check_plugin_settings(&nodes, None);
-        assert_eq!(c.outcome, Outcome::Skip, "{c:?}");
-        // a node without the label is mentioned, not failed
-        nodes[2].plugin_settings = None;
-        let c = check_plugin_settings(&nodes, Some("f1ngerpr1nt0"));
-        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
-        assert!(
-            c.detail.contains("on 2 nodes; not recorded on gamma"),
-            "{}",
-            c.detail
-        );
-        // settings changed since beta's rollout: failed, with the rollout as the fix
-        let c = check_plugin_settings(&nodes, Some("0therpr1nt00"));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(
-            c.detail
-                .starts_with("the plugin on alpha, beta was installed with other settings"),
-            "{}",
-            c.detail
-        );
-        assert!(c.fix.unwrap().starts_with("swarmhub plugin rollout"));
-        // a down node or one without the plugin does not count
-        nodes[0].state = "down".into();
-        nodes[1].plugin_enabled = false;
-        let c = check_plugin_settings(&nodes, Some("0therpr1nt00"));
-        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
-    }
-
-    #[test]
-    fn nfsd_service_fixes_follow_the_state() {
-        let svc = |exists: bool, desired: Option<u64>, tasks: Vec<TaskInfo>| ServiceStatus {
-            component: "nfsd".into(),
-            name: "swarmhub-nfsd".into(),
-            deployed: exists,
-            image: None,
-            desired,
-            running: running_tasks(&tasks),
-            health: service_health(exists, desired, &tasks),
-            tasks,
-        };
-        let c = check_nfsd_service(&svc(false, None, vec![]));
-        assert_eq!(c.fix.as_deref(), Some("swarmhub run"));
-        let c = check_nfsd_service(&svc(true, Some(0), vec![]));
-        assert_eq!(c.fix.as_deref(), Some("swarmhub nfs start"));
-        let c = check_nfsd_service(&svc(
-            true,
-            Some(1),
-            vec![task("running", "running", None, "started")],
-        ));
-        assert_eq!(
-            (c.outcome, c.detail.as_str()),
-            (Outcome::Ok, "swarmhub-nfsd: 1/1 running on alpha")
-        );
-        let c = check_nfsd_service(&svc(
-            true,
-            Some(1),
-            vec![task(
-                "rejected",
-                "shutdown",
-                Some("No such image: swarmhub/nfsd:0.1.0"),
-                "",
-            )],
-        ));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(c.detail.contains("No such image"), "{}", c.detail);
-        assert!(c.fix.unwrap().contains("rebuild"));
-        let c = check_nfsd_service(&svc(
-            true,
-            Some(1),
-            vec![task(
-                "pending",
-                "running",
-                None,
-                "no suitable node (scheduling constraints not satisfied on 1 node)",
-            )],
-        ));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(c.fix.unwrap().contains("placement constraints"));
-    }
-
-    #[test]
-    fn nfsd_api_fix_names_address_and_port() {
-        let mut n = node("alpha", "ready", "active");
-        n.addr = "10.0.0.5".into();
-        let e = ProbeError::Unreachable {
-            url: "http://10.0.0.5:8049/v1/health".into(),
-            cause: "connection refused".into(),
-        };
-        let c = check_nfsd_api(&n, 8049, "swarmhub-nfsd", "http://10.0.0.5:8049", Err(e));
-        assert_eq!(c.outcome, Outcome::Fail);
-        assert!(c.detail.contains("connection refused"));
-        let fix = c.fix.unwrap();
-        assert!(
-            fix.contains("10.0.0.5:8049")
-                && fix.contains("8049/tcp")
-                && fix.contains("firewall")
-                && fix.contains("in the network of alpha"),
-            "{fix}"
-        );
-        let h = swarmhub_control_api::Health {
-            status: "ok".into(),
-            version: "0.1.0".into(),
-            volumes: 1,
-            nfs_listen: "0.0.0.0:2049".into(),
-            uptime_seconds: 42,
-        };
-        let c = check_nfsd_api(&n, 8049, "swarmhub-nfsd", "http://10.0.0.5:8049", Ok(h));
-        assert_eq!(
-            c.detail,
-            "http://10.0.0.5:8049: swarmhub-nfsd 0.1.0, 1 volume, up 42s"
         );
     }
 
