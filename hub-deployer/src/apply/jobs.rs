@@ -39,7 +39,7 @@ impl NodeRun {
     }
 }
 
-pub use crate::node::result_after;
+use crate::node::result_after;
 
 /// Run `spec` (a global job) on every usable node, wait up to `seconds` for all tasks to end,
 /// and return each node's run, sorted by host name. `what` names the job in progress lines and

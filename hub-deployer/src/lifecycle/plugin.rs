@@ -343,7 +343,7 @@ pub fn result_line(r: &NodeResult) -> String {
 
 /// Find the result in a task's log.
 pub fn parse_result(log: &str) -> Option<NodeResult> {
-    jobs::result_after(log, RESULT_PREFIX).and_then(|json| serde_json::from_str(&json).ok())
+    crate::node::result_after(log, RESULT_PREFIX).and_then(|json| serde_json::from_str(&json).ok())
 }
 
 /// The outcome of a rollout on one node.
