@@ -65,7 +65,10 @@ build_images() {
   [ "${#targets[@]}" -gt 0 ] || return 0
   say "building ${targets[*]} (once; this takes a while)"
   local opts=()
-  command -v cargo >/dev/null && opts+=(--prebuilt)
+  # cargo of the pinned release compiles here; without it, Docker's rust image does
+  # shellcheck source=images/pinned-rust.sh
+  . "$ROOT/images/pinned-rust.sh"
+  command -v cargo >/dev/null && pinned_rust "$ROOT" && opts+=(--prebuilt)
   if docker image inspect debian:bookworm-slim >/dev/null 2>&1 \
     || docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
     opts+=(--base debian:bookworm-slim)

@@ -97,6 +97,9 @@ fi
 # the static binaries, laid out in target/dist
 if [ "$PREBUILT" = 1 ] && [ "$needs_rust" = 1 ]; then
   command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
+  # shellcheck source=images/pinned-rust.sh
+  . "$ROOT/images/pinned-rust.sh"
+  pinned_rust "$ROOT" || die "install the pinned Rust (see above), or build without --prebuilt"
   TRIPLE=x86_64-unknown-linux-gnu
   TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
   say "building the static binaries (release, crt-static, $TRIPLE) into $TARGET_DIR"

@@ -51,6 +51,9 @@ die() { echo "build.sh: error: $*" >&2; exit 1; }
 # --- the binary: statically linked glibc (crt-static), so the rootfs needs nothing else -------
 if [ -z "$BINARY" ]; then
   command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
+  # shellcheck source=images/pinned-rust.sh
+  . "$ROOT/images/pinned-rust.sh"
+  pinned_rust "$ROOT" || die "install the pinned Rust (see above), or give --binary"
   say "building swarmhub-volume-plugin (release, static, $TRIPLE)"
   (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$TRIPLE" -p swarmhub-volume-plugin >&2)
