@@ -47,6 +47,23 @@ impl From<DockerError> for EngineError {
     }
 }
 
+/// A read (a GET, safe to send again) sent once more when the connection to dockerd broke
+/// before an answer: the client reuses kept-alive connections, and one can close under a
+/// request. dockerd's own error answers (404, 409, 500, ...) are never asked again.
+async fn read<T, F, Fut>(call: F) -> Result<T, EngineError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DockerError>>,
+{
+    match call().await {
+        Err(e) if !matches!(e, DockerError::DockerResponseServerError { .. }) => {
+            tracing::debug!("dockerd connection broke before an answer ({e}); asking again");
+            Ok(call().await?)
+        }
+        r => Ok(r?),
+    }
+}
+
 fn label_filter(label: Option<&str>) -> Option<HashMap<String, Vec<String>>> {
     label.map(|l| super::cluster::filter("label", l))
 }
@@ -54,22 +71,22 @@ fn label_filter(label: Option<&str>) -> Option<HashMap<String, Vec<String>>> {
 #[async_trait]
 impl Engine for Docker {
     async fn info(&self) -> Result<SystemInfo, EngineError> {
-        Ok(Docker::info(self).await?)
+        read(|| Docker::info(self)).await
     }
 
     async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
-        Ok(Docker::inspect_image(self, name).await?)
+        read(|| Docker::inspect_image(self, name)).await
     }
 
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError> {
-        Ok(Docker::inspect_plugin(self, name).await?)
+        read(|| Docker::inspect_plugin(self, name)).await
     }
 
     async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
         let opts = GetPluginPrivilegesOptions {
             remote: remote.to_string(),
         };
-        Ok(Docker::get_plugin_privileges(self, opts).await?)
+        read(|| Docker::get_plugin_privileges(self, opts.clone())).await
     }
 
     async fn pull_plugin(
@@ -119,11 +136,11 @@ impl Engine for Docker {
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>, EngineError> {
-        Ok(Docker::list_nodes(self, None::<bollard::query_parameters::ListNodesOptions>).await?)
+        read(|| Docker::list_nodes(self, None::<bollard::query_parameters::ListNodesOptions>)).await
     }
 
     async fn inspect_node(&self, id: &str) -> Result<Node, EngineError> {
-        Ok(Docker::inspect_node(self, id).await?)
+        read(|| Docker::inspect_node(self, id)).await
     }
 
     async fn update_node(&self, id: &str, spec: NodeSpec, version: i64) -> Result<(), EngineError> {
@@ -131,7 +148,7 @@ impl Engine for Docker {
     }
 
     async fn inspect_service(&self, name: &str) -> Result<Service, EngineError> {
-        Ok(Docker::inspect_service(self, name, None).await?)
+        read(|| Docker::inspect_service(self, name, None)).await
     }
 
     async fn list_services(&self, label: Option<&str>) -> Result<Vec<Service>, EngineError> {
@@ -139,7 +156,7 @@ impl Engine for Docker {
             filters: label_filter(label),
             status: Some(true),
         };
-        Ok(Docker::list_services(self, Some(opts)).await?)
+        read(|| Docker::list_services(self, Some(opts.clone()))).await
     }
 
     async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError> {
@@ -169,7 +186,7 @@ impl Engine for Docker {
         let opts = ListTasksOptions {
             filters: Some(super::cluster::filter("service", service)),
         };
-        Ok(Docker::list_tasks(self, Some(opts)).await?)
+        read(|| Docker::list_tasks(self, Some(opts.clone()))).await
     }
 
     async fn task_logs(&self, task: &str, within: Duration) -> String {
@@ -190,10 +207,8 @@ impl Engine for Docker {
     }
 
     async fn list_secrets(&self) -> Result<Vec<Secret>, EngineError> {
-        Ok(
-            Docker::list_secrets(self, None::<bollard::query_parameters::ListSecretsOptions>)
-                .await?,
-        )
+        read(|| Docker::list_secrets(self, None::<bollard::query_parameters::ListSecretsOptions>))
+            .await
     }
 
     async fn create_secret(&self, spec: SecretSpec) -> Result<String, EngineError> {
@@ -208,7 +223,7 @@ impl Engine for Docker {
         let opts = label.map(|l| ListConfigsOptions {
             filters: label_filter(Some(l)),
         });
-        Ok(Docker::list_configs(self, opts).await?)
+        read(|| Docker::list_configs(self, opts.clone())).await
     }
 
     async fn create_config(&self, spec: ConfigSpec) -> Result<String, EngineError> {
@@ -228,14 +243,14 @@ impl Engine for Docker {
             verbose: false,
             scope: Some("swarm".into()),
         });
-        Ok(Docker::inspect_network(self, name, opts).await?)
+        read(|| Docker::inspect_network(self, name, opts.clone())).await
     }
 
     async fn list_networks(&self, label: &str) -> Result<Vec<Network>, EngineError> {
         let opts = ListNetworksOptions {
             filters: label_filter(Some(label)),
         };
-        Ok(Docker::list_networks(self, Some(opts)).await?)
+        read(|| Docker::list_networks(self, Some(opts.clone()))).await
     }
 
     async fn create_network(&self, req: NetworkCreateRequest) -> Result<(), EngineError> {
@@ -253,11 +268,11 @@ impl Engine for Docker {
     }
 
     async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError> {
-        Ok(Docker::list_tasks(self, None::<ListTasksOptions>).await?)
+        read(|| Docker::list_tasks(self, None::<ListTasksOptions>)).await
     }
 
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
-        Ok(Docker::list_volumes(self, None::<ListVolumesOptions>).await?)
+        read(|| Docker::list_volumes(self, None::<ListVolumesOptions>)).await
     }
 
     fn build_image(
