@@ -57,6 +57,8 @@ ENV SWARMHUB_NFSD_DATA_DIR=/data \
 EXPOSE 2049 8049
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/swarmhub-nfsd"]
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 FROM scratch AS plugin-rootfs-prebuilt
 COPY --from=prebuilt /dist/cli/usr/share/swarmhub/plugin/rootfs/ /
@@ -65,6 +67,8 @@ ENTRYPOINT ["/swarmhub-volume-plugin"]
 FROM scratch AS cli-prebuilt
 COPY --from=prebuilt /dist/cli/ /
 ENTRYPOINT ["/usr/local/bin/swarmhub"]
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 # ============================================================== Python images
 
@@ -115,6 +119,8 @@ WORKDIR /srv/jupyterhub
 EXPOSE 8000 8081
 ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/usr/local/bin/swarmhub-hub-entrypoint"]
 CMD ["jupyterhub", "--config", "/srv/jupyterhub/jupyterhub_config.py"]
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 # ------------------------------------------------------------- notebooks
 # User jovyan 1000:100 (group users), HOME /home/jovyan: the user's home volume is mounted there.
@@ -157,11 +163,15 @@ RUN jupyter server extension disable --sys-prefix nbgrader.server_extensions.for
  && jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment
 ENV SWARMHUB_ROLE=student
 USER 1000:100
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 # Teachers: everything nbgrader has, with the course directory ~/work/<course id>.
 FROM notebook AS notebook-teacher
 ENV SWARMHUB_ROLE=teacher
 USER 1000:100
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 # ============================================================== the demo's directory
 
@@ -195,6 +205,8 @@ ENV SWARMHUB_NFSD_DATA_DIR=/data \
 EXPOSE 2049 8049
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/swarmhub-nfsd"]
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}
 
 # The swarmhub-nfs managed plugin's rootfs. Docker installs plugins from a directory with
 # config.json and rootfs/, so this image is exported rather than run:
@@ -215,3 +227,6 @@ ENTRYPOINT ["/swarmhub-volume-plugin"]
 FROM scratch AS cli
 COPY --from=build /dist/cli/ /
 ENTRYPOINT ["/usr/local/bin/swarmhub"]
+# the version of the image (its tag), set by `swarmhub build`; last, so no layer depends on it
+ARG SWARMHUB_VERSION=dev
+LABEL org.opencontainers.image.version=${SWARMHUB_VERSION}

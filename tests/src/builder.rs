@@ -76,7 +76,10 @@ pub struct Builder {
 
 impl Builder {
     /// Takes [`LOCK_FILE`] (waits at most an hour: another process may be building), starts the
-    /// builder dockerd and waits (at most 90 s) until it answers.
+    /// builder dockerd and waits (at most 90 s) until it answers. The lock is held until the
+    /// `Builder` drops: a caller holding one must not call [`crate::images::ensure_images`] (it
+    /// starts a builder of its own and would wait for the lock); call that first. The builder
+    /// trusts [`crate::registry::REGISTRY_ADDR`] over plain HTTP (reachable while a swarm is up).
     pub fn start() -> anyhow::Result<Builder> {
         ensure!(
             crate::docker::is_root(),
@@ -87,7 +90,10 @@ impl Builder {
             .with_context(|| format!("creating {DIR}/data"))?;
         std::fs::write(
             dir.join("daemon.json"),
-            "{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"storage-driver\": \"overlay2\",\n  \"log-level\": \"warn\"\n}\n",
+            format!(
+                "{{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"storage-driver\": \"overlay2\",\n  \"log-level\": \"warn\",\n  \"insecure-registries\": [\"{}\"]\n}}\n",
+                crate::registry::REGISTRY_ADDR
+            ),
         )?;
         let (guard, guard_stdin) = flock_guard(
             LOCK_FILE,

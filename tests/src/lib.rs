@@ -10,5 +10,6 @@ pub mod https;
 pub mod hub;
 pub mod images;
 pub mod nfsd;
+pub mod registry;
 pub mod slapd;
 pub mod swarm;

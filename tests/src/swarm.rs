@@ -132,6 +132,9 @@ pub struct Options {
     /// each node gets a private `/run` (tmpfs) and listens on [`MACHINE_DOCKER_SOCKET`], the
     /// default socket path, like a machine's own dockerd
     pub machine: bool,
+    /// a registry (`ip:port`) every node's dockerd reaches over plain HTTP: `insecure-registries`
+    /// in its daemon.json ([`Options::insecure_registry`]); `None` (the default): none
+    pub insecure_registry: Option<&'static str>,
 }
 
 impl Options {
@@ -141,6 +144,7 @@ impl Options {
             nodes: n,
             swarm: true,
             machine: false,
+            insecure_registry: None,
         }
     }
 
@@ -150,8 +154,34 @@ impl Options {
             nodes: 1,
             swarm: false,
             machine: true,
+            insecure_registry: None,
         }
     }
+
+    /// These options, with every node's dockerd trusting the registry at `addr` (`ip:port`)
+    /// over plain HTTP (`"insecure-registries": [addr]` in its daemon.json), e.g.
+    /// `Options::swarm(2).insecure_registry(registry::REGISTRY_ADDR)` for a
+    /// [`crate::registry::Registry`] on [`HOST_IP`], which every node reaches.
+    pub fn insecure_registry(mut self, addr: &'static str) -> Options {
+        self.insecure_registry = Some(addr);
+        self
+    }
+}
+
+/// A node dockerd's daemon.json: cgroupfs, log level info and, when given, one registry it
+/// trusts over plain HTTP.
+fn daemon_json(insecure_registry: Option<&str>) -> String {
+    let registries = insecure_registry
+        .map(|r| {
+            format!(
+                ",\n  \"insecure-registries\": [{}]",
+                serde_json::Value::from(r)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"log-level\": \"info\"{registries}\n}}\n"
+    )
 }
 
 /// Kills every node process, unmounts, removes namespaces, veths, cgroups and data.
@@ -638,7 +668,7 @@ impl Swarm {
         }
         std::fs::write(
             dir.join("daemon.json"),
-            "{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"log-level\": \"info\"\n}\n",
+            daemon_json(self.opts.insecure_registry),
         )?;
         for sub in ["holder", "daemon"] {
             let cg = self.cgroup_dir(i).join(sub);
@@ -1371,4 +1401,27 @@ pub fn build_plugin_dir(out: &Path) -> anyhow::Result<Duration> {
         res.describe()
     );
     Ok(res.took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_json_default_and_with_a_registry() {
+        assert_eq!(
+            daemon_json(None),
+            "{\n  \"exec-opts\": [\"native.cgroupdriver=cgroupfs\"],\n  \"log-level\": \"info\"\n}\n"
+        );
+        let opts = Options::swarm(2).insecure_registry(crate::registry::REGISTRY_ADDR);
+        assert_eq!(opts.insecure_registry, Some("192.168.213.254:5000"));
+        assert_eq!(Options::swarm(2).insecure_registry, None);
+        let v: serde_json::Value =
+            serde_json::from_str(&daemon_json(opts.insecure_registry)).unwrap();
+        assert_eq!(
+            v["insecure-registries"],
+            serde_json::json!(["192.168.213.254:5000"])
+        );
+        assert_eq!(v["log-level"], "info");
+    }
 }

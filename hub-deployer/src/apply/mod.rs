@@ -248,7 +248,7 @@ pub async fn ensure_service(c: &Swarm, spec: &ServiceSpec, start: bool) -> Resul
         let replicas = if start { planned } else { Some(0) };
         let s = resolved(spec, replicas, &secrets, &configs)?;
         c.engine()
-            .create_service(s)
+            .create_service(s, c.registry_login.as_ref())
             .await
             .map_err(|e| anyhow::anyhow!("cannot create service {name}: {}", e.message()))?;
         return Ok(Step::new("service", &name, Change::Created));
@@ -288,7 +288,7 @@ async fn update(c: &Swarm, current: &Service, spec: ServiceSpec) -> anyhow::Resu
         .unwrap_or_default();
     let version = i32::try_from(version).context("service version out of range")?;
     c.engine()
-        .update_service(&name, spec, version)
+        .update_service(&name, spec, version, c.registry_login.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot update service {name}: {}", e.message()))?;
     Ok(())
@@ -300,7 +300,7 @@ pub async fn create_job(c: &Swarm, spec: &ServiceSpec) -> Result<Step, CliError>
     let name = spec.name.clone().unwrap_or_default();
     let s = resolved(spec, None, &c.secret_ids().await?, &c.config_ids().await?)?;
     c.engine()
-        .create_service(s)
+        .create_service(s, c.registry_login.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot create job {name}: {}", e.message()))?;
     Ok(Step::new("job", &name, Change::Created))

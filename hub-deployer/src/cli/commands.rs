@@ -10,13 +10,15 @@ use serde_json::json;
 
 use crate::cli::{
     ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, FirewallAction,
-    HubCommand, NfsCommand, Output, PluginCommand, TlsCommand, VolumeCommand,
+    HubCommand, NfsCommand, NodeInstallArgs, Output, PluginCommand, TlsCommand, VolumeCommand,
 };
 use crate::demo;
 use crate::docker::cluster::Cluster;
+use crate::docker::engine::RegistryLogin;
 use crate::exit::CliError;
 use crate::lifecycle::images;
 use crate::lifecycle::plugin::{self, NodeInstall};
+use crate::lifecycle::registry;
 use crate::lifecycle::volume::{self, ApiAction, ApiResult};
 use crate::lifecycle::{self, Ctx, Part};
 use crate::names;
@@ -45,20 +47,50 @@ pub fn run(
             }
         }
         // the job sides run in the swarmhub image, which has no settings file
-        Command::Plugin(PluginCommand::NodeInstall {
-            alias,
-            bundle,
-            remote,
-            settings,
-            token_file,
-            state_dir,
-            firewall_root,
-            firewall_ports,
-        }) => {
+        Command::Plugin(PluginCommand::NodeInstall(args)) => {
+            let NodeInstallArgs {
+                alias,
+                bundle,
+                remote,
+                pull,
+                registry_username,
+                registry_secret_file,
+                registry_docker_config,
+                settings,
+                token_file,
+                state_dir,
+                firewall_root,
+                firewall_ports,
+            } = args.as_ref();
+            let address = remote
+                .iter()
+                .chain(pull)
+                .find_map(|r| registry::address_of(r));
+            let login = match (address, registry_username, registry_secret_file) {
+                (Some(a), Some(user), Some(file)) => Some(RegistryLogin {
+                    server: a.to_string(),
+                    username: Some(user.clone()),
+                    password: Some(
+                        std::fs::read_to_string(file)
+                            .with_context(|| {
+                                format!("cannot read the registry password {}", file.display())
+                            })?
+                            .trim_end_matches(['\n', '\r'])
+                            .to_string(),
+                    ),
+                }),
+                (Some(a), None, _) => match registry_docker_config {
+                    Some(path) => registry::docker_config_login(path, a)?,
+                    None => None,
+                },
+                _ => None,
+            };
             let req = NodeInstall {
                 alias: alias.clone(),
                 bundle: bundle.clone(),
                 remote: remote.clone(),
+                login,
+                pull: pull.clone(),
                 settings: settings.clone(),
                 token_file: token_file.clone(),
                 state_dir: state_dir.clone(),
@@ -129,6 +161,14 @@ pub fn run(
             let mut config = Config::load(&cli.config, env)?;
             config.tls.names.extend(names.iter().cloned());
             runtime()?.block_on(tls_self_signed(cli, &config, out))
+        }
+        Command::Build(b) | Command::Hub(HubCommand::Build(b)) => {
+            let config = Config::load(&cli.config, env)?;
+            runtime()?.block_on(build_here(cli, &config, b, out))
+        }
+        Command::Push(b) | Command::Hub(HubCommand::Push(b)) => {
+            let config = Config::load(&cli.config, env)?;
+            runtime()?.block_on(push_here(cli, &config, b, out))
         }
         // the demo has settings of its own (in its directory)
         Command::Demo(d) => runtime()?.block_on(demo_command(cli, d, out)),
@@ -234,8 +274,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .context("cannot start the async runtime")?)
 }
 
-fn inputs(args: &DeployArgs) -> PlanInputs {
+fn inputs(cli: &Cli, args: &DeployArgs) -> PlanInputs {
     PlanInputs {
+        registry_password: cli.registry_password_file.clone().map(SecretInput::File),
         ldap_password: args.ldap_password_file.as_ref().map(|p| {
             if p.as_os_str() == "-" {
                 SecretInput::Stdin
@@ -260,7 +301,19 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
     if let Command::Doctor { ldap_password_file } = &cli.command {
         return doctor(cli, cfg, ldap_password_file.as_ref(), out).await;
     }
-    let cluster = Cluster::connect(cfg).await?;
+    let mut cluster = Cluster::connect(cfg).await?;
+    cluster.registry_login = registry::manager_login(cfg, cli.registry_password_file.as_deref())?;
+    // what is deployed is pinned to the registry's digests (stop and remove need no registry)
+    let pinned = match &cli.command {
+        Command::Stop
+        | Command::Remove
+        | Command::Start
+        | Command::Nfs(NfsCommand::Stop | NfsCommand::Remove | NfsCommand::Start)
+        | Command::Hub(HubCommand::Stop | HubCommand::Remove | HubCommand::Start)
+        | Command::Rebuild { .. } => cfg.clone(),
+        _ => registry::pin(&cluster, cfg).await?,
+    };
+    let cfg = &pinned;
     let no_args = DeployArgs::default();
     let deploy_args = match &cli.command {
         Command::Run(a) | Command::Rerun(a) => a,
@@ -270,7 +323,7 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
     let ctx = Ctx {
         cluster: &cluster,
         cfg,
-        inputs: inputs(deploy_args),
+        inputs: inputs(cli, deploy_args),
         progress,
     };
     // not locked here: commands that ask (volume delete) or read a secret lock it themselves
@@ -282,7 +335,7 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         Command::Remove => lifecycle::remove(&ctx, Part::All).await?,
         Command::Restart => lifecycle::restart(&ctx, Part::All).await?,
         Command::Rerun(_) => lifecycle::rerun(&ctx, Part::All, &mut stdin).await?,
-        Command::Rebuild(b) => rebuild(&ctx, b).await?,
+        Command::Rebuild { build, drain } => rebuild(&ctx, build, *drain, &mut stdin).await?,
         Command::Nfs(n) => match n {
             NfsCommand::Run(_) => lifecycle::run(&ctx, Part::Nfs, &mut stdin).await?,
             NfsCommand::Config => return nfs_config(cli, &ctx, out).await,
@@ -297,27 +350,26 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
             HubCommand::Stop => lifecycle::stop(&ctx, Part::Hub).await?,
             HubCommand::Remove => lifecycle::remove(&ctx, Part::Hub).await?,
             HubCommand::Restart => lifecycle::restart(&ctx, Part::Hub).await?,
-            HubCommand::Build(b) => {
-                images::build(&ctx, &b.options(), &images::hub_images(cfg)).await?
-            }
-            HubCommand::Push(b) => {
-                images::push(&ctx, &b.options(), &images::hub_images(cfg)).await?
+            HubCommand::Build(_) | HubCommand::Push(_) => {
+                unreachable!("handled without a swarm")
             }
         },
         Command::Plugin(p) => match p {
-            PluginCommand::Rollout => lifecycle::rollout(&ctx).await?,
+            PluginCommand::Rollout { drain } => lifecycle::rollout(&ctx, *drain).await?,
             PluginCommand::Install {
                 bundle,
                 server,
                 token_file,
             } => install_here(&ctx, bundle, server.as_deref(), token_file.clone()).await?,
-            PluginCommand::NodeInstall { .. } | PluginCommand::NodeFirewall { .. } => {
+            PluginCommand::NodeInstall(_) | PluginCommand::NodeFirewall { .. } => {
                 unreachable!("handled without a swarm")
             }
         },
         Command::Status => return status(cli, &ctx, out).await,
         Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
         Command::Init { .. }
+        | Command::Build(_)
+        | Command::Push(_)
         | Command::Config(_)
         | Command::Doctor { .. }
         | Command::Demo(_)
@@ -342,16 +394,104 @@ fn emit_steps(cli: &Cli, steps: &[Step], out: &mut dyn Write) -> Result<(), CliE
     }
 }
 
-/// `rebuild`: images, push, plugin on every node, restart.
-async fn rebuild(ctx: &Ctx<'_>, b: &BuildArgs) -> Result<Vec<Step>, CliError> {
+/// The dockerd that builds and pushes: `--build-host`, or the one the CLI talks to.
+async fn build_engine(cfg: &Config, b: &BuildArgs) -> Result<Cluster, CliError> {
+    match &b.build_host {
+        Some(h) => Cluster::reach_at(h, &cfg.timeouts).await,
+        None => Cluster::reach(&cfg.timeouts).await,
+    }
+}
+
+fn progress_for(cli: &Cli) -> Progress {
+    if cli.output == Output::Json {
+        Progress::quiet()
+    } else {
+        Progress::stderr()
+    }
+}
+
+/// The images `build`/`push` are about: every one, or the hub's for `hub build|push`.
+fn build_set(cli: &Cli, cfg: &Config) -> Vec<images::ImageTarget> {
+    match cli.command {
+        Command::Hub(_) => images::hub_images(cfg),
+        _ => images::all_images(cfg),
+    }
+}
+
+/// `build`, `hub build`: no swarm needed.
+async fn build_here(
+    cli: &Cli,
+    cfg: &Config,
+    b: &BuildArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let engine = build_engine(cfg, b).await?;
+    let steps = images::build(
+        engine.engine(),
+        &progress_for(cli),
+        &b.options(),
+        &build_set(cli, cfg),
+    )
+    .await?;
+    emit_steps(cli, &steps, out)
+}
+
+/// `push` (every image and the plugin), `hub push` (the hub's images): no swarm needed.
+async fn push_here(
+    cli: &Cli,
+    cfg: &Config,
+    b: &BuildArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let engine = build_engine(cfg, b).await?;
+    let login = registry::manager_login(cfg, cli.registry_password_file.as_deref())?;
+    let progress = progress_for(cli);
+    let mut steps = images::push(
+        engine.engine(),
+        &progress,
+        cfg,
+        login.as_ref(),
+        &build_set(cli, cfg),
+    )
+    .await?;
+    if matches!(cli.command, Command::Push(_)) {
+        steps.push(registry::push_plugin(engine.engine(), cfg, login.as_ref()).await?);
+    }
+    emit_steps(cli, &steps, out)
+}
+
+/// `rebuild`: build every image, push them and the plugin (with a registry), then deploy the
+/// new version: nfsd and the hub first, the plugin node by node (see [`lifecycle::upgrade`]).
+async fn rebuild(
+    ctx: &Ctx<'_>,
+    b: &BuildArgs,
+    drain: bool,
+    stdin: &mut dyn std::io::Read,
+) -> Result<Vec<Step>, CliError> {
     let all = images::all_images(ctx.cfg);
     let opts = b.options();
-    let mut steps = images::build(ctx, &opts, &all).await?;
+    let builder = match &b.build_host {
+        Some(_) => Some(build_engine(ctx.cfg, b).await?),
+        None => None,
+    };
+    let engine: &dyn crate::docker::engine::Engine = match &builder {
+        Some(e) => e.engine(),
+        None => ctx.cluster.engine(),
+    };
+    let mut steps = images::build(engine, &ctx.progress, &opts, &all).await?;
     if ctx.cfg.registry.address.is_some() {
-        steps.extend(images::push(ctx, &opts, &all).await?);
+        let login = ctx.cluster.registry_login.as_ref();
+        steps.extend(images::push(engine, &ctx.progress, ctx.cfg, login, &all).await?);
+        steps.push(registry::push_plugin(engine, ctx.cfg, login).await?);
     }
-    steps.extend(lifecycle::rollout(ctx).await?);
-    steps.extend(lifecycle::restart(ctx, Part::All).await?);
+    let pinned = registry::pin(ctx.cluster, ctx.cfg).await?;
+    let deploy = Ctx {
+        cluster: ctx.cluster,
+        cfg: &pinned,
+        inputs: ctx.inputs.clone(),
+        progress: ctx.progress,
+    };
+    steps.extend(lifecycle::upgrade(&deploy, drain, stdin).await?);
     Ok(steps)
 }
 
@@ -375,6 +515,8 @@ async fn install_here(
         alias: names::PLUGIN_ALIAS.into(),
         bundle: bundle.to_path_buf(),
         remote: None,
+        login: None,
+        pull: Vec::new(),
         settings: plan::plugin_settings(ctx.cfg, &server),
         token_file,
         state_dir: Some(PathBuf::from(&ctx.cfg.cluster.plugin_state_dir)),

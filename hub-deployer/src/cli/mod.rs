@@ -43,6 +43,16 @@ pub struct Cli {
     /// their own explicit flags.
     #[arg(long, global = true, env = "SWARMHUB_YES")]
     pub yes: bool,
+    /// The password of registry.username (a file): used to push and deploy, and stored once
+    /// as the Docker secret registry.password_secret for the nodes. Without it, this machine's
+    /// `docker login` of the registry, if any.
+    #[arg(
+        long,
+        global = true,
+        env = "SWARMHUB_REGISTRY_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
+    pub registry_password_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -82,9 +92,23 @@ pub enum Command {
     Restart,
     /// `remove`, then `run`.
     Rerun(DeployArgs),
-    /// Build the images, push them when a registry is configured, roll the plugin out to every
-    /// node and restart the services.
-    Rebuild(BuildArgs),
+    /// Build every image (tagged for registry.address when it is set; nothing is deployed).
+    Build(BuildArgs),
+    /// Push every image and the plugin to registry.address (after `build`); nothing is
+    /// deployed until `run`, `restart` or `plugin rollout`.
+    Push(BuildArgs),
+    /// Upgrade: build every image, push them and the plugin when a registry is configured,
+    /// bring nfsd and the hub to them, then roll the plugin out node by node (a node whose
+    /// notebooks have volumes mounted is left for later unless --drain).
+    Rebuild {
+        /// How to build.
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Stop the notebooks that keep a node's plugin from being replaced (their users'
+        /// files stay; they start again on the new version).
+        #[arg(long)]
+        drain: bool,
+    },
     /// swarmhub-nfsd alone.
     #[command(subcommand)]
     Nfs(NfsCommand),
@@ -209,9 +233,11 @@ pub struct BuildArgs {
         value_name = "MODE"
     )]
     pub network: Option<String>,
-    /// Registry password (a file, or - for stdin) for pushing to registry.address.
-    #[arg(long, env = "SWARMHUB_REGISTRY_PASSWORD_FILE", value_name = "FILE")]
-    pub registry_password_file: Option<PathBuf>,
+    /// Build and push through this dockerd (unix:///path or tcp://host:port) instead of the
+    /// swarm manager's: a build machine with the images' cache; the deploy still goes to the
+    /// manager (DOCKER_HOST).
+    #[arg(long, env = "SWARMHUB_BUILD_HOST", value_name = "HOST")]
+    pub build_host: Option<String>,
 }
 
 impl BuildArgs {
@@ -222,7 +248,7 @@ impl BuildArgs {
             prebuilt: self.prebuilt,
             build_args: self.build_args.clone(),
             network: self.network.clone(),
-            registry_password_file: self.registry_password_file.clone(),
+            build_host: self.build_host.clone(),
         }
     }
 }
@@ -280,40 +306,17 @@ pub enum PluginCommand {
         token_file: Option<PathBuf>,
     },
     /// Install or upgrade the plugin on every node (a one-shot global job that uses each
-    /// node's dockerd socket) and record the version on each node.
-    Rollout,
+    /// node's dockerd socket) and record the version on each node. A node whose notebooks
+    /// have swarmhub volumes mounted refuses a new plugin, unless --drain.
+    Rollout {
+        /// Stop exactly the notebooks that keep a node's plugin from being replaced (their
+        /// users' files stay; they start again on the new version), then install there.
+        #[arg(long)]
+        drain: bool,
+    },
     /// The node side of the rollout (run by the rollout job in the swarmhub image).
     #[command(hide = true)]
-    NodeInstall {
-        /// The plugin's name (its volume driver name).
-        #[arg(long, default_value = names::PLUGIN_ALIAS)]
-        alias: String,
-        /// The plugin bundle.
-        #[arg(long, value_name = "DIR", default_value = crate::plan::PLUGIN_BUNDLE_DIR)]
-        bundle: PathBuf,
-        /// Pull this plugin reference instead of using the bundle.
-        #[arg(long, value_name = "REF")]
-        remote: Option<String>,
-        /// A plugin setting KEY=VALUE or mount.source=PATH (repeatable).
-        #[arg(long = "setting", value_name = "SETTING")]
-        settings: Vec<String>,
-        /// nfsd's token, copied to <state-dir>/nfsd-token.
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// The plugin's state directory as this process sees it.
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Install the firewall guard of nfsd's ports first, with the node's root bound here.
-        #[arg(long, value_name = "DIR")]
-        firewall_root: Option<String>,
-        /// A port of nfsd the guard closes to containers (repeatable; with --firewall-root).
-        #[arg(
-            long = "firewall-port",
-            value_name = "PORT",
-            requires = "firewall_root"
-        )]
-        firewall_ports: Vec<u16>,
-    },
+    NodeInstall(Box<NodeInstallArgs>),
     /// swarmhub's iptables guard of nfsd's ports on this node: apply, check or remove the
     /// SWARMHUB-NFSD chain and its jumps from INPUT and DOCKER-USER, with the node's own iptables
     /// (run by the rollout and doctor's check job; on a node itself: --root /).
@@ -329,6 +332,55 @@ pub enum PluginCommand {
         #[arg(value_enum)]
         action: FirewallAction,
     },
+}
+
+/// Flags of `plugin node-install`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeInstallArgs {
+    /// The plugin's name (its volume driver name).
+    #[arg(long, default_value = names::PLUGIN_ALIAS)]
+    pub alias: String,
+    /// The plugin bundle.
+    #[arg(long, value_name = "DIR", default_value = crate::plan::PLUGIN_BUNDLE_DIR)]
+    pub bundle: PathBuf,
+    /// Pull this plugin reference instead of using the bundle.
+    #[arg(long, value_name = "REF")]
+    pub remote: Option<String>,
+    /// An image to pull onto the node (repeatable).
+    #[arg(long = "pull", value_name = "IMAGE")]
+    pub pull: Vec<String>,
+    /// Log in to the registry as this user, with the password in --registry-password-file.
+    #[arg(long, value_name = "USER", requires = "node_password_file")]
+    pub registry_username: Option<String>,
+    /// The registry password (the Docker secret registry.password_secret).
+    #[arg(
+        long = "registry-secret-file",
+        id = "node_password_file",
+        value_name = "FILE"
+    )]
+    pub registry_secret_file: Option<PathBuf>,
+    /// Without a user name: the node's own Docker client config to take a login from.
+    #[arg(long, value_name = "FILE")]
+    pub registry_docker_config: Option<PathBuf>,
+    /// A plugin setting KEY=VALUE or mount.source=PATH (repeatable).
+    #[arg(long = "setting", value_name = "SETTING")]
+    pub settings: Vec<String>,
+    /// nfsd's token, copied to <state-dir>/nfsd-token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The plugin's state directory as this process sees it.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Install the firewall guard of nfsd's ports first, with the node's root bound here.
+    #[arg(long, value_name = "DIR")]
+    pub firewall_root: Option<String>,
+    /// A port of nfsd the guard closes to containers (repeatable; with --firewall-root).
+    #[arg(
+        long = "firewall-port",
+        value_name = "PORT",
+        requires = "firewall_root"
+    )]
+    pub firewall_ports: Vec<u16>,
 }
 
 /// What `plugin node-firewall` does.

@@ -12,7 +12,7 @@ use bollard::models::{
 use serde::Serialize;
 
 use crate::docker;
-use crate::docker::engine::{Engine, absent};
+use crate::docker::engine::{Engine, RegistryLogin, absent};
 use crate::exit::CliError;
 use crate::names::{MANAGED_LABEL, PLUGIN_ALIAS, PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::settings::{Config, TimeoutsConfig};
@@ -29,6 +29,9 @@ pub struct Cluster<E: ?Sized = Docker> {
     pub host: String,
     /// How long waits may take.
     pub timeouts: TimeoutsConfig,
+    /// The login to `[registry]` that services are created and updated with (Swarm hands it
+    /// to the nodes that pull their images); `None`: anonymous.
+    pub registry_login: Option<RegistryLogin>,
     /// The engine (bollard's client, API version agreed with the daemon, in production); other
     /// layers reach it through [`Cluster::engine`], never bollard's client itself.
     pub(super) docker: E,
@@ -328,6 +331,7 @@ impl<E> Cluster<E> {
         Cluster {
             host: host.to_string(),
             timeouts: timeouts.clone(),
+            registry_login: None,
             docker: engine,
         }
     }

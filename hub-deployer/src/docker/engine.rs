@@ -90,12 +90,20 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError>;
     /// The privileges the plugin `remote` asks for.
     async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError>;
-    /// Pull the plugin `remote` as `alias`, granting `privileges` (until the pull is done).
+    /// Pull the plugin `remote` as `alias`, granting `privileges` (until the pull is done),
+    /// logged in to its registry as `login` when given.
     async fn pull_plugin(
         &self,
         remote: &str,
         alias: &str,
         privileges: Vec<PluginPrivilege>,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError>;
+    /// Push the plugin named by its registry reference `name` to that registry.
+    async fn push_plugin(
+        &self,
+        name: &str,
+        login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError>;
     /// Create the plugin `alias` from a bundle (a tar of `config.json` and `rootfs/`).
     async fn create_plugin(&self, alias: &str, tar: Vec<u8>) -> Result<(), EngineError>;
@@ -119,14 +127,21 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn inspect_service(&self, name: &str) -> Result<Service, EngineError>;
     /// Services (with task counts), all or those with `label`.
     async fn list_services(&self, label: Option<&str>) -> Result<Vec<Service>, EngineError>;
-    /// Create a service; its id.
-    async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError>;
-    /// Replace a service's spec; `version` is the service's current version.
+    /// Create a service; its id. With `login`, Swarm passes it on to the nodes that pull the
+    /// service's image (`--with-registry-auth`).
+    async fn create_service(
+        &self,
+        spec: ServiceSpec,
+        login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError>;
+    /// Replace a service's spec; `version` is the service's current version; `login` as in
+    /// [`Engine::create_service`].
     async fn update_service(
         &self,
         name: &str,
         spec: ServiceSpec,
         version: i32,
+        login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError>;
     /// Remove a service.
     async fn delete_service(&self, name: &str) -> Result<(), EngineError>;
@@ -175,6 +190,24 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
         build: ImageBuild,
         context: Vec<u8>,
     ) -> BoxStream<'_, Result<BuildInfo, EngineError>>;
+    /// The digest of the manifest `image` names in its registry (what a pull of it gets now).
+    async fn registry_digest(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError>;
+    /// Pull `image` (by tag or digest) into this dockerd.
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError>;
+    /// Give the image `source` the reference `repo:tag` too.
+    async fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError>;
+    /// The files under `path` in `image`, as a tar whose entries start with `path`'s last
+    /// component (read from a container that is created, never started, and removed).
+    async fn image_files(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError>;
+
     /// Push `name:tag` to the registry of `login`; dockerd's progress, line by line.
     fn push_image<'a>(
         &'a self,

@@ -40,6 +40,8 @@ struct State {
     log: String,
     /// refuse to remove a network a service is attached to, as dockerd does
     networks_in_use_stay: bool,
+    /// what the registry holds: reference (name:tag) → digest
+    registry: BTreeMap<String, String>,
 }
 
 impl State {
@@ -121,6 +123,14 @@ impl State {
 #[derive(Debug, Default)]
 pub struct Fake {
     state: Mutex<State>,
+}
+
+/// ` as USER` of a login, for the call record.
+fn as_user(login: Option<&RegistryLogin>) -> String {
+    match login.and_then(|l| l.username.as_deref()) {
+        Some(u) => format!(" as {u}"),
+        None => String::new(),
+    }
 }
 
 fn missing(what: &str, name: &str) -> EngineError {
@@ -241,6 +251,13 @@ impl Fake {
         self.state.lock().unwrap().volumes.push(volume);
     }
 
+    /// The registry holds `reference` (name:tag) with `digest` from now on.
+    pub fn publish(&self, reference: &str, digest: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.registry
+            .insert(reference.to_string(), digest.to_string());
+    }
+
     /// Forget the calls so far.
     pub fn clear_calls(&self) {
         self.state.lock().unwrap().calls.clear();
@@ -318,8 +335,9 @@ impl Engine for Fake {
         remote: &str,
         alias: &str,
         _privileges: Vec<PluginPrivilege>,
+        login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {
-        let mut st = self.record(format!("pull_plugin {remote} {alias}"));
+        let mut st = self.record(format!("pull_plugin {remote} {alias}{}", as_user(login)));
         let plugin = Plugin {
             name: alias.to_string(),
             enabled: true,
@@ -451,7 +469,23 @@ impl Engine for Fake {
             .collect())
     }
 
-    async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError> {
+    async fn push_plugin(
+        &self,
+        name: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError> {
+        let st = self.record(format!("push_plugin {name}{}", as_user(login)));
+        if !st.plugins.contains_key(name) {
+            return Err(missing("plugin", name));
+        }
+        Ok(())
+    }
+
+    async fn create_service(
+        &self,
+        spec: ServiceSpec,
+        _login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError> {
         let name = spec.name.clone().unwrap_or_default();
         let mut st = self.record(format!("create_service {name}"));
         if st.services.contains_key(&name) {
@@ -476,6 +510,7 @@ impl Engine for Fake {
         name: &str,
         spec: ServiceSpec,
         version: i32,
+        _login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {
         let replicas = replicas_of(&spec).map_or("-".to_string(), |r| r.to_string());
         let mut st = self.record(format!("update_service {name} replicas={replicas}"));
@@ -680,6 +715,50 @@ impl Engine for Fake {
             ..Default::default()
         };
         futures_util::stream::iter([Ok(line)]).boxed()
+    }
+
+    async fn registry_digest(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError> {
+        let st = self.record(format!("registry_digest {image}{}", as_user(login)));
+        st.registry
+            .get(image.split('@').next().unwrap_or(image))
+            .cloned()
+            .ok_or_else(|| missing("manifest", image))
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError> {
+        drop(self.record(format!("pull_image {image}{}", as_user(login))));
+        Ok(())
+    }
+
+    async fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        drop(self.record(format!("tag_image {source} {repo}:{tag}")));
+        Ok(())
+    }
+
+    async fn image_files(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        drop(self.record(format!("image_files {image} {path}")));
+        let top = path.rsplit('/').next().unwrap_or(path);
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("config.json", &b"{}"[..]),
+            ("rootfs/swarmhub-volume-plugin", b"bin"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            b.append_data(&mut h, format!("{top}/{name}"), data)
+                .map_err(|e| EngineError::Unreachable(e.to_string()))?;
+        }
+        b.into_inner()
+            .map_err(|e| EngineError::Unreachable(e.to_string()))
     }
 
     fn push_image<'a>(

@@ -8,15 +8,18 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
-    Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo, Secret, SecretSpec, Service,
-    ServiceSpec, SwarmInitRequest, SystemInfo, Task, VolumeListResponse,
+    BuildInfo, Config, ConfigSpec, ContainerCreateBody, ImageInspect, Network,
+    NetworkCreateRequest, NetworkInspect, Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo,
+    Secret, SecretSpec, Service, ServiceSpec, SwarmInitRequest, SystemInfo, Task,
+    VolumeListResponse,
 };
 use bollard::query_parameters::{
-    BuildImageOptions, CreatePluginOptions, DisablePluginOptions, EnablePluginOptions,
+    BuildImageOptions, CreateContainerOptions, CreateImageOptions, CreatePluginOptions,
+    DisablePluginOptions, DownloadFromContainerOptions, EnablePluginOptions,
     GetPluginPrivilegesOptions, InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions,
     ListNetworksOptions, ListServicesOptions, ListTasksOptions, ListVolumesOptions, LogsOptions,
-    PushImageOptions, RemovePluginOptions, UpdateNodeOptions, UpdateServiceOptions,
+    PushImageOptions, RemoveContainerOptions, RemovePluginOptions, TagImageOptions,
+    UpdateNodeOptions, UpdateServiceOptions,
 };
 
 use futures_util::StreamExt;
@@ -64,6 +67,16 @@ where
     }
 }
 
+/// A login as the `X-Registry-Auth` header bollard sends.
+fn credentials(login: &RegistryLogin) -> DockerCredentials {
+    DockerCredentials {
+        username: login.username.clone(),
+        password: login.password.clone(),
+        serveraddress: Some(login.server.clone()),
+        ..Default::default()
+    }
+}
+
 fn label_filter(label: Option<&str>) -> Option<HashMap<String, Vec<String>>> {
     label.map(|l| super::cluster::filter("label", l))
 }
@@ -94,12 +107,13 @@ impl Engine for Docker {
         remote: &str,
         alias: &str,
         privileges: Vec<PluginPrivilege>,
+        login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {
         let opts = InstallPluginOptions {
             remote: remote.to_string(),
             name: Some(alias.to_string()),
         };
-        let mut stream = Docker::install_plugin(self, opts, privileges, None);
+        let mut stream = Docker::install_plugin(self, opts, privileges, login.map(credentials));
         while let Some(item) = stream.next().await {
             item?;
         }
@@ -159,8 +173,12 @@ impl Engine for Docker {
         read(|| Docker::list_services(self, Some(opts.clone()))).await
     }
 
-    async fn create_service(&self, spec: ServiceSpec) -> Result<String, EngineError> {
-        let r = Docker::create_service(self, spec, None).await?;
+    async fn create_service(
+        &self,
+        spec: ServiceSpec,
+        login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError> {
+        let r = Docker::create_service(self, spec, login.map(credentials)).await?;
         Ok(r.id.unwrap_or_default())
     }
 
@@ -169,12 +187,14 @@ impl Engine for Docker {
         name: &str,
         spec: ServiceSpec,
         version: i32,
+        login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {
         let opts = UpdateServiceOptions {
             version,
+            // registry_auth_from "spec": the login sent here goes to the nodes
             ..Default::default()
         };
-        Docker::update_service(self, name, spec, opts, None).await?;
+        Docker::update_service(self, name, spec, opts, login.map(credentials)).await?;
         Ok(())
     }
 
@@ -294,6 +314,95 @@ impl Engine for Docker {
             .boxed()
     }
 
+    async fn registry_digest(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<String, EngineError> {
+        let creds = login.map(credentials);
+        let d = read(|| Docker::inspect_registry_image(self, image, creds.clone())).await?;
+        d.descriptor.digest.ok_or_else(|| EngineError::Other {
+            status: 502,
+            message: format!("the registry answered for {image} without a digest"),
+        })
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError> {
+        let opts = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut stream = Docker::create_image(self, Some(opts), None, login.map(credentials));
+        while let Some(item) = stream.next().await {
+            if let Some(e) = item?.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::Other {
+                    status: 500,
+                    message: e,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let opts = TagImageOptions {
+            repo: Some(repo.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        Docker::tag_image(self, source, Some(opts)).await?;
+        Ok(())
+    }
+
+    async fn image_files(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // never started: the image needs no command of its own
+            cmd: Some(vec!["none".into()]),
+            ..Default::default()
+        };
+        let id = Docker::create_container(self, None::<CreateContainerOptions>, body)
+            .await?
+            .id;
+        let mut tar = Vec::new();
+        let mut stream = Docker::download_from_container(
+            self,
+            &id,
+            Some(DownloadFromContainerOptions {
+                path: path.to_string(),
+            }),
+        );
+        let mut result = Ok(());
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => tar.extend_from_slice(&b),
+                Err(e) => {
+                    result = Err(EngineError::from(e));
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        Docker::remove_container(self, &id, Some(opts)).await?;
+        result.map(|()| tar)
+    }
+
+    async fn push_plugin(
+        &self,
+        name: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<(), EngineError> {
+        Docker::push_plugin(self, name, login.map(credentials)).await?;
+        Ok(())
+    }
+
     fn push_image<'a>(
         &'a self,
         name: &'a str,
@@ -304,13 +413,7 @@ impl Engine for Docker {
             tag: Some(tag.to_string()),
             ..Default::default()
         };
-        let creds = DockerCredentials {
-            username: login.username,
-            password: login.password,
-            serveraddress: Some(login.server),
-            ..Default::default()
-        };
-        Docker::push_image(self, name, Some(opts), Some(creds))
+        Docker::push_image(self, name, Some(opts), Some(credentials(&login)))
             .map(|item| item.map_err(EngineError::from))
             .boxed()
     }

@@ -66,7 +66,7 @@ pub(crate) mod tests {
         apply_hub(&c, &p).await;
         apply::ensure_service(&c, &p.nfsd, true).await.unwrap();
         let e = c.engine();
-        e.pull_plugin("swarmhub/nfs-plugin:test", PLUGIN_ALIAS, Vec::new())
+        e.pull_plugin("swarmhub/nfs-plugin:test", PLUGIN_ALIAS, Vec::new(), None)
             .await
             .unwrap();
         let fingerprint = plan::plugin_settings_fingerprint(cfg, addr);
@@ -76,7 +76,7 @@ pub(crate) mod tests {
             labels.insert(PLUGIN_VERSION_LABEL.into(), "0.1.0".into());
             labels.insert(PLUGIN_SETTINGS_LABEL.into(), fingerprint);
         });
-        e.create_service(notebook("jupyter-alice", "alice", "student"))
+        e.create_service(notebook("jupyter-alice", "alice", "student"), None)
             .await
             .unwrap();
         e.add_volume(Volume {

@@ -3,8 +3,11 @@
 //! pinned references of `[images]`.
 //!
 //! The build context is packed here as a tar (the repository without `.git` and without
-//! `target/` except `target/dist`, where `--prebuilt` binaries live). Without a registry the
-//! images stay on the node that built them; other nodes need `docker save | docker load`.
+//! `target/` except `target/dist`, where `--prebuilt` binaries live). Each image gets the
+//! build argument `SWARMHUB_VERSION` (its tag), which the Dockerfile records as the label
+//! `org.opencontainers.image.version`. Without a registry the images stay on the dockerd that
+//! built them; other nodes need `docker save | docker load`. With one, `push` uploads them
+//! (tagging an image built under its name without the registry first) and the plugin.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use futures_util::StreamExt;
 
-use crate::docker::engine::{ImageBuild, RegistryLogin};
+use crate::docker::engine::{Engine, ImageBuild, RegistryLogin, absent};
 use crate::exit::CliError;
-use crate::lifecycle::Ctx;
+use crate::lifecycle::registry;
+use crate::progress::Progress;
 use crate::settings::Config;
 use crate::steps::{Change, Step};
 
@@ -115,9 +119,12 @@ pub struct BuildOptions {
     pub build_args: Vec<String>,
     /// Network of the build containers.
     pub network: Option<String>,
-    /// Registry password (a file, or - for stdin) for pushing to registry.address.
-    pub registry_password_file: Option<PathBuf>,
+    /// The dockerd that builds and pushes, when not the manager's (`unix:///...`, `tcp://...`).
+    pub build_host: Option<String>,
 }
+
+/// The build argument that carries an image's version (its tag) into its label.
+pub const VERSION_ARG: &str = "SWARMHUB_VERSION";
 
 fn build_args(args: &BuildOptions) -> Result<HashMap<String, String>, CliError> {
     args.build_args
@@ -131,9 +138,10 @@ fn build_args(args: &BuildOptions) -> Result<HashMap<String, String>, CliError> 
         .collect()
 }
 
-/// Build `images` from the context in `args`, one target each.
+/// Build `images` from the context in `args`, one target each, through `engine`.
 pub async fn build(
-    ctx: &Ctx<'_>,
+    engine: &dyn Engine,
+    progress: &Progress,
     args: &BuildOptions,
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
@@ -146,16 +154,19 @@ pub async fn build(
         } else {
             img.target.clone()
         };
-        let bar = ctx
-            .progress
-            .spinner(format!("building {} (target {target})", img.tag));
+        let bar = progress.spinner(format!("building {} (target {target})", img.tag));
+        let mut buildargs = buildargs.clone();
+        let (_, version) = split_tag(&img.tag);
+        buildargs
+            .entry(VERSION_ARG.to_string())
+            .or_insert_with(|| version.to_string());
         let build = ImageBuild {
             target: target.clone(),
             tag: img.tag.clone(),
-            buildargs: buildargs.clone(),
+            buildargs,
             network: args.network.clone(),
         };
-        let mut stream = ctx.cluster.engine().build_image(build, tar.clone());
+        let mut stream = engine.build_image(build, tar.clone());
         let mut last = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
@@ -196,52 +207,65 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Push `images` to `registry.address` (each reference must name that registry).
+/// Push `images` to `registry.address` through `engine` (each reference names that
+/// registry: `[images]` without one are moved into it). An image that exists only under its
+/// name without the registry (built before the registry was set, or by images/build.sh) is
+/// tagged first.
 pub async fn push(
-    ctx: &Ctx<'_>,
-    args: &BuildOptions,
+    engine: &dyn Engine,
+    progress: &Progress,
+    cfg: &Config,
+    login: Option<&RegistryLogin>,
     images: &[ImageTarget],
 ) -> Result<Vec<Step>, CliError> {
-    let reg = &ctx.cfg.registry;
-    let Some(address) = &reg.address else {
+    let Some(address) = &cfg.registry.address else {
         return Err(CliError::Precondition {
             what: "no registry is configured, so there is nowhere to push".into(),
-            fix: "set registry.address (and registry.username) in swarmhub.toml, and name it in every [images] reference; without a registry, copy images with docker save | docker load".into(),
+            fix: "set registry.address (and registry.username) in swarmhub.toml; without a registry, copy images with docker save | docker load".into(),
         });
     };
-    let password = match &args.registry_password_file {
-        Some(p) => {
-            let input = if p.as_os_str() == "-" {
-                crate::plan::SecretInput::Stdin
-            } else {
-                crate::plan::SecretInput::File(p.clone())
-            };
-            let v = crate::apply::secrets::read_input(&input, &mut std::io::stdin().lock())?;
-            Some(String::from_utf8(v).context("the registry password is not UTF-8")?)
-        }
-        None => None,
-    };
-    let login = RegistryLogin {
+    let anonymous = RegistryLogin {
         server: address.clone(),
-        username: reg.username.clone(),
-        password,
+        ..Default::default()
     };
     let mut steps = Vec::new();
     for img in images {
-        if !img.tag.starts_with(&format!("{address}/")) {
+        if registry::address_of(&img.tag) != Some(address.as_str()) {
             return Err(CliError::Precondition {
                 what: format!("image {} does not name the registry {address}", img.tag),
-                fix: format!("set it to {address}/{} in [images]", img.tag),
+                fix:
+                    "leave the registry out of [images] references (it is added), or name this one"
+                        .into(),
             });
         }
         let (name, tag) = split_tag(&img.tag);
-        let bar = ctx.progress.spinner(format!("pushing {}", img.tag));
-        let mut stream = ctx.cluster.engine().push_image(name, tag, login.clone());
+        let local = absent(engine.inspect_image(&img.tag).await)
+            .with_context(|| format!("cannot inspect {}", img.tag))?;
+        if local.is_none() {
+            let bare = &img.tag[address.len() + 1..];
+            if absent(engine.inspect_image(bare).await)
+                .with_context(|| format!("cannot inspect {bare}"))?
+                .is_none()
+            {
+                return Err(CliError::Precondition {
+                    what: format!(
+                        "image {} is not on this dockerd, so it cannot be pushed",
+                        img.tag
+                    ),
+                    fix: "build it first: swarmhub build (or swarmhub rebuild)".into(),
+                });
+            }
+            engine.tag_image(bare, name, tag).await.map_err(|e| {
+                anyhow::anyhow!("cannot tag {bare} as {}: {}", img.tag, e.message())
+            })?;
+        }
+        let bar = progress.spinner(format!("pushing {}", img.tag));
+        let mut stream = engine.push_image(name, tag, login.cloned().unwrap_or(anonymous.clone()));
         while let Some(item) = stream.next().await {
             let info =
                 item.map_err(|e| anyhow::anyhow!("cannot push {}: {}", img.tag, e.message()))?;
             if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                return Err(anyhow::anyhow!("pushing {} failed: {e}", img.tag).into());
+                return Err(push_failed(&img.tag, address, cfg.registry.tls, &e));
             }
             if let Some(s) = info.status {
                 bar.set_message(format!("pushing {}: {s}", img.tag));
@@ -253,6 +277,28 @@ pub async fn push(
         );
     }
     Ok(steps)
+}
+
+/// A push dockerd refused, with the fix for the usual causes.
+fn push_failed(image: &str, address: &str, tls: bool, e: &str) -> CliError {
+    let fix = if e.contains("server gave HTTP response to HTTPS client") {
+        format!(
+            "the registry speaks plain HTTP: set registry.tls = false and list {address} in this dockerd's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give the registry a certificate"
+        )
+    } else if e.contains("unauthorized")
+        || e.contains("authentication required")
+        || e.contains("denied")
+    {
+        "log in: set registry.username and give --registry-password-file FILE, or docker login here"
+            .into()
+    } else {
+        let scheme = if tls { "https" } else { "http" };
+        format!("check that the registry answers from this machine: curl {scheme}://{address}/v2/")
+    };
+    CliError::Precondition {
+        what: format!("pushing {image} failed: {e}"),
+        fix,
+    }
 }
 
 /// `reg:5000/a/b:1.0` → (`reg:5000/a/b`, `1.0`); a digest reference stays whole.

@@ -8,6 +8,7 @@
 
 pub mod images;
 pub mod plugin;
+pub mod registry;
 pub mod volume;
 
 use std::io::Read;
@@ -66,6 +67,16 @@ impl Ctx<'_> {
 /// `run`: create what is missing and start everything of `part`, in dependency order
 /// (network and secrets, nfsd, the plugin on every node, the hub's config and the hub).
 pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
+    deploy(ctx, part, true, stdin).await
+}
+
+/// What `run` does, with or without the plugin's rollout.
+async fn deploy(
+    ctx: &Ctx<'_>,
+    part: Part,
+    with_plugin: bool,
+    stdin: &mut dyn Read,
+) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
     // nfsd accepts NFS clients from the nodes' addresses only: a joined node changes its spec
     let nodes = c.nodes().await?;
@@ -91,7 +102,7 @@ pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<
     if part != Part::Hub {
         steps.extend(run_nfsd(ctx, &p).await?);
     }
-    if part == Part::All {
+    if part == Part::All && with_plugin {
         steps.extend(ensure_plugin(ctx).await?);
     }
     if part != Part::Nfs {
@@ -241,7 +252,7 @@ pub async fn ensure_plugin(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
             )),
         ]);
     }
-    rollout(ctx).await
+    rollout(ctx, false).await
 }
 
 /// A node needs the plugin rolled out: it lacks it, no rollout recorded a version, or the
@@ -250,14 +261,81 @@ fn plugin_needs_rollout(n: &NodeInfo, wanted: &str) -> bool {
     !n.plugin_enabled || n.plugin_version.is_none() || n.plugin_settings.as_deref() != Some(wanted)
 }
 
-/// `plugin rollout`: install or upgrade the plugin on every node.
-pub async fn rollout(ctx: &Ctx<'_>) -> Result<Vec<Step>, CliError> {
+/// `plugin rollout [--drain]`: install or upgrade the plugin on every node. A node whose
+/// notebooks have swarmhub volumes mounted refuses to replace its plugin; with `drain`, exactly
+/// the notebooks running on those nodes are stopped (their files stay) and the rollout runs
+/// again, so every node ends on the new plugin.
+pub async fn rollout(ctx: &Ctx<'_>, drain: bool) -> Result<Vec<Step>, CliError> {
     let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, &ctx.progress).await?;
-    let (steps, err) = plugin::outcome_steps(&outcomes);
+    let busy: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.error.as_deref().is_some_and(plugin::refused_in_use))
+        .map(|o| o.node.clone())
+        .collect();
+    if !drain || busy.is_empty() {
+        let (steps, err) = plugin::outcome_steps(&outcomes);
+        return match err {
+            Some(e) => Err(e),
+            None => Ok(steps),
+        };
+    }
+    let mut steps = drain_notebooks(ctx, &busy).await?;
+    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, &ctx.progress).await?;
+    let (more, err) = plugin::outcome_steps(&outcomes);
+    steps.extend(more);
     match err {
         Some(e) => Err(e),
         None => Ok(steps),
     }
+}
+
+/// Stop and remove the notebook services with a task on one of the nodes `hostnames`; JupyterHub
+/// sees their servers stopped, and each user's next start gets a new one (files stay).
+async fn drain_notebooks(ctx: &Ctx<'_>, hostnames: &[String]) -> Result<Vec<Step>, CliError> {
+    let c = ctx.cluster;
+    let mut on_nodes = Vec::new();
+    for name in notebook_services(c).await? {
+        let tasks = c.tasks(&name).await?;
+        if tasks.iter().any(|t| {
+            !t.desired.is(bollard::models::TaskState::SHUTDOWN) && hostnames.contains(&t.node)
+        }) {
+            on_nodes.push(name);
+        }
+    }
+    let steps = apply::stop_then_remove(c, &on_nodes, &ctx.progress).await?;
+    Ok(steps
+        .into_iter()
+        .map(|s| {
+            s.note(format!(
+                "a notebook on {}, drained for the plugin's upgrade; its files stay, the user's next start gets the new version",
+                hostnames.join(", ")
+            ))
+        })
+        .collect())
+}
+
+/// `rebuild`'s deploy: nfsd and the hub brought to the images in effect (`restart`), then the
+/// plugin rolled out (see [`rollout`]). Running notebooks keep their mounts through nfsd's
+/// restart; a node they keep from a new plugin is left for later, unless `drain`.
+pub async fn upgrade(
+    ctx: &Ctx<'_>,
+    drain: bool,
+    stdin: &mut dyn Read,
+) -> Result<Vec<Step>, CliError> {
+    let mut steps = replace(ctx, Part::All, stdin).await?;
+    match rollout(ctx, drain).await {
+        Ok(more) => steps.extend(more),
+        Err(CliError::Precondition { what, fix }) => {
+            return Err(CliError::Precondition {
+                what: format!("nfsd and the hub are upgraded, but {what}"),
+                fix: format!(
+                    "{fix}; or `swarmhub plugin rollout --drain`, which stops exactly the notebooks in the way (their files stay)"
+                ),
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(steps)
 }
 
 fn services(cfg: &Config, part: Part) -> Vec<&str> {
@@ -334,10 +412,23 @@ pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
 
 /// `restart`: replace the running tasks (a forced update), nfsd first, waiting for each.
 pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
-    let mut steps = Vec::new();
+    replace(ctx, part, &mut std::io::empty()).await
+}
+
+/// Bring the services of `part` to their planned specs (the images in effect: a new pin
+/// updates them, which replaces their tasks), and replace the tasks of those whose spec
+/// did not change (an image rebuilt under the same tag). The plugin is not touched.
+async fn replace(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
+    let mut steps = deploy(ctx, part, false, stdin).await?;
     for name in services(ctx.cfg, part) {
-        steps.push(apply::force_restart(ctx.cluster, name).await?);
-        apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+        let same = steps
+            .iter()
+            .any(|s| s.kind == "service" && s.name == name && s.change == Change::Unchanged);
+        if same {
+            steps.retain(|s| !(s.kind == "service" && s.name == name));
+            steps.push(apply::force_restart(ctx.cluster, name).await?);
+            apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+        }
     }
     if part != Part::Nfs {
         steps.extend(wait_hub_answers(ctx).await);
@@ -561,7 +652,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        c.engine().create_service(spec).await.unwrap();
+        c.engine().create_service(spec, None).await.unwrap();
         name
     }
 

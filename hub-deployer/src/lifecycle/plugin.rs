@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::jobs;
 use crate::docker::cluster::Swarm;
-use crate::docker::engine::{Engine, absent};
+use crate::docker::engine::{Engine, RegistryLogin, absent};
 use crate::exit::CliError;
 use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::node::firewall;
@@ -46,8 +46,13 @@ pub struct NodeInstall {
     pub alias: String,
     /// A directory with `config.json` and `rootfs/` (used unless `remote` is given).
     pub bundle: PathBuf,
-    /// A plugin reference to pull instead (`registry/swarmhub-nfs:0.1.0`).
+    /// A plugin reference to pull instead (`registry/swarmhub-nfs:0.1.0`, pinned by digest
+    /// when the manager knew it); it is also the version recorded.
     pub remote: Option<String>,
+    /// The login to the registry of `remote` and `pull`.
+    pub login: Option<RegistryLogin>,
+    /// Images to pull onto this node (the notebook images, so no spawn waits for a pull).
+    pub pull: Vec<String>,
     /// `KEY=VALUE` env settings and `mount.source=PATH` mount settings.
     pub settings: Vec<String>,
     /// nfsd's API token, copied to `<state_dir>/nfsd-token`.
@@ -83,6 +88,9 @@ pub struct NodeResult {
     /// What the firewall step did (absent when the rollout asked for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<firewall::Report>,
+    /// The images pulled onto the node (all of them are there now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pulled: Vec<String>,
 }
 
 /// The version of a bundle: this CLI's version and a hash of the plugin's files, so a rebuilt
@@ -209,6 +217,15 @@ pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<Node
             token_written = write_token(&dir.join(TOKEN_FILE_NAME), token.trim_ascii())?;
         }
     }
+    // the images next: a node whose plugin cannot be replaced still gets them
+    let mut pulled = Vec::new();
+    for image in &req.pull {
+        docker
+            .pull_image(image, req.login.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot pull {image} onto this node: {}", e.message()))?;
+        pulled.push(image.clone());
+    }
     let version = match &req.remote {
         Some(r) => r.clone(),
         None => bundle_version(&req.bundle)?,
@@ -265,6 +282,7 @@ pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<Node
         change,
         token_written,
         firewall,
+        pulled,
     })
 }
 
@@ -274,7 +292,7 @@ async fn create(docker: &dyn Engine, req: &NodeInstall, alias: &str) -> anyhow::
             anyhow::anyhow!("cannot get the privileges of {remote}: {}", e.message())
         })?;
         docker
-            .pull_plugin(remote, alias, privileges)
+            .pull_plugin(remote, alias, privileges, req.login.as_ref())
             .await
             .map_err(|e| anyhow::anyhow!("cannot pull plugin {remote}: {}", e.message()))?;
         // a pulled plugin is enabled by the pull; settings need it disabled
@@ -324,7 +342,7 @@ async fn disable(docker: &dyn Engine, alias: &str, p: &Plugin) -> Result<(), Cli
         Ok(()) => Ok(()),
         Err(e) if e.message().contains("in use") => Err(CliError::Precondition {
             what: format!(
-                "plugin {alias} must be replaced but its volumes are in use on this node ({})",
+                "plugin {alias} must be replaced but {IN_USE} ({})",
                 e.message()
             ),
             fix: "stop the notebooks on this node (JupyterHub admin page, or `swarmhub hub stop` and wait for notebook services to end), then re-run".into(),
@@ -332,6 +350,14 @@ async fn disable(docker: &dyn Engine, alias: &str, p: &Plugin) -> Result<(), Cli
         Err(e) => Err(anyhow::anyhow!("cannot disable plugin {alias}: {}", e.message()).into()),
     }
 }
+
+/// Whether a node's failure is its refusal to replace a plugin whose volumes are in use.
+pub fn refused_in_use(error: &str) -> bool {
+    error.contains(IN_USE)
+}
+
+/// What the node side says when Docker refuses to disable a plugin with mounted volumes.
+const IN_USE: &str = "its volumes are in use on this node";
 
 /// The result line the node side prints.
 pub fn result_line(r: &NodeResult) -> String {
@@ -530,6 +556,7 @@ mod tests {
             change: Change::Created,
             token_written: true,
             firewall: None,
+            pulled: Vec::new(),
         };
         let log = format!("some line\n{}\n", result_line(&r));
         assert_eq!(parse_result(&log), Some(r));
@@ -547,6 +574,8 @@ mod tests {
             alias: "swarmhub-nfs".into(),
             bundle: dir.path().to_path_buf(),
             remote: None,
+            login: None,
+            pull: Vec::new(),
             settings: vec![
                 "SWARMHUB_NFS_SERVER=10.0.0.1".into(),
                 "state.source=/var/lib/swarmhub-nfs".into(),

@@ -75,6 +75,8 @@ pub enum SecretInput {
 pub struct PlanInputs {
     /// The LDAP bind password (`--ldap-password-file FILE|-`).
     pub ldap_password: Option<SecretInput>,
+    /// The registry password (`--registry-password-file FILE`), stored for the nodes.
+    pub registry_password: Option<SecretInput>,
     /// The addresses of the swarm's nodes (`Status.Addr`), the only NFS clients nfsd accepts
     /// besides loopback (see [`nfsd_allow`]).
     pub node_addrs: Vec<String>,
@@ -217,6 +219,18 @@ pub fn secrets(cfg: &Config, inputs: &PlanInputs) -> Vec<PlannedSecret> {
                 Some(from) => SecretSource::Input { from: from.clone() },
                 None => SecretSource::Existing {
                     flag: "--ldap-password-file".into(),
+                },
+            },
+            labels: labels("secret"),
+        });
+    }
+    if cfg.registry.address.is_some() && cfg.registry.username.is_some() {
+        out.push(PlannedSecret {
+            name: cfg.registry.password_secret.clone(),
+            source: match &inputs.registry_password {
+                Some(from) => SecretSource::Input { from: from.clone() },
+                None => SecretSource::Existing {
+                    flag: "--registry-password-file".into(),
                 },
             },
             labels: labels("secret"),
@@ -449,6 +463,27 @@ fn rollout_args(cfg: &Config, nfs_server: &str) -> Vec<String> {
     args.push(PLUGIN_BUNDLE_DIR.into());
     if cfg.registry.address.is_some() {
         args.extend(["--remote".into(), cfg.images.plugin.clone()]);
+        // the notebook images wait on every node, so no spawn waits for a pull
+        let mut pulls = vec![&cfg.images.notebook_student, &cfg.images.notebook_teacher];
+        pulls.dedup();
+        for image in pulls {
+            args.extend(["--pull".into(), image.clone()]);
+        }
+        match &cfg.registry.username {
+            Some(user) => args.extend([
+                "--registry-username".into(),
+                user.clone(),
+                "--registry-secret-file".into(),
+                crate::settings::secret_path(&cfg.registry.password_secret),
+            ]),
+            None => args.extend([
+                "--registry-docker-config".into(),
+                format!(
+                    "{}/root/.docker/config.json",
+                    crate::node::firewall::HOST_ROOT
+                ),
+            ]),
+        }
     }
     for setting in plugin_settings(cfg, nfs_server) {
         args.extend(["--setting".into(), setting]);
@@ -575,8 +610,17 @@ pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
             vec![bind(&parent, &format!("/host{parent}"), false)],
         ]
         .concat(),
-        Some(vec![secret_ref(NFSD_TOKEN_SECRET)]),
+        Some(rollout_secrets(cfg)),
     )
+}
+
+/// nfsd's token, and the registry's password when the nodes log in with one.
+fn rollout_secrets(cfg: &Config) -> Vec<TaskSpecContainerSpecSecrets> {
+    let mut out = vec![secret_ref(NFSD_TOKEN_SECRET)];
+    if cfg.registry.address.is_some() && cfg.registry.username.is_some() {
+        out.push(secret_ref(&cfg.registry.password_secret));
+    }
+    out
 }
 
 pub(crate) fn secret_ref(name: &str) -> TaskSpecContainerSpecSecrets {

@@ -347,14 +347,67 @@ impl Default for HubConfig {
     }
 }
 
-/// `[registry]`: where `hub build`/`hub push` put images. Unset: images stay local.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[registry]`: the registry every node pulls swarmhub's images and plugin from. Unset:
+/// images stay on the node that built them (one machine, or `docker save | docker load`).
+///
+/// With an address, every `[images]` reference that names no registry is taken to be in this
+/// one (`swarmhub/hub:0.1.0` becomes `<address>/swarmhub/hub:0.1.0`), `build` tags them so,
+/// `push` uploads them and the plugin, and `run` deploys them pinned by digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// `host[:port]` of the registry.
     pub address: Option<String>,
-    /// User to log in as (the password is read from a file or stdin, never stored).
+    /// HTTPS (the default). `false`: plain HTTP on a private network; every node's dockerd
+    /// must then list the address in `insecure-registries` (127.0.0.0/8 is listed by default).
+    pub tls: bool,
+    /// User to log in as; none: pulls and pushes are anonymous.
     pub username: Option<String>,
+    /// The Docker secret holding the user's password (given once with
+    /// `--registry-password-file`); nodes read it when they install the plugin. Without the
+    /// secret, each node's own `docker login` (root's `~/.docker/config.json`) is used.
+    pub password_secret: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            address: None,
+            tls: true,
+            username: None,
+            password_secret: "swarmhub-registry-password".into(),
+        }
+    }
+}
+
+/// Whether the first part of an image reference names a registry (Docker's rule: it has a
+/// `.` or a `:`, or is `localhost`).
+pub fn names_registry(image: &str) -> bool {
+    match image.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+impl ImagesConfig {
+    /// Every reference that names no registry, moved into `address`.
+    pub fn in_registry(&self, address: &str) -> ImagesConfig {
+        let q = |r: &String| {
+            if names_registry(r) {
+                r.clone()
+            } else {
+                format!("{address}/{r}")
+            }
+        };
+        ImagesConfig {
+            nfsd: q(&self.nfsd),
+            hub: q(&self.hub),
+            notebook_student: q(&self.notebook_student),
+            notebook_teacher: q(&self.notebook_teacher),
+            plugin: q(&self.plugin),
+            cli: q(&self.cli),
+        }
+    }
 }
 
 /// `[timeouts]`: every wait of the CLI ends after one of these.
@@ -566,6 +619,10 @@ impl Config {
                     var: applied.join(", "),
                     reason: e.to_string().trim_end().to_string(),
                 })?;
+        let mut config = config;
+        if let Some(address) = config.registry.address.clone() {
+            config.images = config.images.in_registry(&address);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -629,14 +686,10 @@ impl Config {
         if self.ldap.base_dn.trim().is_empty() {
             return Err(invalid("ldap.base_dn", "must be a DN"));
         }
-        if let Some(a) = &self.registry.address
-            && (a.is_empty() || a.contains("://") || a.chars().any(|ch| ch.is_whitespace()))
-        {
-            return Err(invalid(
-                "registry.address",
-                format!("{a:?} must be host[:port] without a scheme"),
-            ));
+        if let Some(a) = &self.registry.address {
+            check_registry_address(a)?;
         }
+        name("registry.password_secret", &self.registry.password_secret)?;
         let t = &self.timeouts;
         for (key, v) in [
             ("timeouts.docker_seconds", t.docker_seconds),
@@ -871,6 +924,29 @@ fn check_abs_path(key: &str, path: &str) -> Result<(), ConfigError> {
 }
 
 /// A pinned image reference: no spaces, and a digest or a tag other than `latest`.
+/// `host[:port]`, no scheme, no path: what Docker takes as the first part of a reference.
+fn check_registry_address(a: &str) -> Result<(), ConfigError> {
+    let (host, port) = match a.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (a, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if host_ok && port_ok && (host.contains('.') || port.is_some() || host == "localhost") {
+        Ok(())
+    } else {
+        Err(invalid(
+            "registry.address",
+            format!(
+                "{a:?} must be host[:port] without a scheme or path, with a '.' or a port (e.g. registry.example.edu or 10.0.0.5:5000)"
+            ),
+        ))
+    }
+}
+
 fn check_image(key: &str, image: &str) -> Result<(), ConfigError> {
     if image.is_empty() || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(key, format!("{image:?} is not an image reference")));

@@ -1,0 +1,378 @@
+//! The registry every node pulls swarmhub from (`[registry]`): who logs in to it, which digest
+//! each image reference names there now (what `run` deploys: services pinned by digest, so
+//! every node runs the same bytes and a later push changes nothing until the next `run`), and
+//! the plugin's push (its bundle read from the CLI image it was built into).
+//!
+//! Logins, in order: `--registry-password-file` with `registry.username`; the `docker login`
+//! of whoever runs the CLI (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`); none
+//! (anonymous). On the nodes the rollout job logs in with the Docker secret
+//! `registry.password_secret`, or, without a user name, with the node's own `docker login`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine as _;
+
+use crate::docker::cluster::Swarm;
+use crate::docker::engine::{Engine, EngineError, RegistryLogin, absent};
+use crate::exit::CliError;
+use crate::plan::PLUGIN_BUNDLE_DIR;
+use crate::settings::{Config, names_registry};
+use crate::steps::{Change, Step};
+
+/// The registry an image reference names (`10.0.0.5:5000/swarmhub/hub:1` → `10.0.0.5:5000`).
+pub fn address_of(reference: &str) -> Option<&str> {
+    names_registry(reference).then(|| reference.split('/').next().unwrap_or_default())
+}
+
+/// The login of a Docker client config (`{"auths": {"host:port": {"auth": base64(user:pass)}}}`)
+/// for `address`; `None` when the file or the entry is missing. Credential helpers
+/// (`credsStore`) keep no password in the file and are not read.
+pub fn docker_config_login(path: &Path, address: &str) -> anyhow::Result<Option<RegistryLogin>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Docker client config (JSON)", path.display()))?;
+    let auths = &v["auths"];
+    let entry = [
+        address.to_string(),
+        format!("https://{address}"),
+        format!("http://{address}"),
+    ]
+    .into_iter()
+    .find_map(|k| auths.get(&k).and_then(|e| e["auth"].as_str()));
+    let Some(encoded) = entry else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .with_context(|| {
+            format!(
+                "the login of {address} in {} is not base64 of user:password",
+                path.display()
+            )
+        })?;
+    let (user, password) = decoded.split_once(':').with_context(|| {
+        format!(
+            "the login of {address} in {} is not user:password",
+            path.display()
+        )
+    })?;
+    Ok(Some(RegistryLogin {
+        server: address.to_string(),
+        username: Some(user.to_string()),
+        password: Some(password.to_string()),
+    }))
+}
+
+/// The Docker client config of whoever runs the CLI.
+fn own_docker_config() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+}
+
+/// The login the CLI uses for the registry (see the module docs); `None` without a registry
+/// or for an anonymous one.
+pub fn manager_login(
+    cfg: &Config,
+    password_file: Option<&Path>,
+) -> Result<Option<RegistryLogin>, CliError> {
+    let Some(address) = &cfg.registry.address else {
+        return Ok(None);
+    };
+    let username = cfg.registry.username.clone();
+    if let Some(p) = password_file {
+        let Some(user) = username else {
+            return Err(CliError::Usage(
+                "--registry-password-file needs registry.username in swarmhub.toml".into(),
+            ));
+        };
+        if p.as_os_str() == "-" {
+            return Err(CliError::Usage(
+                "give the registry password as a file (--registry-password-file FILE); it is read more than once".into(),
+            ));
+        }
+        let bytes = std::fs::read(p)
+            .with_context(|| format!("cannot read the registry password from {}", p.display()))?;
+        let password = String::from_utf8(bytes)
+            .context("the registry password is not UTF-8")?
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        return Ok(Some(RegistryLogin {
+            server: address.clone(),
+            username: Some(user),
+            password: Some(password),
+        }));
+    }
+    let own = match own_docker_config() {
+        Some(path) => docker_config_login(&path, address)?,
+        None => None,
+    };
+    match (own, username) {
+        (Some(l), Some(user)) if l.username.as_deref() != Some(user.as_str()) => {
+            Err(CliError::Precondition {
+                what: format!(
+                    "registry.username is {user}, but this machine's docker login for {address} is {}",
+                    l.username.unwrap_or_default()
+                ),
+                fix: "give the password with --registry-password-file FILE, or docker login as that user".into(),
+            })
+        }
+        (Some(l), _) => Ok(Some(l)),
+        (None, Some(user)) => Err(CliError::Precondition {
+            what: format!("registry.username is {user}, but no password for {address} was given"),
+            fix: "give it with --registry-password-file FILE (stored once as the Docker secret registry.password_secret), or `docker login` here".into(),
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `reference` pinned to `digest` (`name:tag@sha256:...`), replacing an older pin.
+pub fn pinned(reference: &str, digest: &str) -> String {
+    let name = reference.split('@').next().unwrap_or(reference);
+    format!("{name}@{digest}")
+}
+
+/// The settings with every image and the plugin pinned to the digest its reference names in
+/// the registry now; unchanged without a registry, and for references pinned already.
+pub async fn pin(c: &Swarm, cfg: &Config) -> Result<Config, CliError> {
+    let Some(address) = &cfg.registry.address else {
+        return Ok(cfg.clone());
+    };
+    let mut out = cfg.clone();
+    let i = &mut out.images;
+    for (key, image) in [
+        ("images.nfsd", &mut i.nfsd),
+        ("images.hub", &mut i.hub),
+        ("images.notebook_student", &mut i.notebook_student),
+        ("images.notebook_teacher", &mut i.notebook_teacher),
+        ("images.cli", &mut i.cli),
+        ("images.plugin", &mut i.plugin),
+    ] {
+        if image.contains('@') {
+            continue;
+        }
+        let digest = c
+            .engine()
+            .registry_digest(image, c.registry_login.as_ref())
+            .await
+            .map_err(|e| not_in_registry(key, image, address, &e))?;
+        *image = pinned(image, &digest);
+    }
+    Ok(out)
+}
+
+fn not_in_registry(key: &str, image: &str, address: &str, e: &EngineError) -> CliError {
+    if matches!(e, EngineError::Unreachable(_)) {
+        return anyhow::anyhow!("cannot ask dockerd for {image} ({key}): {}", e.message()).into();
+    }
+    let m = e.message();
+    let fix = if m.contains("http: server gave HTTP response to HTTPS client") {
+        format!(
+            "the registry speaks plain HTTP: set registry.tls = false and list {address} in every node's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give it a certificate"
+        )
+    } else if m.contains("unauthorized") || m.contains("authentication required") {
+        "log in: registry.username and --registry-password-file FILE, or docker login on this node"
+            .into()
+    } else {
+        "push it first: swarmhub push (or swarmhub rebuild)".into()
+    };
+    CliError::Precondition {
+        what: format!("{image} ({key}) cannot be found in the registry {address}: {m}"),
+        fix,
+    }
+}
+
+/// The plugin bundle inside the CLI image (`config.json`, `rootfs/`), as the tar
+/// `POST /plugins/create` takes.
+pub async fn bundle_from_image(engine: &dyn Engine, cli_image: &str) -> Result<Vec<u8>, CliError> {
+    let tar = engine
+        .image_files(cli_image, PLUGIN_BUNDLE_DIR)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the plugin bundle {PLUGIN_BUNDLE_DIR} from {cli_image}: {}",
+                e.message()
+            )
+        })?;
+    Ok(strip_first_component(&tar)
+        .with_context(|| format!("cannot repack the plugin bundle of {cli_image}"))?)
+}
+
+/// A tar with its entries' first path component removed (`plugin/rootfs/x` → `rootfs/x`).
+fn strip_first_component(tar: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let strip = |p: &Path| -> PathBuf { p.components().skip(1).collect() };
+    let mut out = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = strip(&entry.path()?);
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        match header.entry_type() {
+            tar::EntryType::Symlink => {
+                let target = entry.link_name()?.unwrap_or_default().into_owned();
+                out.append_link(&mut header, &path, target)?;
+            }
+            tar::EntryType::Link => {
+                let target = strip(&entry.link_name()?.unwrap_or_default());
+                out.append_link(&mut header, &path, target)?;
+            }
+            _ => out.append_data(&mut header, &path, &mut entry)?,
+        }
+    }
+    Ok(out.into_inner()?)
+}
+
+/// Push the plugin of the CLI image `cfg.images.cli` as `cfg.images.plugin` (through the
+/// dockerd of `engine`: created there under that name, pushed, removed again).
+pub async fn push_plugin(
+    engine: &dyn Engine,
+    cfg: &Config,
+    login: Option<&RegistryLogin>,
+) -> Result<Step, CliError> {
+    let name = &cfg.images.plugin;
+    let Some(address) = &cfg.registry.address else {
+        return Err(CliError::Precondition {
+            what: "no registry is configured, so the plugin cannot be pushed".into(),
+            fix: "set registry.address in swarmhub.toml".into(),
+        });
+    };
+    if address_of(name) != Some(address.as_str()) {
+        return Err(CliError::Precondition {
+            what: format!("images.plugin {name} is not in the registry {address}"),
+            fix: "leave the registry out of images.plugin (it is added) or name this one".into(),
+        });
+    }
+    let bundle = bundle_from_image(engine, &cfg.images.cli).await?;
+    // a leftover of an earlier push (never enabled) goes first
+    if absent(engine.inspect_plugin(name).await)
+        .with_context(|| format!("cannot inspect plugin {name}"))?
+        .is_some()
+    {
+        engine
+            .remove_plugin(name)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot remove the earlier {name}: {}", e.message()))?;
+    }
+    engine
+        .create_plugin(name, bundle)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create plugin {name}: {}", e.message()))?;
+    let pushed = engine.push_plugin(name, login).await;
+    let removed = engine.remove_plugin(name).await;
+    pushed.map_err(|e| anyhow::anyhow!("cannot push plugin {name}: {}", e.message()))?;
+    removed.map_err(|e| {
+        anyhow::anyhow!(
+            "pushed, but cannot remove the local {name}: {}",
+            e.message()
+        )
+    })?;
+    Ok(Step::new("plugin", name, Change::Updated).note(format!("pushed to {address}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_are_read_off_references() {
+        assert_eq!(
+            address_of("10.0.0.5:5000/swarmhub/hub:1"),
+            Some("10.0.0.5:5000")
+        );
+        assert_eq!(address_of("reg.example.edu/hub:1"), Some("reg.example.edu"));
+        assert_eq!(address_of("localhost/hub:1"), Some("localhost"));
+        assert_eq!(address_of("swarmhub/hub:1"), None);
+        assert_eq!(address_of("hub:1"), None);
+        assert_eq!(
+            pinned("r:5000/a/b:1@sha256:old", "sha256:new"),
+            "r:5000/a/b:1@sha256:new"
+        );
+        assert_eq!(pinned("r:5000/a/b:1", "sha256:d"), "r:5000/a/b:1@sha256:d");
+    }
+
+    #[test]
+    fn docker_logins_are_read_and_bad_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        assert_eq!(docker_config_login(&p, "r:5000").unwrap(), None);
+        let auth = base64::engine::general_purpose::STANDARD.encode("ann:pw:with:colons");
+        std::fs::write(
+            &p,
+            format!(r#"{{"auths": {{"https://r:5000": {{"auth": "{auth}"}}, "other": {{}}}}}}"#),
+        )
+        .unwrap();
+        let l = docker_config_login(&p, "r:5000").unwrap().unwrap();
+        assert_eq!(l.username.as_deref(), Some("ann"));
+        assert_eq!(l.password.as_deref(), Some("pw:with:colons"));
+        assert_eq!(docker_config_login(&p, "elsewhere:5000").unwrap(), None);
+        std::fs::write(&p, r#"{"auths": {"r:5000": {"auth": "!!!"}}}"#).unwrap();
+        let e = docker_config_login(&p, "r:5000").unwrap_err();
+        assert!(format!("{e:#}").contains("base64"), "{e:#}");
+        std::fs::write(&p, "not json").unwrap();
+        let e = docker_config_login(&p, "r:5000").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a Docker client config"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn a_password_needs_a_user_and_a_user_needs_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let mut cfg = Config::default();
+        assert_eq!(manager_login(&cfg, Some(&pw)).unwrap(), None);
+        cfg.registry.address = Some("r:5000".into());
+        assert!(matches!(
+            manager_login(&cfg, Some(&pw)),
+            Err(CliError::Usage(_))
+        ));
+        cfg.registry.username = Some("ann".into());
+        let l = manager_login(&cfg, Some(&pw)).unwrap().unwrap();
+        assert_eq!(
+            (
+                l.server.as_str(),
+                l.username.as_deref(),
+                l.password.as_deref()
+            ),
+            ("r:5000", Some("ann"), Some("s3cret"))
+        );
+        assert!(matches!(
+            manager_login(&cfg, Some(Path::new("-"))),
+            Err(CliError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn bundles_lose_their_top_directory() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("plugin/config.json", b"{}");
+        add("plugin/rootfs/swarmhub-volume-plugin", b"bin");
+        let tar = b.into_inner().unwrap();
+        let out = strip_first_component(&tar).unwrap();
+        let names: Vec<String> = tar::Archive::new(out.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["config.json", "rootfs/swarmhub-volume-plugin"]);
+    }
+}
