@@ -1,5 +1,6 @@
 //! Judgements `status` and `doctor` share: a service's health from its tasks, the storage
-//! node, plugin versions per node, the network as found, how long a probe may take.
+//! node, plugin versions per node, the network as found, how long a probe may take, a pinned
+//! reference shortened for people.
 //! Pure: no I/O; inputs are what the callers read from Docker.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,18 @@ pub fn plugin_versions(nodes: &[NodeInfo]) -> BTreeMap<Option<String>, Vec<Strin
             .push(n.hostname.clone());
     }
     out
+}
+
+/// A reference with its `sha256` digest cut to 12 hex digits, for people
+/// (`r:5000/swarmhub/swarmhub-nfs:0.1.1@sha256:3f15d79c1a2b`); anything else as it is. JSON
+/// keeps the whole reference.
+pub fn short_reference(reference: &str) -> String {
+    match reference.split_once("@sha256:") {
+        Some((name, hex)) if hex.len() > 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!("{name}@sha256:{}", &hex[..12])
+        }
+        _ => reference.to_string(),
+    }
 }
 
 /// Judge a replicated service from its desired replicas (`None`: it does not exist, or is not
@@ -193,6 +206,25 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert_eq!(v[&Some("0.1.0".to_string())], ["alpha"]);
         assert_eq!(v[&Some("0.2.0".to_string())], ["beta"]);
+    }
+
+    #[test]
+    fn digests_are_shortened_for_people() {
+        let digest = "3f15d79c1a2b".to_string() + &"0".repeat(52);
+        assert_eq!(
+            short_reference(&format!(
+                "192.168.213.254:5000/swarmhub/swarmhub-nfs:0.1.1@sha256:{digest}"
+            )),
+            "192.168.213.254:5000/swarmhub/swarmhub-nfs:0.1.1@sha256:3f15d79c1a2b"
+        );
+        for same in [
+            "swarmhub/nfsd:0.1.0",
+            "0.1.0+abc",
+            "x@sha256:short",
+            "x@sha256:zzzzzzzzzzzzzzzz",
+        ] {
+            assert_eq!(short_reference(same), same);
+        }
     }
 
     #[test]

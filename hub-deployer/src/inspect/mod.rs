@@ -51,7 +51,43 @@ pub(crate) mod tests {
         cfg
     }
 
-    /// The fake swarm as a healthy `swarmhub run` leaves it: the storage node `alpha` at
+    /// The registry of the tests with a `[registry]`.
+    pub(crate) const REGISTRY: &str = "192.168.213.254:5000";
+
+    /// A digest as registries write them: `sha256:` and 64 hex digits, all `hex`.
+    pub(crate) fn digest(hex: char) -> String {
+        format!("sha256:{}", hex.to_string().repeat(64))
+    }
+
+    /// [`settings`] with `[registry]` at [`REGISTRY`], every image moved into it (as loading
+    /// the settings file does).
+    pub(crate) fn registry_settings() -> Config {
+        let mut cfg = settings();
+        cfg.registry.address = Some(REGISTRY.into());
+        cfg.images = cfg.images.in_registry(REGISTRY);
+        cfg
+    }
+
+    /// `cfg` as the CLI deploys it when the registry holds every image and the plugin with
+    /// `digest`: each reference pinned (`ref@digest`).
+    pub(crate) fn pinned(cfg: &Config, digest: &str) -> Config {
+        let mut out = cfg.clone();
+        let i = &mut out.images;
+        for r in [
+            &mut i.nfsd,
+            &mut i.hub,
+            &mut i.notebook_student,
+            &mut i.notebook_teacher,
+            &mut i.cli,
+            &mut i.plugin,
+        ] {
+            *r = format!("{r}@{digest}");
+        }
+        out
+    }
+
+    /// The fake swarm as a healthy `swarmhub run` of `cfg` leaves it (with a registry, `cfg`
+    /// as [`pinned`]): the storage node `alpha` at
     /// 127.0.0.1 with the plugin enabled and labelled by a rollout, the hub and nfsd running
     /// (nfsd allowing the node), alice's notebook and volume, and a complete firewall guard
     /// (what the firewall job prints). Calls forgotten.
@@ -70,10 +106,15 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let fingerprint = plan::plugin_settings_fingerprint(cfg, addr);
+        // what the node-side installer records: the pinned reference it pulled, or the bundle's
+        let version = match &cfg.registry.address {
+            Some(_) => cfg.images.plugin.clone(),
+            None => "0.1.0".into(),
+        };
         e.edit_node(NODE, |n| {
             n.status.as_mut().unwrap().addr = Some(addr.into());
             let labels = n.spec.as_mut().unwrap().labels.get_or_insert_default();
-            labels.insert(PLUGIN_VERSION_LABEL.into(), "0.1.0".into());
+            labels.insert(PLUGIN_VERSION_LABEL.into(), version);
             labels.insert(PLUGIN_SETTINGS_LABEL.into(), fingerprint);
         });
         e.create_service(notebook("jupyter-alice", "alice", "student"), None)

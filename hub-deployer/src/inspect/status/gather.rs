@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use anyhow::Context;
 
 use super::judge::{
-    classify_services, nfsd_api_node, nfsd_api_status, node_status, plugin_volumes, swarm_summary,
+    classify_services, deployed_plugin, nfsd_api_node, nfsd_api_status, node_status,
+    plugin_volumes, swarm_summary,
 };
 use super::{NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus};
 use crate::docker::cluster::Swarm;
@@ -20,8 +21,9 @@ use crate::names;
 use crate::names::PLUGIN_ALIAS;
 use crate::settings::Config;
 
-/// Read everything `status` shows. Fails only on what `Cluster::connect` already checked;
-/// anything else that fails is reported in the result.
+/// Read everything `status` shows, each node's plugin compared with the one `cfg` deploys
+/// (the CLI pins `cfg` to the registry's digests first when there is a registry). Fails only on
+/// what `Cluster::connect` already checked; anything else that fails is reported in the result.
 pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
     let mut errors = Vec::new();
     let this_node_id = c.self_node_id().await.unwrap_or_else(|e| {
@@ -39,9 +41,10 @@ pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
         .map(|n| (n.id.clone(), n.hostname.clone()))
         .collect();
     let swarm = swarm_summary(&nodes, &this_node_id, &storage, &hostnames);
+    let plugin = deployed_plugin(cfg, &nodes);
     let node_rows = nodes
         .iter()
-        .map(|n| node_status(n, &this_node_id, label))
+        .map(|n| node_status(n, &this_node_id, label, &plugin))
         .collect();
 
     let network = network_status(c, &cfg.cluster.network, &mut errors).await;
@@ -90,6 +93,7 @@ pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
         docker_host: c.host.clone(),
         swarm,
         nodes: node_rows,
+        plugin,
         network,
         services,
         notebooks,
@@ -183,7 +187,10 @@ mod tests {
     use super::*;
     use crate::docker::engine::Engine;
     use crate::inspect::status::ServiceHealth;
-    use crate::inspect::tests::{NODE, healthy, settings};
+    use crate::inspect::tests::{
+        NODE, REGISTRY, digest, healthy, pinned, registry_settings, settings,
+    };
+    use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 
     #[tokio::test]
     async fn a_running_stack_lists_services_notebooks_nodes_and_volumes() {
@@ -317,5 +324,69 @@ mod tests {
         );
         // the notebook is still listed, by its labels
         assert_eq!(s.notebooks[0].user.as_deref(), Some("alice"));
+    }
+
+    #[tokio::test]
+    async fn with_a_registry_each_node_is_compared_with_the_pinned_plugin() {
+        let cfg = pinned(&registry_settings(), &digest('a'));
+        let c = healthy(&cfg).await;
+        let s = gather(&c, &cfg).await.unwrap();
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        let plugin_ref = format!("{REGISTRY}/swarmhub/swarmhub-nfs:0.1.0@{}", digest('a'));
+        assert_eq!(s.plugin.version.as_deref(), Some(plugin_ref.as_str()));
+        assert_eq!(s.plugin.source, plugin_ref);
+        let alpha = &s.nodes[0];
+        assert_eq!(alpha.plugin_version.as_deref(), Some(plugin_ref.as_str()));
+        assert_eq!(alpha.plugin_current, Some(true), "{alpha:?}");
+        assert_eq!(alpha.plugin_settings, s.plugin.settings);
+        // JSON: the whole reference; text: the digest cut to 12 hex digits
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["nodes"][0]["plugin_version"], plugin_ref.as_str());
+        assert_eq!(v["nodes"][0]["plugin_enabled"], true);
+        assert_eq!(v["nodes"][0]["plugin_current"], true);
+        let text = s.text();
+        let short = format!("{REGISTRY}/swarmhub/swarmhub-nfs:0.1.0@sha256:aaaaaaaaaaaa");
+        for want in [
+            format!("enabled {short}  yes\n"),
+            format!("  plugin deployed: {short} (settings "),
+            format!(
+                "{} (nfsd): {REGISTRY}/swarmhub/nfsd:0.1.0@sha256:aaaaaaaaaaaa, 1/1 running",
+                cfg.cluster.nfsd_service
+            ),
+            format!(
+                "{} (hub): {REGISTRY}/swarmhub/hub:0.1.0@sha256:aaaaaaaaaaaa, 1/1 running",
+                cfg.cluster.hub_service
+            ),
+        ] {
+            assert!(text.contains(&want), "{want:?} missing from\n{text}");
+        }
+        assert!(!text.contains(&digest('a')), "{text}");
+        assert!(!text.contains("not on it"), "{text}");
+
+        // a node whose last rollout installed an older plugin is behind
+        let old = format!("{REGISTRY}/swarmhub/swarmhub-nfs:0.1.0@{}", digest('b'));
+        c.engine().edit_node(NODE, |n| {
+            let labels = n.spec.as_mut().unwrap().labels.as_mut().unwrap();
+            labels.insert(PLUGIN_VERSION_LABEL.into(), old.clone());
+        });
+        let s = gather(&c, &cfg).await.unwrap();
+        assert_eq!(s.nodes[0].plugin_current, Some(false));
+        assert_eq!(s.nodes[0].plugin_version.as_deref(), Some(old.as_str()));
+        let text = s.text();
+        assert!(text.contains("@sha256:bbbbbbbbbbbb  NO\n"), "{text}");
+        assert!(
+            text.contains("  not on it: alpha (swarmhub plugin rollout"),
+            "{text}"
+        );
+
+        // the right plugin, installed with other settings (other notebook images, nfsd's port)
+        c.engine().edit_node(NODE, |n| {
+            let labels = n.spec.as_mut().unwrap().labels.as_mut().unwrap();
+            labels.insert(PLUGIN_VERSION_LABEL.into(), plugin_ref.clone());
+            labels.insert(PLUGIN_SETTINGS_LABEL.into(), "0123456789ab".into());
+        });
+        let s = gather(&c, &cfg).await.unwrap();
+        assert_eq!(s.nodes[0].plugin_current, Some(false));
+        assert_eq!(s.nodes[0].plugin_settings.as_deref(), Some("0123456789ab"));
     }
 }

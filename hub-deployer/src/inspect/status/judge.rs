@@ -1,19 +1,22 @@
-//! What status alone decides from what [`super::gather()`] read: the swarm summary, a node's
-//! row, which node's nfsd to ask, which services are notebooks and which merely share the
-//! network, nfsd's API answer, the plugin's volumes. Pure: no I/O.
+//! What status alone decides from what [`super::gather()`] read: the swarm summary, the
+//! deployed plugin and a node's row (whether it runs that plugin), which node's nfsd to ask,
+//! which services are notebooks and which merely share the network, nfsd's API answer, the
+//! plugin's volumes. Pure: no I/O.
 
 use std::collections::HashMap;
 
 use bollard::models::{Service, Task, TaskState, Volume};
 use swarmhub_control_api::Health;
 
-use super::{NfsdApiStatus, NodeStatus, NotebookStatus, SwarmSummary, VolumeEntry};
-use crate::docker::cluster::NodeInfo;
+use super::{DeployedPlugin, NfsdApiStatus, NodeStatus, NotebookStatus, SwarmSummary, VolumeEntry};
+use crate::docker::cluster::{NodeInfo, storage_node_in};
 use crate::inspect::health::service_image;
 use crate::inspect::probe::ProbeError;
 use crate::names::{
     COMPONENT_LABEL, MANAGED_LABEL, NOTEBOOK_COMPONENT, PLUGIN_ALIAS, ROLE_LABEL, USER_LABEL,
 };
+use crate::plan;
+use crate::settings::Config;
 
 /// The swarm as a whole: counts, this node's host name, the storage node when exactly one.
 pub(super) fn swarm_summary(
@@ -69,7 +72,51 @@ pub(super) fn plugin_volumes(all: Vec<Volume>) -> Vec<VolumeEntry> {
     out
 }
 
-pub(super) fn node_status(n: &NodeInfo, this_node_id: &str, label: &str) -> NodeStatus {
+/// The plugin the settings in effect deploy (`cfg` as the CLI pinned it: with a registry,
+/// `images.plugin` is `ref@sha256:…`), and the fingerprint of its settings when nfsd's node is
+/// known among `nodes`.
+pub(super) fn deployed_plugin(cfg: &Config, nodes: &[NodeInfo]) -> DeployedPlugin {
+    let registry = cfg.registry.address.is_some();
+    DeployedPlugin {
+        source: if registry {
+            cfg.images.plugin.clone()
+        } else {
+            cfg.images.cli.clone()
+        },
+        version: registry.then(|| cfg.images.plugin.clone()),
+        settings: storage_node_in(nodes, &cfg.cluster.storage_node_label)
+            .ok()
+            .map(|s| plan::plugin_settings_fingerprint(cfg, &s.addr)),
+    }
+}
+
+/// Whether the node runs `deployed`: its plugin enabled, and neither its recorded version nor
+/// its recorded settings other than the deployment's. `None` when there is nothing to compare
+/// (the deployment's version unknown without a registry, and no settings to compare).
+pub(super) fn plugin_current(n: &NodeInfo, deployed: &DeployedPlugin) -> Option<bool> {
+    let version = deployed
+        .version
+        .as_ref()
+        .map(|v| n.plugin_version.as_ref() == Some(v));
+    let settings = deployed
+        .settings
+        .as_ref()
+        .and_then(|s| n.plugin_settings.as_ref().map(|x| x == s));
+    if !n.plugin_enabled {
+        return Some(false);
+    }
+    match (version, settings) {
+        (None, None) => None,
+        (v, s) => Some(v != Some(false) && s != Some(false)),
+    }
+}
+
+pub(super) fn node_status(
+    n: &NodeInfo,
+    this_node_id: &str,
+    label: &str,
+    deployed: &DeployedPlugin,
+) -> NodeStatus {
     NodeStatus {
         id: n.id.clone(),
         hostname: n.hostname.clone(),
@@ -81,6 +128,8 @@ pub(super) fn node_status(n: &NodeInfo, this_node_id: &str, label: &str) -> Node
         storage: n.labels.get(label).map(String::as_str) == Some("true"),
         plugin_enabled: n.plugin_enabled,
         plugin_version: n.plugin_version.clone(),
+        plugin_settings: n.plugin_settings.clone(),
+        plugin_current: plugin_current(n, deployed),
         engine_version: n.engine_version.clone(),
     }
 }
@@ -297,6 +346,48 @@ mod tests {
             nfsd_api_node(&[&a], label).unwrap_err(),
             "storage node alpha reports no address"
         );
+    }
+
+    #[test]
+    fn a_node_runs_the_deployed_plugin_when_nothing_known_differs() {
+        let pinned = "r:5000/swarmhub/swarmhub-nfs:0.1.1@sha256:aa";
+        let mut n = node("alpha", "ready", &[]);
+        n.plugin_version = Some(pinned.into());
+        let deployed = DeployedPlugin {
+            source: pinned.into(),
+            version: Some(pinned.into()),
+            settings: Some("f1ngerpr1nt0".into()),
+        };
+        assert_eq!(plugin_current(&n, &deployed), Some(true));
+        // an older plugin, other settings, or none enabled: not current
+        let mut old = n.clone();
+        old.plugin_version = Some("r:5000/swarmhub/swarmhub-nfs:0.1.0@sha256:bb".into());
+        assert_eq!(plugin_current(&old, &deployed), Some(false));
+        let mut unrecorded = n.clone();
+        unrecorded.plugin_version = None;
+        assert_eq!(plugin_current(&unrecorded, &deployed), Some(false));
+        let mut other = n.clone();
+        other.plugin_settings = Some("0therpr1nt00".into());
+        assert_eq!(plugin_current(&other, &deployed), Some(false));
+        let mut off = n.clone();
+        off.plugin_enabled = false;
+        assert_eq!(plugin_current(&off, &deployed), Some(false));
+        // without a registry only the settings are known; without them, nothing is
+        let bundle = DeployedPlugin {
+            source: "swarmhub/swarmhub:0.1.0".into(),
+            version: None,
+            settings: Some("f1ngerpr1nt0".into()),
+        };
+        assert_eq!(plugin_current(&old, &bundle), Some(true));
+        assert_eq!(plugin_current(&other, &bundle), Some(false));
+        let mut no_label = n.clone();
+        no_label.plugin_settings = None;
+        assert_eq!(plugin_current(&no_label, &bundle), None);
+        let unknown = DeployedPlugin {
+            settings: None,
+            ..bundle
+        };
+        assert_eq!(plugin_current(&n, &unknown), None);
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //! |---|---|
 //! | `docker_host` | the dockerd asked (`unix:///var/run/docker.sock`, `tcp://...`) |
 //! | `swarm` | [`SwarmSummary`]: this node, node/manager/ready counts, the storage node |
-//! | `nodes[]` | [`NodeStatus`]: host name, role, state, availability, address, `storage`, `plugin_enabled`, `plugin_version` |
+//! | `nodes[]` | [`NodeStatus`]: host name, role, state, availability, address, `storage`, `plugin_enabled`, `plugin_version`, `plugin_settings`, `plugin_current` |
+//! | `plugin` | [`DeployedPlugin`]: the plugin the settings in effect deploy (`source`, the `version` and `settings` a node on it records) |
 //! | `network` | [`NetworkStatus`]: the overlay network (`found`, `driver`, `scope`, `attachable`) |
 //! | `services[]` | [`ServiceStatus`] of nfsd and the hub: `deployed`, `image`, `desired`, `running`, `health.state` (`not_deployed`, `stopped`, `running`, `starting`, `failing`), recent `tasks[]` |
 //! | `notebooks[]` | [`NotebookStatus`]: services SwarmSpawner made (label `swarmhub.component=notebook`) |
@@ -59,6 +60,8 @@ pub struct Status {
     pub swarm: SwarmSummary,
     /// Every node, sorted by host name.
     pub nodes: Vec<NodeStatus>,
+    /// The plugin the settings in effect deploy, which each node's is compared with.
+    pub plugin: DeployedPlugin,
     /// The overlay network of the stack.
     pub network: NetworkStatus,
     /// nfsd, then the hub.
@@ -114,10 +117,35 @@ pub struct NodeStatus {
     pub storage: bool,
     /// The node's engine reports the `swarmhub-nfs` plugin enabled.
     pub plugin_enabled: bool,
-    /// The plugin version the last rollout installed there (node label), if any.
+    /// The plugin version the last rollout installed there (node label), if any: with a
+    /// registry the plugin's pinned reference (`<registry>/swarmhub/swarmhub-nfs:0.1.1@sha256:…`),
+    /// without one `<release>+<hash of the bundle>`.
     pub plugin_version: Option<String>,
+    /// The fingerprint of the settings the last rollout installed it with (node label), if any.
+    pub plugin_settings: Option<String>,
+    /// Whether the node runs the deployed plugin ([`Status::plugin`]): enabled, its recorded
+    /// version that of the deployment (known with a registry only), its recorded settings those
+    /// in effect. `None` when nothing could be compared (no registry and no settings recorded,
+    /// or nfsd's node unknown).
+    pub plugin_current: Option<bool>,
     /// dockerd's version.
     pub engine_version: String,
+}
+
+/// The plugin the settings in effect deploy: what a node that runs it records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeployedPlugin {
+    /// Where the nodes get it: with a registry `images.plugin` pinned by digest, without one
+    /// the bundle in `images.cli`.
+    pub source: String,
+    /// The version a node on it records (label `swarmhub.plugin-version`): the pinned
+    /// reference with a registry; `None` without one (a bundle's version is known on the nodes
+    /// only).
+    pub version: Option<String>,
+    /// The fingerprint of the settings it is installed with (label `swarmhub.plugin-settings`,
+    /// covering nfsd's address and ports, the mount backend, the paths and, with a registry,
+    /// the pinned plugin and notebook images); `None` when nfsd's node is not known.
+    pub settings: Option<String>,
 }
 
 /// The overlay network.
@@ -332,6 +360,11 @@ pub(crate) mod tests {
         let mut beta = node("beta", "down", &[]);
         beta.plugin_enabled = false;
         beta.plugin_version = None;
+        let plugin = DeployedPlugin {
+            source: "swarmhub/swarmhub:0.1.0".into(),
+            version: None,
+            settings: Some("f1ngerpr1nt0".into()),
+        };
         Status {
             docker_host: "unix:///var/run/docker.sock".into(),
             swarm: SwarmSummary {
@@ -343,9 +376,10 @@ pub(crate) mod tests {
                 storage_node: Some("alpha".into()),
             },
             nodes: vec![
-                node_status(&alpha, "id-alpha", "swarmhub.storage"),
-                node_status(&beta, "id-alpha", "swarmhub.storage"),
+                node_status(&alpha, "id-alpha", "swarmhub.storage", &plugin),
+                node_status(&beta, "id-alpha", "swarmhub.storage", &plugin),
             ],
+            plugin,
             network: NetworkStatus {
                 name: "swarmhub".into(),
                 found: true,
@@ -407,6 +441,7 @@ pub(crate) mod tests {
             "docker_host",
             "swarm",
             "nodes",
+            "plugin",
             "network",
             "services",
             "notebooks",
@@ -420,6 +455,11 @@ pub(crate) mod tests {
         assert_eq!(v["swarm"]["storage_node"], "alpha");
         assert_eq!(v["nodes"][0]["storage"], true);
         assert_eq!(v["nodes"][1]["plugin_enabled"], false);
+        assert_eq!(v["nodes"][0]["plugin_version"], "0.1.0");
+        assert_eq!(v["nodes"][0]["plugin_current"], true);
+        assert_eq!(v["nodes"][1]["plugin_current"], false);
+        assert_eq!(v["plugin"]["settings"], "f1ngerpr1nt0");
+        assert_eq!(v["plugin"]["version"], serde_json::Value::Null);
         assert_eq!(v["services"][0]["health"]["state"], "failing");
         assert_eq!(v["services"][0]["desired"], 1);
         assert_eq!(v["services"][0]["tasks"][0]["state"], "rejected");

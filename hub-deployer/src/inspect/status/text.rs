@@ -2,8 +2,10 @@
 //! column-aligned [`table`] they use. Pure: formats a gathered [`Status`], no I/O.
 
 use super::{
-    NetworkStatus, NfsdApiStatus, NodeStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus,
+    DeployedPlugin, NetworkStatus, NfsdApiStatus, NodeStatus, NotebookStatus, ServiceStatus,
+    Status, VolumesStatus,
 };
+use crate::inspect::health::short_reference;
 use crate::inspect::probe;
 use crate::names::PLUGIN_VERSION_LABEL;
 
@@ -12,7 +14,7 @@ impl Status {
     pub fn text(&self) -> String {
         [
             swarm_text(self),
-            nodes_text(&self.nodes),
+            nodes_text(&self.nodes, &self.plugin),
             network_text(&self.network),
             services_text(&self.services),
             notebooks_text(&self.notebooks, &self.other_services, &self.network.name),
@@ -42,8 +44,10 @@ fn swarm_text(s: &Status) -> String {
     )
 }
 
-/// One row per node; `*` marks the node whose dockerd was asked.
-fn nodes_text(nodes: &[NodeStatus]) -> String {
+/// One row per node (`*` marks the node whose dockerd was asked; CURRENT: whether it runs the
+/// deployed plugin), then the deployed plugin and the nodes not on it. Digests are shortened to
+/// 12 hex digits.
+fn nodes_text(nodes: &[NodeStatus], plugin: &DeployedPlugin) -> String {
     let mut out = String::from("\nnodes:\n");
     let mut rows = vec![
         [
@@ -54,6 +58,7 @@ fn nodes_text(nodes: &[NodeStatus]) -> String {
             "ADDRESS",
             "STORAGE",
             "PLUGIN",
+            "CURRENT",
         ]
         .map(String::from)
         .to_vec(),
@@ -67,13 +72,45 @@ fn nodes_text(nodes: &[NodeStatus]) -> String {
             n.addr.clone(),
             if n.storage { "yes" } else { "-" }.into(),
             plugin_text(n.plugin_enabled, n.plugin_version.as_deref()),
+            match n.plugin_current {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+            .into(),
         ]);
     }
     out.push_str(&table(&rows, "  "));
     if nodes.is_empty() {
         out.push_str("  (no nodes could be listed)\n");
     }
+    out.push_str(&deployed_plugin_text(plugin));
+    let behind: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.plugin_current == Some(false))
+        .map(|n| n.hostname.as_str())
+        .collect();
+    if !behind.is_empty() {
+        out.push_str(&format!(
+            "  not on it: {} (swarmhub plugin rollout; swarmhub doctor says why)\n",
+            behind.join(", ")
+        ));
+    }
     out
+}
+
+/// `  plugin deployed: <reference> (settings <fingerprint>)`; without a registry the bundle of
+/// the CLI image, whose version only the nodes know.
+fn deployed_plugin_text(p: &DeployedPlugin) -> String {
+    let what = match &p.version {
+        Some(v) => short_reference(v),
+        None => format!("the bundle in {}", short_reference(&p.source)),
+    };
+    let settings = match &p.settings {
+        Some(s) => format!("settings {s}"),
+        None => "settings unknown: no single storage node".into(),
+    };
+    format!("  plugin deployed: {what} ({settings})\n")
 }
 
 /// The overlay network: missing, or its scope, driver and whether notebooks can join it.
@@ -112,7 +149,9 @@ fn services_text(services: &[ServiceStatus]) -> String {
             "  {} ({}): {}, {}/{} running, {}\n",
             s.name,
             s.component,
-            s.image.as_deref().unwrap_or("no image"),
+            s.image
+                .as_deref()
+                .map_or("no image".into(), short_reference),
             s.running,
             s.desired.map_or("?".into(), |d| d.to_string()),
             s.health.text()
@@ -229,9 +268,10 @@ fn errors_text(errors: &[String]) -> String {
     out
 }
 
-/// `enabled 0.1.0`, `enabled (no version recorded)`, `disabled`.
+/// `enabled 0.1.0+<hash>`, `enabled <registry>/swarmhub/swarmhub-nfs:0.1.1@sha256:<12 hex>`,
+/// `enabled (no ... label)`, `NOT enabled (...)`, `NOT installed`.
 fn plugin_text(enabled: bool, version: Option<&str>) -> String {
-    match (enabled, version) {
+    match (enabled, version.map(short_reference)) {
         (true, Some(v)) => format!("enabled {v}"),
         (true, None) => format!("enabled (no {PLUGIN_VERSION_LABEL} label)"),
         (false, Some(v)) => format!("NOT enabled (rollout recorded {v})"),
@@ -287,9 +327,11 @@ mod tests {
 swarm: 2 nodes (1 manager, 1 ready); this node: alpha; dockerd unix:///var/run/docker.sock
 
 nodes:
-  HOST     ROLE     STATE  AVAILABILITY  ADDRESS   STORAGE  PLUGIN
-  alpha *  manager  ready  active        10.0.0.5  yes      enabled 0.1.0
-  beta     worker   down   active        10.0.0.4  -        NOT installed
+  HOST     ROLE     STATE  AVAILABILITY  ADDRESS   STORAGE  PLUGIN         CURRENT
+  alpha *  manager  ready  active        10.0.0.5  yes      enabled 0.1.0  yes
+  beta     worker   down   active        10.0.0.4  -        NOT installed  NO
+  plugin deployed: the bundle in swarmhub/swarmhub:0.1.0 (settings f1ngerpr1nt0)
+  not on it: beta (swarmhub plugin rollout; swarmhub doctor says why)
 
 network swarmhub: swarm overlay, attachable
 
