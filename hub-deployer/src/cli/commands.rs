@@ -599,9 +599,16 @@ async fn doctor(
         }
         None => None,
     };
+    // the login `run` would use; a missing or wrong one fails the registry check (a wrong
+    // flag stops here)
+    let registry_login = match registry::manager_login(cfg, cli.registry_password_file.as_deref()) {
+        Err(e @ CliError::Usage(_)) => return Err(e),
+        login => login.map_err(|e| crate::inspect::doctor::LoginProblem::of(&e)),
+    };
     let opts = crate::inspect::doctor::DoctorOptions {
         ldap_password,
         config_path: Some(cli.config.clone()),
+        registry_login,
     };
     let report = crate::inspect::doctor::examine(cfg, &opts).await;
     match cli.output {

@@ -122,7 +122,8 @@ pub enum Command {
     /// notebooks and volumes.
     Status,
     /// Check the whole deployment and say how to fix each problem (exit code 6 if any check
-    /// fails).
+    /// fails). With a registry: that it has every image and the plugin, and that every node
+    /// and service runs what it has now (logged in as for `run`: --registry-password-file).
     Doctor {
         /// The LDAP bind password (a file, or - for stdin), to check the bind.
         #[arg(long, env = "SWARMHUB_LDAP_PASSWORD_FILE", value_name = "FILE")]

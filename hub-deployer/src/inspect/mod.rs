@@ -86,6 +86,14 @@ pub(crate) mod tests {
         out
     }
 
+    /// The fake's registry holds every image and the plugin of `cfg` with `digest` from now on.
+    pub(crate) fn publish(fake: &Fake, cfg: &Config, digest: &str) {
+        for (_, image) in cfg.images.deployed() {
+            fake.publish(image, digest);
+        }
+        fake.publish(&cfg.images.plugin, digest);
+    }
+
     /// The fake swarm as a healthy `swarmhub run` of `cfg` leaves it (with a registry, `cfg`
     /// as [`pinned`]): the storage node `alpha` at
     /// 127.0.0.1 with the plugin enabled and labelled by a rollout, the hub and nfsd running

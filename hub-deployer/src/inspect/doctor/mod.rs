@@ -3,20 +3,33 @@
 //! change) or skipped (with the reason). Read-only, for people ([`Report::text`]) and scripts
 //! (`--output json`, the serialized [`Report`]); a failed check makes the command exit with 6.
 //!
-//! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`,
-//! `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`, `nfsd-service`, `nfsd-allow`,
-//! `nfsd-api`, `ldap-connect`, `ldap-bind`,
+//! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`, `registry` (only
+//! with a `[registry]`), `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`,
+//! `nfsd-service`, `nfsd-allow`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
 //! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`, `hub-tls` (plain
 //! HTTP fails; with TLS the served certificate must be the configured one, valid now, for the
 //! public URL's host, and is a warning within `tls.expiry_warn_days` of its end). When dockerd
 //! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
+//!
+//! With a `[registry]`, doctor pins the settings as `run` does: `registry` asks the registry
+//! (through dockerd, with the CLI's login, [`DoctorOptions::registry_login`]) for the digest of
+//! every image and the plugin, and fails naming each one it lacks. The deployment so pinned is
+//! what the nodes must run: `plugin-version` fails a node whose recorded plugin is not the pinned
+//! one, `plugin-settings` one whose recorded settings' fingerprint is not that of the pinned
+//! settings (which covers the notebook images its rollout pulled), both with the fix
+//! `swarmhub plugin rollout`; `images` asks nothing of this node (the nodes pull), but warns when
+//! nfsd or the hub run other images than the registry has now (`swarmhub restart`); the
+//! firewall job runs the pinned CLI image, pulled with that login. Without a
+//! registry these checks are as they always were (one plugin version everywhere, the settings in
+//! effect, every image on this node).
 //!
 //! Every network operation has a timeout (`timeouts.docker_seconds` for Docker calls, at most
 //! 5 s for HTTP and LDAP); a failed or timed-out one is a failed check naming the cause.
 //! The judgements are pure functions over what was read (`check_*`), tested without Docker.
 //! This file holds the result types ([`Check`], [`Report`]) and the order of the checks
 //! ([`examine_at`]); it only calls the others. `swarm.rs` reads and judges dockerd and the swarm
-//! and holds the order of the swarm checks (`SWARM_CHECKS`), `plugin.rs` the volume plugin on
+//! and holds the order of the swarm checks (`swarm_check_names`), `registry.rs` the registry and
+//! the pinned deployment, `plugin.rs` the volume plugin on
 //! every node, `firewall.rs` the firewall guard, `nfsd.rs` nfsd's service, allow list and API,
 //! `ldap.rs` the directory, `hub.rs` the hub's API and certificate; in each, the `async fn`s do
 //! the I/O and the `check_*` functions judge what they read (pure, unit-tested there).
@@ -28,10 +41,12 @@ mod hub;
 mod ldap;
 mod nfsd;
 mod plugin;
+mod registry;
 mod swarm;
 
 use ldap::ldap_checks;
-use swarm::{SWARM_CHECKS, check_dockerd, images_check, swarm_checks};
+use registry::pins;
+use swarm::{check_dockerd, images_check, swarm_check_names, swarm_checks};
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,6 +54,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::docker;
+use crate::docker::engine::RegistryLogin;
 use crate::exit::CliError;
 use crate::inspect::health::probe_timeout;
 use crate::settings::Config;
@@ -47,29 +63,57 @@ pub use firewall::check_firewall;
 pub use hub::{base_path, check_hub_answer, check_hub_tls, hub_api_url, hub_check, hub_tls_check};
 pub use ldap::ldap_connect_fix;
 pub use nfsd::{check_nfsd_allow, check_nfsd_api, check_nfsd_service};
-pub use plugin::{check_plugin_enabled, check_plugin_settings, check_plugin_versions};
+pub use plugin::{
+    check_plugin_deployed, check_plugin_deployed_settings, check_plugin_enabled,
+    check_plugin_settings, check_plugin_versions,
+};
+pub use registry::{LoginProblem, Lookup, Pins, check_registry};
 pub use swarm::{
-    check_images, check_network, check_nodes, check_secrets, check_storage, dockerd_failure,
+    ServiceImage, check_images, check_network, check_nodes, check_secrets, check_service_images,
+    check_storage, dockerd_failure,
 };
 
 /// What the CLI gives the checks besides the settings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DoctorOptions {
     /// The LDAP bind password (read by the CLI from `--ldap-password-file`); without it the
     /// bind as `ldap.bind_dn` is not checked.
     pub ldap_password: Option<String>,
     /// The settings file, for the commands in fixes.
     pub config_path: Option<std::path::PathBuf>,
+    /// The CLI's login to `[registry]` (`--registry-password-file`, or this machine's
+    /// `docker login`; `None`: anonymous), or why it has none: the `registry` check fails
+    /// with that. Unused without a registry.
+    pub registry_login: Result<Option<RegistryLogin>, LoginProblem>,
+}
+
+impl Default for DoctorOptions {
+    fn default() -> Self {
+        DoctorOptions {
+            ldap_password: None,
+            config_path: None,
+            registry_login: Ok(None),
+        }
+    }
 }
 
 impl std::fmt::Debug for DoctorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |p: &Option<String>| p.as_ref().map(|_| "<redacted>");
+        let login = match &self.registry_login {
+            Ok(Some(l)) => format!(
+                "{} as {:?}, password {:?}",
+                l.server,
+                l.username,
+                redacted(&l.password)
+            ),
+            Ok(None) => "anonymous".into(),
+            Err(p) => format!("none: {}", p.what),
+        };
         f.debug_struct("DoctorOptions")
-            .field(
-                "ldap_password",
-                &self.ldap_password.as_ref().map(|_| "<redacted>"),
-            )
+            .field("ldap_password", &redacted(&self.ldap_password))
             .field("config_path", &self.config_path)
+            .field("registry_login", &login)
             .finish()
     }
 }
@@ -249,17 +293,29 @@ pub async fn examine(cfg: &Config, opts: &DoctorOptions) -> Report {
 /// Run every check against the dockerd at `host` (`unix://...`, `tcp://...`).
 pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Report {
     let mut checks = Vec::new();
-    let (check, cluster) = check_dockerd(cfg, host).await;
+    let (check, mut cluster) = check_dockerd(cfg, host).await;
+    if let (Some(c), Ok(login)) = (&mut cluster, &opts.registry_login) {
+        // the nodes pull the firewall job's image with it, as they do for `run`'s services
+        c.registry_login = login.clone();
+    }
     checks.push(check);
     let unusable = "dockerd is not usable (see the dockerd check)";
+    let pinned = match &cluster {
+        Some(c) => pins(c, cfg, &opts.registry_login).await,
+        None => None,
+    };
     match &cluster {
-        Some(c) => checks.extend(swarm_checks(c, cfg).await),
-        None => checks.extend(SWARM_CHECKS.map(|n| Check::skip(n, unusable))),
+        Some(c) => checks.extend(swarm_checks(c, cfg, pinned.as_ref()).await),
+        None => checks.extend(
+            swarm_check_names(cfg)
+                .into_iter()
+                .map(|n| Check::skip(n, unusable)),
+        ),
     }
     checks.extend(ldap_checks(cfg, opts, probe_timeout(cfg)).await);
     match &cluster {
         Some(c) => {
-            checks.push(images_check(c, cfg).await);
+            checks.push(images_check(c, cfg, pinned.as_ref()).await);
             checks.push(hub_check(c, cfg).await);
             checks.push(hub_tls_check(c, cfg, opts.config_path.as_deref()).await);
         }
@@ -328,8 +384,17 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         let opts = DoctorOptions {
             ldap_password: Some("hunter2".into()),
             config_path: None,
+            registry_login: Ok(Some(RegistryLogin {
+                server: "r:5000".into(),
+                username: Some("ann".into()),
+                password: Some("s3cret".into()),
+            })),
         };
-        assert!(!format!("{opts:?}").contains("hunter2"));
+        let shown = format!("{opts:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret") && shown.contains("ann"),
+            "{shown}"
+        );
     }
 
     /// A port on 127.0.0.1 that nobody listens on.
@@ -393,5 +458,13 @@ unhealthy: 1 ok, 1 failed, 1 skipped
             ]
         );
         assert_eq!(r.error().unwrap().code(), 6);
+
+        // with a registry, its check is among those dockerd's absence skips
+        cfg.registry.address = Some("r:5000".into());
+        let r = examine_at(&cfg, &DoctorOptions::default(), &host).await;
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names.len(), 20, "{names:?}");
+        assert_eq!(names[4..6], ["secrets", "registry"], "{names:?}");
+        assert_eq!(r.checks[5].outcome, Outcome::Skip, "{:?}", r.checks[5]);
     }
 }

@@ -1,9 +1,11 @@
 //! Checks `dockerd`, `nodes`, `storage-node`, `network`, `secrets` and `images`: the
-//! connection, the nodes, the storage node, the overlay network, the secrets and the pinned
-//! images on this node. Also the order of all the swarm checks ([`SWARM_CHECKS`],
-//! [`swarm_checks`]), which asks `plugin.rs`, `firewall.rs` and `nfsd.rs` for theirs. The
-//! `async fn`s here read dockerd and change nothing; the `pub fn check_*` judge what was read
-//! and are pure, tested here without Docker.
+//! connection, the nodes, the storage node, the overlay network, the secrets, and the images:
+//! without a registry, every image is on this node; with one, nfsd and the hub run the images
+//! the registry has now (the nodes pull them; this one needs none). Also the order of all the
+//! swarm checks ([`swarm_check_names`], [`swarm_checks`]), which asks `registry.rs`,
+//! `plugin.rs`, `firewall.rs` and `nfsd.rs` for theirs. The `async fn`s here read dockerd and
+//! change nothing; the `pub fn check_*` judge what was read and are pure, tested here without
+//! Docker.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,13 +13,14 @@ use std::time::Duration;
 use super::firewall::firewall_check;
 use super::nfsd::nfsd_checks;
 use super::plugin::plugin_checks;
+use super::registry::{Pins, check_registry};
 use super::{Check, timed};
 use bollard::models::Service;
 
 use crate::docker::cluster::{Cluster, NodeInfo, Swarm, TaskInfo, storage_node_in};
 use crate::docker::engine::absent;
 use crate::exit::CliError;
-use crate::inspect::health::{network_status_of, storage_nodes};
+use crate::inspect::health::{network_status_of, service_image, short_reference, storage_nodes};
 use crate::inspect::status::NetworkStatus;
 use crate::plan::{self, PlanInputs, PlannedSecret, SecretSource};
 use crate::settings::Config;
@@ -49,7 +52,7 @@ pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cl
     }
 }
 
-/// The checks [`swarm_checks`] makes, in its order (skipped by name when dockerd is unusable).
+/// The checks [`swarm_checks`] makes without a `[registry]`, in its order.
 pub(super) const SWARM_CHECKS: [&str; 11] = [
     "nodes",
     "storage-node",
@@ -64,8 +67,23 @@ pub(super) const SWARM_CHECKS: [&str; 11] = [
     "nfsd-api",
 ];
 
-/// Everything from `nodes` to `nfsd-api`: one check per name of [`SWARM_CHECKS`].
-pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config) -> Vec<Check> {
+/// The checks [`swarm_checks`] makes, in its order (skipped by name when dockerd is unusable):
+/// [`SWARM_CHECKS`], and with a `[registry]` `registry` after `secrets`.
+pub(super) fn swarm_check_names(cfg: &Config) -> Vec<&'static str> {
+    let mut names = SWARM_CHECKS.to_vec();
+    if cfg.registry.address.is_some() {
+        let at = names
+            .iter()
+            .position(|n| *n == "secrets")
+            .map_or(0, |i| i + 1);
+        names.insert(at, "registry");
+    }
+    names
+}
+
+/// Everything from `nodes` to `nfsd-api`: one check per name of [`swarm_check_names`]; `pins`:
+/// what the registry pins the deployment to (`None` without a `[registry]`).
+pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config, pins: Option<&Pins>) -> Vec<Check> {
     let secs = cfg.timeouts.docker_seconds;
     let mut out = Vec::new();
     let nodes = match timed(secs, "cannot list the nodes", c.nodes()).await {
@@ -101,8 +119,12 @@ pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config) -> Vec<Check> {
         },
     );
 
-    out.extend(plugin_checks(cfg, nodes.as_deref()));
-    out.push(firewall_check(c, cfg, nodes.as_deref()).await);
+    out.extend(pins.map(check_registry));
+    out.extend(plugin_checks(cfg, nodes.as_deref(), pins));
+    // the job runs the CLI image as `run` pins it: the one the rollout left on every node
+    let pinned = pins.and_then(|p| p.config(cfg));
+    let job_cfg = pinned.as_ref().unwrap_or(cfg);
+    out.push(firewall_check(c, job_cfg, nodes.as_deref()).await);
     out.extend(nfsd_checks(c, cfg, nodes.as_deref()).await);
     out
 }
@@ -120,8 +142,26 @@ pub(super) async fn service_and_tasks(
     Ok((service, tasks))
 }
 
-/// The pinned images that are on this node (other nodes: the plugin rollout checks).
-pub(super) async fn images_check(c: &Swarm, cfg: &Config) -> Check {
+/// Without a registry: the images are on this node (other nodes: the plugin rollout checks).
+/// With one (`pins`): nfsd and the hub run the images pinned to what the registry has now.
+pub(super) async fn images_check(c: &Swarm, cfg: &Config, pins: Option<&Pins>) -> Check {
+    if let Some(pins) = pins {
+        let mut services = Vec::new();
+        for (name, key) in [
+            (&cfg.cluster.nfsd_service, "images.nfsd"),
+            (&cfg.cluster.hub_service, "images.hub"),
+        ] {
+            let what = format!("cannot inspect service {name}");
+            let spec = timed(cfg.timeouts.docker_seconds, &what, c.service(name)).await;
+            services.push(ServiceImage {
+                service: name.clone(),
+                key,
+                running: spec.map(|s| s.as_ref().and_then(service_image)),
+                pinned: pins.get(key).map(str::to_string),
+            });
+        }
+        return check_service_images(&pins.address, &services);
+    }
     let mut wanted = cfg.images.deployed().to_vec();
     wanted.dedup_by(|a, b| a.1 == b.1);
     let mut results = Vec::new();
@@ -356,6 +396,76 @@ pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check
     )
 }
 
+/// A service of swarmhub's: the image it runs and the one the deployment pins now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImage {
+    /// Its name.
+    pub service: String,
+    /// The setting of its image (`images.nfsd`, `images.hub`).
+    pub key: &'static str,
+    /// The image of its spec (`None`: not deployed), or why it could not be read.
+    pub running: Result<Option<String>, String>,
+    /// The setting pinned to what the registry has now (`None`: the registry lacks it).
+    pub pinned: Option<String>,
+}
+
+/// With a registry, the `images` check (pure): every deployed service runs its pinned image;
+/// one that runs another (an older push) is a warning, since it still works, and `restart`
+/// brings it to what the registry has. Nothing is asked of this node's images: the nodes pull
+/// them.
+pub fn check_service_images(address: &str, services: &[ServiceImage]) -> Check {
+    let errors: Vec<&str> = services
+        .iter()
+        .filter_map(|s| s.running.as_ref().err().map(String::as_str))
+        .collect();
+    if !errors.is_empty() {
+        return Check::fail(
+            "images",
+            errors.join("; "),
+            "check the manager: docker service ls",
+        );
+    }
+    let (mut same, mut other, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for s in services {
+        let (Ok(running), name) = (&s.running, &s.service) else {
+            continue; // reported above
+        };
+        match (running, &s.pinned) {
+            (None, _) => notes.push(format!("{name} is not deployed")),
+            (Some(_), None) => notes.push(format!(
+                "{name}: {} is not in the registry (see the registry check)",
+                s.key
+            )),
+            (Some(r), Some(p)) if r == p => {
+                same.push(format!("{name} runs {}", short_reference(r)))
+            }
+            (Some(r), Some(p)) => other.push(format!(
+                "{name} runs {}, the registry has {} now",
+                short_reference(r),
+                short_reference(p)
+            )),
+        }
+    }
+    let detail = |parts: Vec<String>| parts.join("; ");
+    if !other.is_empty() {
+        return Check::warn(
+            "images",
+            detail([other, same, notes].concat()),
+            "swarmhub restart (brings nfsd and the hub to the images the registry has now)",
+        );
+    }
+    if same.is_empty() {
+        return Check::skip("images", detail(notes));
+    }
+    Check::ok(
+        "images",
+        format!(
+            "{} (what {address} has now; the nodes pull them, this one needs none)",
+            detail([same, notes].concat())
+        ),
+    )
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -504,6 +614,57 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn with_a_registry_the_services_images_are_judged_not_this_nodes() {
+        let service =
+            |name: &str, running: Result<Option<&str>, &str>, pinned: Option<&str>| ServiceImage {
+                service: name.into(),
+                key: "images.hub",
+                running: running
+                    .map(|r| r.map(str::to_string))
+                    .map_err(str::to_string),
+                pinned: pinned.map(str::to_string),
+            };
+        let c = check_service_images(
+            "r:5000",
+            &[
+                service(
+                    "swarmhub-nfsd",
+                    Ok(Some("r:5000/n:1@sha256:a")),
+                    Some("r:5000/n:1@sha256:a"),
+                ),
+                service("swarmhub-hub", Ok(None), Some("r:5000/h:1@sha256:a")),
+            ],
+        );
+        assert_eq!(
+            (c.outcome, c.detail.as_str()),
+            (
+                Outcome::Ok,
+                "swarmhub-nfsd runs r:5000/n:1@sha256:a; swarmhub-hub is not deployed (what r:5000 has now; the nodes pull them, this one needs none)"
+            )
+        );
+        let c = check_service_images(
+            "r:5000",
+            &[service(
+                "swarmhub-hub",
+                Ok(Some("r:5000/h:1@sha256:a")),
+                None,
+            )],
+        );
+        assert_eq!(c.outcome, Outcome::Skip, "{c:?}");
+        assert!(c.detail.contains("see the registry check"), "{c:?}");
+        let c = check_service_images(
+            "r:5000",
+            &[service(
+                "swarmhub-hub",
+                Err("cannot inspect service swarmhub-hub: gone"),
+                None,
+            )],
+        );
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(c.fix.is_some());
+    }
+
+    #[test]
     fn dockerd_failures_have_fixes() {
         let e = CliError::DockerUnreachable {
             host: "unix:///x.sock".into(),
@@ -546,7 +707,7 @@ pub(super) mod tests {
     use crate::inspect::tests::{NODE, healthy, settings};
 
     /// The check of that name.
-    fn named<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+    pub(crate) fn named<'a>(checks: &'a [Check], name: &str) -> &'a Check {
         checks
             .iter()
             .find(|c| c.name == name)
@@ -554,7 +715,7 @@ pub(super) mod tests {
     }
 
     /// The outcome of every check, in order.
-    fn outcomes(checks: &[Check]) -> Vec<(&str, Outcome)> {
+    pub(crate) fn outcomes(checks: &[Check]) -> Vec<(&str, Outcome)> {
         checks
             .iter()
             .map(|c| (c.name.as_str(), c.outcome))
@@ -562,7 +723,7 @@ pub(super) mod tests {
     }
 
     /// The checks that failed, with their fixes (every failure has one).
-    fn failed(checks: &[Check]) -> Vec<(&str, &str)> {
+    pub(crate) fn failed(checks: &[Check]) -> Vec<(&str, &str)> {
         checks
             .iter()
             .filter(|c| c.outcome == Outcome::Fail)
@@ -575,9 +736,13 @@ pub(super) mod tests {
     }
 
     async fn checked(c: &Cluster<Fake>, cfg: &Config) -> Vec<Check> {
-        let checks = swarm_checks(c, cfg).await;
+        let checks = swarm_checks(c, cfg, None).await;
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, SWARM_CHECKS, "one check per name, in order");
+        assert_eq!(
+            names,
+            swarm_check_names(cfg),
+            "one check per name, in order"
+        );
         checks
     }
 
