@@ -39,12 +39,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use swarmhub_tests::attack;
+use swarmhub_tests::builder::Builder;
+use swarmhub_tests::docker::repo_root;
 use swarmhub_tests::docker::{Out, run_timeout};
 use swarmhub_tests::https;
 use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
+use swarmhub_tests::registry::{REGISTRY_ADDR, Registry};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
-use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm, wait_until};
+use swarmhub_tests::swarm::{
+    BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Options, SWARM, Swarm, wait_until,
+};
 
 const HUB_PORT: u16 = 8000;
 /// Plain HTTP here is redirected to the hub's HTTPS URL.
@@ -101,12 +106,15 @@ impl Timings {
     }
 }
 
-/// The deployment: the swarm, the CLI's config and what the CLI needs besides.
+/// The deployment: the swarm, its registry, the CLI's config and what the CLI needs besides.
 struct Deploy {
     swarm: Swarm,
+    registry: Registry,
     config: PathBuf,
     password_file: PathBuf,
     data_dir: PathBuf,
+    /// The version (image tag) in the config's [images]; the upgrade changes it.
+    version: std::cell::RefCell<String>,
 }
 
 impl Deploy {
@@ -293,13 +301,14 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
     timings.add("images ensured in the builder", t.elapsed());
 
     let t = Instant::now();
-    let swarm = Swarm::start(3)?;
+    let swarm = Swarm::start_with(SWARM, Options::swarm(3).insecure_registry(REGISTRY_ADDR))?;
     timings.add("three-node swarm up", t.elapsed());
-    let t = Instant::now();
-    for image in images {
-        swarm.load_image(&image.tag())?;
+    let registry = Registry::start(REGISTRY_ADDR)?;
+    // the nodes start with empty image stores: everything they run comes from the registry
+    for i in 1..=swarm.len() {
+        let ids = swarm.docker_ok(i, &["image", "ls", "-q"])?;
+        ensure!(ids.trim().is_empty(), "node {i} has images already: {ids}");
     }
-    timings.add("images loaded into the 3 nodes", t.elapsed());
 
     let slapd = Slapd::start_on(
         HOST_IP,
@@ -320,9 +329,11 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
     let config = dir.join("swarmhub.toml");
     let d = Deploy {
         swarm,
+        registry,
         config,
         password_file,
         data_dir,
+        version: std::cell::RefCell::new(env!("CARGO_PKG_VERSION").to_string()),
     };
     let mut d = d;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -362,10 +373,25 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn write_config(d: &Deploy, slapd: &Slapd, mount_volumes: bool) -> anyhow::Result<()> {
+    let v = d.version.borrow().clone();
     std::fs::write(
         &d.config,
         format!(
-            r#"[cluster]
+            r#"[registry]
+# plain HTTP on the nodes' private network: every node's dockerd lists it in insecure-registries
+address = "{REGISTRY_ADDR}"
+tls = false
+
+[images]
+# the registry is added to every reference
+nfsd = "swarmhub/nfsd:{v}"
+hub = "swarmhub/hub:{v}"
+notebook_student = "swarmhub/notebook-student:{v}"
+notebook_teacher = "swarmhub/notebook-teacher:{v}"
+plugin = "swarmhub/swarmhub-nfs:{v}"
+cli = "swarmhub/swarmhub:{v}"
+
+[cluster]
 nfsd_data_dir = "{data}"
 plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
 plugin_backend = "fuse"
@@ -418,6 +444,33 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let ca = https_certificate(d, dir)?;
     let check = d.swarmhub_ok(&["config", "check"])?;
     assert!(check.contains("valid"), "{check}");
+    // the build machine (the test builder, which built the images) pushes them and the plugin
+    let t = Instant::now();
+    let builder = Builder::start()?;
+    let push = d.swarmhub_ok(&["push", "--build-host", &builder.host()])?;
+    drop(builder);
+    timings.add("swarmhub push (5 images and the plugin)", t.elapsed());
+    let version = d.version.borrow().clone();
+    assert!(
+        push.contains(&format!(
+            "plugin {REGISTRY_ADDR}/swarmhub/swarmhub-nfs:{version}"
+        )),
+        "{push}"
+    );
+    for repo in [
+        "nfsd",
+        "hub",
+        "notebook-student",
+        "notebook-teacher",
+        "swarmhub",
+        "swarmhub-nfs",
+    ] {
+        let tags = d.registry.tags(&format!("swarmhub/{repo}"))?;
+        ensure!(
+            tags.contains(&version),
+            "swarmhub/{repo} in the registry: {tags:?}"
+        );
+    }
     let t = Instant::now();
     let run = d.swarmhub_ok(&["run", "--ldap-password-file", d.pw()])?;
     timings.add(
@@ -463,6 +516,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         "==== swarmhub status --output json ====\n{}",
         serde_json::to_string_pretty(&v)?
     );
+    from_the_registry(d, &v)?;
     let text_status = d.swarmhub_ok(&["status"])?;
     eprintln!("==== swarmhub status ====\n{text_status}");
     // `run` waits for the hub's task to run, not for JupyterHub to answer
@@ -499,8 +553,11 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         ],
     )?;
     assert!(
-        image.starts_with(&Image::NotebookStudent.tag()),
-        "alice's image: {image}"
+        image.starts_with(&format!(
+            "{REGISTRY_ADDR}/{}@sha256:",
+            Image::NotebookStudent.tag()
+        )),
+        "alice's image, pinned by digest: {image}"
     );
 
     // ---- 3. a notebook through the contents API ----------------------------------------------
@@ -738,8 +795,11 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         ],
     )?;
     assert!(
-        image.starts_with(&Image::NotebookTeacher.tag()),
-        "tina's image: {image}"
+        image.starts_with(&format!(
+            "{REGISTRY_ADDR}/{}@sha256:",
+            Image::NotebookTeacher.tag()
+        )),
+        "tina's image, pinned by digest: {image}"
     );
 
     // ---- 7. nbgrader round trip ----------------------------------------------------------------
@@ -826,6 +886,18 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     )?;
     bob.stop_server()?;
 
+    // ---- 7c. upgrade to the next version through the registry, alice's notebook up ---------
+    upgrade(d, slapd, &alice, timings)?;
+    read_back("after the upgrade")?;
+    let import = d.exec_ok(
+        "alice",
+        "cd /tmp && python -c 'import thewheelmod; print(thewheelmod.MARK)'; cat ~/upgrade/log | wc -l",
+    )?;
+    ensure!(
+        import.contains("installed with pip --user"),
+        "alice's pip --user package on the new version: {import}"
+    );
+
     // ---- 8. a rejected spawn fails fast ------------------------------------------------------
     d.swarmhub_ok(&["nfs", "stop"])?;
     let t = Instant::now();
@@ -911,6 +983,256 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         "{} attacks from bob's notebook got through (step 7b):\n{}",
         breaches.len(),
         breaches.join("\n")
+    );
+    Ok(())
+}
+
+/// `reg/swarmhub/<repo>:<version>@<digest the registry has>`: what a pinned service runs.
+fn pinned_ref(d: &Deploy, repo: &str) -> anyhow::Result<String> {
+    let digest = d
+        .registry
+        .manifest_digest(&format!("swarmhub/{repo}"), &d.version.borrow())?
+        .with_context(|| {
+            format!(
+                "swarmhub/{repo}:{} is not in the registry",
+                d.version.borrow()
+            )
+        })?;
+    Ok(format!(
+        "{REGISTRY_ADDR}/swarmhub/{repo}:{}@{digest}",
+        d.version.borrow()
+    ))
+}
+
+/// Everything the nodes run came from the registry, pinned by digest: the services' images,
+/// the plugin on every node (`docker plugin install` of the registry's reference, with the
+/// digest recorded as its version), and the notebook images waiting on every node.
+fn from_the_registry(d: &Deploy, status: &Value) -> anyhow::Result<()> {
+    for (service, repo) in [(NFSD_SERVICE, "nfsd"), (HUB_SERVICE, "hub")] {
+        let image = d.swarm.docker_ok(
+            1,
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                service,
+            ],
+        )?;
+        ensure!(
+            image.trim() == pinned_ref(d, repo)?,
+            "{service} runs {image}, not the registry's {repo}"
+        );
+    }
+    let plugin = pinned_ref(d, "swarmhub-nfs")?;
+    for node in status["nodes"].as_array().cloned().unwrap_or_default() {
+        ensure!(
+            node["plugin_version"] == json!(plugin),
+            "node {} has plugin {}, not {plugin}",
+            node["hostname"],
+            node["plugin_version"]
+        );
+    }
+    let student = pinned_ref(d, "notebook-student")?;
+    for i in 1..=d.swarm.len() {
+        let reference = d.swarm.docker_ok(
+            i,
+            &[
+                "plugin",
+                "inspect",
+                "-f",
+                "{{.PluginReference}}",
+                "swarmhub-nfs",
+            ],
+        )?;
+        // installed by its tag (dockerd 20.10 cannot pull a plugin by digest), which named
+        // that digest when the CLI resolved it: the version recorded above
+        let by_tag = plugin.split('@').next().unwrap_or_default();
+        ensure!(
+            reference.trim() == by_tag,
+            "node {i}'s plugin was installed from {reference}, not {by_tag}"
+        );
+        // the rollout pulled the notebook images, so no spawn waits for a pull
+        let label = d.swarm.docker_ok(
+            i,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
+                &student,
+            ],
+        );
+        let label = label.with_context(|| format!("{student} on node {i}"))?;
+        eprintln!("node {i}: plugin {reference}, {student} (version label {label:?})");
+    }
+    Ok(())
+}
+
+/// Step 7c: the next version (tag `<version>-next`) built by `swarmhub rebuild` in the build
+/// machine, pushed to the registry and deployed while alice's notebook runs and writes:
+/// nfsd and the hub move to it at once (alice's mounts see no ESTALE and lose nothing), the
+/// plugin on the nodes her (and tina's) notebook keep busy is refused with the fix, and
+/// `plugin rollout --drain` stops exactly those notebooks and finishes the rollout. Her next
+/// server runs the new image, with her files.
+fn upgrade(
+    d: &Deploy,
+    slapd: &Slapd,
+    alice: &Browser,
+    timings: &mut Timings,
+) -> anyhow::Result<()> {
+    let old_version = d.version.borrow().clone();
+    let alice_node = d.notebook_node("alice")?;
+    // a writer that keeps its cwd (a handle) and a file open in her home across the upgrade
+    d.exec_ok(
+        "alice",
+        "set -e; mkdir -p ~/upgrade; cd ~/upgrade; nohup sh -c 'i=0; exec 3>>log; while :; do \
+         echo $i >&3 || echo \"write $i: failed\" >> /tmp/upgrade-errors; \
+         ls . > /dev/null 2>>/tmp/upgrade-errors || echo \"ls $i: failed\" >> /tmp/upgrade-errors; \
+         i=$((i+1)); sleep 0.2; done' > /dev/null 2>&1 &",
+    )?;
+    d.version.replace(format!("{old_version}-next"));
+    write_config(d, slapd, true)?;
+    let t = Instant::now();
+    let builder = Builder::start()?;
+    let context = repo_root();
+    let out = d.swarmhub(&[
+        "rebuild",
+        "--prebuilt",
+        "--build-host",
+        &builder.host(),
+        "--context",
+        context.to_str().context("UTF-8 path")?,
+        "--build-network",
+        "host",
+        "--build-arg",
+        &format!("BASE_IMAGE={}", swarmhub_tests::images::BASE_TAG),
+    ]);
+    drop(builder);
+    timings.add(
+        "swarmhub rebuild (build, push, nfsd + hub, plugin)",
+        t.elapsed(),
+    );
+    // the nodes running notebooks with swarmhub volumes keep their plugin: refused, with the fix
+    ensure!(
+        out.code() == Some(7)
+            && out.stderr.contains("nfsd and the hub are upgraded")
+            && out.stderr.contains("--drain"),
+        "rebuild with notebooks running: {}",
+        out.describe()
+    );
+    for (service, repo) in [(NFSD_SERVICE, "nfsd"), (HUB_SERVICE, "hub")] {
+        let image = d.swarm.docker_ok(
+            1,
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                service,
+            ],
+        )?;
+        ensure!(
+            image.trim() == pinned_ref(d, repo)?,
+            "{service} after the rebuild runs {image}"
+        );
+    }
+    wait_hub(&format!("https://{}:{HUB_PORT}", d.swarm.ip(1)))?;
+    // alice's notebook stayed up through nfsd's restart, and saw no error
+    ensure!(
+        d.notebook_node("alice")? == alice_node,
+        "alice's notebook moved during the rebuild"
+    );
+    let (_, took) = wait_until(
+        "alice's writer going on after nfsd's upgrade",
+        Duration::from_secs(120),
+        || {
+            let n = |s: &str| s.trim().parse::<u64>().unwrap_or(0);
+            let a = d
+                .exec("alice", "tail -n1 ~/upgrade/log")
+                .map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(1));
+            let b = d
+                .exec("alice", "tail -n1 ~/upgrade/log")
+                .map_err(|e| e.to_string())?;
+            if n(&b.stdout) > n(&a.stdout) {
+                Ok(())
+            } else {
+                Err(format!("{} then {}", a.stdout, b.stdout))
+            }
+        },
+    )?;
+    timings.add("rebuild done -> alice's writes go on", took);
+    let errors = d.exec("alice", "cat /tmp/upgrade-errors 2>/dev/null; true")?;
+    ensure!(
+        errors.stdout.trim().is_empty(),
+        "alice's writer saw errors through nfsd's upgrade: {}",
+        errors.stdout
+    );
+    let count = d.exec_ok(
+        "alice",
+        "sort -n ~/upgrade/log | uniq | wc -l; tail -n1 ~/upgrade/log",
+    )?;
+    eprintln!("alice's writer: {count}");
+    let lines: Vec<u64> = count
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    ensure!(
+        lines.len() == 2 && lines[0] == lines[1] + 1,
+        "every write is in the log exactly once, in order (count, last): {count}"
+    );
+    ensure!(
+        alice.contents("GET", "hello.ipynb", None)?.code == 200,
+        "alice's notebook through the new hub"
+    );
+
+    // --drain: exactly the notebooks in the way stop (files stay), every node gets the plugin
+    let t = Instant::now();
+    let drained = d.swarmhub_ok(&["plugin", "rollout", "--drain"])?;
+    timings.add("plugin rollout --drain", t.elapsed());
+    ensure!(
+        drained.contains("jupyter-alice") && !drained.contains("jupyter-bob"),
+        "the drain names alice's notebook and not bob's (stopped): {drained}"
+    );
+    ensure!(
+        !d.service_exists("jupyter-alice"),
+        "alice's notebook drained"
+    );
+    let out = d.swarmhub_ok(&["--output", "json", "status"])?;
+    let v: Value = serde_json::from_str(&out)?;
+    from_the_registry(d, &v)?;
+    // her next server runs the new version, on her files
+    let took = alice.login_and_spawn("alice-password")?;
+    timings.add("alice: login -> ready notebook on the new version", took);
+    let image = d.swarm.docker_ok(
+        1,
+        &[
+            "service",
+            "inspect",
+            "-f",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            "jupyter-alice",
+        ],
+    )?;
+    ensure!(
+        image.trim() == pinned_ref(d, "notebook-student")?,
+        "alice's new server runs {image}"
+    );
+    let node = d.notebook_node("alice")?;
+    let label = d.swarm.docker_ok(
+        node,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
+            image.trim(),
+        ],
+    )?;
+    ensure!(
+        label.trim() == *d.version.borrow(),
+        "the image's version label: {label}"
     );
     Ok(())
 }

@@ -455,7 +455,7 @@ async fn push_here(
     )
     .await?;
     if matches!(cli.command, Command::Push(_)) {
-        steps.push(registry::push_plugin(engine.engine(), cfg, login.as_ref()).await?);
+        steps.push(registry::push_plugin(&engine, cfg, login.as_ref()).await?);
     }
     emit_steps(cli, &steps, out)
 }
@@ -474,15 +474,16 @@ async fn rebuild(
         Some(_) => Some(build_engine(ctx.cfg, b).await?),
         None => None,
     };
-    let engine: &dyn crate::docker::engine::Engine = match &builder {
-        Some(e) => e.engine(),
-        None => ctx.cluster.engine(),
+    let on: &crate::docker::cluster::Swarm = match &builder {
+        Some(b) => b,
+        None => ctx.cluster,
     };
+    let engine = on.engine();
     let mut steps = images::build(engine, &ctx.progress, &opts, &all).await?;
     if ctx.cfg.registry.address.is_some() {
         let login = ctx.cluster.registry_login.as_ref();
         steps.extend(images::push(engine, &ctx.progress, ctx.cfg, login, &all).await?);
-        steps.push(registry::push_plugin(engine, ctx.cfg, login).await?);
+        steps.push(registry::push_plugin(on, ctx.cfg, login).await?);
     }
     let pinned = registry::pin(ctx.cluster, ctx.cfg).await?;
     let deploy = Ctx {

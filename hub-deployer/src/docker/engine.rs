@@ -99,9 +99,12 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
         privileges: Vec<PluginPrivilege>,
         login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError>;
-    /// Push the plugin named by its registry reference `name` to that registry.
+    /// Push the plugin named by its registry reference `name` to that registry, through the
+    /// dockerd at `host` (this engine's address: the push's progress is read to its end over
+    /// a connection of its own, see [`super::stream`]).
     async fn push_plugin(
         &self,
+        host: &str,
         name: &str,
         login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError>;

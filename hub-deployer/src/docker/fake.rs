@@ -471,6 +471,7 @@ impl Engine for Fake {
 
     async fn push_plugin(
         &self,
+        _host: &str,
         name: &str,
         login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {

@@ -9,6 +9,7 @@ pub mod engine;
 #[cfg(test)]
 pub mod fake;
 mod real;
+pub mod stream;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    BuildInfo, Config, ConfigSpec, ContainerCreateBody, ImageInspect, Network,
+    BuildInfo, Config, ConfigSpec, ContainerCreateBody, HostConfig, ImageInspect, Network,
     NetworkCreateRequest, NetworkInspect, Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo,
     Secret, SecretSpec, Service, ServiceSpec, SwarmInitRequest, SystemInfo, Task,
     VolumeListResponse,
@@ -145,8 +145,21 @@ impl Engine for Docker {
 
     async fn remove_plugin(&self, alias: &str) -> Result<(), EngineError> {
         let opts = RemovePluginOptions { force: false };
-        Docker::remove_plugin(self, alias, Some(opts)).await?;
-        Ok(())
+        match Docker::remove_plugin(self, alias, Some(opts)).await {
+            Ok(_) => Ok(()),
+            // dockerd 20.10 answers 200 without the body bollard decodes: gone is what counts
+            Err(e @ (DockerError::JsonDataError { .. } | DockerError::JsonSerdeError { .. })) => {
+                match Docker::inspect_plugin(self, alias).await {
+                    Err(DockerError::DockerResponseServerError {
+                        status_code: 404, ..
+                    }) => Ok(()),
+                    _ => Err(EngineError::Unreachable(format!(
+                        "dockerd's answer to removing plugin {alias} could not be read ({e}) and the plugin is still there"
+                    ))),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn list_nodes(&self) -> Result<Vec<Node>, EngineError> {
@@ -360,8 +373,12 @@ impl Engine for Docker {
     async fn image_files(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
-            // never started: the image needs no command of its own
+            // never started: the image needs no command of its own, the container no network
             cmd: Some(vec!["none".into()]),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let id = Docker::create_container(self, None::<CreateContainerOptions>, body)
@@ -396,11 +413,13 @@ impl Engine for Docker {
 
     async fn push_plugin(
         &self,
+        host: &str,
         name: &str,
         login: Option<&RegistryLogin>,
     ) -> Result<(), EngineError> {
-        Docker::push_plugin(self, name, login.map(credentials)).await?;
-        Ok(())
+        // bollard's push_plugin returns at the headers and drops the progress, which makes
+        // dockerd cancel the push
+        super::stream::push_plugin(host, name, login).await
     }
 
     fn push_image<'a>(

@@ -572,6 +572,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn restart_deploys_a_new_image_and_replaces_the_tasks_of_an_unchanged_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.cluster.nfsd_data_dir = dir.path().display().to_string();
+        let c = deployed(&cfg).await;
+        let nfsd = cfg.cluster.nfsd_service.clone();
+        let of_nfsd = |steps: &[Step]| -> Vec<Change> {
+            steps
+                .iter()
+                .filter(|s| s.kind == "service" && s.name == nfsd)
+                .map(|s| s.change)
+                .collect()
+        };
+        // the first brings nfsd's allowed clients to the nodes' addresses (`deployed` had none)
+        restart(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        // the same spec (an image rebuilt under its tag): the task is replaced
+        let steps = restart(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        assert_eq!(of_nfsd(&steps), [Change::Restarted], "{steps:?}");
+        // a new pin: the spec is updated (which replaces the task), not restarted on top
+        cfg.images.nfsd = "swarmhub/nfsd:0.1.0@sha256:aa".into();
+        let steps = restart(&ctx(&c, &cfg), Part::Nfs).await.unwrap();
+        assert_eq!(of_nfsd(&steps), [Change::Updated], "{steps:?}");
+        let spec = c.engine().service_spec(&nfsd).unwrap();
+        assert_eq!(
+            spec.task_template
+                .unwrap()
+                .container_spec
+                .unwrap()
+                .image
+                .as_deref(),
+            Some("swarmhub/nfsd:0.1.0@sha256:aa")
+        );
+        // the plugin is not touched by a restart
+        assert!(
+            !c.engine().calls().iter().any(|x| x.contains("rollout")),
+            "{:?}",
+            c.engine().calls()
+        );
+    }
+
+    #[tokio::test]
     async fn stop_scales_the_hub_then_nfsd_to_zero_and_start_brings_nfsd_back() {
         let cfg = Config::default();
         let c = deployed(&cfg).await;

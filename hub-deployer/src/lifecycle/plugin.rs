@@ -287,7 +287,11 @@ pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<Node
 }
 
 async fn create(docker: &dyn Engine, req: &NodeInstall, alias: &str) -> anyhow::Result<()> {
-    if let Some(remote) = &req.remote {
+    if let Some(pinned) = &req.remote {
+        // by its tag: dockerd 20.10 panics pulling a plugin by digest (a canonical reference
+        // "is not reference.Tagged"); the manager resolved the tag's digest just before, and
+        // records it as the version
+        let remote = pinned.split('@').next().unwrap_or(pinned);
         let privileges = docker.plugin_privileges(remote).await.map_err(|e| {
             anyhow::anyhow!("cannot get the privileges of {remote}: {}", e.message())
         })?;

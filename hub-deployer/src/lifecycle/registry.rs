@@ -236,10 +236,11 @@ fn strip_first_component(tar: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// Push the plugin of the CLI image `cfg.images.cli` as `cfg.images.plugin` (through the
 /// dockerd of `engine`: created there under that name, pushed, removed again).
 pub async fn push_plugin(
-    engine: &dyn Engine,
+    c: &Swarm,
     cfg: &Config,
     login: Option<&RegistryLogin>,
 ) -> Result<Step, CliError> {
+    let engine = c.engine();
     let name = &cfg.images.plugin;
     let Some(address) = &cfg.registry.address else {
         return Err(CliError::Precondition {
@@ -268,7 +269,7 @@ pub async fn push_plugin(
         .create_plugin(name, bundle)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create plugin {name}: {}", e.message()))?;
-    let pushed = engine.push_plugin(name, login).await;
+    let pushed = engine.push_plugin(&c.host, name, login).await;
     let removed = engine.remove_plugin(name).await;
     pushed.map_err(|e| anyhow::anyhow!("cannot push plugin {name}: {}", e.message()))?;
     removed.map_err(|e| {
@@ -353,6 +354,100 @@ mod tests {
             manager_login(&cfg, Some(Path::new("-"))),
             Err(CliError::Usage(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn deploys_are_pinned_to_what_the_registry_holds() {
+        use crate::docker::cluster::Cluster;
+        use crate::docker::fake::Fake;
+        let cfg = Config::from_toml(
+            "[registry]\naddress = \"r:5000\"\n",
+            Path::new("swarmhub.toml"),
+            Vec::new(),
+        )
+        .unwrap();
+        let fake = Fake::one_node(&[]);
+        for (repo, digest) in [
+            ("nfsd", "sha256:01"),
+            ("hub", "sha256:02"),
+            ("notebook-student", "sha256:03"),
+            ("notebook-teacher", "sha256:04"),
+            ("swarmhub", "sha256:05"),
+        ] {
+            fake.publish(&format!("r:5000/swarmhub/{repo}:0.1.0"), digest);
+        }
+        let c = Cluster::new("fake", &cfg.timeouts, fake);
+        // the plugin was never pushed: the fix says so
+        let e = pin(&c, &cfg).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("r:5000/swarmhub/swarmhub-nfs:0.1.0 (images.plugin)")
+                && text.contains("fix: push it first: swarmhub push"),
+            "{text}"
+        );
+        c.engine()
+            .publish("r:5000/swarmhub/swarmhub-nfs:0.1.0", "sha256:06");
+        let p = pin(&c, &cfg).await.unwrap();
+        assert_eq!(p.images.nfsd, "r:5000/swarmhub/nfsd:0.1.0@sha256:01");
+        assert_eq!(
+            p.images.plugin,
+            "r:5000/swarmhub/swarmhub-nfs:0.1.0@sha256:06"
+        );
+        // pinned again after a new push: the new digest replaces the old one
+        c.engine()
+            .publish("r:5000/swarmhub/nfsd:0.1.0", "sha256:11");
+        let again = pin(
+            &c,
+            &Config {
+                images: p.images.clone(),
+                ..cfg.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            again.images.nfsd, "r:5000/swarmhub/nfsd:0.1.0@sha256:01",
+            "a pinned reference stays as given"
+        );
+        let fresh = pin(&c, &cfg).await.unwrap();
+        assert_eq!(fresh.images.nfsd, "r:5000/swarmhub/nfsd:0.1.0@sha256:11");
+        // without a registry nothing is asked
+        let plain = Config::default();
+        assert_eq!(pin(&c, &plain).await.unwrap(), plain);
+    }
+
+    #[tokio::test]
+    async fn the_plugin_is_pushed_from_the_cli_image_and_not_left_behind() {
+        use crate::docker::cluster::Cluster;
+        use crate::docker::fake::Fake;
+        let cfg = Config::from_toml(
+            "[registry]\naddress = \"r:5000\"\nusername = \"ann\"\n",
+            Path::new("swarmhub.toml"),
+            Vec::new(),
+        )
+        .unwrap();
+        let c = Cluster::new("fake", &cfg.timeouts, Fake::one_node(&[]));
+        let fake = c.engine();
+        let login = RegistryLogin {
+            server: "r:5000".into(),
+            username: Some("ann".into()),
+            password: Some("pw".into()),
+        };
+        let step = push_plugin(&c, &cfg, Some(&login)).await.unwrap();
+        assert_eq!(step.name, "r:5000/swarmhub/swarmhub-nfs:0.1.0");
+        assert_eq!(
+            fake.changes(),
+            [
+                "create_plugin r:5000/swarmhub/swarmhub-nfs:0.1.0",
+                "push_plugin r:5000/swarmhub/swarmhub-nfs:0.1.0 as ann",
+                "remove_plugin r:5000/swarmhub/swarmhub-nfs:0.1.0",
+            ]
+        );
+        assert!(fake.calls().contains(&format!(
+            "image_files r:5000/swarmhub/swarmhub:0.1.0 {PLUGIN_BUNDLE_DIR}"
+        )));
+        let e = push_plugin(&c, &Config::default(), None).await.unwrap_err();
+        assert!(e.to_string().contains("registry.address"), "{e}");
     }
 
     #[test]

@@ -1066,6 +1066,66 @@ mod tests {
     }
 
     #[test]
+    fn with_a_registry_the_rollout_pulls_the_plugin_and_the_notebook_images_logged_in() {
+        let mut cfg = Config::from_toml(
+            "[registry]\naddress = \"10.0.0.9:5000\"\ntls = false\n",
+            std::path::Path::new("swarmhub.toml"),
+            Vec::new(),
+        )
+        .unwrap();
+        let s = plugin_rollout_service(&cfg, "10.0.0.5");
+        let c = container(&s);
+        assert_eq!(
+            c.image.as_deref(),
+            Some("10.0.0.9:5000/swarmhub/swarmhub:0.1.0")
+        );
+        let args = c.args.as_ref().unwrap().join(" ");
+        assert!(
+            args.contains("--remote 10.0.0.9:5000/swarmhub/swarmhub-nfs:0.1.0 --pull 10.0.0.9:5000/swarmhub/notebook-student:0.1.0 --pull 10.0.0.9:5000/swarmhub/notebook-teacher:0.1.0 --registry-docker-config /host/root/.docker/config.json"),
+            "{args}"
+        );
+        let secrets = |s: &ServiceSpec| -> Vec<String> {
+            container(s)
+                .secrets
+                .iter()
+                .flatten()
+                .filter_map(|x| x.secret_name.clone())
+                .collect()
+        };
+        assert_eq!(secrets(&s), [NFSD_TOKEN_SECRET]);
+        let before = plugin_settings_fingerprint(&cfg, "10.0.0.5");
+        // a user name: the nodes log in with the password's Docker secret, which `run` stores
+        cfg.registry.username = Some("ann".into());
+        let s = plugin_rollout_service(&cfg, "10.0.0.5");
+        let args = container(&s).args.as_ref().unwrap().join(" ");
+        assert!(
+            args.contains("--registry-username ann --registry-secret-file /run/secrets/swarmhub-registry-password"),
+            "{args}"
+        );
+        assert_eq!(
+            secrets(&s),
+            [NFSD_TOKEN_SECRET, "swarmhub-registry-password"]
+        );
+        let planned: Vec<String> = secrets_of(&cfg);
+        assert!(
+            planned.contains(&"swarmhub-registry-password".to_string()),
+            "{planned:?}"
+        );
+        // a new notebook image (a new pin) is a new rollout: every node pulls it
+        cfg.registry.username = None;
+        cfg.images.notebook_student =
+            "10.0.0.9:5000/swarmhub/notebook-student:0.1.0@sha256:ab".into();
+        assert_ne!(plugin_settings_fingerprint(&cfg, "10.0.0.5"), before);
+    }
+
+    fn secrets_of(cfg: &Config) -> Vec<String> {
+        secrets(cfg, &PlanInputs::default())
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    }
+
+    #[test]
     fn rollout_is_a_one_shot_global_job_on_each_nodes_socket() {
         let s = plugin_rollout_service(&Config::default(), "10.0.0.5");
         assert_eq!(s.name.as_deref(), Some(ROLLOUT_SERVICE));

@@ -630,6 +630,10 @@ impl Config {
     /// Check what serde cannot: value ranges, names, pinned images, and everything the hub's
     /// config generator checks; returns the hub's settings so checked.
     pub fn validate(&self) -> Result<HubSettings, ConfigError> {
+        // first: a bad address would otherwise be reported as a bad image of [images]
+        if let Some(a) = &self.registry.address {
+            check_registry_address(a)?;
+        }
         let c = &self.cluster;
         let name = check_docker_name;
         name("cluster.network", &c.network)?;
@@ -685,9 +689,6 @@ impl Config {
         }
         if self.ldap.base_dn.trim().is_empty() {
             return Err(invalid("ldap.base_dn", "must be a DN"));
-        }
-        if let Some(a) = &self.registry.address {
-            check_registry_address(a)?;
         }
         name("registry.password_secret", &self.registry.password_secret)?;
         let t = &self.timeouts;
@@ -1312,6 +1313,47 @@ mod tests {
         assert!(e.to_string().contains("clustr"), "{e}");
         let e = load("[cluster]\nhub_port = \"x\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("hub_port"), "{e}");
+    }
+
+    #[test]
+    fn a_registry_takes_in_every_image_that_names_none() {
+        let c = load(
+            "[registry]\naddress = \"reg.example.edu:5000\"\n[images]\nhub = \"other.example.org/hub:2\"\nnfsd = \"localhost/nfsd:1\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.images.hub, "other.example.org/hub:2");
+        assert_eq!(c.images.nfsd, "localhost/nfsd:1");
+        assert_eq!(
+            c.images.notebook_student,
+            "reg.example.edu:5000/swarmhub/notebook-student:0.1.0"
+        );
+        assert_eq!(
+            c.images.plugin,
+            "reg.example.edu:5000/swarmhub/swarmhub-nfs:0.1.0"
+        );
+        assert!(c.registry.tls);
+        // without one, nothing moves
+        assert_eq!(load("", &[]).unwrap().images, ImagesConfig::default());
+        for bad in [
+            "https://reg:5000",
+            "reg",
+            "reg:0",
+            "reg:5000/path",
+            "reg :5000",
+            "",
+        ] {
+            let e = load(&format!("[registry]\naddress = {bad:?}\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("registry.address"), "{bad}: {e}");
+        }
+        for good in [
+            "reg:5000",
+            "10.0.0.5:5000",
+            "registry.example.edu",
+            "localhost",
+        ] {
+            load(&format!("[registry]\naddress = {good:?}\n"), &[]).unwrap();
+        }
     }
 
     #[test]
