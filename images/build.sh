@@ -128,7 +128,9 @@ for t in "${TARGETS[@]}"; do
   tag=$(tag_of "$t")
   say "building $tag (target $target)"
   start=$(date +%s)
-  (cd "$ROOT" && DOCKER_BUILDKIT=0 docker build "${ARGS[@]}" --target "$target" -t "$tag" . >&2) \
+  # the image's version label is its tag, as `swarmhub build` sets it
+  (cd "$ROOT" && DOCKER_BUILDKIT=0 docker build "${ARGS[@]}" --build-arg "SWARMHUB_VERSION=${tag##*:}" \
+    --target "$target" -t "$tag" . >&2) \
     || die "building $tag failed"
   say "built $tag in $(( $(date +%s) - start )) s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
   echo "$tag"

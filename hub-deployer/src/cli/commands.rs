@@ -53,6 +53,7 @@ pub fn run(
                 bundle,
                 remote,
                 pull,
+                wait_volumes,
                 registry_username,
                 registry_secret_file,
                 registry_docker_config,
@@ -90,7 +91,9 @@ pub fn run(
                 bundle: bundle.clone(),
                 remote: remote.clone(),
                 login,
+                docker_host: String::new(),
                 pull: pull.clone(),
+                wait_volumes: std::time::Duration::from_secs(*wait_volumes),
                 settings: settings.clone(),
                 token_file: token_file.clone(),
                 state_dir: state_dir.clone(),
@@ -101,6 +104,10 @@ pub fn run(
             };
             runtime()?.block_on(async {
                 let c = Cluster::reach(&settings::TimeoutsConfig::default()).await?;
+                let req = NodeInstall {
+                    docker_host: c.host.clone(),
+                    ..req
+                };
                 let r = plugin::node_install(c.engine(), &req).await?;
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
@@ -517,7 +524,9 @@ async fn install_here(
         bundle: bundle.to_path_buf(),
         remote: None,
         login: None,
+        docker_host: ctx.cluster.host.clone(),
         pull: Vec::new(),
+        wait_volumes: std::time::Duration::ZERO,
         settings: plan::plugin_settings(ctx.cfg, &server),
         token_file,
         state_dir: Some(PathBuf::from(&ctx.cfg.cluster.plugin_state_dir)),

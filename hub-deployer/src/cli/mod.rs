@@ -347,6 +347,10 @@ pub struct NodeInstallArgs {
     /// Pull this plugin reference instead of using the bundle.
     #[arg(long, value_name = "REF")]
     pub remote: Option<String>,
+    /// How long (seconds) stopping containers get to let go of the plugin's volumes before the
+    /// plugin is refused (a drain).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait_volumes: u64,
     /// An image to pull onto the node (repeatable).
     #[arg(long = "pull", value_name = "IMAGE")]
     pub pull: Vec<String>,

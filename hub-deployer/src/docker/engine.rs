@@ -88,8 +88,14 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError>;
     /// A plugin of this daemon.
     async fn inspect_plugin(&self, name: &str) -> Result<Plugin, EngineError>;
-    /// The privileges the plugin `remote` asks for.
-    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError>;
+    /// The privileges the plugin `remote` asks for; with `login`, asked through the dockerd at
+    /// `host` (this engine's address) with it (see [`super::stream`]).
+    async fn plugin_privileges(
+        &self,
+        host: &str,
+        remote: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<Vec<PluginPrivilege>, EngineError>;
     /// Pull the plugin `remote` as `alias`, granting `privileges` (until the pull is done),
     /// logged in to its registry as `login` when given.
     async fn pull_plugin(
@@ -186,6 +192,8 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError>;
     /// This dockerd's volumes, of every driver.
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError>;
+    /// Remove one of this dockerd's volumes (refused with 409 while a container uses it).
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
 
     /// Build `build` from the build context `context` (a tar); dockerd's output, line by line.
     fn build_image(

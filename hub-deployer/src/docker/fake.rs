@@ -42,6 +42,10 @@ struct State {
     networks_in_use_stay: bool,
     /// what the registry holds: reference (name:tag) → digest
     registry: BTreeMap<String, String>,
+    /// volumes a container uses (not removable)
+    volumes_in_use: Vec<String>,
+    /// refuse to disable a plugin while volumes of it exist, as dockerd does
+    volumes_hold_plugins: bool,
 }
 
 impl State {
@@ -258,6 +262,22 @@ impl Fake {
             .insert(reference.to_string(), digest.to_string());
     }
 
+    /// From now on, refuse (`plugin ... is in use`) to disable a plugin while volumes of it
+    /// exist, as dockerd does; by default a plugin disables at once, so that tests can take
+    /// it away from under volumes.
+    pub fn hold_plugins_by_volumes(&self) {
+        self.state.lock().unwrap().volumes_hold_plugins = true;
+    }
+
+    /// A container uses the volume `name` from now on (it cannot be removed), or no more.
+    pub fn use_volume(&self, name: &str, used: bool) {
+        let mut st = self.state.lock().unwrap();
+        st.volumes_in_use.retain(|v| v != name);
+        if used {
+            st.volumes_in_use.push(name.to_string());
+        }
+    }
+
     /// Forget the calls so far.
     pub fn clear_calls(&self) {
         self.state.lock().unwrap().calls.clear();
@@ -282,6 +302,18 @@ impl Fake {
     fn switch_plugin(&self, alias: &str, enabled: bool) -> Result<(), EngineError> {
         let verb = if enabled { "enable" } else { "disable" };
         let mut st = self.record(format!("{verb}_plugin {alias}"));
+        // as dockerd (when asked to): a plugin whose volumes exist cannot be disabled
+        let held = st.volumes_hold_plugins
+            && st
+                .volumes
+                .iter()
+                .any(|v| v.driver.split(':').next() == Some(alias));
+        if !enabled && held {
+            return Err(EngineError::Other {
+                status: 500,
+                message: format!("plugin {alias}:latest is in use"),
+            });
+        }
         let p = st
             .plugins
             .get_mut(alias)
@@ -325,7 +357,12 @@ impl Engine for Fake {
             .ok_or_else(|| missing("plugin", name))
     }
 
-    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
+    async fn plugin_privileges(
+        &self,
+        _host: &str,
+        remote: &str,
+        _login: Option<&RegistryLogin>,
+    ) -> Result<Vec<PluginPrivilege>, EngineError> {
         drop(self.record(format!("plugin_privileges {remote}")));
         Ok(Vec::new())
     }
@@ -703,6 +740,21 @@ impl Engine for Fake {
             volumes: Some(st.volumes.clone()),
             warnings: None,
         })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let mut st = self.record(format!("remove_volume {name}"));
+        if st.volumes_in_use.iter().any(|v| v == name) {
+            return Err(EngineError::Conflict(format!(
+                "remove {name}: volume is in use"
+            )));
+        }
+        let before = st.volumes.len();
+        st.volumes.retain(|v| v.name != name);
+        if st.volumes.len() == before {
+            return Err(missing("volume", name));
+        }
+        Ok(())
     }
 
     fn build_image(

@@ -95,7 +95,16 @@ impl Engine for Docker {
         read(|| Docker::inspect_plugin(self, name)).await
     }
 
-    async fn plugin_privileges(&self, remote: &str) -> Result<Vec<PluginPrivilege>, EngineError> {
+    async fn plugin_privileges(
+        &self,
+        host: &str,
+        remote: &str,
+        login: Option<&RegistryLogin>,
+    ) -> Result<Vec<PluginPrivilege>, EngineError> {
+        if let Some(l) = login {
+            // bollard sends no registry login with this call
+            return super::stream::plugin_privileges(host, remote, l).await;
+        }
         let opts = GetPluginPrivilegesOptions {
             remote: remote.to_string(),
         };
@@ -306,6 +315,16 @@ impl Engine for Docker {
 
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
         read(|| Docker::list_volumes(self, None::<ListVolumesOptions>)).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        Docker::remove_volume(
+            self,
+            name,
+            None::<bollard::query_parameters::RemoveVolumeOptions>,
+        )
+        .await?;
+        Ok(())
     }
 
     fn build_image(

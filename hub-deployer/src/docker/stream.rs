@@ -1,8 +1,11 @@
-//! Docker calls whose answer is a stream of JSON progress lines that must be read to the end,
-//! where bollard's client returns at the response's headers and drops the body (which makes
-//! dockerd cancel the operation): `POST /plugins/{name}/push`. One request over its own
-//! connection to the dockerd at `host` (`unix:///path` or `tcp://host:port`), read to the end;
-//! an `error`/`errorDetail` line is the operation's failure.
+//! Docker calls bollard's client cannot make as dockerd needs them, each one request over its
+//! own connection to the dockerd at `host` (`unix:///path` or `tcp://host:port`), its answer
+//! read to the end:
+//! - `POST /plugins/{name}/push`: bollard returns at the response's headers and drops the
+//!   stream of progress lines, which makes dockerd cancel the push; here an
+//!   `error`/`errorDetail` line is the push's failure;
+//! - `GET /plugins/privileges` with a registry login: bollard sends none there, and a
+//!   registry that wants one refuses to show the plugin's config.
 
 use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
@@ -11,6 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::{UnixClientExt, UnixConnector};
+
+use bollard::models::PluginPrivilege;
 
 use super::engine::{EngineError, RegistryLogin};
 
@@ -36,22 +41,21 @@ pub fn stream_error(body: &str) -> Option<String> {
         })
 }
 
-/// Push the plugin `name` through the dockerd at `host`, reading its progress to the end.
-pub async fn push_plugin(
+/// One request to the dockerd at `host`: its status and whole body.
+async fn request(
     host: &str,
-    name: &str,
+    method: hyper::Method,
+    path: &str,
     login: Option<&RegistryLogin>,
-) -> Result<(), EngineError> {
-    let path = format!("/plugins/{name}/push");
-    let mut req = hyper::Request::post("/");
+) -> Result<(u16, String), EngineError> {
+    let mut req = hyper::Request::builder().method(method);
     if let Some(l) = login {
         req = req.header("X-Registry-Auth", registry_auth(l));
     }
-    let unreachable = |e: &dyn std::fmt::Display| {
-        EngineError::Unreachable(format!("pushing plugin {name} through {host}: {e}"))
-    };
+    let unreachable =
+        |e: &dyn std::fmt::Display| EngineError::Unreachable(format!("dockerd at {host}: {e}"));
     let (status, body) = if let Some(socket) = host.strip_prefix("unix://") {
-        let uri: hyper::Uri = hyperlocal::Uri::new(socket, &path).into();
+        let uri: hyper::Uri = hyperlocal::Uri::new(socket, path).into();
         let req = req
             .uri(uri)
             .body(Full::new(Bytes::new()))
@@ -87,7 +91,7 @@ pub async fn push_plugin(
             .map_err(|e| unreachable(&e))?;
         (status, body.to_bytes())
     };
-    let text = String::from_utf8_lossy(&body);
+    let text = String::from_utf8_lossy(&body).into_owned();
     if status != 200 {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -99,6 +103,17 @@ pub async fn push_plugin(
             _ => EngineError::Other { status, message },
         });
     }
+    Ok((status, text))
+}
+
+/// Push the plugin `name` through the dockerd at `host`, reading its progress to the end.
+pub async fn push_plugin(
+    host: &str,
+    name: &str,
+    login: Option<&RegistryLogin>,
+) -> Result<(), EngineError> {
+    let path = format!("/plugins/{name}/push");
+    let (_, text) = request(host, hyper::Method::POST, &path, login).await?;
     match stream_error(&text) {
         Some(message) => Err(EngineError::Other {
             status: 500,
@@ -106,6 +121,21 @@ pub async fn push_plugin(
         }),
         None => Ok(()),
     }
+}
+
+/// The privileges the plugin `remote` asks for, read from its registry with `login`.
+pub async fn plugin_privileges(
+    host: &str,
+    remote: &str,
+    login: &RegistryLogin,
+) -> Result<Vec<PluginPrivilege>, EngineError> {
+    let query: String = url::form_urlencoded::byte_serialize(remote.as_bytes()).collect();
+    let path = format!("/plugins/privileges?remote={query}");
+    let (_, text) = request(host, hyper::Method::GET, &path, Some(login)).await?;
+    serde_json::from_str(&text).map_err(|e| EngineError::Other {
+        status: 502,
+        message: format!("dockerd's privileges of {remote} are not what it documents: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -140,5 +170,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, EngineError::Unreachable(_)), "{e}");
         assert!(e.to_string().contains("/nonexistent/docker.sock"), "{e}");
+        let login = RegistryLogin::default();
+        let e = plugin_privileges("unix:///nonexistent/docker.sock", "r:5000/p:1", &login)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::Unreachable(_)), "{e}");
     }
 }

@@ -241,20 +241,27 @@ pub async fn push(
         let (name, tag) = split_tag(&img.tag);
         let local = absent(engine.inspect_image(&img.tag).await)
             .with_context(|| format!("cannot inspect {}", img.tag))?;
-        if local.is_none() {
-            let bare = &img.tag[address.len() + 1..];
-            if absent(engine.inspect_image(bare).await)
-                .with_context(|| format!("cannot inspect {bare}"))?
-                .is_none()
-            {
-                return Err(CliError::Precondition {
-                    what: format!(
-                        "image {} is not on this dockerd, so it cannot be pushed",
-                        img.tag
-                    ),
-                    fix: "build it first: swarmhub build (or swarmhub rebuild)".into(),
-                });
-            }
+        let bare = &img.tag[address.len() + 1..];
+        let unqualified = absent(engine.inspect_image(bare).await)
+            .with_context(|| format!("cannot inspect {bare}"))?;
+        // the newer of the two is what was built last (images/build.sh builds the name
+        // without the registry; `swarmhub build` the one with it)
+        let created = |i: &bollard::models::ImageInspect| i.created.clone().unwrap_or_default();
+        let tag_bare = match (&local, &unqualified) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(q), Some(b)) => q.id != b.id && created(b) > created(q),
+        };
+        if local.is_none() && unqualified.is_none() {
+            return Err(CliError::Precondition {
+                what: format!(
+                    "image {} is not on this dockerd, so it cannot be pushed",
+                    img.tag
+                ),
+                fix: "build it first: swarmhub build (or swarmhub rebuild)".into(),
+            });
+        }
+        if tag_bare {
             engine.tag_image(bare, name, tag).await.map_err(|e| {
                 anyhow::anyhow!("cannot tag {bare} as {}: {}", img.tag, e.message())
             })?;

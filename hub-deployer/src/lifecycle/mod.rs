@@ -266,7 +266,7 @@ fn plugin_needs_rollout(n: &NodeInfo, wanted: &str) -> bool {
 /// the notebooks running on those nodes are stopped (their files stay) and the rollout runs
 /// again, so every node ends on the new plugin.
 pub async fn rollout(ctx: &Ctx<'_>, drain: bool) -> Result<Vec<Step>, CliError> {
-    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, &ctx.progress).await?;
+    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, Duration::ZERO, &ctx.progress).await?;
     let busy: Vec<String> = outcomes
         .iter()
         .filter(|o| o.error.as_deref().is_some_and(plugin::refused_in_use))
@@ -280,7 +280,8 @@ pub async fn rollout(ctx: &Ctx<'_>, drain: bool) -> Result<Vec<Step>, CliError> 
         };
     }
     let mut steps = drain_notebooks(ctx, &busy).await?;
-    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, &ctx.progress).await?;
+    // the drained containers let go of their volumes on their nodes shortly after their tasks end
+    let outcomes = plugin::rollout(ctx.cluster, ctx.cfg, DRAIN_VOLUME_WAIT, &ctx.progress).await?;
     let (more, err) = plugin::outcome_steps(&outcomes);
     steps.extend(more);
     match err {
@@ -288,6 +289,9 @@ pub async fn rollout(ctx: &Ctx<'_>, drain: bool) -> Result<Vec<Step>, CliError> 
         None => Ok(steps),
     }
 }
+
+/// How long a node waits, after a drain, for the drained containers to let go of their volumes.
+const DRAIN_VOLUME_WAIT: Duration = Duration::from_secs(60);
 
 /// Stop and remove the notebook services with a task on one of the nodes `hostnames`; JupyterHub
 /// sees their servers stopped, and each user's next start gets a new one (files stay).

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use bollard::models::{NodeSpec, Plugin};
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::jobs;
 use crate::docker::cluster::Swarm;
-use crate::docker::engine::{Engine, RegistryLogin, absent};
+use crate::docker::engine::{Engine, EngineError, RegistryLogin, absent};
 use crate::exit::CliError;
 use crate::names::{PLUGIN_SETTINGS_LABEL, PLUGIN_VERSION_LABEL};
 use crate::node::firewall;
@@ -51,8 +52,13 @@ pub struct NodeInstall {
     pub remote: Option<String>,
     /// The login to the registry of `remote` and `pull`.
     pub login: Option<RegistryLogin>,
+    /// The address of this node's dockerd (for the calls made without bollard's client).
+    pub docker_host: String,
     /// Images to pull onto this node (the notebook images, so no spawn waits for a pull).
     pub pull: Vec<String>,
+    /// How long containers that are stopping (a drain) get to let go of the plugin's volumes
+    /// before the plugin is refused.
+    pub wait_volumes: Duration,
     /// `KEY=VALUE` env settings and `mount.source=PATH` mount settings.
     pub settings: Vec<String>,
     /// nfsd's API token, copied to `<state_dir>/nfsd-token`.
@@ -247,7 +253,7 @@ pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<Node
                 Change::Unchanged
             } else {
                 if !differ.is_empty() {
-                    disable(docker, alias, &p).await?;
+                    disable(docker, alias, &p, req.wait_volumes).await?;
                     set(docker, alias, &differ).await?;
                 }
                 enable(docker, alias).await?;
@@ -259,7 +265,7 @@ pub async fn node_install(docker: &dyn Engine, req: &NodeInstall) -> Result<Node
             }
         }
         Some(p) => {
-            disable(docker, alias, &p).await?;
+            disable(docker, alias, &p, req.wait_volumes).await?;
             docker.remove_plugin(alias).await.map_err(|e| {
                 anyhow::anyhow!("cannot remove the old plugin {alias}: {}", e.message())
             })?;
@@ -292,16 +298,19 @@ async fn create(docker: &dyn Engine, req: &NodeInstall, alias: &str) -> anyhow::
         // "is not reference.Tagged"); the manager resolved the tag's digest just before, and
         // records it as the version
         let remote = pinned.split('@').next().unwrap_or(pinned);
-        let privileges = docker.plugin_privileges(remote).await.map_err(|e| {
-            anyhow::anyhow!("cannot get the privileges of {remote}: {}", e.message())
-        })?;
+        let privileges = docker
+            .plugin_privileges(&req.docker_host, remote, req.login.as_ref())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot get the privileges of {remote}: {}", e.message())
+            })?;
         docker
             .pull_plugin(remote, alias, privileges, req.login.as_ref())
             .await
             .map_err(|e| anyhow::anyhow!("cannot pull plugin {remote}: {}", e.message()))?;
         // a pulled plugin is enabled by the pull; settings need it disabled
         if let Some(p) = absent(docker.inspect_plugin(alias).await)? {
-            disable(docker, alias, &p).await?;
+            disable(docker, alias, &p, req.wait_volumes).await?;
         }
         return Ok(());
     }
@@ -336,23 +345,86 @@ async fn enable(docker: &dyn Engine, alias: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot enable plugin {alias}: {}", e.message()))
 }
 
-/// Disable without force: Docker refuses while volumes of the plugin are in use, which is
-/// what protects running notebooks; say so.
-async fn disable(docker: &dyn Engine, alias: &str, p: &Plugin) -> Result<(), CliError> {
+/// Disable without force: Docker refuses while volumes of the plugin exist on this node,
+/// which is what protects running notebooks. Volumes no container uses are only this node's
+/// record of them (their files are on nfsd, and a notebook's next start creates its volumes
+/// again with their options), so they are removed first; volumes containers use stay, and
+/// the plugin is refused with the reason. With `wait`, containers that are stopping (a
+/// drain) get that long to let go of their volumes.
+async fn disable(
+    docker: &dyn Engine,
+    alias: &str,
+    p: &Plugin,
+    wait: Duration,
+) -> Result<(), CliError> {
     if !p.enabled {
         return Ok(());
     }
-    match docker.disable_plugin(alias).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.message().contains("in use") => Err(CliError::Precondition {
-            what: format!(
-                "plugin {alias} must be replaced but {IN_USE} ({})",
-                e.message()
-            ),
-            fix: "stop the notebooks on this node (JupyterHub admin page, or `swarmhub hub stop` and wait for notebook services to end), then re-run".into(),
-        }),
-        Err(e) => Err(anyhow::anyhow!("cannot disable plugin {alias}: {}", e.message()).into()),
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let e = match docker.disable_plugin(alias).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.message().contains("in use") => e,
+            Err(e) => {
+                return Err(
+                    anyhow::anyhow!("cannot disable plugin {alias}: {}", e.message()).into(),
+                );
+            }
+        };
+        let used = release_unused_volumes(docker, alias).await?;
+        match docker.disable_plugin(alias).await {
+            Ok(()) => return Ok(()),
+            Err(again) if again.message().contains("in use") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(CliError::Precondition {
+                        what: format!(
+                            "plugin {alias} must be replaced but {IN_USE} ({}; used by containers: {})",
+                            e.message(),
+                            if used.is_empty() { "none listed".to_string() } else { used.join(", ") }
+                        ),
+                        fix: "stop the notebooks on this node (JupyterHub admin page, or the idle culler), then `swarmhub plugin rollout`; or `swarmhub plugin rollout --drain`, which stops exactly them (their files stay)".into(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(again) => {
+                return Err(
+                    anyhow::anyhow!("cannot disable plugin {alias}: {}", again.message()).into(),
+                );
+            }
+        }
     }
+}
+
+/// Remove this node's volumes of the plugin `alias` that no container uses (Docker refuses
+/// the others: 409); the names of those still in use.
+async fn release_unused_volumes(docker: &dyn Engine, alias: &str) -> Result<Vec<String>, CliError> {
+    let list = docker
+        .list_volumes()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list this node's volumes: {}", e.message()))?;
+    let mut used = Vec::new();
+    for v in list.volumes.unwrap_or_default() {
+        if v.driver.split(':').next() != Some(alias) {
+            continue;
+        }
+        match docker.remove_volume(&v.name).await {
+            Ok(()) => tracing::info!(volume = v.name, "released (its files stay on nfsd)"),
+            // dockerd's 409 (a container references it), or the plugin's own refusal while
+            // it still holds a mount for a container that is going away
+            Err(EngineError::Conflict(_)) => used.push(v.name),
+            Err(e) if e.message().contains("still mounted") || e.message().contains("in use") => {
+                used.push(v.name)
+            }
+            Err(EngineError::NotFound(_)) => {}
+            Err(e) => {
+                return Err(
+                    anyhow::anyhow!("cannot remove volume {}: {}", v.name, e.message()).into(),
+                );
+            }
+        }
+    }
+    Ok(used)
 }
 
 /// Whether a node's failure is its refusal to replace a plugin whose volumes are in use.
@@ -391,10 +463,20 @@ pub struct NodeOutcome {
 pub async fn rollout(
     c: &Swarm,
     cfg: &Config,
+    wait_volumes: Duration,
     progress: &Progress,
 ) -> Result<Vec<NodeOutcome>, CliError> {
     let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
-    let spec = plan::plugin_rollout_service(cfg, &storage.addr);
+    let mut spec = plan::plugin_rollout_service(cfg, &storage.addr);
+    if !wait_volumes.is_zero()
+        && let Some(args) = spec
+            .task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .and_then(|c| c.args.as_mut())
+    {
+        args.extend(["--wait-volumes".into(), wait_volumes.as_secs().to_string()]);
+    }
     let settings = plan::plugin_settings_fingerprint(cfg, &storage.addr);
     let runs = jobs::run_global(
         c,
@@ -424,8 +506,19 @@ pub async fn rollout(
             error,
         });
     }
-    outcomes.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok(outcomes)
+    Ok(one_per_node(outcomes))
+}
+
+/// One outcome per node, sorted by node: a node whose dockerd restarted during the job can
+/// report two tasks; one that completed wins over one that did not.
+fn one_per_node(mut outcomes: Vec<NodeOutcome>) -> Vec<NodeOutcome> {
+    outcomes.sort_by(|a, b| {
+        a.node
+            .cmp(&b.node)
+            .then(b.result.is_some().cmp(&a.result.is_some()))
+    });
+    outcomes.dedup_by(|later, first| later.node == first.node);
+    outcomes
 }
 
 /// The steps of a rollout for the report, and an error if a node failed.
@@ -456,11 +549,15 @@ pub fn outcome_steps(outcomes: &[NodeOutcome]) -> (Vec<Step>, Option<CliError>) 
                     }
                 )),
             ),
-            (None, e) => failed.push(format!(
-                "{}: {}",
-                o.node,
-                e.clone().unwrap_or_else(|| "no result".into())
-            )),
+            (None, e) => {
+                // a task's description starts with its node already
+                let e = e.clone().unwrap_or_else(|| "no result".into());
+                failed.push(if e.starts_with(&format!("{}:", o.node)) {
+                    e
+                } else {
+                    format!("{}: {e}", o.node)
+                })
+            }
         }
     }
     let err = (!failed.is_empty()).then(|| CliError::Precondition {
@@ -552,6 +649,31 @@ mod tests {
     }
 
     #[test]
+    fn a_node_is_reported_once_and_a_result_wins() {
+        let r = NodeResult {
+            node: "b".into(),
+            plugin: "swarmhub-nfs".into(),
+            version: "v".into(),
+            change: Change::Updated,
+            token_written: false,
+            firewall: None,
+            pulled: Vec::new(),
+        };
+        let o = |node: &str, result: Option<NodeResult>| NodeOutcome {
+            node: node.into(),
+            error: result.is_none().then(|| "failed".to_string()),
+            result,
+        };
+        let got = one_per_node(vec![
+            o("b", None),
+            o("a", None),
+            o("b", Some(r.clone())),
+            o("a", None),
+        ]);
+        assert_eq!(got, vec![o("a", None), o("b", Some(r))]);
+    }
+
+    #[test]
     fn results_survive_the_task_log() {
         let r = NodeResult {
             node: "alpha".into(),
@@ -567,27 +689,36 @@ mod tests {
         assert_eq!(parse_result("Error: boom"), None);
     }
 
-    #[tokio::test]
-    async fn installing_creates_sets_and_enables_once_then_changes_nothing() {
+    /// A bundle whose binary is `bin` in a new directory, and a request to install it.
+    fn bundle(bin: &str) -> (tempfile::TempDir, NodeInstall) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         std::fs::create_dir_all(dir.path().join("rootfs")).unwrap();
-        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), "bin").unwrap();
-        let engine = crate::docker::fake::Fake::one_node(&[]);
-        let mut req = NodeInstall {
+        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), bin).unwrap();
+        let req = NodeInstall {
             alias: "swarmhub-nfs".into(),
             bundle: dir.path().to_path_buf(),
             remote: None,
             login: None,
+            docker_host: String::new(),
             pull: Vec::new(),
-            settings: vec![
-                "SWARMHUB_NFS_SERVER=10.0.0.1".into(),
-                "state.source=/var/lib/swarmhub-nfs".into(),
-            ],
+            wait_volumes: Duration::ZERO,
+            settings: Vec::new(),
             token_file: None,
             state_dir: None,
             firewall: None,
         };
+        (dir, req)
+    }
+
+    #[tokio::test]
+    async fn installing_creates_sets_and_enables_once_then_changes_nothing() {
+        let (_dir, mut req) = bundle("bin");
+        req.settings = vec![
+            "SWARMHUB_NFS_SERVER=10.0.0.1".into(),
+            "state.source=/var/lib/swarmhub-nfs".into(),
+        ];
+        let engine = crate::docker::fake::Fake::one_node(&[]);
         let r = node_install(&engine, &req).await.unwrap();
         assert_eq!(r.change, Change::Created);
         let changes: Vec<String> = engine
@@ -614,6 +745,41 @@ mod tests {
                 .iter()
                 .any(|c| c == "set_plugin swarmhub-nfs SWARMHUB_NFS_SERVER=10.0.0.2")
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_plugin_releases_unused_volumes_and_is_refused_while_one_is_used() {
+        let (dir, mut req) = bundle("v1");
+        let engine = crate::docker::fake::Fake::one_node(&[]);
+        node_install(&engine, &req).await.unwrap();
+        let volume = |name: &str| bollard::models::Volume {
+            name: name.into(),
+            driver: "swarmhub-nfs:latest".into(),
+            ..Default::default()
+        };
+        engine.hold_plugins_by_volumes();
+        engine.add_volume(volume("home-alice"));
+        engine.add_volume(volume("home-bob"));
+        engine.use_volume("home-alice", true);
+        // a new version: bob's volume (no container) goes, alice's (mounted) keeps the plugin
+        std::fs::write(dir.path().join("rootfs/swarmhub-volume-plugin"), "v2").unwrap();
+        let e = node_install(&engine, &req).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            refused_in_use(&text) && text.contains("used by containers: home-alice"),
+            "{text}"
+        );
+        assert!(text.contains("--drain"), "{text}");
+        assert!(
+            engine
+                .calls()
+                .contains(&"remove_volume home-bob".to_string())
+        );
+        // alice's notebook gone: the plugin is replaced
+        engine.use_volume("home-alice", false);
+        req.wait_volumes = Duration::from_secs(1);
+        let r = node_install(&engine, &req).await.unwrap();
+        assert_eq!(r.change, Change::Updated);
     }
 
     #[test]
