@@ -525,6 +525,14 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let doctor = d.swarmhub(&["doctor", "--ldap-password-file", d.pw()]);
     eprintln!("==== swarmhub doctor ====\n{}", doctor.stdout);
     assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
+    // the registry holds every image and the plugin, and the manager reaches it as configured
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("{REGISTRY_ADDR} has every image and the plugin")),
+        "{}",
+        doctor.stdout
+    );
     eprintln!(
         "==== https ====\n{}",
         https::check_hub_https(&base_url, &ca, Some(HUB_REDIRECT_PORT))?

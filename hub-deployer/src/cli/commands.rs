@@ -318,6 +318,17 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         | Command::Nfs(NfsCommand::Stop | NfsCommand::Remove | NfsCommand::Start)
         | Command::Hub(HubCommand::Stop | HubCommand::Remove | HubCommand::Start)
         | Command::Rebuild { .. } => cfg.clone(),
+        // status shows the cluster even when the registry cannot say what is deployed
+        Command::Status => match registry::pin(&cluster, cfg).await {
+            Ok(p) => p,
+            Err(e) => {
+                progress.say(format!(
+                    "cannot tell the deployed version from the registry, so CURRENT is unknown: {}",
+                    e.to_string().replace('\n', " ")
+                ));
+                cfg.clone()
+            }
+        },
         _ => registry::pin(&cluster, cfg).await?,
     };
     let cfg = &pinned;

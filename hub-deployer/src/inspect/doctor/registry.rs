@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::Check;
+use super::{Check, Outcome};
 use crate::docker::cluster::Swarm;
 use crate::docker::engine::{EngineError, RegistryLogin};
 use crate::exit::CliError;
 use crate::settings::Config;
+use bollard::models::RegistryServiceConfig;
+use std::net::Ipv4Addr;
 
 /// Why the CLI has no login to the registry (its `--registry-password-file` or `docker login`
 /// do not fit `registry.username`): the `registry` check fails with it.
@@ -146,6 +148,66 @@ pub(super) async fn pins(
 
 /// The registry has every image and the plugin (pure); a failure names each reference it
 /// lacks, with dockerd's answer, and the fix for that answer.
+/// Whether the dockerd whose registry settings are `rc` speaks plain HTTP to `address`: the
+/// address listed in its `insecure-registries`, or an IPv4 address in one of its insecure
+/// networks (127.0.0.0/8 by default).
+pub fn dockerd_plain_http(rc: &RegistryServiceConfig, address: &str) -> bool {
+    if let Some(secure) = rc
+        .index_configs
+        .as_ref()
+        .and_then(|m| m.get(address))
+        .and_then(|i| i.secure)
+    {
+        return !secure;
+    }
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    let Ok(ip) = host.parse::<Ipv4Addr>() else {
+        return false;
+    };
+    rc.insecure_registry_cidrs
+        .iter()
+        .flatten()
+        .any(|cidr| in_network(ip, cidr))
+}
+
+fn in_network(ip: Ipv4Addr, cidr: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (net.parse::<Ipv4Addr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let mask = match bits {
+        0 => 0,
+        1..=32 => u32::MAX << (32 - bits),
+        _ => return false,
+    };
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+/// [`check_registry`], and when that passes, whether this manager's dockerd reaches the
+/// registry the way `registry.tls` says: with `tls = false` it must list the registry as
+/// insecure, or every pull fails ("server gave HTTP response to HTTPS client").
+pub fn check_registry_transport(p: &Pins, tls: bool, rc: Option<&RegistryServiceConfig>) -> Check {
+    let c = check_registry(p);
+    match rc {
+        Some(rc) if c.outcome == Outcome::Ok && !tls && !dockerd_plain_http(rc, &p.address) => {
+            Check::fail(
+                "registry",
+                format!(
+                    "registry.tls = false (plain HTTP), but this manager's dockerd speaks HTTPS to {}: its pulls fail",
+                    p.address
+                ),
+                format!(
+                    "list {} in every node's /etc/docker/daemon.json \"insecure-registries\" and restart dockerd there; or give the registry a certificate and set registry.tls = true",
+                    p.address
+                ),
+            )
+        }
+        _ => c,
+    }
+}
+
 pub fn check_registry(p: &Pins) -> Check {
     let address = &p.address;
     if let Some(problem) = &p.login {
@@ -226,6 +288,32 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_what_dockerd_lists_as_insecure() {
+        use bollard::models::IndexInfo;
+        let mut rc = RegistryServiceConfig {
+            insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into()]),
+            ..Default::default()
+        };
+        assert!(dockerd_plain_http(&rc, "127.0.0.1:5000"));
+        assert!(!dockerd_plain_http(&rc, "10.0.0.5:5000"));
+        assert!(!dockerd_plain_http(&rc, "reg.example.edu:5000"));
+        rc.index_configs = Some(
+            [(
+                "10.0.0.5:5000".to_string(),
+                IndexInfo {
+                    secure: Some(false),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        );
+        assert!(dockerd_plain_http(&rc, "10.0.0.5:5000"));
+        rc.insecure_registry_cidrs = Some(vec!["192.168.213.0/24".into(), "bad".into()]);
+        assert!(dockerd_plain_http(&rc, "192.168.213.254:5000"));
+        assert!(!dockerd_plain_http(&rc, "192.168.214.1:5000"));
+    }
+
+    #[test]
     fn every_answer_of_the_registry_has_its_fix() {
         let ok = Pins {
             address: "r:5000".into(),
@@ -240,6 +328,29 @@ mod tests {
         };
         let c = check_registry(&ok);
         assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        // plain HTTP configured, but this dockerd would speak HTTPS to it: every pull fails
+        let https_only = RegistryServiceConfig {
+            insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into()]),
+            ..Default::default()
+        };
+        let c = check_registry_transport(&ok, false, Some(&https_only));
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("insecure-registries"),
+            "{c:?}"
+        );
+        // HTTPS configured, or dockerd's settings unknown: the registry check as it was
+        assert_eq!(
+            check_registry_transport(&ok, true, Some(&https_only)).outcome,
+            Outcome::Ok
+        );
+        assert_eq!(
+            check_registry_transport(&ok, false, None).outcome,
+            Outcome::Ok
+        );
         assert_eq!(
             ok.get("images.hub"),
             Some("r:5000/swarmhub/hub:0.1.0@sha256:aa")

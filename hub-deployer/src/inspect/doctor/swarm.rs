@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::firewall::firewall_check;
 use super::nfsd::nfsd_checks;
 use super::plugin::plugin_checks;
-use super::registry::{Pins, check_registry};
+use super::registry::{Pins, check_registry_transport};
 use super::{Check, timed};
 use bollard::models::Service;
 
@@ -119,7 +119,18 @@ pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config, pins: Option<&Pins>) -
         },
     );
 
-    out.extend(pins.map(check_registry));
+    if let Some(p) = pins {
+        // how this manager's dockerd reaches the registry (plain HTTP needs insecure-registries)
+        let info = timed(
+            secs,
+            "cannot ask dockerd for its registry settings",
+            async { c.engine().info().await.map_err(|e| e.message().to_string()) },
+        )
+        .await
+        .ok();
+        let rc = info.as_ref().and_then(|i| i.registry_config.as_ref());
+        out.push(check_registry_transport(p, cfg.registry.tls, rc));
+    }
     out.extend(plugin_checks(cfg, nodes.as_deref(), pins));
     // the job runs the CLI image as `run` pins it: the one the rollout left on every node
     let pinned = pins.and_then(|p| p.config(cfg));

@@ -77,6 +77,15 @@ pub(super) fn plugin_volumes(all: Vec<Volume>) -> Vec<VolumeEntry> {
 /// known among `nodes`.
 pub(super) fn deployed_plugin(cfg: &Config, nodes: &[NodeInfo]) -> DeployedPlugin {
     let registry = cfg.registry.address.is_some();
+    // with a registry, only pinned settings say what is deployed (the CLI could not pin: the
+    // registry is down or lacks an image); then nothing is compared
+    if registry && !cfg.images.plugin.contains('@') {
+        return DeployedPlugin {
+            source: cfg.images.plugin.clone(),
+            version: None,
+            settings: None,
+        };
+    }
     DeployedPlugin {
         source: if registry {
             cfg.images.plugin.clone()
@@ -346,6 +355,29 @@ mod tests {
             nfsd_api_node(&[&a], label).unwrap_err(),
             "storage node alpha reports no address"
         );
+    }
+
+    #[test]
+    fn a_registry_that_could_not_pin_leaves_currency_unknown() {
+        let cfg = Config::from_toml(
+            "[registry]\naddress = \"r:5000\"\n",
+            std::path::Path::new("swarmhub.toml"),
+            Vec::new(),
+        )
+        .unwrap();
+        let mut n = node("alpha", "ready", &[("swarmhub.storage", "true")]);
+        n.plugin_version = Some("r:5000/swarmhub/swarmhub-nfs:0.1.0@sha256:aa".into());
+        n.plugin_settings = Some("f1ngerpr1nt0".into());
+        // unpinned (the CLI could not ask the registry): nothing to compare, not "NO"
+        let d = deployed_plugin(&cfg, std::slice::from_ref(&n));
+        assert_eq!((d.version.as_deref(), d.settings.as_deref()), (None, None));
+        assert_eq!(plugin_current(&n, &d), None);
+        // pinned: compared
+        let mut pinned = cfg.clone();
+        pinned.images.plugin = "r:5000/swarmhub/swarmhub-nfs:0.1.0@sha256:aa".into();
+        let d = deployed_plugin(&pinned, std::slice::from_ref(&n));
+        assert_eq!(d.version.as_deref(), n.plugin_version.as_deref());
+        assert_eq!(plugin_current(&n, &d), Some(false), "the settings differ");
     }
 
     #[test]
