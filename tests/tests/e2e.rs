@@ -166,6 +166,36 @@ impl Deploy {
         }
     }
 
+    /// The image (reference as deployed) of service `name`.
+    fn service_image(&self, name: &str) -> anyhow::Result<String> {
+        let image = self.swarm.docker_ok(
+            1,
+            &[
+                "service",
+                "inspect",
+                "-f",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                name,
+            ],
+        )?;
+        Ok(image.trim().to_string())
+    }
+
+    /// The version label (`org.opencontainers.image.version`) of `image` on node `i`.
+    fn image_version(&self, i: usize, image: &str) -> anyhow::Result<String> {
+        let label = self.swarm.docker_ok(
+            i,
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
+                image,
+            ],
+        )?;
+        Ok(label.trim().to_string())
+    }
+
     fn service_exists(&self, name: &str) -> bool {
         self.swarm
             .docker(1, &["service", "inspect", "-f", "{{.ID}}", name])
@@ -550,16 +580,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         first == 2 || first == 3,
         "a worker runs it, not node {first}"
     );
-    let image = d.swarm.docker_ok(
-        1,
-        &[
-            "service",
-            "inspect",
-            "-f",
-            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-            "jupyter-alice",
-        ],
-    )?;
+    let image = d.service_image("jupyter-alice")?;
     assert!(
         image.starts_with(&format!(
             "{REGISTRY_ADDR}/{}@sha256:",
@@ -792,16 +813,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let tina = Browser::new(&base_url, dir, "tina");
     let took = tina.login_and_spawn("tina-password")?;
     timings.add("tina: login -> ready notebook", took);
-    let image = d.swarm.docker_ok(
-        1,
-        &[
-            "service",
-            "inspect",
-            "-f",
-            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-            "jupyter-tina",
-        ],
-    )?;
+    let image = d.service_image("jupyter-tina")?;
     assert!(
         image.starts_with(&format!(
             "{REGISTRY_ADDR}/{}@sha256:",
@@ -1012,26 +1024,23 @@ fn pinned_ref(d: &Deploy, repo: &str) -> anyhow::Result<String> {
     ))
 }
 
+/// nfsd and the hub run the registry's images of the version in effect, pinned by digest.
+fn services_pinned(d: &Deploy) -> anyhow::Result<()> {
+    for (service, repo) in [(NFSD_SERVICE, "nfsd"), (HUB_SERVICE, "hub")] {
+        let image = d.service_image(service)?;
+        ensure!(
+            image == pinned_ref(d, repo)?,
+            "{service} runs {image}, not the registry's {repo}"
+        );
+    }
+    Ok(())
+}
+
 /// Everything the nodes run came from the registry, pinned by digest: the services' images,
 /// the plugin on every node (`docker plugin install` of the registry's reference, with the
 /// digest recorded as its version), and the notebook images waiting on every node.
 fn from_the_registry(d: &Deploy, status: &Value) -> anyhow::Result<()> {
-    for (service, repo) in [(NFSD_SERVICE, "nfsd"), (HUB_SERVICE, "hub")] {
-        let image = d.swarm.docker_ok(
-            1,
-            &[
-                "service",
-                "inspect",
-                "-f",
-                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-                service,
-            ],
-        )?;
-        ensure!(
-            image.trim() == pinned_ref(d, repo)?,
-            "{service} runs {image}, not the registry's {repo}"
-        );
-    }
+    services_pinned(d)?;
     let plugin = pinned_ref(d, "swarmhub-nfs")?;
     for node in status["nodes"].as_array().cloned().unwrap_or_default() {
         ensure!(
@@ -1061,17 +1070,9 @@ fn from_the_registry(d: &Deploy, status: &Value) -> anyhow::Result<()> {
             "node {i}'s plugin was installed from {reference}, not {by_tag}"
         );
         // the rollout pulled the notebook images, so no spawn waits for a pull
-        let label = d.swarm.docker_ok(
-            i,
-            &[
-                "image",
-                "inspect",
-                "-f",
-                "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
-                &student,
-            ],
-        );
-        let label = label.with_context(|| format!("{student} on node {i}"))?;
+        let label = d
+            .image_version(i, &student)
+            .with_context(|| format!("{student} on node {i}"))?;
         eprintln!("node {i}: plugin {reference}, {student} (version label {label:?})");
     }
     Ok(())
@@ -1129,22 +1130,7 @@ fn upgrade(
         "rebuild with notebooks running: {}",
         out.describe()
     );
-    for (service, repo) in [(NFSD_SERVICE, "nfsd"), (HUB_SERVICE, "hub")] {
-        let image = d.swarm.docker_ok(
-            1,
-            &[
-                "service",
-                "inspect",
-                "-f",
-                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-                service,
-            ],
-        )?;
-        ensure!(
-            image.trim() == pinned_ref(d, repo)?,
-            "{service} after the rebuild runs {image}"
-        );
-    }
+    services_pinned(d)?;
     wait_hub(&format!("https://{}:{HUB_PORT}", d.swarm.ip(1)))?;
     // alice's notebook stayed up through nfsd's restart, and saw no error
     ensure!(
@@ -1213,33 +1199,15 @@ fn upgrade(
     // her next server runs the new version, on her files
     let took = alice.login_and_spawn("alice-password")?;
     timings.add("alice: login -> ready notebook on the new version", took);
-    let image = d.swarm.docker_ok(
-        1,
-        &[
-            "service",
-            "inspect",
-            "-f",
-            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-            "jupyter-alice",
-        ],
-    )?;
+    let image = d.service_image("jupyter-alice")?;
     ensure!(
-        image.trim() == pinned_ref(d, "notebook-student")?,
+        image == pinned_ref(d, "notebook-student")?,
         "alice's new server runs {image}"
     );
     let node = d.notebook_node("alice")?;
-    let label = d.swarm.docker_ok(
-        node,
-        &[
-            "image",
-            "inspect",
-            "-f",
-            "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
-            image.trim(),
-        ],
-    )?;
+    let label = d.image_version(node, &image)?;
     ensure!(
-        label.trim() == *d.version.borrow(),
+        label == *d.version.borrow(),
         "the image's version label: {label}"
     );
     Ok(())

@@ -14,7 +14,6 @@ use crate::cli::{
 };
 use crate::demo;
 use crate::docker::cluster::Cluster;
-use crate::docker::engine::RegistryLogin;
 use crate::exit::CliError;
 use crate::lifecycle::images;
 use crate::lifecycle::plugin::{self, NodeInstall};
@@ -63,29 +62,12 @@ pub fn run(
                 firewall_root,
                 firewall_ports,
             } = args.as_ref();
-            let address = remote
-                .iter()
-                .chain(pull)
-                .find_map(|r| registry::address_of(r));
-            let login = match (address, registry_username, registry_secret_file) {
-                (Some(a), Some(user), Some(file)) => Some(RegistryLogin {
-                    server: a.to_string(),
-                    username: Some(user.clone()),
-                    password: Some(
-                        std::fs::read_to_string(file)
-                            .with_context(|| {
-                                format!("cannot read the registry password {}", file.display())
-                            })?
-                            .trim_end_matches(['\n', '\r'])
-                            .to_string(),
-                    ),
-                }),
-                (Some(a), None, _) => match registry_docker_config {
-                    Some(path) => registry::docker_config_login(path, a)?,
-                    None => None,
-                },
-                _ => None,
-            };
+            let login = registry::node_login(
+                remote.iter().chain(pull),
+                registry_username.as_deref(),
+                registry_secret_file.as_deref(),
+                registry_docker_config.as_deref(),
+            )?;
             let req = NodeInstall {
                 alias: alias.clone(),
                 bundle: bundle.clone(),
@@ -187,11 +169,7 @@ pub fn run(
 }
 
 async fn demo_command(cli: &Cli, d: &DemoCommand, out: &mut dyn Write) -> Result<(), CliError> {
-    let progress = if cli.output == Output::Json {
-        Progress::quiet()
-    } else {
-        Progress::stderr()
-    };
+    let progress = progress_for(cli);
     match d {
         DemoCommand::Up(a) => {
             let opts = demo::DemoOptions {
@@ -300,11 +278,7 @@ fn inputs(cli: &Cli, args: &DeployArgs) -> PlanInputs {
 
 /// Commands that need a swarm manager.
 async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), CliError> {
-    let progress = if cli.output == Output::Json {
-        Progress::quiet()
-    } else {
-        Progress::stderr()
-    };
+    let progress = progress_for(cli);
     if let Command::Doctor { ldap_password_file } = &cli.command {
         return doctor(cli, cfg, ldap_password_file.as_ref(), out).await;
     }

@@ -46,6 +46,24 @@ impl EngineError {
     }
 }
 
+/// The fix for dockerd's answer `message` about the registry `address` when that answer says
+/// the registry cannot be used as configured: plain HTTP where dockerd speaks HTTPS, or a
+/// login wanted. `None` for other answers (a missing image, ...), which the caller knows best.
+pub fn registry_access_fix(address: &str, message: &str) -> Option<String> {
+    if message.contains("server gave HTTP response to HTTPS client") {
+        Some(format!(
+            "the registry speaks plain HTTP: set registry.tls = false and list {address} in every node's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give it a certificate"
+        ))
+    } else if ["unauthorized", "authentication required", "denied"]
+        .iter()
+        .any(|w| message.contains(w))
+    {
+        Some("log in: set registry.username and give --registry-password-file FILE, or docker login on this machine".into())
+    } else {
+        None
+    }
+}
+
 /// The 404 of an engine call, as `None`.
 pub fn absent<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
     match r {

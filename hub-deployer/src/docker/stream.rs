@@ -11,9 +11,9 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::Connect;
 use hyper_util::rt::TokioExecutor;
-use hyperlocal::{UnixClientExt, UnixConnector};
+use hyperlocal::UnixClientExt;
 
 use bollard::models::PluginPrivilege;
 
@@ -41,6 +41,24 @@ pub fn stream_error(body: &str) -> Option<String> {
         })
 }
 
+/// `req` through `client`: the status and the whole body.
+async fn send<C>(
+    client: Client<C, Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), String>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((status, body.to_bytes()))
+}
+
 /// One request to the dockerd at `host`: its status and whole body.
 async fn request(
     host: &str,
@@ -56,19 +74,8 @@ async fn request(
         |e: &dyn std::fmt::Display| EngineError::Unreachable(format!("dockerd at {host}: {e}"));
     let (status, body) = if let Some(socket) = host.strip_prefix("unix://") {
         let uri: hyper::Uri = hyperlocal::Uri::new(socket, path).into();
-        let req = req
-            .uri(uri)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| unreachable(&e))?;
-        let client: Client<UnixConnector, Full<Bytes>> = Client::unix();
-        let resp = client.request(req).await.map_err(|e| unreachable(&e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        (status, body.to_bytes())
+        let req = req.uri(uri).body(Full::new(Bytes::new()));
+        send(Client::unix(), req.map_err(|e| unreachable(&e))?).await
     } else {
         let addr = host
             .trim_start_matches("tcp://")
@@ -76,21 +83,11 @@ async fn request(
         let uri: hyper::Uri = format!("http://{addr}{path}")
             .parse()
             .map_err(|e| unreachable(&e))?;
-        let req = req
-            .uri(uri)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| unreachable(&e))?;
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
-        let resp = client.request(req).await.map_err(|e| unreachable(&e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        (status, body.to_bytes())
-    };
+        let req = req.uri(uri).body(Full::new(Bytes::new()));
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        send(client, req.map_err(|e| unreachable(&e))?).await
+    }
+    .map_err(|e| unreachable(&e))?;
     let text = String::from_utf8_lossy(&body).into_owned();
     if status != 200 {
         let message = serde_json::from_str::<serde_json::Value>(&text)

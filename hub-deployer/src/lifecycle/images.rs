@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use futures_util::StreamExt;
 
-use crate::docker::engine::{Engine, ImageBuild, RegistryLogin, absent};
+use crate::docker::engine::{Engine, ImageBuild, RegistryLogin, absent, registry_access_fix};
 use crate::exit::CliError;
 use crate::lifecycle::registry;
 use crate::progress::Progress;
@@ -288,20 +288,10 @@ pub async fn push(
 
 /// A push dockerd refused, with the fix for the usual causes.
 fn push_failed(image: &str, address: &str, tls: bool, e: &str) -> CliError {
-    let fix = if e.contains("server gave HTTP response to HTTPS client") {
-        format!(
-            "the registry speaks plain HTTP: set registry.tls = false and list {address} in this dockerd's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give the registry a certificate"
-        )
-    } else if e.contains("unauthorized")
-        || e.contains("authentication required")
-        || e.contains("denied")
-    {
-        "log in: set registry.username and give --registry-password-file FILE, or docker login here"
-            .into()
-    } else {
+    let fix = registry_access_fix(address, e).unwrap_or_else(|| {
         let scheme = if tls { "https" } else { "http" };
         format!("check that the registry answers from this machine: curl {scheme}://{address}/v2/")
-    };
+    });
     CliError::Precondition {
         what: format!("pushing {image} failed: {e}"),
         fix,

@@ -361,6 +361,8 @@ async fn disable(
         return Ok(());
     }
     let deadline = std::time::Instant::now() + wait;
+    // the volumes still used after the last release; none released yet
+    let mut used: Option<Vec<String>> = None;
     loop {
         let e = match docker.disable_plugin(alias).await {
             Ok(()) => return Ok(()),
@@ -371,28 +373,20 @@ async fn disable(
                 );
             }
         };
-        let used = release_unused_volumes(docker, alias).await?;
-        match docker.disable_plugin(alias).await {
-            Ok(()) => return Ok(()),
-            Err(again) if again.message().contains("in use") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(CliError::Precondition {
-                        what: format!(
-                            "plugin {alias} must be replaced but {IN_USE} ({}; used by containers: {})",
-                            e.message(),
-                            if used.is_empty() { "none listed".to_string() } else { used.join(", ") }
-                        ),
-                        fix: "stop the notebooks on this node (JupyterHub admin page, or the idle culler), then `swarmhub plugin rollout`; or `swarmhub plugin rollout --drain`, which stops exactly them (their files stay)".into(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(used) = &used {
+            if std::time::Instant::now() >= deadline {
+                return Err(CliError::Precondition {
+                    what: format!(
+                        "plugin {alias} must be replaced but {IN_USE} ({}; used by containers: {})",
+                        e.message(),
+                        if used.is_empty() { "none listed".to_string() } else { used.join(", ") }
+                    ),
+                    fix: "stop the notebooks on this node (JupyterHub admin page, or the idle culler), then `swarmhub plugin rollout`; or `swarmhub plugin rollout --drain`, which stops exactly them (their files stay)".into(),
+                });
             }
-            Err(again) => {
-                return Err(
-                    anyhow::anyhow!("cannot disable plugin {alias}: {}", again.message()).into(),
-                );
-            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
+        used = Some(release_unused_volumes(docker, alias).await?);
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Context;
 use base64::Engine as _;
 
 use crate::docker::cluster::Swarm;
-use crate::docker::engine::{Engine, EngineError, RegistryLogin, absent};
+use crate::docker::engine::{Engine, EngineError, RegistryLogin, absent, registry_access_fix};
 use crate::exit::CliError;
 use crate::plan::PLUGIN_BUNDLE_DIR;
 use crate::settings::{Config, names_registry};
@@ -99,16 +99,10 @@ pub fn manager_login(
                 "give the registry password as a file (--registry-password-file FILE); it is read more than once".into(),
             ));
         }
-        let bytes = std::fs::read(p)
-            .with_context(|| format!("cannot read the registry password from {}", p.display()))?;
-        let password = String::from_utf8(bytes)
-            .context("the registry password is not UTF-8")?
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
         return Ok(Some(RegistryLogin {
             server: address.clone(),
             username: Some(user),
-            password: Some(password),
+            password: Some(read_password(p)?),
         }));
     }
     let own = match own_docker_config() {
@@ -134,6 +128,39 @@ pub fn manager_login(
     }
 }
 
+/// A password file's content without its final line break.
+fn read_password(p: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(p)
+        .with_context(|| format!("cannot read the registry password from {}", p.display()))?;
+    Ok(String::from_utf8(bytes)
+        .context("the registry password is not UTF-8")?
+        .trim_end_matches(['\n', '\r'])
+        .to_string())
+}
+
+/// The login of the node side (the rollout job) to the registry of `references`: the password
+/// in the Docker secret `secret_file` for `username`, or without a user name the node's own
+/// `docker login` in `docker_config`; `None` without a registry or for an anonymous one.
+pub fn node_login<'a>(
+    references: impl IntoIterator<Item = &'a String>,
+    username: Option<&str>,
+    secret_file: Option<&Path>,
+    docker_config: Option<&Path>,
+) -> anyhow::Result<Option<RegistryLogin>> {
+    let Some(address) = references.into_iter().find_map(|r| address_of(r)) else {
+        return Ok(None);
+    };
+    match (username, secret_file, docker_config) {
+        (Some(user), Some(file), _) => Ok(Some(RegistryLogin {
+            server: address.to_string(),
+            username: Some(user.to_string()),
+            password: Some(read_password(file)?),
+        })),
+        (None, _, Some(path)) => docker_config_login(path, address),
+        _ => Ok(None),
+    }
+}
+
 /// `reference` pinned to `digest` (`name:tag@sha256:...`), replacing an older pin.
 pub fn pinned(reference: &str, digest: &str) -> String {
     let name = reference.split('@').next().unwrap_or(reference);
@@ -147,15 +174,7 @@ pub async fn pin(c: &Swarm, cfg: &Config) -> Result<Config, CliError> {
         return Ok(cfg.clone());
     };
     let mut out = cfg.clone();
-    let i = &mut out.images;
-    for (key, image) in [
-        ("images.nfsd", &mut i.nfsd),
-        ("images.hub", &mut i.hub),
-        ("images.notebook_student", &mut i.notebook_student),
-        ("images.notebook_teacher", &mut i.notebook_teacher),
-        ("images.cli", &mut i.cli),
-        ("images.plugin", &mut i.plugin),
-    ] {
+    for (key, image) in out.images.references_mut() {
         if image.contains('@') {
             continue;
         }
@@ -174,16 +193,8 @@ fn not_in_registry(key: &str, image: &str, address: &str, e: &EngineError) -> Cl
         return anyhow::anyhow!("cannot ask dockerd for {image} ({key}): {}", e.message()).into();
     }
     let m = e.message();
-    let fix = if m.contains("http: server gave HTTP response to HTTPS client") {
-        format!(
-            "the registry speaks plain HTTP: set registry.tls = false and list {address} in every node's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give it a certificate"
-        )
-    } else if m.contains("unauthorized") || m.contains("authentication required") {
-        "log in: registry.username and --registry-password-file FILE, or docker login on this node"
-            .into()
-    } else {
-        "push it first: swarmhub push (or swarmhub rebuild)".into()
-    };
+    let fix = registry_access_fix(address, m)
+        .unwrap_or_else(|| "push it first: swarmhub push (or swarmhub rebuild)".into());
     CliError::Precondition {
         what: format!("{image} ({key}) cannot be found in the registry {address}: {m}"),
         fix,
@@ -324,6 +335,47 @@ mod tests {
         let e = docker_config_login(&p, "r:5000").unwrap_err();
         assert!(
             format!("{e:#}").contains("not a Docker client config"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn nodes_log_in_with_the_secret_or_their_own_docker_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "pw\n").unwrap();
+        let config = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("node:npw");
+        std::fs::write(
+            &config,
+            format!(r#"{{"auths": {{"r:5000": {{"auth": "{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let refs = ["r:5000/swarmhub/swarmhub-nfs:1".to_string()];
+        let l = node_login(&refs, Some("ann"), Some(&secret), Some(&config))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.username.as_deref(), l.password.as_deref()),
+            (Some("ann"), Some("pw"))
+        );
+        let l = node_login(&refs, None, None, Some(&config))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (l.username.as_deref(), l.password.as_deref()),
+            (Some("node"), Some("npw"))
+        );
+        assert_eq!(node_login(&refs, None, None, None).unwrap(), None);
+        // no registry in the references: nothing to log in to
+        let local = ["swarmhub/swarmhub-nfs:1".to_string()];
+        assert_eq!(
+            node_login(&local, Some("ann"), Some(&secret), None).unwrap(),
+            None
+        );
+        let e = node_login(&refs, Some("ann"), Some(&dir.path().join("nope")), None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot read the registry password"),
             "{e:#}"
         );
     }

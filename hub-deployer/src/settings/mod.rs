@@ -227,6 +227,24 @@ impl ImagesConfig {
             ("images.cli", &self.cli),
         ]
     }
+
+    /// Every reference with its setting name, the plugin last: what a registry must hold.
+    pub fn references(&self) -> [(&'static str, &str); 6] {
+        let [a, b, c, d, e] = self.deployed();
+        [a, b, c, d, e, ("images.plugin", &self.plugin)]
+    }
+
+    /// [`ImagesConfig::references`], to rewrite them (moved into a registry, pinned).
+    pub fn references_mut(&mut self) -> [(&'static str, &mut String); 6] {
+        [
+            ("images.nfsd", &mut self.nfsd),
+            ("images.hub", &mut self.hub),
+            ("images.notebook_student", &mut self.notebook_student),
+            ("images.notebook_teacher", &mut self.notebook_teacher),
+            ("images.cli", &mut self.cli),
+            ("images.plugin", &mut self.plugin),
+        ]
+    }
 }
 
 impl Default for ImagesConfig {
@@ -392,21 +410,13 @@ pub fn names_registry(image: &str) -> bool {
 impl ImagesConfig {
     /// Every reference that names no registry, moved into `address`.
     pub fn in_registry(&self, address: &str) -> ImagesConfig {
-        let q = |r: &String| {
-            if names_registry(r) {
-                r.clone()
-            } else {
-                format!("{address}/{r}")
+        let mut out = self.clone();
+        for (_, r) in out.references_mut() {
+            if !names_registry(r) {
+                *r = format!("{address}/{r}");
             }
-        };
-        ImagesConfig {
-            nfsd: q(&self.nfsd),
-            hub: q(&self.hub),
-            notebook_student: q(&self.notebook_student),
-            notebook_teacher: q(&self.notebook_teacher),
-            plugin: q(&self.plugin),
-            cli: q(&self.cli),
         }
+        out
     }
 }
 

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::{Check, Outcome};
 use crate::docker::cluster::Swarm;
-use crate::docker::engine::{EngineError, RegistryLogin};
+use crate::docker::engine::{EngineError, RegistryLogin, registry_access_fix};
 use crate::exit::CliError;
 use crate::settings::Config;
 use bollard::models::RegistryServiceConfig;
@@ -79,15 +79,7 @@ impl Pins {
     /// the registry has them all.
     pub fn config(&self, cfg: &Config) -> Option<Config> {
         let mut out = cfg.clone();
-        let i = &mut out.images;
-        for (key, field) in [
-            ("images.nfsd", &mut i.nfsd),
-            ("images.hub", &mut i.hub),
-            ("images.notebook_student", &mut i.notebook_student),
-            ("images.notebook_teacher", &mut i.notebook_teacher),
-            ("images.cli", &mut i.cli),
-            ("images.plugin", &mut i.plugin),
-        ] {
+        for (key, field) in out.images.references_mut() {
             *field = self.get(key)?.to_string();
         }
         Some(out)
@@ -115,12 +107,7 @@ pub(super) async fn pins(
         }
     };
     let secs = cfg.timeouts.docker_seconds;
-    let references = cfg
-        .images
-        .deployed()
-        .into_iter()
-        .chain([("images.plugin", cfg.images.plugin.as_str())]);
-    let lookups = join_all(references.map(|(key, reference)| async move {
+    let lookups = join_all(cfg.images.references().map(|(key, reference)| async move {
         let asked = c.engine().registry_digest(reference, login);
         let found = match tokio::time::timeout(Duration::from_secs(secs), asked).await {
             Ok(Ok(_)) if reference.contains('@') => Ok(reference.to_string()),
@@ -146,8 +133,6 @@ pub(super) async fn pins(
 
 // Judgements (pure).
 
-/// The registry has every image and the plugin (pure); a failure names each reference it
-/// lacks, with dockerd's answer, and the fix for that answer.
 /// Whether the dockerd whose registry settings are `rc` speaks plain HTTP to `address`: the
 /// address listed in its `insecure-registries`, or an IPv4 address in one of its insecure
 /// networks (127.0.0.0/8 by default).
@@ -208,6 +193,8 @@ pub fn check_registry_transport(p: &Pins, tls: bool, rc: Option<&RegistryService
     }
 }
 
+/// The registry has every image and the plugin (pure); a failure names each reference it
+/// lacks, with dockerd's answer, and the fix for that answer.
 pub fn check_registry(p: &Pins) -> Check {
     let address = &p.address;
     if let Some(problem) = &p.login {
@@ -258,17 +245,8 @@ fn registry_fix(address: &str, e: &EngineError) -> String {
             "check that dockerd answers (docker info) and reaches the registry {address}"
         );
     }
-    let m = e.message();
-    if m.contains("http: server gave HTTP response to HTTPS client") {
-        format!(
-            "the registry speaks plain HTTP: set registry.tls = false and list {address} in every node's /etc/docker/daemon.json \"insecure-registries\" (then restart dockerd), or give it a certificate"
-        )
-    } else if m.contains("unauthorized") || m.contains("authentication required") {
-        "log in: registry.username and --registry-password-file FILE, or docker login on this node"
-            .into()
-    } else {
-        "push them first: swarmhub push (or swarmhub rebuild)".into()
-    }
+    registry_access_fix(address, e.message())
+        .unwrap_or_else(|| "push them first: swarmhub push (or swarmhub rebuild)".into())
 }
 
 #[cfg(test)]
