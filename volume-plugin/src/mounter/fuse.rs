@@ -194,6 +194,31 @@ fn unmount_path(target: &Path) -> io::Result<()> {
     }
 }
 
+/// Allocations at least this large always get pages of their own from mmap(2).
+const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+
+/// Keeps every FUSE session's request buffers out of RAM until the kernel fills them.
+///
+/// fuser gives each session thread a zeroed 16 MiB buffer (`vec![0; 16 MiB + 4 KiB]`: the
+/// largest WRITE the protocol allows), though Linux sends at most 1 MiB per request by default.
+/// Freshly mmapped memory is zero already, so glibc's calloc touches none of it; but glibc
+/// raises its mmap threshold to the size of every mmapped block that is freed (up to 32 MiB),
+/// so after the first unmount the buffers of later mounts came from the thread's malloc arena
+/// and calloc wrote all 16 MiB: 64 MiB of RSS per mount with 4 threads, kept in the arenas
+/// after the unmount. The lecture-start storm measured 1.7 GiB in one node's plugin with 26
+/// mounts (docs/BENCHMARKS.md). A fixed threshold (`M_MMAP_THRESHOLD`, which also turns off the
+/// dynamic one) keeps them mmapped: only the pages the kernel writes are resident, and
+/// munmap returns them at unmount.
+fn pin_mmap_threshold() {
+    static PINNED: std::sync::Once = std::sync::Once::new();
+    PINNED.call_once(|| {
+        // SAFETY: mallopt only changes allocator tunables; it is safe to call at any time.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) } != 1 {
+            tracing::warn!("mallopt(M_MMAP_THRESHOLD) refused: FUSE buffers may stay resident");
+        }
+    });
+}
+
 /// `target` as mountinfo spells it when the path itself cannot be resolved (stale mounts).
 fn mount_key(target: &Path) -> PathBuf {
     if let Ok(p) = target.canonicalize() {
@@ -216,6 +241,7 @@ impl FuseMounter {
 
     /// A backend with `options`.
     pub fn with_options(options: FuseOptions) -> io::Result<FuseMounter> {
+        pin_mmap_threshold();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("swarmhub-fuse-rt")
