@@ -44,7 +44,7 @@ use swarmhub_control_api::names::{
 
 use super::{
     Config, ConfigError, HUB_API_PORT, HUB_CONTAINER_PORT, HUB_DATA_DIR,
-    HUB_REDIRECT_CONTAINER_PORT, TlsMode, check_image, invalid, secret_path,
+    HUB_REDIRECT_CONTAINER_PORT, TlsMode, VolumeMode, check_image, invalid, secret_path,
 };
 use crate::names;
 
@@ -149,8 +149,16 @@ pub struct HubSettings {
     pub volume_driver: String,
     /// Where the home volume is mounted.
     pub home_target: String,
-    /// Mount the home and exchange volumes at all.
-    pub mount_volumes: bool,
+    /// `swarmhub`, `local` or `none` (`hub.volumes`).
+    pub volumes: VolumeMode,
+    /// `JupyterHub.concurrent_spawn_limit` (0: none).
+    pub concurrent_spawn_limit: u32,
+    /// `JupyterHub.active_server_limit` (0: none).
+    pub active_server_limit: u32,
+    /// Start slots of the spawner (0: none).
+    pub concurrent_starts: u32,
+    /// Failed tasks with a transient error a spawn outlives.
+    pub spawn_retries: u32,
     /// Quota of every home volume in bytes, as the volume option `size=` (a string); none: no
     /// quota.
     #[serde(serialize_with = "option_as_string")]
@@ -242,6 +250,16 @@ impl HubSettings {
         }
         let mem_limit =
             super::size_setting("hub.mem_limit", &h.mem_limit, "Docker refuses such limits")?;
+        let volumes = match (h.volumes, h.mount_volumes) {
+            (v, true) => v,
+            (VolumeMode::Swarmhub | VolumeMode::None, false) => VolumeMode::None,
+            (VolumeMode::Local, false) => {
+                return Err(invalid(
+                    "hub.mount_volumes",
+                    "false (no volumes) contradicts hub.volumes = \"local\"; drop mount_volumes, it is replaced by hub.volumes",
+                ));
+            }
+        };
         for con in &h.notebook_constraints {
             let ok = (con.contains("==") || con.contains("!="))
                 && !con.chars().any(char::is_control)
@@ -354,7 +372,11 @@ impl HubSettings {
             ldap_auth_state_attributes: AUTH_STATE_ATTRIBUTES.map(String::from).to_vec(),
             volume_driver: names::PLUGIN_ALIAS.into(),
             home_target: HOME_TARGET.into(),
-            mount_volumes: h.mount_volumes,
+            volumes,
+            concurrent_spawn_limit: h.concurrent_spawn_limit,
+            active_server_limit: h.active_server_limit,
+            concurrent_starts: h.concurrent_starts,
+            spawn_retries: h.spawn_retries,
             home_size,
             exchange_size,
             course_id: h.course_id.clone(),
@@ -790,6 +812,13 @@ mod tests {
                 "hub.notebook_cmd",
                 Box::new(|c| c.hub.notebook_cmd = vec![]),
             ),
+            (
+                "hub.mount_volumes",
+                Box::new(|c| {
+                    c.hub.volumes = VolumeMode::Local;
+                    c.hub.mount_volumes = false;
+                }),
+            ),
             ("hub.cpu_limit", Box::new(|c| c.hub.cpu_limit = f64::NAN)),
             ("hub.cpu_limit", Box::new(|c| c.hub.cpu_limit = -1.0)),
             (
@@ -882,6 +911,26 @@ mod tests {
         c.ldap.student_groups.push(c.ldap.teacher_group.clone());
         let s = c.hub_settings().unwrap();
         assert_eq!(s.ldap_allowed_groups.len(), 2);
+    }
+
+    #[test]
+    fn volume_modes_reach_the_hub_config_and_the_old_switch_still_means_none() {
+        let mode = |toml: &str| {
+            let c = Config::from_toml(toml, Path::new("swarmhub.toml"), []).unwrap();
+            c.hub_settings().unwrap().to_map()["volumes"].clone()
+        };
+        assert_eq!(mode(""), "swarmhub");
+        assert_eq!(mode("[hub]\nvolumes = \"local\"\n"), "local");
+        assert_eq!(mode("[hub]\nvolumes = \"none\"\n"), "none");
+        assert_eq!(mode("[hub]\nmount_volumes = false\n"), "none");
+        assert_eq!(mode("[hub]\nmount_volumes = true\n"), "swarmhub");
+        let err = Config::from_toml("[hub]\nvolumes = \"nfs\"\n", Path::new("swarmhub.toml"), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("volumes"), "{err}");
+        let s = example();
+        assert_eq!(s.concurrent_spawn_limit, 100);
+        assert_eq!(s.active_server_limit, 0);
     }
 
     #[test]

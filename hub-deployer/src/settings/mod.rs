@@ -338,9 +338,37 @@ pub struct HubConfig {
     pub http_timeout_seconds: u32,
     /// Stop notebooks idle this many seconds; 0 = never.
     pub idle_timeout_seconds: u32,
-    /// Mount every notebook's home and exchange volumes; false only for diagnosis and
-    /// measurements (a notebook's files then die with its container).
+    /// Where notebooks keep their files: `swarmhub` (the home and exchange volumes on nfsd,
+    /// the default), `local` (a Docker `local` volume per user on whatever node runs the
+    /// notebook: files stay behind on that node, no nbgrader exchange; a baseline for
+    /// measurements) or `none` (the container's own layer; diagnosis only).
+    pub volumes: VolumeMode,
+    /// Deprecated (0.x): `false` is `volumes = "none"`.
     pub mount_volumes: bool,
+    /// Spawns JupyterHub runs at once (`JupyterHub.concurrent_spawn_limit`); more logins wait
+    /// with "too many users trying to log in right now, try again in a minute". 0 = no limit.
+    pub concurrent_spawn_limit: u32,
+    /// Notebooks that may run at once (`JupyterHub.active_server_limit`); 0 = no limit.
+    pub active_server_limit: u32,
+    /// Notebooks that may be starting at once (service created, server not answering yet);
+    /// later spawns wait for a slot (their spawn page says so). 0 = no limit.
+    pub concurrent_starts: u32,
+    /// Failed notebook tasks a spawn outlives when the failure is one a busy cluster gives
+    /// (a volume mount that timed out): Swarm starts a replacement task 5 s later.
+    pub spawn_retries: u32,
+}
+
+/// `hub.volumes`: what a notebook mounts as its home (and exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeMode {
+    /// The user's home and exchange volumes of the swarmhub-nfs plugin (files follow the user).
+    #[default]
+    Swarmhub,
+    /// A Docker `local` volume `local-home-<user>` on the node that runs the notebook.
+    Local,
+    /// No volume at all.
+    None,
 }
 
 impl Default for HubConfig {
@@ -360,7 +388,12 @@ impl Default for HubConfig {
             start_timeout_seconds: 300,
             http_timeout_seconds: 120,
             idle_timeout_seconds: 3600,
+            volumes: VolumeMode::Swarmhub,
             mount_volumes: true,
+            concurrent_spawn_limit: 100,
+            active_server_limit: 0,
+            concurrent_starts: 8,
+            spawn_retries: 2,
         }
     }
 }
