@@ -101,16 +101,22 @@ impl Browser {
         self.curl(path, &[], Duration::from_secs(30))
     }
 
-    /// The `_xsrf` cookie the hub set (path /hub/).
-    pub fn xsrf(&self) -> anyhow::Result<String> {
+    /// The value of cookie `name` set for exactly `path` (e.g. a user server's `_xsrf`, set for
+    /// `/user/<name>/`).
+    pub fn cookie(&self, name: &str, path: &str) -> anyhow::Result<String> {
         let jar = std::fs::read_to_string(&self.jar).context("reading the cookie jar")?;
         jar.lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f.len() == 7 && f[5] == "_xsrf").then(|| f[6].to_string())
+                (f.len() == 7 && f[5] == name && f[2] == path).then(|| f[6].to_string())
             })
             .next_back()
-            .with_context(|| format!("no _xsrf cookie in the jar:\n{jar}"))
+            .with_context(|| format!("no {name} cookie for {path} in the jar:\n{jar}"))
+    }
+
+    /// The `_xsrf` cookie the hub set (path /hub/; a user's server sets its own for its path).
+    pub fn xsrf(&self) -> anyhow::Result<String> {
+        self.cookie("_xsrf", "/hub/")
     }
 
     /// The hub's REST API with the login cookie and the X-XSRFToken header JupyterHub 5 wants
@@ -308,6 +314,23 @@ impl Browser {
             Duration::from_secs(60),
         )
     }
+}
+
+/// Until the hub's login page at `base_url` answers 200 (after a deploy or `hub run` replaced
+/// the hub's task), at most 180 s: how long it took.
+pub fn wait_login_page(base_url: &str) -> anyhow::Result<Duration> {
+    let (_, took) = wait_until("the hub's login page", Duration::from_secs(180), || {
+        let out = Command::new("curl")
+            .args(curl_ca_args())
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["--max-time", "5"])
+            .arg(format!("{base_url}/hub/login"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        if code == "200" { Ok(()) } else { Err(code) }
+    })?;
+    Ok(took)
 }
 
 /// The value of the login form's hidden `_xsrf` input.

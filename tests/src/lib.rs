@@ -12,4 +12,5 @@ pub mod images;
 pub mod nfsd;
 pub mod registry;
 pub mod slapd;
+pub mod storm;
 pub mod swarm;

@@ -1272,6 +1272,19 @@ impl Swarm {
             .sum()
     }
 
+    /// RSS (KiB) of node i's processes (daemons, plugins, containers) whose command name
+    /// (`/proc/PID/comm`, at most 15 bytes) starts with `comm`, e.g. `swarmhub-nfsd`.
+    pub fn process_rss_kib(&self, i: usize, comm: &str) -> u64 {
+        cgroup_pids(&self.cgroup_dir(i))
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim().starts_with(comm))
+            })
+            .map(rss_kib)
+            .sum()
+    }
+
     /// Processes of node i's daemon cgroup as `(pid, comm)`.
     pub fn daemon_processes(&self, i: usize) -> Vec<(u32, String)> {
         cgroup_pids(&self.cgroup_dir(i).join("daemon"))
