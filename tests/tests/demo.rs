@@ -673,7 +673,7 @@ const ROUNDS: usize = 4;
 const SPAWNS: usize = 3;
 
 /// Login -> ready of student2, alternately with the swarmhub volumes and without
-/// (`hub.mount_volumes = false`, applied by `swarmhub hub run` with SWARMHUB_HUB_MOUNT_VOLUMES),
+/// (`hub.volumes = "none"`, applied by `swarmhub hub run` with SWARMHUB_HUB_VOLUMES),
 /// each spawn checked to have (or not have) the volumes. Returns the printed summary; the
 /// setting is back to the demo's (with volumes) afterwards.
 fn spawn_times_with_and_without_volumes(
@@ -686,10 +686,10 @@ fn spawn_times_with_and_without_volumes(
     let config = dir.join("swarmhub.toml");
     let hub_run = |volumes: bool| -> anyhow::Result<()> {
         let mut cmd = Command::new(&cli);
-        cmd.arg("--config")
-            .arg(&config)
-            .args(["hub", "run"])
-            .env("SWARMHUB_HUB_MOUNT_VOLUMES", volumes.to_string());
+        cmd.arg("--config").arg(&config).args(["hub", "run"]).env(
+            "SWARMHUB_HUB_VOLUMES",
+            if volumes { "swarmhub" } else { "none" },
+        );
         let out = run_timeout(cmd, Duration::from_secs(300))?;
         ensure!(
             out.success(),
@@ -739,7 +739,7 @@ fn spawn_times_with_and_without_volumes(
         )
     };
     Ok(format!(
-        "login -> ready notebook, warm hub, one node:\n  with the swarmhub volumes:    {}\n  without (mount_volumes = false): {}",
+        "login -> ready notebook, warm hub, one node:\n  with the swarmhub volumes:    {}\n  without (volumes = \"none\"):   {}",
         stats(&times[0]),
         stats(&times[1])
     ))

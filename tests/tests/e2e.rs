@@ -25,7 +25,10 @@
 //! 7. nbgrader: tina generates and releases ps1, alice fetches and submits it, tina collects it
 //!    (submitted/alice/ps1), bob can neither list inbound nor read alice's submission.
 //! 8. With nfsd stopped, bob's spawn fails fast with the task's volume error.
-//! 9. With `hub.mount_volumes = false` (applied by `swarmhub hub run`), one more spawn is timed.
+//! 9. A small lecture start (the storm benchmark's smoke size): three students log in at once
+//!    as browsers do, each reaches JupyterLab and saves a notebook. Then with
+//!    `hub.volumes = "local"` (applied by `swarmhub hub run`) bob's notebook gets a Docker local
+//!    volume and no swarmhub volume; back to `swarmhub`, his next spawn is timed.
 //!
 //! Needs root, docker.io, iproute2, util-linux, fuse3, slapd + ldap-utils, curl, and the images
 //! (built in the test builder by `ensure_images` when missing or stale). One test: one swarm.
@@ -47,6 +50,7 @@ use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::registry::{REGISTRY_ADDR, Registry};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
+use swarmhub_tests::storm;
 use swarmhub_tests::swarm::{
     BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Options, SWARM, Swarm, wait_until,
 };
@@ -61,6 +65,8 @@ const EXCHANGE: &str = "/srv/nbgrader/exchange";
 const ALICE: (u32, u32) = (4101, 4100);
 const BOB: (u32, u32) = (4102, 4100);
 const TINA: (u32, u32) = (4201, 4200);
+/// The students of step 9's lecture start (uidNumber 4111.., group students).
+const STORM_STUDENTS: [&str; 3] = ["s01", "s02", "s03"];
 /// A JupyterLab setting through the settings API (stored in ~/.jupyter/lab/user-settings).
 const THEME_SETTINGS: &str = "lab/api/settings/@jupyterlab/apputils-extension:themes";
 const THEME_RAW: &str = r#"{"theme": "JupyterLab Dark"}"#;
@@ -346,9 +352,22 @@ fn students_and_a_teacher_use_jupyterhub_on_a_three_node_swarm() -> anyhow::Resu
             TestUser::new("alice", ALICE.0, ALICE.1),
             TestUser::new("bob", BOB.0, BOB.1),
             TestUser::new("tina", TINA.0, TINA.1),
+            TestUser::new(STORM_STUDENTS[0], 4111, 4100),
+            TestUser::new(STORM_STUDENTS[1], 4112, 4100),
+            TestUser::new(STORM_STUDENTS[2], 4113, 4100),
         ],
         &[
-            TestGroup::new("students", 4100, &["alice", "bob"]),
+            TestGroup::new(
+                "students",
+                4100,
+                &[
+                    "alice",
+                    "bob",
+                    STORM_STUDENTS[0],
+                    STORM_STUDENTS[1],
+                    STORM_STUDENTS[2],
+                ],
+            ),
             TestGroup::new("teachers", 4200, &["tina"]),
         ],
     )?;
@@ -402,7 +421,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-fn write_config(d: &Deploy, slapd: &Slapd, mount_volumes: bool) -> anyhow::Result<()> {
+fn write_config(d: &Deploy, slapd: &Slapd, volumes: &str) -> anyhow::Result<()> {
     let v = d.version.borrow().clone();
     std::fs::write(
         &d.config,
@@ -442,7 +461,7 @@ teacher_group = "{teachers}"
 course_id = "{COURSE}"
 course_owner = "tina"
 notebook_constraints = ["node.role==worker"]
-mount_volumes = {mount_volumes}
+volumes = "{volumes}"
 
 [timeouts]
 service_seconds = 300
@@ -470,7 +489,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
 
     // ---- 1. setup with the CLI ---------------------------------------------------------------
     d.swarm.label_node(1, "swarmhub.storage", "true")?;
-    write_config(d, slapd, true)?;
+    write_config(d, slapd, "swarmhub")?;
     let ca = https_certificate(d, dir)?;
     let check = d.swarmhub_ok(&["config", "check"])?;
     assert!(check.contains("valid"), "{check}");
@@ -969,12 +988,39 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     );
     d.swarmhub_ok(&["nfs", "start"])?;
 
-    // ---- 9. a spawn without the swarmhub volumes -----------------------------------------------
-    write_config(d, slapd, false)?;
+    // ---- 9. a small lecture start; a spawn with Docker local volumes ---------------------------
+    let t = Instant::now();
+    let plan = storm::Plan {
+        label: "e2e smoke".into(),
+        students: STORM_STUDENTS
+            .iter()
+            .map(|s| storm::Student {
+                name: s.to_string(),
+                password: format!("{s}-password"),
+            })
+            .collect(),
+        within: Duration::ZERO,
+        limit: SPAWN_LIMIT,
+        nfsd_api: format!("http://{}:8049", d.swarm.ip(1)),
+    };
+    let report = storm::run(&d.swarm, &base_url, &dir.join("storm"), &plan)?;
+    report.print();
+    ensure!(
+        report.succeeded() == STORM_STUDENTS.len(),
+        "a lecture start of {} students: {:?}",
+        STORM_STUDENTS.len(),
+        report.failures()
+    );
+    storm::stop_all(&base_url, &dir.join("storm"), &plan.students)?;
+    timings.add("3 students log in at once, save, stop", t.elapsed());
+    write_config(d, slapd, "local")?;
     d.swarmhub_ok(&["hub", "run"])?;
     wait_hub(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
-    timings.add("bob: login -> ready notebook WITHOUT volumes", took);
+    timings.add(
+        "bob: login -> ready notebook with a Docker local volume",
+        took,
+    );
     let mounts = d.swarm.docker_ok(
         1,
         &[
@@ -986,11 +1032,11 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         ],
     )?;
     assert!(
-        !mounts.contains("swarmhub-nfs"),
-        "no swarmhub volume with mount_volumes = false: {mounts}"
+        !mounts.contains("swarmhub-nfs") && mounts.contains("local-home-bob"),
+        "a local volume and no swarmhub volume with volumes = \"local\": {mounts}"
     );
     bob.stop_server()?;
-    write_config(d, slapd, true)?;
+    write_config(d, slapd, "swarmhub")?;
     d.swarmhub_ok(&["hub", "run"])?;
     wait_hub(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
@@ -1101,7 +1147,7 @@ fn upgrade(
          i=$((i+1)); sleep 0.2; done' > /dev/null 2>&1 &",
     )?;
     d.version.replace(format!("{old_version}-next"));
-    write_config(d, slapd, true)?;
+    write_config(d, slapd, "swarmhub")?;
     let t = Instant::now();
     let builder = Builder::start()?;
     let context = repo_root();
@@ -1226,29 +1272,7 @@ fn https_certificate(d: &Deploy, dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// After `hub run` replaced the hub's task: its login page answers again.
 fn wait_hub(base_url: &str) -> anyhow::Result<Duration> {
-    let (_, took) = wait_until(
-        "the hub's login page after hub run",
-        Duration::from_secs(180),
-        || {
-            let out = Command::new("curl")
-                .args(hub::curl_ca_args())
-                .args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "--max-time",
-                    "5",
-                ])
-                .arg(format!("{base_url}/hub/login"))
-                .output()
-                .map_err(|e| e.to_string())?;
-            let code = String::from_utf8_lossy(&out.stdout).to_string();
-            if code == "200" { Ok(()) } else { Err(code) }
-        },
-    )?;
-    Ok(took)
+    hub::wait_login_page(base_url)
 }
 
 /// A command in bob's notebook that must fail; its stderr.
