@@ -132,7 +132,8 @@ pub enum Command {
     /// HTTPS of the hub: make a certificate.
     #[command(subcommand)]
     Tls(TlsCommand),
-    /// User data: the only commands that delete it, each asking for confirmation.
+    /// User data: list volumes, create them ahead of first logins (prepare), and delete them
+    /// (the only commands that delete user data, each asking for confirmation).
     #[command(subcommand)]
     Volume(VolumeCommand),
     /// Try swarmhub on this machine: a one-node swarm, a demo LDAP directory with a teacher and
@@ -558,6 +559,32 @@ mod tests {
         assert_eq!(cli.output, Output::Json);
         assert!(cli.yes);
         assert!(matches!(cli.command, Command::Config(ConfigCommand::Check)));
+    }
+
+    #[test]
+    fn prepare_takes_groups_and_needs_one() {
+        let cli = Cli::try_parse_from([
+            "swarmhub",
+            "volume",
+            "prepare",
+            "--group",
+            "students",
+            "--group",
+            "teachers",
+            "--dry-run",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Volume(VolumeCommand::Prepare {
+                groups, dry_run, ..
+            }) => {
+                assert_eq!(groups, ["students", "teachers"]);
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["swarmhub", "volume", "prepare"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]
