@@ -405,11 +405,20 @@ pub async fn call_each(
         return Err(anyhow::anyhow!("nfsd: {error}").into());
     }
     if results.is_empty() {
+        // clap's words when the image's swarmhub predates the action (e.g. `create`)
+        let fix = if run.log.contains("unrecognized subcommand") {
+            format!(
+                "the swarmhub image {} is older than this swarmhub CLI: push this version's images (swarmhub push, or swarmhub rebuild), or use the CLI of the deployed version",
+                cfg.images.cli
+            )
+        } else {
+            crate::docker::cluster::fix_for_task_error(
+                run.task.error.as_deref().unwrap_or(&run.log),
+            )
+        };
         return Err(CliError::Precondition {
             what: format!("the job {API_JOB} gave no result: task {}", run.failure()),
-            fix: crate::docker::cluster::fix_for_task_error(
-                run.task.error.as_deref().unwrap_or(&run.log),
-            ),
+            fix,
         });
     }
     Ok(results)
