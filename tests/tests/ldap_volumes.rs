@@ -8,6 +8,25 @@ use std::process::Command;
 use swarmhub_tests::nfsd::{Nfsd, workspace_bin};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 
+/// nfsd on `data`, looking users up in `ldap` as its reader.
+fn nfsd_with(ldap: &Slapd, data: &std::path::Path) -> Nfsd {
+    let pw = ldap.reader_password_file().unwrap();
+    Nfsd::start(
+        data,
+        &[
+            "--ldap-url",
+            &ldap.url,
+            "--ldap-base-dn",
+            &ldap.base_dn,
+            "--ldap-bind-dn",
+            &ldap.reader_dn,
+            "--ldap-password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .unwrap()
+}
+
 #[test]
 fn volume_by_user_name_gets_ldap_ids_on_disk() {
     let mut ldap = Slapd::start(
@@ -24,21 +43,7 @@ fn volume_by_user_name_gets_ldap_ids_on_disk() {
     .expect("slapd must be installed (apt-get install slapd ldap-utils)");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let pw = ldap.reader_password_file().unwrap();
-    let n = Nfsd::start(
-        &data,
-        &[
-            "--ldap-url",
-            &ldap.url,
-            "--ldap-base-dn",
-            &ldap.base_dn,
-            "--ldap-bind-dn",
-            &ldap.reader_dn,
-            "--ldap-password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let n = nfsd_with(&ldap, &data);
 
     let v = n
         .create_volume(r#"{"name":"home-alice","user":"alice"}"#)
@@ -135,21 +140,7 @@ fn prepare_job_creates_each_volume_once() {
     )
     .expect("slapd must be installed (apt-get install slapd ldap-utils)");
     let tmp = tempfile::tempdir().unwrap();
-    let pw = ldap.reader_password_file().unwrap();
-    let n = Nfsd::start(
-        &tmp.path().join("data"),
-        &[
-            "--ldap-url",
-            &ldap.url,
-            "--ldap-base-dn",
-            &ldap.base_dn,
-            "--ldap-bind-dn",
-            &ldap.reader_dn,
-            "--ldap-password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let n = nfsd_with(&ldap, &tmp.path().join("data"));
     let token = tmp.path().join("token");
     std::fs::write(&token, &n.token).unwrap();
     let create = |volumes: &[&str]| -> Vec<serde_json::Value> {
