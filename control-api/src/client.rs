@@ -171,12 +171,18 @@ impl ControlClient {
 
     /// `POST /v1/volumes`: create or ensure.
     pub async fn create(&self, req: &CreateVolume) -> Result<Volume, ClientError> {
+        Ok(self.ensure(req).await?.0)
+    }
+
+    /// `POST /v1/volumes`, telling whether nfsd created the volume (`true`, 201) or had it with
+    /// the same settings already (`false`, 200).
+    pub async fn ensure(&self, req: &CreateVolume) -> Result<(Volume, bool), ClientError> {
         let body = serde_json::to_vec(req).expect("serialising a request cannot fail");
         let what = format!("volume {:?}", req.name);
-        Ok(self
+        let (status, v) = self
             .call(Method::POST, "/v1/volumes", Some(body), &what)
-            .await?
-            .1)
+            .await?;
+        Ok((v, status == StatusCode::CREATED))
     }
 
     /// `GET /v1/volumes/{name}`; `None` when nfsd has no such volume.

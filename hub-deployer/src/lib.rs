@@ -8,6 +8,7 @@
 //! - [`settings`]: `swarmhub.toml`, its overrides and validation, the hub's settings and template,
 //!   the hub's certificate files.
 //! - [`exit`]: errors and documented exit codes.
+//! - [`directory`]: the LDAP directory of `[ldap]`: connect, bind, groups and their members.
 //! - [`node`]: what runs on a node inside a one-shot job (the firewall guard) and the result
 //!   line it prints.
 //! - [`plan`]: the desired Docker objects as bollard types (pure).
@@ -22,6 +23,7 @@
 pub mod apply;
 pub mod cli;
 pub mod demo;
+pub mod directory;
 pub mod docker;
 pub mod exit;
 pub mod inspect;

@@ -10,6 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["names", "progress", "steps", "wait"],
     &["settings"],
     &["exit"],
+    &["directory"],
     &["node"],
     &["plan"],
     &["docker"],

@@ -586,6 +586,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         "==== https ====\n{}",
         https::check_hub_https(&base_url, &ca, Some(HUB_REDIRECT_PORT))?
     );
+    prepare_volumes(d, timings)?;
 
     // ---- 2. alice logs in and starts her server -----------------------------------------------
     let mut alice = Browser::new(&base_url, dir, "alice");
@@ -1611,4 +1612,43 @@ fn attacks_from_bob(d: &Deploy, dir: &Path, timings: &mut Timings) -> anyhow::Re
     )?;
     timings.add("7b: bob's quota", t.elapsed());
     Ok(breaches)
+}
+
+/// 1b. `volume prepare` before a lecture: the students' volumes, made ahead of their first
+/// login with the hub's options (alice's spawn in step 2 then finds them and nfsd answers 200);
+/// a dry run first lists them missing, a re-run finds them all there.
+fn prepare_volumes(d: &Deploy, timings: &mut Timings) -> anyhow::Result<()> {
+    let prepare = ["volume", "prepare", "--group", "students"];
+    let pw = ["--ldap-password-file", d.pw()];
+    let dry = d.swarmhub_ok(&[&prepare[..], &pw, &["--dry-run"]].concat())?;
+    ensure!(
+        dry.contains("dry run: 2 of 2 member(s) lack volumes"),
+        "{dry}"
+    );
+    let t = Instant::now();
+    let out = d.swarmhub_ok(&[&prepare[..], &pw].concat())?;
+    timings.add("volume prepare --group students (2 users)", t.elapsed());
+    ensure!(
+        out.contains("4 created, 0 already there, 0 failed"),
+        "{out}"
+    );
+    let list = d.swarmhub_ok(&["--output", "json", "volume", "list"])?;
+    let volumes: Value = serde_json::from_str(&list)?;
+    let options = |name: &str| -> Value {
+        let all = volumes["volumes"].as_array().cloned().unwrap_or_default();
+        let v = all.into_iter().find(|v| v["name"] == json!(name));
+        v.map_or(Value::Null, |v| v["options"].clone())
+    };
+    for user in ["alice", "bob"] {
+        let home = json!({"user": user, "layout": "home", "size": 10u64 << 30});
+        ensure!(options(&format!("home-{user}")) == home, "{list}");
+        let exchange = json!({"share": "exchange", "user": user, "size": 2u64 << 30});
+        ensure!(options(&format!("exchange-{user}")) == exchange, "{list}");
+    }
+    let again = d.swarmhub_ok(&[&prepare[..], &pw].concat())?;
+    ensure!(
+        again.contains("0 created, 4 already there, 0 failed"),
+        "{again}"
+    );
+    Ok(())
 }

@@ -5,8 +5,27 @@
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use swarmhub_tests::nfsd::Nfsd;
+use swarmhub_tests::nfsd::{Nfsd, workspace_bin};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
+
+/// nfsd on `data`, looking users up in `ldap` as its reader.
+fn nfsd_with(ldap: &Slapd, data: &std::path::Path) -> Nfsd {
+    let pw = ldap.reader_password_file().unwrap();
+    Nfsd::start(
+        data,
+        &[
+            "--ldap-url",
+            &ldap.url,
+            "--ldap-base-dn",
+            &ldap.base_dn,
+            "--ldap-bind-dn",
+            &ldap.reader_dn,
+            "--ldap-password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .unwrap()
+}
 
 #[test]
 fn volume_by_user_name_gets_ldap_ids_on_disk() {
@@ -24,21 +43,7 @@ fn volume_by_user_name_gets_ldap_ids_on_disk() {
     .expect("slapd must be installed (apt-get install slapd ldap-utils)");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let pw = ldap.reader_password_file().unwrap();
-    let n = Nfsd::start(
-        &data,
-        &[
-            "--ldap-url",
-            &ldap.url,
-            "--ldap-base-dn",
-            &ldap.base_dn,
-            "--ldap-bind-dn",
-            &ldap.reader_dn,
-            "--ldap-password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let n = nfsd_with(&ldap, &data);
 
     let v = n
         .create_volume(r#"{"name":"home-alice","user":"alice"}"#)
@@ -118,4 +123,72 @@ fn volume_by_user_name_gets_ldap_ids_on_disk() {
     ldap.restart().unwrap();
     n.create_volume(r#"{"name":"home-carol","user":"carol"}"#)
         .unwrap();
+}
+
+/// The job side of `swarmhub volume prepare` (`volume api create`, what the one-shot job runs)
+/// against a real nfsd and slapd: one result line per volume, `created` the first time and
+/// already there (`created: false`) the second; a volume asked for with other options is
+/// refused with nfsd's reason while the others are still made.
+#[test]
+fn prepare_job_creates_each_volume_once() {
+    let ldap = Slapd::start(
+        &[
+            TestUser::new("alice", 20001, 20000),
+            TestUser::new("bob", 20002, 20000),
+        ],
+        &[TestGroup::new("students", 20000, &["alice", "bob"])],
+    )
+    .expect("slapd must be installed (apt-get install slapd ldap-utils)");
+    let tmp = tempfile::tempdir().unwrap();
+    let n = nfsd_with(&ldap, &tmp.path().join("data"));
+    let token = tmp.path().join("token");
+    std::fs::write(&token, &n.token).unwrap();
+    let create = |volumes: &[&str]| -> Vec<serde_json::Value> {
+        let out = Command::new(workspace_bin("swarmhub").unwrap())
+            .args(["volume", "api", "--server", &format!("http://{}", n.api)])
+            .arg("--token-file")
+            .arg(&token)
+            .arg("create")
+            .args(volumes)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("swarmhub-api-result: "))
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect()
+    };
+    let volumes = [
+        "home-alice:layout=home,size=10737418240,user=alice",
+        "exchange-alice:share=exchange,size=2147483648,user=alice",
+        "home-bob:layout=home,size=10737418240,user=bob",
+    ];
+    let first = create(&volumes);
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|r| r["result"] == "ensured" && r["created"] == true),
+        "{first:?}"
+    );
+    let (status, body) = n.api("GET", "/v1/volumes/home-alice", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["store_uid"], 20001);
+    assert_eq!(v["options"]["layout"], "home");
+    assert_eq!(v["options"]["size"], 10737418240u64);
+    let again = create(&[volumes[0], volumes[1], "home-bob:user=alice"]);
+    assert_eq!(again[0]["created"], false, "{again:?}");
+    assert_eq!(again[1]["created"], false, "{again:?}");
+    assert_eq!(again[2]["result"], "not_ensured", "{again:?}");
+    assert!(
+        again[2]["error"].as_str().unwrap().contains("options"),
+        "{again:?}"
+    );
 }

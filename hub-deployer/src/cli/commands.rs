@@ -17,6 +17,7 @@ use crate::docker::cluster::Cluster;
 use crate::exit::CliError;
 use crate::lifecycle::images;
 use crate::lifecycle::plugin::{self, NodeInstall};
+use crate::lifecycle::prepare;
 use crate::lifecycle::registry;
 use crate::lifecycle::volume::{self, ApiAction, ApiResult};
 use crate::lifecycle::{self, Ctx, Part};
@@ -136,13 +137,24 @@ pub fn run(
                         anyhow::anyhow!("--mode {mode:?} is not an octal mode: {e}")
                     })?,
                 },
+                ApiCommand::Create { volumes } => ApiAction::Create {
+                    volumes: volumes
+                        .iter()
+                        .map(|v| volume::VolumeSpec::from_arg(v).map_err(CliError::Usage))
+                        .collect::<Result<_, _>>()?,
+                },
             };
             runtime()?.block_on(async {
-                let r = volume::node_api(server, token_file, &action).await;
-                emit(out, &(volume::result_line(&r) + "\n"))?;
-                match r {
-                    ApiResult::Failed { error } => Err(anyhow::anyhow!("nfsd: {error}").into()),
-                    _ => Ok(()),
+                let results = volume::node_api(server, token_file, &action).await;
+                for r in &results {
+                    emit(out, &(volume::result_line(r) + "\n"))?;
+                }
+                match results.into_iter().find_map(|r| match r {
+                    ApiResult::Failed { error } => Some(error),
+                    _ => None,
+                }) {
+                    Some(error) => Err(anyhow::anyhow!("nfsd: {error}").into()),
+                    None => Ok(()),
                 }
             })
         }
@@ -582,18 +594,7 @@ async fn doctor(
     password_file: Option<&PathBuf>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let ldap_password = match password_file {
-        Some(p) => {
-            let input = if p.as_os_str() == "-" {
-                SecretInput::Stdin
-            } else {
-                SecretInput::File(p.clone())
-            };
-            let v = crate::apply::secrets::read_input(&input, &mut std::io::stdin().lock())?;
-            Some(String::from_utf8(v).context("the LDAP password is not UTF-8")?)
-        }
-        None => None,
-    };
+    let ldap_password = read_ldap_password(password_file)?;
     // the login `run` would use; a missing or wrong one fails the registry check (a wrong
     // flag stops here)
     let registry_login = match registry::manager_login(cfg, cli.registry_password_file.as_deref()) {
@@ -606,17 +607,25 @@ async fn doctor(
         registry_login,
     };
     let report = crate::inspect::doctor::examine(cfg, &opts).await;
-    match cli.output {
-        Output::Json => emit_json(
-            out,
-            &serde_json::to_value(&report).context("cannot encode the report")?,
-        )?,
-        Output::Text => emit(out, &report.text())?,
-    }
+    emit_report(cli, out, &report, || report.text())?;
     match report.error() {
         None => Ok(()),
         Some(e) => Err(e),
     }
+}
+
+/// The LDAP bind password of `--ldap-password-file FILE|-`.
+fn read_ldap_password(file: Option<&PathBuf>) -> Result<Option<String>, CliError> {
+    let Some(p) = file else { return Ok(None) };
+    let input = if p.as_os_str() == "-" {
+        SecretInput::Stdin
+    } else {
+        SecretInput::File(p.clone())
+    };
+    let v = crate::apply::secrets::read_input(&input, &mut std::io::stdin().lock())?;
+    Ok(Some(
+        String::from_utf8(v).context("the LDAP password is not UTF-8")?,
+    ))
 }
 
 async fn volumes(
@@ -626,6 +635,20 @@ async fn volumes(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let action = match v {
+        VolumeCommand::Prepare {
+            groups,
+            ldap_password_file,
+            dry_run,
+        } => {
+            let req = prepare::PrepareRequest {
+                groups: groups.clone(),
+                ldap_password: read_ldap_password(ldap_password_file.as_ref())?,
+                dry_run: *dry_run,
+            };
+            let report = prepare::prepare(ctx.cluster, ctx.cfg, &req, &ctx.progress).await?;
+            emit_report(cli, out, &report, || report.text())?;
+            return report.error().map_or(Ok(()), Err);
+        }
         VolumeCommand::List => ApiAction::List,
         VolumeCommand::Delete {
             name,
@@ -696,6 +719,11 @@ fn volume_text(r: &ApiResult) -> String {
             dir.mode,
             if dir.created { " (created)" } else { "" }
         ),
+        ApiResult::Ensured { name, created } => format!(
+            "volume {name}: {}\n",
+            if *created { "created" } else { "already there" }
+        ),
+        ApiResult::NotEnsured { name, error } => format!("volume {name}: failed: {error}\n"),
         ApiResult::Failed { error } => format!("failed: {error}\n"),
     }
 }
@@ -705,6 +733,22 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
     Ok(())
+}
+
+/// A report as JSON or as its text.
+fn emit_report(
+    cli: &Cli,
+    out: &mut dyn Write,
+    report: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
+    match cli.output {
+        Output::Json => emit_json(
+            out,
+            &serde_json::to_value(report).context("cannot encode the report")?,
+        ),
+        Output::Text => emit(out, &text()),
+    }
 }
 
 fn emit_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<(), CliError> {

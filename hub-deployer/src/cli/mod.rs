@@ -132,7 +132,8 @@ pub enum Command {
     /// HTTPS of the hub: make a certificate.
     #[command(subcommand)]
     Tls(TlsCommand),
-    /// User data: the only commands that delete it, each asking for confirmation.
+    /// User data: list volumes, create them ahead of first logins (prepare), and delete them
+    /// (the only commands that delete user data, each asking for confirmation).
     #[command(subcommand)]
     Volume(VolumeCommand),
     /// Try swarmhub on this machine: a one-node swarm, a demo LDAP directory with a teacher and
@@ -416,7 +417,25 @@ pub enum VolumeCommand {
         #[arg(long, value_name = "NAME")]
         confirm: Option<String>,
     },
-    /// The job side of list/delete (run by a one-shot job in the swarmhub image).
+    /// Create every member's volumes before they first log in, e.g. before a lecture: the home
+    /// and exchange volumes the hub would mount for each member of the LDAP groups, with the
+    /// same options, so that many first logins at once do not each wait for them. Users whose
+    /// volumes exist already are left as they are; safe to re-run. Exit code 1 if nfsd refused
+    /// any volume (each is listed with nfsd's reason).
+    Prepare {
+        /// A group whose members get their volumes: a DN, or the cn of one of
+        /// ldap.student_groups / ldap.teacher_group (e.g. students). Repeatable.
+        #[arg(long = "group", value_name = "GROUP", required = true)]
+        groups: Vec<String>,
+        /// The password of ldap.bind_dn (a file, or - for stdin), to read the groups.
+        #[arg(long, env = "SWARMHUB_LDAP_PASSWORD_FILE", value_name = "FILE")]
+        ldap_password_file: Option<PathBuf>,
+        /// Create nothing: list the members whose volumes are missing (or exist with other
+        /// options, which nfsd would refuse).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The job side of list/delete/prepare (run by a one-shot job in the swarmhub image).
     #[command(hide = true)]
     Api {
         /// nfsd's control API, http://ADDR:PORT.
@@ -456,6 +475,12 @@ pub enum ApiCommand {
         /// Its mode, octal.
         #[arg(long, default_value = "755")]
         mode: String,
+    },
+    /// Create (or confirm) volumes; one result line each.
+    Create {
+        /// A volume and its options, NAME:KEY=VALUE,KEY=VALUE (repeatable).
+        #[arg(value_name = "NAME:OPTIONS")]
+        volumes: Vec<String>,
     },
 }
 
@@ -534,6 +559,32 @@ mod tests {
         assert_eq!(cli.output, Output::Json);
         assert!(cli.yes);
         assert!(matches!(cli.command, Command::Config(ConfigCommand::Check)));
+    }
+
+    #[test]
+    fn prepare_takes_groups_and_needs_one() {
+        let cli = Cli::try_parse_from([
+            "swarmhub",
+            "volume",
+            "prepare",
+            "--group",
+            "students",
+            "--group",
+            "teachers",
+            "--dry-run",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Volume(VolumeCommand::Prepare {
+                groups, dry_run, ..
+            }) => {
+                assert_eq!(groups, ["students", "teachers"]);
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["swarmhub", "volume", "prepare"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod images;
 pub mod plugin;
+pub mod prepare;
 pub mod registry;
 pub mod volume;
 

@@ -1,15 +1,16 @@
-//! `swarmhub volume list|delete`: nfsd's volumes, and the only place the CLI deletes user data.
+//! `swarmhub volume list|delete`: nfsd's volumes, and the only place the CLI deletes user data;
+//! also the creation of volumes ahead of their first mount (`volume prepare`).
 //!
 //! nfsd's control API needs its bearer token, which lives only in the Docker secret
 //! `swarmhub-nfsd-token` (secrets cannot be read back through the Docker API). So the manager
 //! side runs a one-shot job with the swarmhub image and that secret ([`api_job`]); the job
-//! ([`node_api`]) calls nfsd at the storage node's address and prints one result line that
-//! the manager reads from the task's log.
+//! ([`node_api`]) calls nfsd at the storage node's address and prints its result lines (one,
+//! or one per volume of a [`ApiAction::Create`]) that the manager reads from the task's log.
 //!
 //! Deleting asks for the volume's name to be typed (or `--confirm NAME`); nfsd then moves the
 //! tree aside, and only `--purge` deletes it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use bollard::models::{
 use serde::{Deserialize, Serialize};
 use swarmhub_control_api::client::{ClientError, ControlClient};
 use swarmhub_control_api::mount_path::public_export;
-use swarmhub_control_api::{Removed, ShareDir, ShareDirInfo, Volume};
+use swarmhub_control_api::{CreateVolume, Removed, ShareDir, ShareDirInfo, Volume, VolumeOptions};
 
 use crate::apply::jobs;
 use crate::docker::cluster::Swarm;
@@ -38,6 +39,60 @@ use crate::wait::{self, Look};
 const NFSD_START_GRACE: Duration = Duration::from_secs(30);
 /// Prefix of the job's result line.
 pub const RESULT_PREFIX: &str = "swarmhub-api-result: ";
+/// How many volumes the job asks nfsd for at once.
+const CREATE_CONCURRENCY: usize = 8;
+
+/// A volume to create: its name and its options as Docker hands them to the plugin (`-o k=v`,
+/// the hub's `DriverConfig` options), which the plugin turns into nfsd's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// the volume
+    pub name: String,
+    /// its options, e.g. `user=alice`, `layout=home`, `size=10737418240`
+    pub options: BTreeMap<String, String>,
+}
+
+impl VolumeSpec {
+    /// The job's argument: `NAME:k=v,k=v` (names, user and share names and sizes hold no `:`,
+    /// `,` or `=`).
+    pub fn to_arg(&self) -> String {
+        let opts: Vec<String> = self
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{}:{}", self.name, opts.join(","))
+    }
+
+    /// The inverse of [`VolumeSpec::to_arg`].
+    pub fn from_arg(arg: &str) -> Result<VolumeSpec, String> {
+        let (name, opts) = arg
+            .split_once(':')
+            .ok_or_else(|| format!("{arg:?} is not NAME:KEY=VALUE,..."))?;
+        let mut options = BTreeMap::new();
+        for kv in opts.split(',').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("option {kv:?} of {name:?} is not KEY=VALUE"))?;
+            options.insert(k.to_string(), v.to_string());
+        }
+        Ok(VolumeSpec {
+            name: name.to_string(),
+            options,
+        })
+    }
+
+    /// nfsd's request for this volume, exactly as the plugin makes it from Docker's options.
+    pub fn request(&self) -> Result<CreateVolume, String> {
+        let options = VolumeOptions::from_map(&self.options).map_err(|e| e.to_string())?;
+        Ok(CreateVolume {
+            name: self.name.clone(),
+            options,
+            identity: None,
+            client: None,
+        })
+    }
+}
 
 /// What the job does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +118,11 @@ pub enum ApiAction {
         /// its mode
         mode: u32,
     },
+    /// Create each volume, or confirm the one there (same options); one result line each.
+    Create {
+        /// the volumes
+        volumes: Vec<VolumeSpec>,
+    },
 }
 
 /// What the job found or did.
@@ -86,6 +146,20 @@ pub enum ApiResult {
         /// nfsd's answer
         dir: ShareDirInfo,
     },
+    /// A volume of a `Create` is there: made now, or it was there with the same options.
+    Ensured {
+        /// the volume
+        name: String,
+        /// nfsd made it now
+        created: bool,
+    },
+    /// nfsd refused a volume of a `Create` (e.g. 409: it exists with other options).
+    NotEnsured {
+        /// the volume
+        name: String,
+        /// nfsd's reason
+        error: String,
+    },
     /// nfsd refused or could not be reached.
     Failed {
         /// why
@@ -93,20 +167,41 @@ pub enum ApiResult {
     },
 }
 
-/// The job side: call nfsd at `base` with the token in `token_file`.
-pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiResult {
+/// Calls `f` until nfsd accepts connections (`run` and `volume prepare` may ask right after
+/// nfsd's task started: its listener gets a moment), at most [`NFSD_START_GRACE`].
+async fn patiently<T, F, Fut>(f: F) -> Result<T, ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    wait::until_done(NFSD_START_GRACE, Duration::from_millis(500), || async {
+        match f().await {
+            Err(e @ ClientError::Unreachable { .. }) => Look::NotYet(e),
+            r => Look::Done(r),
+        }
+    })
+    .await
+    .unwrap_or_else(|timed_out| Err(timed_out.last))
+}
+
+/// The job side: call nfsd at `base` with the token in `token_file`; one result, or one per
+/// volume of a `Create`.
+pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> Vec<ApiResult> {
     let token = match std::fs::read_to_string(token_file) {
         Ok(t) => t.trim().to_string(),
         Err(e) => {
-            return ApiResult::Failed {
+            return vec![ApiResult::Failed {
                 error: format!(
                     "cannot read nfsd's token from {}: {e}",
                     token_file.display()
                 ),
-            };
+            }];
         }
     };
     let client = ControlClient::new(base, token, Duration::from_secs(30));
+    if let ApiAction::Create { volumes } = action {
+        return create_each(&client, volumes).await;
+    }
     let r = match action {
         // mount paths carry each volume's capability secret: never into a log
         ApiAction::List => client.list().await.map(|volumes| ApiResult::Volumes {
@@ -129,17 +224,9 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiR
                 identity: None,
                 mode: *mode,
             };
-            // `run` asks right after nfsd's task started: give its listener a moment
-            let every = Duration::from_millis(500);
-            wait::until_done(NFSD_START_GRACE, every, || async {
-                match client.ensure_share_dir(share, name, &req).await {
-                    Err(e @ ClientError::Unreachable { .. }) => Look::NotYet(e),
-                    r => Look::Done(r),
-                }
-            })
-            .await
-            .unwrap_or_else(|timed_out| Err(timed_out.last))
-            .map(|dir| ApiResult::ShareDir { dir })
+            patiently(|| client.ensure_share_dir(share, name, &req))
+                .await
+                .map(|dir| ApiResult::ShareDir { dir })
         }
         ApiAction::Delete { name, purge } => match client.remove(name).await {
             Ok(removed) => {
@@ -160,10 +247,42 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> ApiR
             }
             Err(e) => Err(e),
         },
+        ApiAction::Create { .. } => unreachable!("answered above"),
     };
-    r.unwrap_or_else(|e| ApiResult::Failed {
+    vec![r.unwrap_or_else(|e| ApiResult::Failed {
         error: e.to_string(),
-    })
+    })]
+}
+
+/// Each volume through nfsd's create-or-ensure, a few at a time, in the given order; an nfsd
+/// that does not answer at all is one `Failed` result.
+async fn create_each(client: &ControlClient, volumes: &[VolumeSpec]) -> Vec<ApiResult> {
+    use futures_util::StreamExt;
+    if let Err(e) = patiently(|| client.health()).await {
+        return vec![ApiResult::Failed {
+            error: e.to_string(),
+        }];
+    }
+    futures_util::stream::iter(volumes)
+        .map(|v| async move {
+            let outcome = match v.request() {
+                Ok(req) => client.ensure(&req).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((_, created)) => ApiResult::Ensured {
+                    name: v.name.clone(),
+                    created,
+                },
+                Err(error) => ApiResult::NotEnsured {
+                    name: v.name.clone(),
+                    error,
+                },
+            }
+        })
+        .buffered(CREATE_CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// The job's result line.
@@ -206,6 +325,10 @@ pub fn api_job(cfg: &Config, server: &str, action: &ApiAction) -> ServiceSpec {
             "--mode".into(),
             format!("{mode:o}"),
         ]),
+        ApiAction::Create { volumes } => {
+            args.push("create".into());
+            args.extend(volumes.iter().map(VolumeSpec::to_arg));
+        }
     }
     let secret = plan::plugin_rollout_service(cfg, server)
         .task_template
@@ -250,6 +373,20 @@ pub async fn call(
     action: &ApiAction,
     progress: &Progress,
 ) -> Result<ApiResult, CliError> {
+    let mut results = call_each(c, cfg, action, progress).await?;
+    Ok(results
+        .pop()
+        .expect("call_each returns at least one result"))
+}
+
+/// Run `action` through the job and return every result line it printed (at least one; an
+/// nfsd that refused or could not be reached at all is an error).
+pub async fn call_each(
+    c: &Swarm,
+    cfg: &Config,
+    action: &ApiAction,
+    progress: &Progress,
+) -> Result<Vec<ApiResult>, CliError> {
     let storage = c.storage_node(&cfg.cluster.storage_node_label).await?;
     let run = jobs::run_once(
         c,
@@ -260,20 +397,39 @@ pub async fn call(
         progress,
     )
     .await?;
-    let result = run
-        .result
-        .as_deref()
-        .and_then(|j| serde_json::from_str::<ApiResult>(j).ok());
-    match result {
-        Some(ApiResult::Failed { error }) => Err(anyhow::anyhow!("nfsd: {error}").into()),
-        Some(r) => Ok(r),
-        None => Err(CliError::Precondition {
-            what: format!("the job {API_JOB} gave no result: task {}", run.failure()),
-            fix: crate::docker::cluster::fix_for_task_error(
-                run.task.error.as_deref().unwrap_or(&run.log),
-            ),
-        }),
+    let results = results_in(&run.log);
+    if let Some(error) = results.iter().find_map(|r| match r {
+        ApiResult::Failed { error } => Some(error),
+        _ => None,
+    }) {
+        return Err(anyhow::anyhow!("nfsd: {error}").into());
     }
+    if results.is_empty() {
+        // clap's words when the image's swarmhub predates the action (e.g. `create`)
+        let fix = if run.log.contains("unrecognized subcommand") {
+            format!(
+                "the swarmhub image {} is older than this swarmhub CLI: push this version's images (swarmhub push, or swarmhub rebuild), or use the CLI of the deployed version",
+                cfg.images.cli
+            )
+        } else {
+            crate::docker::cluster::fix_for_task_error(
+                run.task.error.as_deref().unwrap_or(&run.log),
+            )
+        };
+        return Err(CliError::Precondition {
+            what: format!("the job {API_JOB} gave no result: task {}", run.failure()),
+            fix,
+        });
+    }
+    Ok(results)
+}
+
+/// Every result line in a job's log, in order (pure).
+pub fn results_in(log: &str) -> Vec<ApiResult> {
+    log.lines()
+        .filter_map(|l| l.split_once(RESULT_PREFIX))
+        .filter_map(|(_, json)| serde_json::from_str(json.trim()).ok())
+        .collect()
 }
 
 /// Ask for the volume's name unless `confirm` already equals it. Refuses on a mismatch or
@@ -429,34 +585,37 @@ mod tests {
 
     #[test]
     fn the_course_directory_job_names_share_dir_owner_and_mode() {
-        let s = api_job(
-            &Config::default(),
-            "10.0.0.5",
-            &ApiAction::ShareDir {
-                share: "exchange".into(),
-                name: "course".into(),
-                user: "tina".into(),
-                mode: 0o755,
-            },
+        let args = job_args(&ApiAction::ShareDir {
+            share: "exchange".into(),
+            name: "course".into(),
+            user: "tina".into(),
+            mode: 0o755,
+        });
+        assert!(
+            args.ends_with(" share-dir exchange course --user tina --mode 755"),
+            "{args}"
         );
-        let args = s
+    }
+
+    /// The job's command line for `action`.
+    fn job_args(action: &ApiAction) -> String {
+        api_job(&Config::default(), "10.0.0.5", action)
             .task_template
             .unwrap()
             .container_spec
             .unwrap()
             .args
-            .unwrap();
-        assert!(
-            args.join(" ")
-                .ends_with(" share-dir exchange course --user tina --mode 755"),
-            "{args:?}"
-        );
+            .unwrap()
+            .join(" ")
     }
 
-    /// The job side against a real in-process nfsd: the course directory is made once and
-    /// kept on a re-run; a list never carries mount secrets (it lands in a task log).
-    #[tokio::test(flavor = "multi_thread")]
-    async fn the_job_side_makes_share_dirs_and_lists_without_secrets() {
+    /// A real nfsd in a temporary directory, its token file and its API's base URL.
+    async fn in_process_nfsd() -> (
+        tempfile::TempDir,
+        swarmhub_nfsd::server::Running,
+        std::path::PathBuf,
+        String,
+    ) {
         let data = tempfile::tempdir().unwrap();
         let nfsd =
             swarmhub_nfsd::server::start(swarmhub_nfsd::config::Settings::ephemeral(data.path()))
@@ -465,6 +624,14 @@ mod tests {
         let token = data.path().join("token");
         std::fs::write(&token, &nfsd.token).unwrap();
         let base = format!("http://{}", nfsd.api_addr);
+        (data, nfsd, token, base)
+    }
+
+    /// The job side against a real in-process nfsd: the course directory is made once and
+    /// kept on a re-run; a list never carries mount secrets (it lands in a task log).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_job_side_makes_share_dirs_and_lists_without_secrets() {
+        let (data, nfsd, token, base) = in_process_nfsd().await;
         nfsd.volumes
             .create(swarmhub_control_api::CreateVolume {
                 name: "home-tina".into(),
@@ -479,7 +646,7 @@ mod tests {
             .await
             .unwrap();
         let secret = nfsd.volumes.get("home-tina").unwrap().export;
-        match node_api(&base, &token, &ApiAction::List).await {
+        match node_api(&base, &token, &ApiAction::List).await.remove(0) {
             ApiResult::Volumes { volumes } => {
                 assert_eq!(volumes[0].export, "/home-tina");
                 assert!(!result_line(&ApiResult::Volumes { volumes }).contains(&secret));
@@ -493,11 +660,57 @@ mod tests {
             user: "tina".into(),
             mode: 0o755,
         };
-        match node_api(&base, &token, &action).await {
+        match node_api(&base, &token, &action).await.remove(0) {
             ApiResult::Failed { error } => assert!(error.contains("LDAP"), "{error}"),
             other => panic!("{other:?}"),
         }
         assert!(!data.path().join("shares/exchange/course").exists());
+        nfsd.stop().await.unwrap();
+    }
+
+    /// A `Create` answers one line per volume, in order, each with nfsd's own reason when it
+    /// refuses; the job's arguments carry every volume with its options.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_job_side_creates_each_volume_and_reports_each() {
+        let (_data, nfsd, token, base) = in_process_nfsd().await;
+        let opts = |pairs: &[(&str, &str)]| VolumeSpec {
+            name: String::new(),
+            options: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let volumes = vec![
+            VolumeSpec {
+                name: "home-tina".into(),
+                ..opts(&[("user", "tina"), ("layout", "home")])
+            },
+            VolumeSpec {
+                name: "home-x".into(),
+                ..opts(&[("user", "x"), ("colour", "red")])
+            },
+        ];
+        let action = ApiAction::Create { volumes };
+        let args = job_args(&action);
+        assert!(
+            args.ends_with(" create home-tina:layout=home,user=tina home-x:colour=red,user=x"),
+            "{args}"
+        );
+        let results = node_api(&base, &token, &action).await;
+        let log: String = results.iter().map(|r| result_line(r) + "\n").collect();
+        assert_eq!(results_in(&log), results);
+        match &results[..] {
+            // no LDAP here: nfsd cannot look tina up, and says so
+            [
+                ApiResult::NotEnsured { name: a, error: ea },
+                ApiResult::NotEnsured { name: b, error: eb },
+            ] => {
+                assert_eq!((a.as_str(), b.as_str()), ("home-tina", "home-x"));
+                assert!(ea.contains("LDAP"), "{ea}");
+                assert!(eb.contains("colour"), "{eb}");
+            }
+            other => panic!("{other:?}"),
+        }
         nfsd.stop().await.unwrap();
     }
 
@@ -509,7 +722,7 @@ mod tests {
             &ApiAction::List,
         )
         .await;
-        match r {
+        match r.into_iter().next().unwrap() {
             ApiResult::Failed { error } => assert!(error.contains("/nonexistent/token"), "{error}"),
             other => panic!("{other:?}"),
         }

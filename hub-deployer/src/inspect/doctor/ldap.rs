@@ -1,12 +1,12 @@
 //! Checks `ldap-connect`, `ldap-bind` and one per group: connects to the directory of
-//! `ldap.url` (may touch the LDAP server, never dockerd), each step bounded by a timeout.
-//! [`ldap_connect_fix`] is the pure part: what to change when the connection fails.
+//! `ldap.url` (may touch the LDAP server, never dockerd), each step bounded by a timeout. The
+//! connection, the bind and the lookups are [`crate::directory`]'s; this file turns their
+//! results into checks.
 
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope};
-
 use super::{Check, DoctorOptions, Outcome};
+use crate::directory::{self, Failure, Session};
 use crate::settings::Config;
 
 // Reads (I/O): the LDAP server.
@@ -33,34 +33,17 @@ pub(super) async fn ldap_checks(
     };
     let mut out = Vec::new();
 
-    let starttls = l.starttls && l.url.starts_with("ldap://");
-    let mode = if l.url.starts_with("ldaps://") {
-        "LDAPS"
-    } else if starttls {
-        "StartTLS"
-    } else {
-        "no TLS"
-    };
-    let settings = LdapConnSettings::new()
-        .set_conn_timeout(timeout)
-        .set_starttls(starttls);
-    let connected =
-        tokio::time::timeout(timeout, LdapConnAsync::with_settings(settings, &l.url)).await;
-    let mut ldap = match connected {
-        Ok(Ok((conn, ldap))) => {
-            ldap3::drive!(conn);
+    let (starttls, mode) = directory::tls_mode(l);
+    let mut session = match Session::open(l, timeout).await {
+        Ok(s) => {
             out.push(Check::ok("ldap-connect", format!("{} ({mode})", l.url)));
-            ldap
+            s
         }
-        failed => {
-            let cause = match failed {
-                Ok(Err(e)) => ldap_error_text(&e),
-                _ => format!("no answer within {} s", timeout.as_secs_f32()),
-            };
+        Err(cause) => {
             out.push(Check::fail(
                 "ldap-connect",
                 format!("cannot connect to {} ({mode}): {cause}", l.url),
-                ldap_connect_fix(&l.url, starttls),
+                directory::connect_fix(&l.url, starttls),
             ));
             out.push(Check::skip("ldap-bind", "the LDAP server was not reached"));
             out.extend(skip_groups("the LDAP server was not reached"));
@@ -77,41 +60,25 @@ pub(super) async fn ldap_checks(
             out.extend(skip_groups(
                 "not searched without the bind (give --ldap-password-file)",
             ));
-            let _ = tokio::time::timeout(timeout, ldap.unbind()).await;
+            session.close().await;
             return out;
         }
         (Some(dn), Some(pw)) => (dn.as_str(), pw.as_str()),
         (None, _) => ("", ""),
     };
-    let bound = tokio::time::timeout(timeout, async {
-        ldap.simple_bind(bind.0, bind.1).await?.success()
-    })
-    .await;
-    let bind_check = match bound {
-        Ok(Ok(_)) if bind.0.is_empty() => Check::ok("ldap-bind", "anonymous bind accepted"),
-        Ok(Ok(_)) => Check::ok("ldap-bind", format!("bound as {}", bind.0)),
-        failed => {
-            let cause = match failed {
-                Ok(Err(e)) => ldap_error_text(&e),
-                _ => format!("no answer within {} s", timeout.as_secs_f32()),
-            };
-            if bind.0.is_empty() {
-                Check::fail(
-                    "ldap-bind",
-                    format!("anonymous bind refused: {cause}"),
-                    "the directory wants a bind DN: set ldap.bind_dn, then swarmhub run --ldap-password-file FILE",
-                )
-            } else {
-                Check::fail(
-                    "ldap-bind",
-                    format!("bind as {} failed: {cause}", bind.0),
-                    format!(
-                        "check ldap.bind_dn ({}) and the password file given; the hub and nfsd read the password from the secret {}, which must hold the same one",
-                        bind.0, l.password_secret
-                    ),
-                )
-            }
-        }
+    let bind_check = match session.bind(bind.0, bind.1).await {
+        Ok(()) if bind.0.is_empty() => Check::ok("ldap-bind", "anonymous bind accepted"),
+        Ok(()) => Check::ok("ldap-bind", format!("bound as {}", bind.0)),
+        Err(cause) if bind.0.is_empty() => Check::fail(
+            "ldap-bind",
+            format!("anonymous bind refused: {cause}"),
+            directory::bind_fix(l, bind.0),
+        ),
+        Err(cause) => Check::fail(
+            "ldap-bind",
+            format!("bind as {} failed: {cause}", bind.0),
+            directory::bind_fix(l, bind.0),
+        ),
     };
     let bound_ok = bind_check.outcome == Outcome::Ok;
     out.push(bind_check);
@@ -120,83 +87,47 @@ pub(super) async fn ldap_checks(
         return out;
     }
     for (name, key, dn) in &groups {
-        out.push(group_check(&mut ldap, name, key, dn, bind.0.is_empty(), timeout).await);
+        let found = session.entry(dn, &["1.1"]).await;
+        out.push(check_group(name, key, dn, bind.0.is_empty(), found));
     }
-    let _ = tokio::time::timeout(timeout, ldap.unbind()).await;
+    session.close().await;
     out
 }
 
-async fn group_check(
-    ldap: &mut Ldap,
+// Judgements of what was read (pure: no I/O).
+
+/// The check of group `dn` (setting `key`) from its lookup.
+fn check_group<T>(
     name: &str,
     key: &str,
     dn: &str,
     anonymous: bool,
-    timeout: Duration,
+    found: Result<Option<T>, Failure>,
 ) -> Check {
-    let search = tokio::time::timeout(timeout, async {
-        ldap.search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
-            .await?
-            .success()
-    })
-    .await;
     let fix = format!("create the group {dn} in the directory, or correct {key} in swarmhub.toml");
-    match search {
-        Ok(Ok((entries, _))) if !entries.is_empty() => Check::ok(name, format!("{dn} exists")),
-        Ok(Ok(_)) => Check::fail(name, format!("{dn}: not visible to this bind"), fix),
+    match found {
+        Ok(Some(_)) => Check::ok(name, format!("{dn} exists")),
+        Ok(None) => Check::fail(name, format!("{dn}: not visible to this bind"), fix),
         // directories answer noSuchObject also for entries the bind may not read
-        Ok(Err(LdapError::LdapResult { result })) if result.rc == 32 && anonymous => Check::fail(
+        Err(f) if f.no_such_object() && anonymous => Check::fail(
             name,
             format!("{dn} does not exist or is hidden from anonymous binds"),
             format!(
                 "{fix}; if the directory hides it from anonymous binds, set ldap.bind_dn and give --ldap-password-file"
             ),
         ),
-        Ok(Err(LdapError::LdapResult { result })) if result.rc == 32 => {
-            Check::fail(name, format!("{dn} does not exist"), fix)
-        }
-        Ok(Err(e)) => Check::fail(
+        Err(f) if f.no_such_object() => Check::fail(name, format!("{dn} does not exist"), fix),
+        Err(f @ Failure::Timeout(_)) => Check::fail(
             name,
-            format!("cannot look up {dn}: {}", ldap_error_text(&e)),
-            format!("check {key} ({dn}) and that the bind DN may read it"),
-        ),
-        Err(_) => Check::fail(
-            name,
-            format!(
-                "looking up {dn}: no answer within {} s",
-                timeout.as_secs_f32()
-            ),
+            format!("looking up {dn}: {f}"),
             "check the LDAP server's load and the network",
         ),
+        Err(f) => Check::fail(
+            name,
+            format!("cannot look up {dn}: {f}"),
+            format!("check {key} ({dn}) and that the bind DN may read it"),
+        ),
     }
-}
-
-// Judgements of what was read (pure: no I/O).
-
-fn ldap_error_text(e: &LdapError) -> String {
-    if let LdapError::LdapResult { result } = e {
-        // `rc=49 (invalidCredentials), dn: "", text: ""` without the empty parts
-        let full = result.to_string();
-        let code = full.split(", dn:").next().unwrap_or(&full).to_string();
-        return if result.text.is_empty() {
-            code
-        } else {
-            format!("{code}: {}", result.text)
-        };
-    }
-    crate::exit::error_text(e)
-}
-
-/// What to do when the LDAP server cannot be reached (pure).
-pub fn ldap_connect_fix(url: &str, starttls: bool) -> String {
-    let mut fix =
-        format!("check ldap.url ({url}) and that the server answers from here (firewall, port)");
-    if url.starts_with("ldaps://") || starttls {
-        fix.push_str(
-            "; with TLS its certificate must be valid for that host name and trusted by this host's CA store",
-        );
-    }
-    fix
 }
 
 #[cfg(test)]
@@ -217,5 +148,21 @@ mod tests {
         assert_eq!(checks[0].outcome, Outcome::Fail, "{:?}", checks[0]);
         assert!(checks[0].fix.as_deref().unwrap().contains("certificate"));
         drop(l);
+    }
+
+    #[test]
+    fn missing_groups_name_the_setting() {
+        let dn = "cn=students,ou=groups,dc=x";
+        let gone = Failure::Refused {
+            rc: 32,
+            text: "rc=32 (noSuchObject)".into(),
+        };
+        let c = check_group::<()>("g", "ldap.student_groups", dn, true, Err(gone.clone()));
+        assert!(c.detail.contains("hidden from anonymous"), "{c:?}");
+        let c = check_group::<()>("g", "ldap.student_groups", dn, false, Err(gone));
+        assert_eq!(c.detail, format!("{dn} does not exist"));
+        assert!(c.fix.unwrap().contains("ldap.student_groups"));
+        let c = check_group("g", "k", dn, false, Ok(Some(())));
+        assert_eq!(c.outcome, Outcome::Ok);
     }
 }

@@ -61,7 +61,6 @@ use crate::settings::Config;
 
 pub use firewall::check_firewall;
 pub use hub::{base_path, check_hub_answer, check_hub_tls, hub_api_url, hub_check, hub_tls_check};
-pub use ldap::ldap_connect_fix;
 pub use nfsd::{check_nfsd_allow, check_nfsd_api, check_nfsd_service};
 pub use plugin::{
     check_plugin_deployed, check_plugin_deployed_settings, check_plugin_enabled,
