@@ -26,7 +26,7 @@ use crate::inspect::health::probe_timeout;
 use crate::names;
 use crate::progress::Progress;
 use crate::settings::hub::HubSettings;
-use crate::settings::{Config, LdapConfig};
+use crate::settings::{Config, LdapConfig, VolumeMode};
 
 /// What `volume prepare` was asked.
 #[derive(Clone, Default)]
@@ -405,9 +405,9 @@ pub async fn prepare(
         .iter()
         .map(|g| resolve_group(&cfg.ldap, g))
         .collect::<Result<Vec<_>, _>>()?;
-    if !hub.mount_volumes {
+    if hub.volumes != VolumeMode::Swarmhub {
         progress.say(
-            "note: hub.mount_volumes is false, so the hub mounts none of these volumes; they are made anyway",
+            "note: hub.volumes is not \"swarmhub\", so the hub mounts none of these volumes; they are made anyway",
         );
     }
     let (users, mut skipped) = members(cfg, &dns, req.ldap_password.as_deref()).await?;
