@@ -583,7 +583,9 @@ class SwarmSpawner: pass
 docker = types.ModuleType("docker"); errors = types.ModuleType("docker.errors"); dtypes = types.ModuleType("docker.types")
 errors.NotFound = type("NotFound", (Exception,), {}); dtypes.Mount = Mount; dtypes.DriverConfig = DriverConfig
 ds = types.ModuleType("dockerspawner"); ds.SwarmSpawner = SwarmSpawner
-sys.modules.update({"docker": docker, "docker.errors": errors, "docker.types": dtypes, "dockerspawner": ds})
+jh = types.ModuleType("jupyterhub"); jhu = types.ModuleType("jupyterhub.utils"); jhu.wait_for_http_server = None
+sys.modules.update({"docker": docker, "docker.errors": errors, "docker.types": dtypes, "dockerspawner": ds,
+    "jupyterhub": jh, "jupyterhub.utils": jhu})
 g = {"get_config": lambda: Any(), "__name__": "config"}
 exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), g)
 sp = types.SimpleNamespace(user=types.SimpleNamespace(name="alice"), environment={}, extra_container_spec={},
