@@ -10,6 +10,8 @@
 //! Steps, each asserted (figures are printed, never asserted):
 //! 1. `swarmhub run` deploys everything; `status --output json` shows the plugin enabled with one
 //!    version on all nodes; `doctor` passes.
+//! 1b. `volume prepare --group students` makes the five students' volumes with the hub's options
+//!    (a dry run lists them missing first; a re-run finds them all there).
 //! 2. alice logs in through the login form (xsrf cookie + form field), starts her server through
 //!    the REST API (cookie + X-XSRFToken); it runs the student image on a worker.
 //! 3. Her home is the home volume as a whole, with the image's skeleton (.bashrc): a notebook
@@ -1622,14 +1624,14 @@ fn prepare_volumes(d: &Deploy, timings: &mut Timings) -> anyhow::Result<()> {
     let pw = ["--ldap-password-file", d.pw()];
     let dry = d.swarmhub_ok(&[&prepare[..], &pw, &["--dry-run"]].concat())?;
     ensure!(
-        dry.contains("dry run: 2 of 2 member(s) lack volumes"),
+        dry.contains("dry run: 5 of 5 member(s) lack volumes"),
         "{dry}"
     );
     let t = Instant::now();
     let out = d.swarmhub_ok(&[&prepare[..], &pw].concat())?;
-    timings.add("volume prepare --group students (2 users)", t.elapsed());
+    timings.add("volume prepare --group students (5 users)", t.elapsed());
     ensure!(
-        out.contains("4 created, 0 already there, 0 failed"),
+        out.contains("10 created, 0 already there, 0 failed"),
         "{out}"
     );
     let list = d.swarmhub_ok(&["--output", "json", "volume", "list"])?;
@@ -1647,7 +1649,7 @@ fn prepare_volumes(d: &Deploy, timings: &mut Timings) -> anyhow::Result<()> {
     }
     let again = d.swarmhub_ok(&[&prepare[..], &pw].concat())?;
     ensure!(
-        again.contains("0 created, 4 already there, 0 failed"),
+        again.contains("0 created, 10 already there, 0 failed"),
         "{again}"
     );
     Ok(())
