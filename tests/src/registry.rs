@@ -33,6 +33,27 @@ pub const REGISTRY_PORT: u16 = 5000;
 /// the host's veth to the node subnet; reachable from every node and from the builder dockerd
 /// while a [`crate::swarm::Swarm`] of the [`crate::swarm::SWARM`] instance is up.
 pub const REGISTRY_ADDR: &str = "192.168.213.254:5000";
+
+/// The `[registry]` and `[images]` sections of a `swarmhub.toml` whose images (tag `version`)
+/// come from [`REGISTRY_ADDR`] over plain HTTP (every harness node's dockerd lists it in
+/// `insecure-registries`).
+pub fn swarmhub_sections(version: &str) -> String {
+    format!(
+        r#"[registry]
+address = "{REGISTRY_ADDR}"
+tls = false
+
+[images]
+# the registry is added to every reference
+nfsd = "swarmhub/nfsd:{version}"
+hub = "swarmhub/hub:{version}"
+notebook_student = "swarmhub/notebook-student:{version}"
+notebook_teacher = "swarmhub/notebook-teacher:{version}"
+plugin = "swarmhub/swarmhub-nfs:{version}"
+cli = "swarmhub/swarmhub:{version}"
+"#
+    )
+}
 /// The registry binary (Debian package `docker-registry`).
 pub const BINARY: &str = "/usr/bin/docker-registry";
 /// Every registry's directory is `ROOT/<port>`: `config.yml`, `registry.log`, `registry.pid`,

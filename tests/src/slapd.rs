@@ -197,6 +197,41 @@ impl Slapd {
         Ok(path)
     }
 
+    /// nfsd's flags to look users up in this directory as its reader (the password in
+    /// [`Slapd::reader_password_file`]).
+    pub fn nfsd_flags(&self) -> anyhow::Result<Vec<String>> {
+        let pw = self.reader_password_file()?;
+        Ok([
+            "--ldap-url",
+            &self.url,
+            "--ldap-base-dn",
+            &self.base_dn,
+            "--ldap-bind-dn",
+            &self.reader_dn,
+            "--ldap-password-file",
+            &pw.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec())
+    }
+
+    /// The `[ldap]` section of a `swarmhub.toml` for this directory, reached at `host` (an
+    /// address the nodes reach) in plain LDAP, read as the reader; the groups `students` and,
+    /// if given, `teachers` (names of [`TestGroup`]s).
+    pub fn swarmhub_section(&self, host: &str, students: &str, teachers: Option<&str>) -> String {
+        let mut out = format!(
+            "[ldap]\nurl = \"ldap://{host}:{port}\"\nstarttls = false\nbase_dn = \"{base}\"\nbind_dn = \"{reader}\"\nstudent_groups = [\"{students}\"]\n",
+            port = self.port,
+            base = self.base_dn,
+            reader = self.reader_dn,
+            students = self.group_dn(students),
+        );
+        if let Some(t) = teachers {
+            let _ = writeln!(out, "teacher_group = \"{}\"", self.group_dn(t));
+        }
+        out
+    }
+
     /// Kills slapd (SIGKILL; MDB survives that) and waits for it to exit. The data stays for [`Slapd::restart`].
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {

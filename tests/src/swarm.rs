@@ -1272,6 +1272,17 @@ impl Swarm {
             .sum()
     }
 
+    /// The start of a `swarmhub.toml`'s `[cluster]` section for this harness: nfsd's data in
+    /// `data_dir` (a host path: node 1 sees the host's file system), the plugin's state in each
+    /// node's private [`NODE_LOCAL_DIR`], the FUSE backend (the host kernel has no NFS client),
+    /// dockerd's socket as the nodes place it. Callers add the section's other keys.
+    pub fn swarmhub_cluster_section(data_dir: &Path) -> String {
+        format!(
+            "[cluster]\nnfsd_data_dir = \"{}\"\nplugin_state_dir = \"{NODE_LOCAL_DIR}/swarmhub-nfs\"\nplugin_backend = \"fuse\"\ndocker_socket = \"{NODE_DOCKER_SOCKET}\"\n",
+            data_dir.display()
+        )
+    }
+
     /// RSS (KiB) of node i's processes (daemons, plugins, containers) whose command name
     /// (`/proc/PID/comm`, at most 15 bytes) starts with `comm`, e.g. `swarmhub-nfsd`.
     pub fn process_rss_kib(&self, i: usize, comm: &str) -> u64 {

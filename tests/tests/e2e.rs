@@ -9,9 +9,9 @@
 //!
 //! Steps, each asserted (figures are printed, never asserted):
 //! 1. `swarmhub run` deploys everything; `status --output json` shows the plugin enabled with one
-//!    version on all nodes; `doctor` passes.
-//! 1b. `volume prepare --group students` makes the five students' volumes with the hub's options
-//!    (a dry run lists them missing first; a re-run finds them all there).
+//!    version on all nodes; `doctor` passes. `volume prepare --group students` makes the five
+//!    students' volumes with the hub's options (a dry run lists them missing first; a re-run
+//!    finds them all there).
 //! 2. alice logs in through the login form (xsrf cookie + form field), starts her server through
 //!    the REST API (cookie + X-XSRFToken); it runs the student image on a worker.
 //! 3. Her home is the home volume as a whole, with the image's skeleton (.bashrc): a notebook
@@ -50,12 +50,10 @@ use swarmhub_tests::docker::{Out, run_timeout};
 use swarmhub_tests::https;
 use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
-use swarmhub_tests::registry::{REGISTRY_ADDR, Registry};
+use swarmhub_tests::registry::{self, REGISTRY_ADDR, Registry};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 use swarmhub_tests::storm;
-use swarmhub_tests::swarm::{
-    BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Options, SWARM, Swarm, wait_until,
-};
+use swarmhub_tests::swarm::{BASE, HOST_IP, Options, SWARM, Swarm, wait_until};
 
 const HUB_PORT: u16 = 8000;
 /// Plain HTTP here is redirected to the hub's HTTPS URL.
@@ -428,37 +426,12 @@ fn write_config(d: &Deploy, slapd: &Slapd, volumes: &str) -> anyhow::Result<()> 
     std::fs::write(
         &d.config,
         format!(
-            r#"[registry]
-# plain HTTP on the nodes' private network: every node's dockerd lists it in insecure-registries
-address = "{REGISTRY_ADDR}"
-tls = false
-
-[images]
-# the registry is added to every reference
-nfsd = "swarmhub/nfsd:{v}"
-hub = "swarmhub/hub:{v}"
-notebook_student = "swarmhub/notebook-student:{v}"
-notebook_teacher = "swarmhub/notebook-teacher:{v}"
-plugin = "swarmhub/swarmhub-nfs:{v}"
-cli = "swarmhub/swarmhub:{v}"
-
-[cluster]
-nfsd_data_dir = "{data}"
-plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
-plugin_backend = "fuse"
-docker_socket = "{NODE_DOCKER_SOCKET}"
-hub_port = {HUB_PORT}
+            r#"{registry}
+{cluster}hub_port = {HUB_PORT}
 hub_redirect_port = {HUB_REDIRECT_PORT}
 public_url = "https://{hub_ip}:{HUB_PORT}/"
 
-[ldap]
-url = "ldap://{HOST_IP}:{port}"
-starttls = false
-base_dn = "{base}"
-bind_dn = "{reader}"
-student_groups = ["{students}"]
-teacher_group = "{teachers}"
-
+{ldap}
 [hub]
 course_id = "{COURSE}"
 course_owner = "tina"
@@ -474,13 +447,10 @@ mode = "files"
 cert_file = "tls/hub.pem"
 key_file = "tls/hub-key.pem"
 "#,
-            data = d.data_dir.display(),
+            registry = registry::swarmhub_sections(&v),
+            cluster = Swarm::swarmhub_cluster_section(&d.data_dir),
             hub_ip = d.swarm.ip(1),
-            port = slapd.port,
-            base = slapd.base_dn,
-            reader = slapd.reader_dn,
-            students = slapd.group_dn("students"),
-            teachers = slapd.group_dn("teachers"),
+            ldap = slapd.swarmhub_section(HOST_IP, "students", Some("teachers")),
         ),
     )?;
     Ok(())

@@ -10,21 +10,8 @@ use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 
 /// nfsd on `data`, looking users up in `ldap` as its reader.
 fn nfsd_with(ldap: &Slapd, data: &std::path::Path) -> Nfsd {
-    let pw = ldap.reader_password_file().unwrap();
-    Nfsd::start(
-        data,
-        &[
-            "--ldap-url",
-            &ldap.url,
-            "--ldap-base-dn",
-            &ldap.base_dn,
-            "--ldap-bind-dn",
-            &ldap.reader_dn,
-            "--ldap-password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .unwrap()
+    let flags = ldap.nfsd_flags().unwrap();
+    Nfsd::start(data, &flags.iter().map(String::as_str).collect::<Vec<_>>()).unwrap()
 }
 
 #[test]

@@ -32,7 +32,7 @@ use swarmhub_tests::docker::{self, Out, run_timeout};
 use swarmhub_tests::images::{Image, ensure_images};
 use swarmhub_tests::nfsd::workspace_bin;
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
-use swarmhub_tests::swarm::{BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Swarm};
+use swarmhub_tests::swarm::{BASE, HOST_IP, Swarm};
 
 const BUSYBOX: &str = docker::BUSYBOX_IMAGE;
 const NFSD: &str = "swarmhub-nfsd";
@@ -250,29 +250,15 @@ fn notebooks_cannot_reach_nfsd_by_any_address() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            r#"[cluster]
-nfsd_data_dir = "{data}"
-plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
-plugin_backend = "fuse"
-docker_socket = "{NODE_DOCKER_SOCKET}"
-nfsd_port = {NFS_PORT}
+            r#"{cluster}nfsd_port = {NFS_PORT}
 nfsd_api_port = {API_PORT}
 
-[ldap]
-url = "ldap://{HOST_IP}:{port}"
-starttls = false
-base_dn = "{base}"
-bind_dn = "{reader}"
-student_groups = ["{students}"]
-
+{ldap}
 [timeouts]
 service_seconds = 300
 "#,
-            data = dir.join("nfsd-data").display(),
-            port = slapd.port,
-            base = slapd.base_dn,
-            reader = slapd.reader_dn,
-            students = slapd.group_dn("students"),
+            cluster = Swarm::swarmhub_cluster_section(&dir.join("nfsd-data")),
+            ldap = slapd.swarmhub_section(HOST_IP, "students", None),
         ),
     )?;
     let d = Deploy {

@@ -105,21 +105,9 @@ fn plugin_in_real_dockerd() {
     .expect("slapd must be installed (apt-get install slapd ldap-utils)");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let pw = ldap.reader_password_file().unwrap();
-    let mut nfsd = Nfsd::start(
-        &data,
-        &[
-            "--ldap-url",
-            &ldap.url,
-            "--ldap-base-dn",
-            &ldap.base_dn,
-            "--ldap-bind-dn",
-            &ldap.reader_dn,
-            "--ldap-password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .expect("starting swarmhub-nfsd");
+    let flags = ldap.nfsd_flags().unwrap();
+    let mut nfsd = Nfsd::start(&data, &flags.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect("starting swarmhub-nfsd");
     let nfs_addr = format!("127.0.0.1:{}", nfsd.nfs.port());
 
     // --- the plugin -------------------------------------------------------------------------------

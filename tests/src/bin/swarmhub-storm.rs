@@ -25,12 +25,10 @@ use swarmhub_tests::builder::Builder;
 use swarmhub_tests::docker::Out;
 use swarmhub_tests::hub::{self, wait_login_page};
 use swarmhub_tests::images::{Image, ensure_images};
-use swarmhub_tests::registry::{REGISTRY_ADDR, Registry};
+use swarmhub_tests::registry::{self, REGISTRY_ADDR, Registry};
 use swarmhub_tests::slapd::{Slapd, TestGroup, TestUser};
 use swarmhub_tests::storm::{self, Plan, Report, Student};
-use swarmhub_tests::swarm::{
-    BASE, HOST_IP, NODE_DOCKER_SOCKET, NODE_LOCAL_DIR, Options, SWARM, Swarm,
-};
+use swarmhub_tests::swarm::{BASE, HOST_IP, Options, SWARM, Swarm};
 
 const HUB_PORT: u16 = 8000;
 const NFSD_API_PORT: u16 = 8049;
@@ -258,38 +256,14 @@ fn print_machine(args: &Args) {
 }
 
 fn write_config(b: &Bench, slapd: &Slapd) -> anyhow::Result<()> {
-    let v = env!("CARGO_PKG_VERSION");
     std::fs::write(
         &b.config,
         format!(
-            r#"[registry]
-address = "{REGISTRY_ADDR}"
-tls = false
-
-[images]
-nfsd = "swarmhub/nfsd:{v}"
-hub = "swarmhub/hub:{v}"
-notebook_student = "swarmhub/notebook-student:{v}"
-notebook_teacher = "swarmhub/notebook-teacher:{v}"
-plugin = "swarmhub/swarmhub-nfs:{v}"
-cli = "swarmhub/swarmhub:{v}"
-
-[cluster]
-nfsd_data_dir = "{data}"
-plugin_state_dir = "{NODE_LOCAL_DIR}/swarmhub-nfs"
-plugin_backend = "fuse"
-docker_socket = "{NODE_DOCKER_SOCKET}"
-hub_port = {HUB_PORT}
+            r#"{registry}
+{cluster}hub_port = {HUB_PORT}
 public_url = "https://{hub_ip}:{HUB_PORT}/"
 
-[ldap]
-url = "ldap://{HOST_IP}:{port}"
-starttls = false
-base_dn = "{base}"
-bind_dn = "{reader}"
-student_groups = ["{students}"]
-teacher_group = "{teachers}"
-
+{ldap}
 [hub]
 course_owner = "tina"
 
@@ -301,13 +275,10 @@ mode = "files"
 cert_file = "tls/hub.pem"
 key_file = "tls/hub-key.pem"
 "#,
-            data = b.dir.join("nfsd-data").display(),
+            registry = registry::swarmhub_sections(env!("CARGO_PKG_VERSION")),
+            cluster = Swarm::swarmhub_cluster_section(&b.dir.join("nfsd-data")),
             hub_ip = b.swarm.ip(1),
-            port = slapd.port,
-            base = slapd.base_dn,
-            reader = slapd.reader_dn,
-            students = slapd.group_dn("students"),
-            teachers = slapd.group_dn("teachers"),
+            ldap = slapd.swarmhub_section(HOST_IP, "students", Some("teachers")),
         ),
     )?;
     Ok(())
