@@ -321,7 +321,8 @@ pub fn stop_all(base: &str, dir: &Path, students: &[Student]) -> anyhow::Result<
                 s.spawn(move || {
                     let b = Browser::new(base, dir, &st.name);
                     let r = (|| {
-                        if b.model()?["servers"][""].is_null() && b.model()?["pending"].is_null() {
+                        let m = b.model()?;
+                        if m["servers"][""].is_null() && m["pending"].is_null() {
                             return Ok(());
                         }
                         b.stop_server().map(|_| ())
@@ -390,9 +391,9 @@ fn one(base: &str, dir: &Path, st: &Student, limit: Duration) -> Outcome {
             b.cookie("_xsrf", &format!("/user/{user}/"))?
         );
         let marker = format!("{user} was at the lecture");
-        let body = json!({"type": "notebook", "content": notebook(&format!("# {marker}"))});
+        let body =
+            json!({"type": "notebook", "content": notebook(&format!("# {marker}"))}).to_string();
         let path = format!("/user/{user}/api/contents/lecture.ipynb");
-        let body = body.to_string();
         let put = b.curl(
             &path,
             &[

@@ -541,7 +541,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     let text_status = d.swarmhub_ok(&["status"])?;
     eprintln!("==== swarmhub status ====\n{text_status}");
     // `run` waits for the hub's task to run, not for JupyterHub to answer
-    let took = wait_hub(&base_url)?;
+    let took = hub::wait_login_page(&base_url)?;
     timings.add("run done -> hub login page answers", took);
     let doctor = d.swarmhub(&["doctor", "--ldap-password-file", d.pw()]);
     eprintln!("==== swarmhub doctor ====\n{}", doctor.stdout);
@@ -988,7 +988,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     timings.add("3 students log in at once, save, stop", t.elapsed());
     write_config(d, slapd, "local")?;
     d.swarmhub_ok(&["hub", "run"])?;
-    wait_hub(&base_url)?;
+    hub::wait_login_page(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
     timings.add(
         "bob: login -> ready notebook with a Docker local volume",
@@ -1011,7 +1011,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     bob.stop_server()?;
     write_config(d, slapd, "swarmhub")?;
     d.swarmhub_ok(&["hub", "run"])?;
-    wait_hub(&base_url)?;
+    hub::wait_login_page(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
     timings.add("bob: login -> ready notebook WITH volumes (warm)", took);
     bob.stop_server()?;
@@ -1150,7 +1150,7 @@ fn upgrade(
         out.describe()
     );
     services_pinned(d)?;
-    wait_hub(&format!("https://{}:{HUB_PORT}", d.swarm.ip(1)))?;
+    hub::wait_login_page(&format!("https://{}:{HUB_PORT}", d.swarm.ip(1)))?;
     // alice's notebook stayed up through nfsd's restart, and saw no error
     ensure!(
         d.notebook_node("alice")? == alice_node,
@@ -1241,11 +1241,6 @@ fn https_certificate(d: &Deploy, dir: &Path) -> anyhow::Result<PathBuf> {
     ensure!(made.contains(&ca.display().to_string()), "{made}");
     hub::trust_ca(&ca);
     Ok(ca)
-}
-
-/// After `hub run` replaced the hub's task: its login page answers again.
-fn wait_hub(base_url: &str) -> anyhow::Result<Duration> {
-    hub::wait_login_page(base_url)
 }
 
 /// A command in bob's notebook that must fail; its stderr.

@@ -262,12 +262,12 @@ impl PrepareReport {
     pub fn text(&self) -> String {
         let mut s = String::new();
         for v in &self.volumes {
-            let state = match (v.state, self.dry_run) {
-                (State::Created, _) => "created",
-                (State::Existing, _) => "already there",
-                (State::Failed, _) => "failed",
-                (State::Missing, _) => "missing (would be created)",
-                (State::Conflict, _) => "conflict (nfsd would refuse it)",
+            let state = match v.state {
+                State::Created => "created",
+                State::Existing => "already there",
+                State::Failed => "failed",
+                State::Missing => "missing (would be created)",
+                State::Conflict => "conflict (nfsd would refuse it)",
             };
             s.push_str(&format!("{} ({}): {state}", v.volume, v.user));
             if let Some(d) = &v.detail {
@@ -355,12 +355,12 @@ async fn members(
             what: format!("cannot connect to {} ({mode}): {cause}", l.url),
             fix: directory::connect_fix(&l.url, starttls),
         })?;
+    let who = if bind_dn.is_empty() {
+        "an anonymous bind"
+    } else {
+        bind_dn
+    };
     if let Err(cause) = session.bind(bind_dn, password).await {
-        let who = if bind_dn.is_empty() {
-            "an anonymous bind".to_string()
-        } else {
-            bind_dn.to_string()
-        };
         return Err(CliError::Precondition {
             what: format!("LDAP bind as {who} failed: {cause}"),
             fix: directory::bind_fix(l, bind_dn),
@@ -375,8 +375,7 @@ async fn members(
             .map_err(|cause| CliError::Precondition {
                 what: format!("cannot read the members of the group {dn}: {cause}"),
                 fix: format!(
-                    "check the group's DN (--group, ldap.student_groups, ldap.teacher_group) and that {} may read it",
-                    if bind_dn.is_empty() { "an anonymous bind" } else { bind_dn }
+                    "check the group's DN (--group, ldap.student_groups, ldap.teacher_group) and that {who} may read it"
                 ),
             })?;
         users.extend(m.users);
@@ -412,16 +411,19 @@ pub async fn prepare(
     }
     let (users, mut skipped) = members(cfg, &dns, req.ldap_password.as_deref()).await?;
     let mut wanted = Vec::new();
+    let mut asked = 0;
     for user in &users {
         match check_user(&hub, user) {
-            Ok(()) => wanted.extend(hub_volumes(&hub, user).map(|v| (user.clone(), v))),
+            Ok(()) => {
+                asked += 1;
+                wanted.extend(hub_volumes(&hub, user).map(|v| (user.clone(), v)));
+            }
             Err(reason) => skipped.push(Skipped {
                 member: user.clone(),
                 reason,
             }),
         }
     }
-    let asked = users.len() - skipped.iter().filter(|k| users.contains(&k.member)).count();
     let volumes = if wanted.is_empty() {
         Vec::new()
     } else if req.dry_run {

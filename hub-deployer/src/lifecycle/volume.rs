@@ -199,10 +199,8 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> Vec<
         }
     };
     let client = ControlClient::new(base, token, Duration::from_secs(30));
-    if let ApiAction::Create { volumes } = action {
-        return create_each(&client, volumes).await;
-    }
     let r = match action {
+        ApiAction::Create { volumes } => return create_each(&client, volumes).await,
         // mount paths carry each volume's capability secret: never into a log
         ApiAction::List => client.list().await.map(|volumes| ApiResult::Volumes {
             volumes: volumes
@@ -247,7 +245,6 @@ pub async fn node_api(base: &str, token_file: &Path, action: &ApiAction) -> Vec<
             }
             Err(e) => Err(e),
         },
-        ApiAction::Create { .. } => unreachable!("answered above"),
     };
     vec![r.unwrap_or_else(|e| ApiResult::Failed {
         error: e.to_string(),
