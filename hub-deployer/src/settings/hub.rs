@@ -488,6 +488,63 @@ fn py_settings_dict(m: &Map<String, Value>) -> String {
     out
 }
 
+/// Python that stubs what the generated config imports (docker-py's types, dockerspawner's
+/// `SwarmSpawner` as an empty base class, `jupyterhub.utils`) and runs the config file named by
+/// `sys.argv[1]`; its globals are then `g`. Tests append their own lines.
+#[cfg(test)]
+pub(crate) const PY_CONFIG_STUBS: &str = r#"
+import asyncio, json, sys, types
+class Any:
+    def __getattr__(self, k):
+        v = Any(); object.__setattr__(self, k, v); return v
+    def __call__(self, *a, **k): return Any()
+class Mount:
+    def __init__(self, target, source, type, no_copy=False, driver_config=None):
+        self.source, self.driver_config = source, driver_config
+class DriverConfig:
+    def __init__(self, name, options): self.name, self.options = name, options
+class SwarmSpawner: pass
+docker = types.ModuleType("docker"); errors = types.ModuleType("docker.errors"); dtypes = types.ModuleType("docker.types")
+errors.NotFound = type("NotFound", (Exception,), {}); dtypes.Mount = Mount; dtypes.DriverConfig = DriverConfig
+ds = types.ModuleType("dockerspawner"); ds.SwarmSpawner = SwarmSpawner
+jh = types.ModuleType("jupyterhub"); jhu = types.ModuleType("jupyterhub.utils"); jhu.wait_for_http_server = None
+sys.modules.update({"docker": docker, "docker.errors": errors, "docker.types": dtypes, "dockerspawner": ds,
+    "jupyterhub": jh, "jupyterhub.utils": jhu})
+g = {"get_config": lambda: Any(), "__name__": "config"}
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), g)
+quiet = types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: None, error=lambda *a: None)
+"#;
+
+/// Runs `script` after [`PY_CONFIG_STUBS`] against the config rendered from `s`; its last
+/// line of output as JSON. None without python3 on the machine.
+#[cfg(test)]
+pub(crate) fn run_config_py(s: &HubSettings, script: &str) -> Option<Value> {
+    if std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("python3 not found: the generated spawner code is not run");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jupyterhub_config.py");
+    std::fs::write(&config, render(s)).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!("{PY_CONFIG_STUBS}{script}"))
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -963,5 +1020,110 @@ mod tests {
         assert_eq!(s.ldap_server_address, "[2001:db8::1]");
         assert_eq!(s.ldap_server_port, 3389);
         assert_eq!(s.to_map()["ldap_tls_strategy"], "insecure");
+    }
+
+    /// Three spawns at once: with two start slots at most two are between "service created"
+    /// and "answers HTTP", the third's progress says it waits; with 0 all three go at once.
+    const SLOTS_PY: &str = r#"
+state = {"running": 0, "peak": 0}
+async def base_start(self):
+    state["running"] += 1; state["peak"] = max(state["peak"], state["running"])
+    await asyncio.sleep(0.2)
+    return ("jupyter-" + self.name, 8888)
+async def answers(url, timeout):
+    await asyncio.sleep(0.2); state["running"] -= 1
+SwarmSpawner.start = base_start
+g["wait_for_http_server"] = answers
+S = g["SwarmhubSpawner"]
+def spawner(i):
+    sp = S(); sp.name = f"s{i}"; sp.http_timeout = 5; sp.log = quiet
+    sp.server = types.SimpleNamespace(base_url=f"/user/s{i}/")
+    return sp
+async def storm():
+    state["peak"] = 0
+    sps = [spawner(i) for i in range(3)]
+    tasks = [asyncio.create_task(sp.start()) for sp in sps]
+    await asyncio.sleep(0.05)
+    waiting = [sp for sp in sps if getattr(sp, "_waiting_for_slot", False)]
+    message = None
+    if waiting:
+        events = waiting[0].progress()
+        message = (await events.__anext__())["message"]
+        await events.aclose()
+    results = await asyncio.gather(*tasks)
+    return {"peak": state["peak"], "waiting": len(waiting), "message": message, "results": results}
+out = {"slots": asyncio.run(storm())}
+g["SWARMHUB"]["concurrent_starts"] = 0
+out["none"] = asyncio.run(storm())
+print(json.dumps(out))
+"#;
+
+    #[test]
+    fn start_slots_queue_spawns_and_say_so() {
+        let mut c = Config::default();
+        c.hub.concurrent_starts = 2;
+        let Some(v) = run_config_py(&c.hub_settings().unwrap(), SLOTS_PY) else {
+            return;
+        };
+        assert_eq!(v["slots"]["peak"], 2, "{v}");
+        assert_eq!(v["slots"]["waiting"], 1, "{v}");
+        let message = v["slots"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("one of the 2 start slots is free (1 waiting)"),
+            "{v}"
+        );
+        assert_eq!(v["slots"]["results"][2], json!(["jupyter-s2", 8888]), "{v}");
+        assert_eq!(v["none"]["peak"], 3, "{v}");
+        assert_eq!(v["none"]["waiting"], 0, "{v}");
+    }
+
+    /// `start_object` over a scripted sequence of Swarm's task lists: transient failures
+    /// (a mount that timed out) are outlived up to `spawn_retries`, others end the spawn.
+    const RETRIES_PY: &str = r#"
+S = g["SwarmhubSpawner"]
+TIMEOUT = "error while mounting volume '': mounting /home-x from 10.0.0.1:2049 did not finish within 10s; nfsd may be overloaded"
+REFUSED = "error while mounting volume '': nfsd at 10.0.0.1:2049 refused to mount /home-x"
+def task(i, state, err="", desired="shutdown"):
+    return {"ID": f"task{i}", "Version": {"Index": i}, "DesiredState": desired,
+            "Status": {"State": state, "Err": err}}
+async def start(sequence):
+    sp = S(); sp.service_id = "svc"; sp.service_name = "jupyter-x"; sp.log = quiet
+    sp.task_poll_first = 0; sp.task_poll_max = 0
+    answers = iter(sequence)
+    async def docker(method, **kw):
+        return next(answers)
+    sp.docker = docker
+    try:
+        await sp.start_object()
+        return "running"
+    except Exception as e:
+        return f"failed: {e}"
+f1, f2, f3 = (task(i, "failed", TIMEOUT) for i in (1, 2, 3))
+out = {
+    "outlived": asyncio.run(start([[f1], [f1, task(2, "pending", desired="running")],
+                                   [f1, task(2, "running", desired="running")]])),
+    "refused": asyncio.run(start([[task(1, "rejected", REFUSED)]])),
+    "too_many": asyncio.run(start([[f1], [f1, f2], [f1, f2, f3]])),
+}
+print(json.dumps(out))
+"#;
+
+    #[test]
+    fn spawns_outlive_transient_task_failures_up_to_spawn_retries() {
+        let c = Config::default();
+        let Some(v) = run_config_py(&c.hub_settings().unwrap(), RETRIES_PY) else {
+            return;
+        };
+        assert_eq!(v["outlived"], "running", "{v}");
+        let refused = v["refused"].as_str().unwrap_or_default();
+        assert!(
+            refused.starts_with("failed: ") && refused.contains("refused to mount"),
+            "{v}"
+        );
+        let too_many = v["too_many"].as_str().unwrap_or_default();
+        assert!(
+            too_many.contains("task task3 failed: ") && too_many.contains("did not finish within"),
+            "{v}"
+        );
     }
 }
