@@ -25,6 +25,49 @@ pub fn hub_tls_secret_prefix(hub_service: &str) -> String {
     format!("{hub_service}-tls-")
 }
 
+/// The Docker gate of a hub: the service `<hub_service>-docker-gate`, one task on every manager
+/// (global), the only holder of dockerd's socket. The hub reaches Docker only through it, and it
+/// forwards only calls about the notebook services the hub's settings allow.
+pub fn docker_gate_service(hub_service: &str) -> String {
+    format!("{hub_service}{DOCKER_GATE_SUFFIX}")
+}
+
+/// The local volume the hub and the gate share on each manager, named like the gate's service:
+/// the gate creates its socket in it ([`DOCKER_GATE_SOCKET`]), the hub connects there.
+pub fn docker_gate_volume(hub_service: &str) -> String {
+    docker_gate_service(hub_service)
+}
+
+/// What [`docker_gate_service`] appends to the hub's service name.
+pub const DOCKER_GATE_SUFFIX: &str = "-docker-gate";
+
+/// The longest `cluster.hub_service`: its gate's service name ([`docker_gate_service`]) must
+/// fit Docker's 63 characters.
+pub const HUB_SERVICE_MAX: usize = 63 - DOCKER_GATE_SUFFIX.len();
+
+/// Where the gate's volume is mounted, in the gate's container and in the hub's.
+pub const DOCKER_GATE_DIR: &str = "/run/swarmhub-docker-gate";
+
+/// File name of the gate's socket in [`DOCKER_GATE_DIR`].
+pub const DOCKER_GATE_SOCKET_FILE: &str = "docker.sock";
+
+/// The gate's socket in both containers: [`DOCKER_GATE_DIR`]/[`DOCKER_GATE_SOCKET_FILE`].
+pub const DOCKER_GATE_SOCKET: &str = "/run/swarmhub-docker-gate/docker.sock";
+
+/// The hub's `DOCKER_HOST` (and its SwarmSpawner's `base_url`): the gate's socket.
+pub const DOCKER_GATE_HOST: &str = "unix:///run/swarmhub-docker-gate/docker.sock";
+
+/// `swarmhub.component` value of the gate's service.
+pub const DOCKER_GATE_COMPONENT: &str = "docker-gate";
+
+/// Name prefix of notebook services: dockerspawner's default `prefix`, `jupyter`; a notebook
+/// service is `jupyter-<escaped user name>`.
+pub const NOTEBOOK_NAME_PREFIX: &str = "jupyter";
+
+/// Label keys starting with this are swarmhub's; a notebook service carries only the ones the
+/// hub's settings give it.
+pub const RESERVED_LABEL_PREFIX: &str = "swarmhub.";
+
 /// The longest `cluster.hub_service` with TLS: its secrets' names (`-tls-cert-` and a 12-digit
 /// hash added) must fit Docker's 64 characters.
 pub const HUB_SERVICE_MAX_WITH_TLS: usize = 64 - "-tls-cert-".len() - 12;
@@ -78,3 +121,41 @@ pub const API_JOB: &str = "swarmhub-volume-api";
 /// Name prefix of the hub's home volumes: the template mounts `home-<user>` (the plugin is
 /// told, so that it asks nfsd for `layout=home` for such volumes its node knows from before).
 pub const HOME_VOLUME_PREFIX: &str = "home-";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_socket_is_its_file_in_its_directory() {
+        assert_eq!(
+            DOCKER_GATE_SOCKET,
+            format!("{DOCKER_GATE_DIR}/{DOCKER_GATE_SOCKET_FILE}")
+        );
+        assert_eq!(DOCKER_GATE_HOST, format!("unix://{DOCKER_GATE_SOCKET}"));
+        assert_eq!(
+            docker_gate_service("swarmhub-hub"),
+            "swarmhub-hub-docker-gate"
+        );
+        assert_eq!(
+            docker_gate_volume("swarmhub-hub"),
+            docker_gate_service("swarmhub-hub")
+        );
+        assert_eq!(docker_gate_service(&"h".repeat(HUB_SERVICE_MAX)).len(), 63);
+    }
+
+    #[test]
+    fn every_label_swarmhub_writes_is_reserved() {
+        for label in [
+            MANAGED_LABEL,
+            COMPONENT_LABEL,
+            SPEC_LABEL,
+            USER_LABEL,
+            ROLE_LABEL,
+            PLUGIN_VERSION_LABEL,
+            PLUGIN_SETTINGS_LABEL,
+        ] {
+            assert!(label.starts_with(RESERVED_LABEL_PREFIX), "{label}");
+        }
+    }
+}

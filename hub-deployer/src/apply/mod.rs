@@ -8,6 +8,10 @@
 //! A service's desired spec is fingerprinted (BLAKE3 of its JSON, with names rather than ids
 //! and the replica count left out) into the label `swarmhub.spec`; an existing service whose
 //! label matches is unchanged, which is what makes a second `run` a no-op.
+//!
+//! Services are replicated (nfsd, the hub: scaled, stopped by scaling to 0) or global (the
+//! Docker gate: one task on every node its constraints allow; it cannot be scaled, so it is
+//! never stopped, only removed, and [`wait_running_on`] waits for its task on each node).
 
 pub mod jobs;
 pub mod secrets;
@@ -23,7 +27,7 @@ use bollard::models::{
     ServiceSpecModeReplicated, TaskState,
 };
 
-use crate::docker::cluster::{Swarm, TaskInfo, fix_for_task_error};
+use crate::docker::cluster::{NodeInfo, Swarm, TaskInfo, fix_for_task_error};
 use crate::docker::engine::{EngineError, absent};
 use crate::exit::CliError;
 use crate::names::{MANAGED_LABEL, SPEC_LABEL};
@@ -306,7 +310,14 @@ pub async fn create_job(c: &Swarm, spec: &ServiceSpec) -> Result<Step, CliError>
     Ok(Step::new("job", &name, Change::Created))
 }
 
-/// Scale a replicated service to `replicas` (0 stops it; its spec and data stay).
+/// Whether the service runs in global mode (one task per node its constraints allow; not a
+/// job).
+pub fn is_global(spec: &ServiceSpec) -> bool {
+    spec.mode.as_ref().is_some_and(|m| m.global.is_some())
+}
+
+/// Scale a replicated service to `replicas` (0 stops it; its spec and data stay). A global
+/// service cannot be scaled: that is an error naming it.
 pub async fn scale(c: &Swarm, name: &str, replicas: i64) -> Result<Step, CliError> {
     let Some(current) = c.service(name).await? else {
         return Err(CliError::Precondition {
@@ -315,6 +326,12 @@ pub async fn scale(c: &Swarm, name: &str, replicas: i64) -> Result<Step, CliErro
         });
     };
     let mut spec = current.spec.clone().unwrap_or_default();
+    if is_global(&spec) {
+        return Err(anyhow::anyhow!(
+            "service {name} runs in global mode (a task on every node it may run on): it cannot be scaled to {replicas}"
+        )
+        .into());
+    }
     if replicas_of(&spec) == Some(replicas) {
         let what = if replicas == 0 {
             "already stopped"
@@ -370,22 +387,26 @@ pub async fn remove_service(c: &Swarm, name: &str) -> Result<Step, CliError> {
 /// Removing a running service at once drops its tasks from Swarm's record while their
 /// containers still stop on the nodes, so nothing could wait for them: a notebook still
 /// writing to its home when nfsd goes next would hang on its mount and could lose the write.
-/// Services that do not exist count as absent.
+/// A global service (the Docker gate) cannot be scaled: it is removed running (it holds no
+/// data; its tasks end after it). Services that do not exist count as absent.
 pub async fn stop_then_remove(
     c: &Swarm,
     names: &[String],
     progress: &Progress,
 ) -> Result<Vec<Step>, CliError> {
+    let mut global = Vec::new();
     for name in names {
         let Some(current) = c.service(name).await? else {
             continue;
         };
         let spec = current.spec.clone().unwrap_or_default();
-        if replicas_of(&spec).is_some_and(|r| r > 0) {
+        if is_global(&spec) {
+            global.push(name);
+        } else if replicas_of(&spec).is_some_and(|r| r > 0) {
             scale(c, name, 0).await?;
         }
     }
-    for name in names {
+    for name in names.iter().filter(|n| !global.contains(n)) {
         wait_stopped(c, name, progress).await?;
     }
     let mut steps = Vec::new();
@@ -465,27 +486,62 @@ pub async fn wait_running(
     replicas: u64,
     progress: &Progress,
 ) -> Result<(), CliError> {
+    let want = format!("{replicas} task(s)");
+    wait_tasks(c, name, &want, progress, |running| {
+        u64::try_from(running.len()).unwrap_or(u64::MAX) == replicas
+    })
+    .await
+}
+
+/// Wait until a task of the (global) service runs on each node of `nodes` (by id) and no
+/// update is in progress; fails as [`wait_running`] does, the timeout naming the nodes
+/// without one. `nodes` empty: nothing to wait for.
+pub async fn wait_running_on(
+    c: &Swarm,
+    name: &str,
+    nodes: &[NodeInfo],
+    progress: &Progress,
+) -> Result<(), CliError> {
+    let hosts: Vec<&str> = nodes.iter().map(|n| n.hostname.as_str()).collect();
+    let want = format!("a task on each of {}", hosts.join(", "));
+    wait_tasks(c, name, &want, progress, |running| {
+        nodes
+            .iter()
+            .all(|n| running.iter().any(|t| t.node_id == n.id))
+    })
+    .await
+}
+
+/// The wait of [`wait_running`] and [`wait_running_on`]: until `done` holds for the tasks that
+/// run (and are meant to) and no update is in progress; `want` says what it waits for.
+async fn wait_tasks(
+    c: &Swarm,
+    name: &str,
+    want: &str,
+    progress: &Progress,
+    done: impl Fn(&[&TaskInfo]) -> bool,
+) -> Result<(), CliError> {
     let seconds = c.timeouts.service_seconds;
     let began = chrono_now();
     let start = std::time::Instant::now();
-    let bar = progress.spinner(format!("waiting for {name} to run {replicas} task(s)"));
+    let bar = progress.spinner(format!("waiting for {name} to run {want}"));
     let waited =
         wait::until(
             Duration::from_secs(seconds),
             Duration::from_millis(500),
             || async {
                 let tasks = c.tasks(name).await?;
-                let running = tasks
+                let running: Vec<&TaskInfo> = tasks
                     .iter()
                     .filter(|t| t.desired.is_running() && t.state.is_running())
-                    .count() as u64;
+                    .collect();
                 let updating = c
                     .service(name)
                     .await?
                     .and_then(|s| s.update_status)
                     .and_then(|u| u.state)
                     .is_some_and(|s| s.to_string() == "updating");
-                if running == replicas && !updating {
+                if done(&running) && !updating {
                     return Ok(Look::Done(()));
                 }
                 // tasks that ended badly since this wait began
@@ -506,7 +562,8 @@ pub async fn wait_running(
                     });
                 }
                 bar.set_message(format!(
-                    "waiting for {name} to run {replicas} task(s): {running} running ({} s)",
+                    "waiting for {name} to run {want}: {} running ({} s)",
+                    running.len(),
                     start.elapsed().as_secs()
                 ));
                 Ok(Look::NotYet(tasks))
@@ -526,7 +583,7 @@ pub async fn wait_running(
         .join("; ");
     Err(CliError::Timeout {
         what: format!(
-            "service {name} to run {replicas} task(s) (now: {})",
+            "service {name} to run {want} (now: {})",
             if state.is_empty() {
                 "no tasks".into()
             } else {
@@ -708,7 +765,8 @@ pub(crate) mod tests {
         )
     }
 
-    /// What `run` of the hub applies: network, generated secrets, config, service.
+    /// What `run` of the hub applies: network, generated secrets, config, the Docker gate, the
+    /// hub's service.
     pub(crate) async fn apply_hub(c: &Swarm, p: &plan::Plan) -> Vec<Step> {
         let generated: Vec<PlannedSecret> = p
             .secrets
@@ -723,6 +781,7 @@ pub(crate) mod tests {
                 .unwrap(),
         );
         steps.push(ensure_config(c, &p.hub_config).await.unwrap());
+        steps.push(ensure_service(c, &p.docker_gate, true).await.unwrap());
         steps.push(ensure_service(c, &p.hub, true).await.unwrap());
         steps
     }
@@ -771,6 +830,90 @@ pub(crate) mod tests {
         wait_running(&c, &cfg.cluster.hub_service, 1, &Progress::quiet())
             .await
             .unwrap();
+    }
+
+    /// The managers of the swarm as [`Swarm::nodes`] reports them.
+    async fn managers(c: &Swarm) -> Vec<NodeInfo> {
+        let nodes = c.nodes().await.unwrap();
+        nodes.into_iter().filter(NodeInfo::usable_manager).collect()
+    }
+
+    #[tokio::test]
+    async fn the_gate_runs_on_every_manager_before_the_hub_and_is_removed_not_stopped() {
+        let (cfg, p) = hub_plan();
+        let c = fake_swarm();
+        c.engine().add_node("node-beta", "beta", true, "10.0.0.2");
+        c.engine()
+            .add_node("node-gamma", "gamma", false, "10.0.0.3");
+        apply_hub(&c, &p).await;
+        let gate = crate::names::docker_gate_service(&cfg.cluster.hub_service);
+        let hub = &cfg.cluster.hub_service;
+        let changes = c.engine().changes();
+        let at = |call: String| {
+            changes
+                .iter()
+                .position(|c| *c == call)
+                .unwrap_or_else(|| panic!("no {call} in {changes:?}"))
+        };
+        assert!(at(format!("create_service {gate}")) < at(format!("create_service {hub}")));
+        let managers = managers(&c).await;
+        assert_eq!(managers.len(), 2);
+        wait_running_on(&c, &gate, &managers, &Progress::quiet())
+            .await
+            .unwrap();
+        let mut on: Vec<String> = c
+            .tasks(&gate)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.state.is_running())
+            .map(|t| t.node)
+            .collect();
+        on.sort();
+        assert_eq!(
+            on,
+            ["alpha", "beta"],
+            "one task per manager, none on the worker"
+        );
+        // global: as planned, it is left alone; it cannot be scaled
+        let step = ensure_service(&c, &p.docker_gate, true).await.unwrap();
+        assert_eq!(step.change, Change::Unchanged);
+        let e = scale(&c, &gate, 0).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("service {gate} runs in global mode")),
+            "{e}"
+        );
+        // removing it does not try to scale it or wait for a stop that cannot come
+        c.engine().clear_calls();
+        let steps = stop_then_remove(&c, std::slice::from_ref(&gate), &Progress::quiet())
+            .await
+            .unwrap();
+        assert_eq!(steps, vec![Step::new("service", &gate, Change::Removed)]);
+        assert_eq!(c.engine().changes(), [format!("delete_service {gate}")]);
+    }
+
+    #[tokio::test]
+    async fn a_manager_without_a_gate_task_ends_the_wait_naming_it() {
+        let (cfg, p) = hub_plan();
+        let mut c = fake_swarm();
+        apply_hub(&c, &p).await;
+        // joined after the gate was placed: no task there
+        c.engine().add_node("node-beta", "beta", true, "10.0.0.2");
+        c.timeouts.service_seconds = 0;
+        let gate = crate::names::docker_gate_service(&cfg.cluster.hub_service);
+        let e = wait_running_on(&c, &gate, &managers(&c).await, &Progress::quiet())
+            .await
+            .unwrap_err();
+        let CliError::Timeout { what, .. } = &e else {
+            panic!("not a timeout: {e}");
+        };
+        assert!(
+            what.starts_with(&format!(
+                "service {gate} to run a task on each of alpha, beta (now: alpha: running"
+            )),
+            "{what}"
+        );
     }
 
     #[tokio::test]

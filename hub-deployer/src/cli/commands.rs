@@ -1,5 +1,6 @@
 //! What each subcommand does: dispatch to `config`/`plan` (no daemon needed), the lifecycle,
-//! the plugin, status, doctor, images and volumes. Results go to the given writer (stdout in
+//! the plugin, status, doctor, images and volumes, and the job and service sides that run in the
+//! swarmhub image (the plugin's node side, the volume API job, the Docker gate). Results go to the given writer (stdout in
 //! the binary) as text or JSON; progress goes to stderr; errors are returned, never printed here.
 
 use std::io::{IsTerminal, Write};
@@ -9,8 +10,9 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{
-    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, FirewallAction,
-    HubCommand, NfsCommand, NodeInstallArgs, Output, PluginCommand, TlsCommand, VolumeCommand,
+    ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, DockerGateArgs,
+    FirewallAction, HubCommand, NfsCommand, NodeInstallArgs, Output, PluginCommand, TlsCommand,
+    VolumeCommand,
 };
 use crate::demo;
 use crate::docker::cluster::Cluster;
@@ -171,6 +173,8 @@ pub fn run(
             let config = Config::load(&cli.config, env)?;
             runtime()?.block_on(push_here(cli, &config, b, out))
         }
+        // the gate service's process: its rules come in its environment, not from a file
+        Command::DockerGate(args) => docker_gate(args),
         // the demo has settings of its own (in its directory)
         Command::Demo(d) => runtime()?.block_on(demo_command(cli, d, out)),
         _ => {
@@ -262,6 +266,45 @@ async fn tls_self_signed(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result
         cli.config.display()
     ));
     emit(out, &text)
+}
+
+/// `docker-gate`: the options from the flags, the rules parsed from `--rules` /
+/// [`swarmhub_docker_gate::RULES_ENV`]; a missing or bad value is a usage error naming that
+/// variable.
+fn gate_options(args: &DockerGateArgs) -> Result<swarmhub_docker_gate::GateOptions, CliError> {
+    let var = swarmhub_docker_gate::RULES_ENV;
+    let json = args.rules.as_deref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "the gate's rules are missing: {var} (or --rules) must hold them as JSON; `swarmhub run` sets it on the gate service"
+        ))
+    })?;
+    let rules = swarmhub_docker_gate::GateRules::from_json(json).map_err(|e| {
+        CliError::Usage(format!("{var} does not hold the gate's rules as JSON: {e}"))
+    })?;
+    Ok(swarmhub_docker_gate::GateOptions {
+        listen: args.listen.clone(),
+        docker: args.docker.clone(),
+        rules,
+    })
+}
+
+/// Run the gate until SIGTERM or SIGINT, logging (every refusal included) to stderr, which
+/// `docker service logs` shows: plain lines at info unless `RUST_LOG` says otherwise.
+fn docker_gate(args: &DockerGateArgs) -> Result<(), CliError> {
+    let opts = gate_options(args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // a subscriber set before (a test harness) stays: the gate's events go there then
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let listen = opts.listen.display().to_string();
+    runtime()?
+        .block_on(swarmhub_docker_gate::serve(opts))
+        .with_context(|| format!("the Docker gate on {listen}"))?;
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -377,7 +420,8 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
         | Command::Config(_)
         | Command::Doctor { .. }
         | Command::Demo(_)
-        | Command::Tls(_) => {
+        | Command::Tls(_)
+        | Command::DockerGate(_) => {
             unreachable!("handled without a swarm")
         }
     };
@@ -851,7 +895,7 @@ fn plan_text(p: &Plan) -> String {
         p.hub_config.name.as_deref().unwrap_or_default(),
         plan::HUB_CONFIG_TARGET
     ));
-    for svc in [&p.nfsd, &p.hub] {
+    for svc in [&p.nfsd, &p.docker_gate, &p.hub] {
         let task = svc.task_template.clone().unwrap_or_default();
         let c = task.container_spec.unwrap_or_default();
         let constraints = task
@@ -896,12 +940,22 @@ fn plan_text(p: &Plan) -> String {
         } else {
             ports.join(" ")
         };
+        let networks = if networks.is_empty() {
+            "none".to_string()
+        } else {
+            networks.join(" ")
+        };
+        let every = if crate::apply::is_global(svc) {
+            "every "
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "service {}: image {}, on {}, network {}, ports {}, mounts {}\n",
+            "service {}: image {}, on {every}{}, network {}, ports {}, mounts {}\n",
             svc.name.as_deref().unwrap_or_default(),
             c.image.as_deref().unwrap_or_default(),
             constraints,
-            networks.join(" "),
+            networks,
             ports,
             mounts.join(" ")
         ));
@@ -958,6 +1012,8 @@ mod tests {
         let (r, out) = run_args(&["swarmhub", "--config", p, "config", "plan"], &[]);
         r.unwrap();
         assert!(out.contains("service swarmhub-nfsd: image swarmhub/nfsd:0.1.0, on node.labels.swarmhub.storage==true, network host, ports none published, mounts /srv/swarmhub:/data"), "{out}");
+        assert!(out.contains("service swarmhub-hub-docker-gate: image swarmhub/swarmhub:0.1.0, on every node.role==manager, network none, ports none published, mounts /var/run/docker.sock:/var/run/docker.sock swarmhub-hub-docker-gate:/run/swarmhub-docker-gate\n"), "{out}");
+        assert!(out.contains("service swarmhub-hub: image swarmhub/hub:0.1.0, on node.role==manager, network swarmhub, ports 8000->8000/host, mounts swarmhub-hub-docker-gate:/run/swarmhub-docker-gate swarmhub-hub-data:/srv/jupyterhub/data\n"), "{out}");
         assert!(
             out.contains("secret swarmhub-hub-crypt-key: generated"),
             "{out}"
@@ -972,6 +1028,32 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["hub"]["EndpointSpec"]["Mode"], "dnsrr");
         assert_eq!(v["nfsd"]["TaskTemplate"]["Networks"][0]["Target"], "host");
+    }
+
+    #[test]
+    fn the_gate_reads_its_rules_and_names_the_variable_when_they_are_bad() {
+        let rules =
+            crate::plan::docker_gate_rules(&Config::default().hub_settings().unwrap()).to_json();
+        let args = |rules: Option<&str>| DockerGateArgs {
+            listen: "/run/swarmhub-docker-gate/docker.sock".into(),
+            docker: "/var/run/docker.sock".into(),
+            rules: rules.map(String::from),
+        };
+        let opts = gate_options(&args(Some(&rules))).unwrap();
+        assert_eq!(
+            opts.listen,
+            PathBuf::from("/run/swarmhub-docker-gate/docker.sock")
+        );
+        assert_eq!(opts.docker, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(opts.rules.to_json(), rules);
+        for bad in [None, Some("{\"name_prefix\": 1}"), Some("not json")] {
+            let e = gate_options(&args(bad)).unwrap_err();
+            assert_eq!(e.code(), 2, "{e}");
+            assert!(
+                e.to_string().contains(swarmhub_docker_gate::RULES_ENV),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -84,11 +84,13 @@ pub enum Command {
     Run(DeployArgs),
     /// Start the deployed nfsd and hub (after `stop`).
     Start,
-    /// Stop the hub and nfsd (their tasks end; services, secrets and all data stay).
+    /// Stop the hub and nfsd (their tasks end; services, secrets and all data stay; the hub's
+    /// Docker gate keeps running).
     Stop,
     /// Remove the services, configs and network. Secrets, volumes and user data stay.
     Remove,
-    /// Replace the running nfsd and hub tasks (e.g. after a rebuilt image).
+    /// Replace the running tasks of nfsd, the hub's Docker gate and the hub (e.g. after a
+    /// rebuilt image).
     Restart,
     /// `remove`, then `run`.
     Rerun(DeployArgs),
@@ -140,6 +142,33 @@ pub enum Command {
     /// two students, nfsd, the plugin and the hub, with settings of its own.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The hub's Docker gate: what the gate service (<hub_service>-docker-gate, on every
+    /// manager) runs, not a command for admins. Creates the socket --listen, forwards to
+    /// dockerd's socket --docker only the calls about notebook services that its rules allow,
+    /// and answers everything else 403, logging each refusal to stderr (docker service logs;
+    /// RUST_LOG, default info). Runs until SIGTERM or SIGINT.
+    #[command(hide = true)]
+    DockerGate(DockerGateArgs),
+}
+
+/// Flags of `docker-gate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DockerGateArgs {
+    /// The unix socket to create and listen on (in the volume the hub mounts too).
+    #[arg(long, value_name = "PATH")]
+    pub listen: PathBuf,
+    /// dockerd's socket, the one the gate alone holds.
+    #[arg(long, value_name = "PATH")]
+    pub docker: PathBuf,
+    /// The rules, as JSON: which notebook services the hub may create and manage (`swarmhub
+    /// run` derives them from swarmhub.toml and sets them in the gate service's environment).
+    #[arg(
+        long,
+        env = swarmhub_docker_gate::RULES_ENV,
+        value_name = "JSON",
+        hide_env_values = true
+    )]
+    pub rules: Option<String>,
 }
 
 /// `swarmhub tls ...`.
@@ -279,11 +308,11 @@ pub enum HubCommand {
     Run(DeployArgs),
     /// Start the deployed hub.
     Start,
-    /// Stop the hub (running notebooks keep running).
+    /// Stop the hub (running notebooks and the hub's Docker gate keep running).
     Stop,
-    /// Remove the hub's service and configs (its database volume stays).
+    /// Remove the hub's service, its Docker gate and its configs (its database volume stays).
     Remove,
-    /// Replace the hub's task.
+    /// Replace the tasks of the hub's Docker gate and the hub.
     Restart,
     /// Build the hub and notebook images.
     Build(BuildArgs),
@@ -585,6 +614,43 @@ mod tests {
         }
         let e = Cli::try_parse_from(["swarmhub", "volume", "prepare"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_gate_side_takes_its_sockets_and_rules() {
+        let cli = Cli::try_parse_from([
+            "swarmhub",
+            "docker-gate",
+            "--listen",
+            "/run/swarmhub-docker-gate/docker.sock",
+            "--docker",
+            "/var/run/docker.sock",
+            "--rules",
+            "{}",
+        ])
+        .unwrap();
+        let Command::DockerGate(args) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(
+            args.listen,
+            PathBuf::from("/run/swarmhub-docker-gate/docker.sock")
+        );
+        assert_eq!(args.docker, PathBuf::from("/var/run/docker.sock"));
+        assert_eq!(args.rules.as_deref(), Some("{}"));
+        // both sockets are needed; the help says what runs it and where the rules come from
+        let e = Cli::try_parse_from(["swarmhub", "docker-gate", "--listen", "/x"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let mut cmd = Cli::command();
+        let gate = cmd.find_subcommand_mut("docker-gate").unwrap();
+        let help = gate.render_long_help().to_string();
+        assert!(
+            help.contains("gate service") && help.contains(swarmhub_docker_gate::RULES_ENV),
+            "{help}"
+        );
+        // not among the commands admins are shown
+        let top = Cli::command().render_long_help().to_string();
+        assert!(!top.contains("docker-gate"), "{top}");
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl NodeInfo {
     pub fn usable(&self) -> bool {
         self.state == "ready" && self.availability == "active"
     }
+
+    /// A usable manager: where the hub may run, so where the Docker gate (global, on
+    /// managers) must run.
+    pub fn usable_manager(&self) -> bool {
+        self.role == "manager" && self.usable()
+    }
 }
 
 /// One task of a service, reduced to what a person needs to see.
@@ -591,7 +597,17 @@ mod tests {
             (n.role.as_str(), n.state.as_str(), n.addr.as_str()),
             ("manager", "ready", "10.0.0.1")
         );
-        assert!(n.usable());
+        assert!(n.usable() && n.usable_manager());
+        let worker = NodeInfo {
+            role: "worker".into(),
+            ..n.clone()
+        };
+        assert!(worker.usable() && !worker.usable_manager());
+        let drained = NodeInfo {
+            availability: "drain".into(),
+            ..n.clone()
+        };
+        assert!(!drained.usable_manager());
         let n = NodeInfo::from_node(&node(
             &[("Volume", "local"), ("Network", "swarmhub-nfs")],
             &[],

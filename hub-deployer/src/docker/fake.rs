@@ -1,7 +1,9 @@
 //! A recording double of [`Engine`]: an in-memory swarm (services with versions, their tasks,
 //! secrets, configs, networks, nodes, plugins, volumes) that writes every call, in order, to
 //! [`Fake::calls`]. A replicated service has `replicas` running tasks; scaled to 0 they are shut
-//! down; a job's tasks are complete at once. Listed services carry their task counts, as
+//! down; a global service has one running task on each ready, active node its `node.role`
+//! constraint allows (placed when it is created or updated: a node added later has none); a
+//! job's tasks are complete at once. Listed services carry their task counts, as
 //! dockerd's do when asked with `status=true`. Asked to ([`Fake::keep_networks_in_use`]), it
 //! refuses to remove a network a service is attached to, as dockerd does.
 
@@ -76,17 +78,27 @@ impl State {
             .mode
             .as_ref()
             .is_some_and(|m| m.replicated_job.is_some() || m.global_job.is_some());
-        let node = self
+        let global = spec.mode.as_ref().is_some_and(|m| m.global.is_some());
+        let first = self
             .nodes
             .first()
             .and_then(|n| n.id.clone())
             .unwrap_or_default();
         let service_id = self.services.get(name).and_then(|s| s.id.clone());
         let mut tasks = std::mem::take(self.tasks.entry(name.to_string()).or_default());
-        let wanted = if job {
-            1
+        let placed: Vec<String> = if global {
+            self.nodes
+                .iter()
+                .filter(|n| takes_tasks_of(n, &spec))
+                .filter_map(|n| n.id.clone())
+                .collect()
         } else {
-            usize::try_from(replicas_of(&spec).unwrap_or(1)).unwrap_or(0)
+            let wanted = if job {
+                1
+            } else {
+                usize::try_from(replicas_of(&spec).unwrap_or(1)).unwrap_or(0)
+            };
+            vec![first; wanted]
         };
         // an update replaces the tasks: the old ones are shut down
         for t in &mut tasks {
@@ -99,7 +111,7 @@ impl State {
                 s.state = Some(TaskState::SHUTDOWN);
             }
         }
-        for _ in 0..wanted {
+        for node in placed {
             let id = self.id("task");
             let (state, desired) = if job {
                 (TaskState::COMPLETE, TaskState::COMPLETE)
@@ -109,7 +121,7 @@ impl State {
             tasks.push(Task {
                 id: Some(id),
                 service_id: service_id.clone(),
-                node_id: Some(node.clone()),
+                node_id: Some(node),
                 desired_state: Some(desired),
                 status: Some(TaskStatus {
                     state: Some(state),
@@ -121,6 +133,31 @@ impl State {
         }
         self.tasks.insert(name.to_string(), tasks);
     }
+}
+
+/// Whether Swarm would place a task of a global service of `spec` on `n`: the node is ready and
+/// active and its role is the one a `node.role==...` constraint names (other constraints are
+/// not looked at).
+fn takes_tasks_of(n: &Node, spec: &ServiceSpec) -> bool {
+    let node_spec = n.spec.clone().unwrap_or_default();
+    let ready = n.status.as_ref().and_then(|s| s.state) == Some(NodeState::READY);
+    let active = node_spec.availability == Some(NodeSpecAvailabilityEnum::ACTIVE);
+    let role = match node_spec.role {
+        Some(NodeSpecRoleEnum::MANAGER) => "manager",
+        _ => "worker",
+    };
+    let constraints = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.placement.as_ref())
+        .and_then(|p| p.constraints.clone())
+        .unwrap_or_default();
+    let role_ok = constraints.iter().all(|c| {
+        c.replace(' ', "")
+            .strip_prefix("node.role==")
+            .is_none_or(|want| want == role)
+    });
+    ready && active && role_ok
 }
 
 /// The in-memory swarm; see the module docs.
@@ -192,6 +229,36 @@ impl Fake {
             ..Default::default()
         });
         fake
+    }
+
+    /// Another ready, active node from now on: a manager or a worker, `hostname` at `addr`
+    /// (tasks are placed on it when a service is created or updated).
+    pub fn add_node(&self, id: &str, hostname: &str, manager: bool, addr: &str) {
+        let role = if manager {
+            NodeSpecRoleEnum::MANAGER
+        } else {
+            NodeSpecRoleEnum::WORKER
+        };
+        self.state.lock().unwrap().nodes.push(Node {
+            id: Some(id.into()),
+            version: Some(ObjectVersion { index: Some(1) }),
+            spec: Some(NodeSpec {
+                role: Some(role),
+                availability: Some(NodeSpecAvailabilityEnum::ACTIVE),
+                labels: Some(HashMap::new()),
+                ..Default::default()
+            }),
+            description: Some(NodeDescription {
+                hostname: Some(hostname.into()),
+                ..Default::default()
+            }),
+            status: Some(NodeStatus {
+                state: Some(NodeState::READY),
+                addr: Some(addr.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
 
     /// Every call so far, in order (`create_service hub`, `update_service hub replicas=0`, ...).

@@ -50,8 +50,8 @@ pub fn short_reference(reference: &str) -> String {
     }
 }
 
-/// Judge a replicated service from its desired replicas (`None`: it does not exist, or is not
-/// replicated) and its tasks, newest first (as [`Cluster::tasks`](crate::docker::cluster::Cluster::tasks) returns them).
+/// Judge a service from its desired tasks (replicas; for a global service the tasks Swarm
+/// wants running; `None`: it does not exist, or is a job) and its tasks, newest first (as [`Cluster::tasks`](crate::docker::cluster::Cluster::tasks) returns them).
 pub fn service_health(exists: bool, desired: Option<u64>, tasks: &[TaskInfo]) -> ServiceHealth {
     if !exists {
         return ServiceHealth::NotDeployed;
@@ -106,10 +106,18 @@ pub fn service_status_of(
     service: Option<&Service>,
     tasks: Vec<TaskInfo>,
 ) -> ServiceStatus {
-    let desired = service
-        .and_then(|s| s.spec.as_ref())
-        .and_then(replicas_of)
-        .map(|r| u64::try_from(r).unwrap_or(0));
+    let spec = service.and_then(|s| s.spec.as_ref());
+    let global = spec
+        .and_then(|s| s.mode.as_ref())
+        .is_some_and(|m| m.global.is_some());
+    let desired = if global {
+        // one task per node Swarm placed it on: those it wants running
+        let wanted = tasks.iter().filter(|t| t.desired.is_running()).count();
+        Some(u64::try_from(wanted).unwrap_or(u64::MAX))
+    } else {
+        spec.and_then(replicas_of)
+            .map(|r| u64::try_from(r).unwrap_or(0))
+    };
     let health = service_health(service.is_some(), desired, &tasks);
     ServiceStatus {
         component: component.to_string(),

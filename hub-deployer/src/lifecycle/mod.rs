@@ -2,6 +2,11 @@
 //! `restart` and `rerun` do for the whole stack, for nfsd alone (`nfs ...`) and for the hub
 //! alone (`hub ...`). Each returns the steps it took; each is safe to re-run.
 //!
+//! The hub's Docker gate (global on the managers; the hub's only way to Docker) belongs to the
+//! hub: `run` deploys it before the hub and waits for its task on every manager, `restart`
+//! replaces its tasks too, `start` of the hub waits for it; `stop` leaves it running (it holds
+//! no data and forwards only the hub's calls), `remove` of the hub or the stack removes it.
+//!
 //! What none of them touches: nfsd's data directory (every user's files), volumes (the hub's
 //! database), and secrets (`remove` keeps them, so a later `run` finds the same cookie secret,
 //! crypt key and nfsd token). Deleting user data is `swarmhub volume delete`, nowhere here.
@@ -66,7 +71,8 @@ impl Ctx<'_> {
 }
 
 /// `run`: create what is missing and start everything of `part`, in dependency order
-/// (network and secrets, nfsd, the plugin on every node, the hub's config and the hub).
+/// (network and secrets, nfsd, the plugin on every node, the hub's config, its Docker gate
+/// and the hub).
 pub async fn run(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
     deploy(ctx, part, true, stdin).await
 }
@@ -173,6 +179,9 @@ async fn ensure_course_dir(ctx: &Ctx<'_>) -> Result<Option<Step>, CliError> {
 async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
     let mut steps = vec![apply::ensure_config(c, &p.hub_config).await?];
+    // the hub's only way to Docker runs before the hub
+    steps.push(apply::ensure_service(c, &p.docker_gate, true).await?);
+    wait_gate(ctx).await?;
     steps.push(apply::ensure_service(c, &p.hub, true).await?);
     apply::wait_running(c, &ctx.cfg.cluster.hub_service, 1, &ctx.progress).await?;
     steps.extend(wait_hub_answers(ctx).await);
@@ -189,6 +198,24 @@ async fn run_hub(ctx: &Ctx<'_>, p: &Plan) -> Result<Vec<Step>, CliError> {
         .collect();
     steps.extend(apply::prune_secrets(c, &prefix, &keep).await?);
     Ok(steps)
+}
+
+/// The hub's Docker gate service (`<hub_service>-docker-gate`).
+fn gate_name(cfg: &Config) -> String {
+    names::docker_gate_service(&cfg.cluster.hub_service)
+}
+
+/// Wait until the Docker gate runs a task on every usable manager (wherever the hub may be
+/// placed); fails fast with a rejected task's error, as for the other services.
+async fn wait_gate(ctx: &Ctx<'_>) -> Result<(), CliError> {
+    let managers: Vec<NodeInfo> = ctx
+        .cluster
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(NodeInfo::usable_manager)
+        .collect();
+    apply::wait_running_on(ctx.cluster, &gate_name(ctx.cfg), &managers, &ctx.progress).await
 }
 
 /// One step per file of the self-signed set: made (with the reason) or kept.
@@ -352,10 +379,24 @@ fn services(cfg: &Config, part: Part) -> Vec<&str> {
     }
 }
 
-/// `start`: scale the deployed services back to one task each, nfsd first.
+/// `start`: scale the deployed services back to one task each, nfsd first. The hub starts once
+/// its Docker gate runs on every manager (`stop` leaves the gate running); without the gate
+/// (a deployment from before it) the hub is not started: `run` deploys both.
 pub async fn start(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     let mut steps = Vec::new();
     for name in services(ctx.cfg, part) {
+        if name == ctx.cfg.cluster.hub_service {
+            let gate = gate_name(ctx.cfg);
+            if ctx.cluster.service(&gate).await?.is_none() {
+                return Err(CliError::Precondition {
+                    what: format!(
+                        "service {gate} does not exist: the hub reaches Docker only through it"
+                    ),
+                    fix: "run `swarmhub run` (it deploys the gate and the hub without dockerd's socket)".into(),
+                });
+            }
+            wait_gate(ctx).await?;
+        }
         steps.push(apply::scale(ctx.cluster, name, 1).await?);
         apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
     }
@@ -401,7 +442,8 @@ async fn notebooks_down(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError
 }
 
 /// `stop`: scale the services to zero, the hub first (so no new notebook needs nfsd), and wait
-/// until their tasks are gone. Specs, secrets and data stay.
+/// until their tasks are gone. Specs, secrets and data stay. The hub's Docker gate keeps
+/// running: a global service cannot be scaled, and it serves nothing but the hub.
 pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     let mut steps = Vec::new();
     for name in services(ctx.cfg, part).into_iter().rev() {
@@ -415,7 +457,8 @@ pub async fn stop(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     Ok(steps)
 }
 
-/// `restart`: replace the running tasks (a forced update), nfsd first, waiting for each.
+/// `restart`: replace the running tasks (a forced update), nfsd first, then the hub's Docker
+/// gate and the hub, waiting for each.
 pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     replace(ctx, part, &mut std::io::empty()).await
 }
@@ -425,14 +468,25 @@ pub async fn restart(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
 /// did not change (an image rebuilt under the same tag). The plugin is not touched.
 async fn replace(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<Step>, CliError> {
     let mut steps = deploy(ctx, part, false, stdin).await?;
-    for name in services(ctx.cfg, part) {
+    let gate = gate_name(ctx.cfg);
+    let mut order: Vec<&str> = services(ctx.cfg, part);
+    if part != Part::Nfs {
+        // the gate's image is the CLI's, which a rebuild replaces under the same tag too
+        let at = order.len() - 1;
+        order.insert(at, &gate);
+    }
+    for name in order {
         let same = steps
             .iter()
             .any(|s| s.kind == "service" && s.name == name && s.change == Change::Unchanged);
         if same {
             steps.retain(|s| !(s.kind == "service" && s.name == name));
             steps.push(apply::force_restart(ctx.cluster, name).await?);
-            apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+            if name == gate {
+                wait_gate(ctx).await?;
+            } else {
+                apply::wait_running(ctx.cluster, name, 1, &ctx.progress).await?;
+            }
         }
     }
     if part != Part::Nfs {
@@ -441,8 +495,9 @@ async fn replace(ctx: &Ctx<'_>, part: Part, stdin: &mut dyn Read) -> Result<Vec<
     Ok(steps)
 }
 
-/// `remove`: remove the services, swarmhub's configs and (for the whole stack) the network.
-/// Secrets, volumes and nfsd's data directory are kept and reported as kept.
+/// `remove`: remove the services (the hub's Docker gate with the hub), swarmhub's configs and
+/// (for the whole stack) the network. Secrets, volumes and nfsd's data directory are kept and
+/// reported as kept.
 pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
     let c = ctx.cluster;
     let mut steps = notebooks_down(ctx, part).await?;
@@ -451,11 +506,16 @@ pub async fn remove(ctx: &Ctx<'_>, part: Part) -> Result<Vec<Step>, CliError> {
         .rev()
         .map(str::to_string)
         .collect();
+    if part != Part::Nfs {
+        // right after the hub, which is its only client
+        names.insert(1, gate_name(ctx.cfg));
+    }
     if part == Part::All {
         names.push(names::ROLLOUT_SERVICE.into());
     }
-    // one at a time in this order (the hub before nfsd), each stopped before it is removed:
-    // nfsd goes only once no container of the hub's is left to write through it
+    // one at a time in this order (the hub, its gate, nfsd), each stopped before it is removed
+    // (but the gate, a global service that holds no data): nfsd goes only once no container
+    // of the hub's is left to write through it
     for name in &names {
         steps.extend(apply::stop_then_remove(c, std::slice::from_ref(name), &ctx.progress).await?);
     }
@@ -504,6 +564,7 @@ mod tests {
     use super::*;
     use crate::apply::tests::{apply_hub, fake_swarm};
     use crate::docker::cluster::Cluster;
+    use crate::docker::engine::Engine as _;
     use crate::docker::fake::Fake;
 
     /// nfsd and the hub deployed on the in-memory swarm, its calls forgotten.
@@ -645,12 +706,18 @@ mod tests {
         assert_eq!(steps, vec![Step::new("service", nfsd, Change::Started)]);
     }
 
-    #[tokio::test]
-    async fn a_started_hub_that_does_not_answer_is_a_note_not_a_failure() {
+    /// The default settings with Docker's and the services' waits as short as they go.
+    fn short_timeouts() -> Config {
         let mut cfg = Config::default();
-        // the probe's bound and the wait for an answer, as short as they go
         cfg.timeouts.docker_seconds = 1;
         cfg.timeouts.service_seconds = 1;
+        cfg
+    }
+
+    #[tokio::test]
+    async fn a_started_hub_that_does_not_answer_is_a_note_not_a_failure() {
+        // the probe's bound and the wait for an answer, as short as they go
+        let cfg = short_timeouts();
         let c = deployed(&cfg).await;
         let hub = &cfg.cluster.hub_service;
         stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
@@ -677,6 +744,114 @@ mod tests {
         assert_eq!(
             c.engine().changes(),
             vec![format!("update_service {hub} replicas=1")]
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_leaves_the_docker_gate_and_removing_the_hub_takes_it() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let gate = names::docker_gate_service(hub);
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        assert_eq!(
+            c.engine().changes(),
+            [format!("update_service {hub} replicas=0")]
+        );
+        assert!(c.engine().service_spec(&gate).is_some());
+        c.engine().clear_calls();
+        let steps = remove(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        let removed: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.kind == "service" && s.change == Change::Removed)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(removed, [hub.as_str(), gate.as_str()]);
+        let changes = c.engine().changes();
+        assert!(
+            !changes
+                .iter()
+                .any(|x| x.starts_with(&format!("update_service {gate}"))),
+            "a global service is not scaled: {changes:?}"
+        );
+        assert!(c.engine().service_spec(&gate).is_none());
+        assert!(c.engine().service_spec(nfsd).is_some(), "nfsd stays");
+    }
+
+    #[tokio::test]
+    async fn removing_the_stack_removes_the_gate_after_the_hub_and_before_nfsd() {
+        let cfg = Config::default();
+        let c = deployed(&cfg).await;
+        let (hub, nfsd) = (&cfg.cluster.hub_service, &cfg.cluster.nfsd_service);
+        let gate = names::docker_gate_service(hub);
+        remove(&ctx(&c, &cfg), Part::All).await.unwrap();
+        let changes = c.engine().changes();
+        let at = |call: String| changes.iter().position(|c| *c == call).unwrap();
+        assert!(at(format!("delete_service {hub}")) < at(format!("delete_service {gate}")));
+        assert!(
+            at(format!("delete_service {gate}")) < at(format!("update_service {nfsd} replicas=0"))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hub_starts_once_its_gate_runs_and_not_without_it() {
+        let cfg = short_timeouts();
+        let c = deployed(&cfg).await;
+        let hub = &cfg.cluster.hub_service;
+        let gate = names::docker_gate_service(hub);
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        c.engine().clear_calls();
+        start(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        let calls = c.engine().calls();
+        let looked = calls
+            .iter()
+            .position(|x| *x == format!("list_tasks {gate}"))
+            .unwrap();
+        let started = calls
+            .iter()
+            .position(|x| *x == format!("update_service {hub} replicas=1"))
+            .unwrap();
+        assert!(looked < started, "{calls:?}");
+        // a deployment from before the gate: the hub would have no Docker
+        stop(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        c.engine().delete_service(&gate).await.unwrap();
+        c.engine().clear_calls();
+        let e = start(&ctx(&c, &cfg), Part::Hub).await.unwrap_err();
+        assert_eq!(e.code(), 7, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("service {gate} does not exist"))
+                && text.contains("swarmhub run"),
+            "{text}"
+        );
+        assert_eq!(c.engine().changes(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn restarting_the_hub_replaces_its_gates_tasks_first() {
+        let cfg = short_timeouts();
+        let c = deployed(&cfg).await;
+        let hub = &cfg.cluster.hub_service;
+        let gate = names::docker_gate_service(hub);
+        let steps = restart(&ctx(&c, &cfg), Part::Hub).await.unwrap();
+        let restarted: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.change == Change::Restarted)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(restarted, [gate.as_str(), hub.as_str()], "{steps:?}");
+        let updates: Vec<String> = c
+            .engine()
+            .changes()
+            .into_iter()
+            .filter(|x| x.starts_with("update_service "))
+            .collect();
+        assert_eq!(
+            updates,
+            [
+                format!("update_service {gate} replicas=-"),
+                format!("update_service {hub} replicas=1")
+            ]
         );
     }
 

@@ -6,6 +6,17 @@
 //! Every object carries the label `swarmhub.managed=true` so status and removal find exactly
 //! what swarmhub made. No secret value ever appears in a plan: secrets are referenced by name,
 //! with the way their value is obtained when the secret is missing.
+//!
+//! The hub gets no socket of dockerd's: the Docker gate ([`gate`], one task on every manager)
+//! holds it and lets the hub create and manage exactly its notebook services, through a socket
+//! in a local volume the two share.
+
+pub mod gate;
+
+pub use gate::{
+    NOTEBOOK_ROLES, docker_gate_args, docker_gate_rules, docker_gate_service,
+    docker_gate_volume_mount,
+};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,8 +52,8 @@ pub const HOST_NETWORK: &str = "host";
 pub const FIREWALL_CAPABILITIES: &[&str] = &["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_CHROOT"];
 /// nfsd's data root inside its container (a bind of `cluster.nfsd_data_dir`).
 pub const NFSD_CONTAINER_DATA: &str = "/data";
-/// Where dockerd's socket (`cluster.docker_socket` on the node) appears in the hub and the
-/// rollout job.
+/// Where dockerd's socket (`cluster.docker_socket` on the node) appears in the Docker gate and
+/// the rollout job (never in the hub).
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Random bytes of a generated secret (written as hex).
 pub const GENERATED_SECRET_BYTES: usize = 32;
@@ -157,17 +168,21 @@ pub struct Plan {
     pub hub_config: ConfigSpec,
     /// swarmhub-nfsd, pinned to the storage node
     pub nfsd: ServiceSpec,
-    /// JupyterHub on a manager
+    /// the Docker gate on every manager, the only holder of dockerd's socket
+    pub docker_gate: ServiceSpec,
+    /// JupyterHub on a manager, reaching Docker only through the gate
     pub hub: ServiceSpec,
 }
 
 /// The plan of `cfg` (which [`Config::load`] has validated).
 pub fn plan(cfg: &Config, inputs: &PlanInputs) -> Result<Plan, ConfigError> {
-    let hub_config = hub_config(&cfg.hub_settings()?);
+    let settings = cfg.hub_settings()?;
+    let hub_config = hub_config(&settings);
     Ok(Plan {
         network: network(cfg),
         secrets: secrets(cfg, inputs),
         nfsd: nfsd_service(cfg, &inputs.node_addrs),
+        docker_gate: docker_gate_service(cfg, &docker_gate_rules(&settings)),
         hub: hub_service(
             cfg,
             hub_config.name.as_deref().unwrap_or_default(),
@@ -340,8 +355,10 @@ pub fn nfsd_service(cfg: &Config, node_addrs: &[String]) -> ServiceSpec {
 }
 
 /// JupyterHub: one replica on a manager (SwarmSpawner creates services, which only a manager
-/// can), dockerd's socket bound in, the database on a local volume, the generated config
-/// mounted, its secrets attached; published in host mode, reachable by name on the overlay.
+/// can), the database on a local volume, the generated config mounted, its secrets attached;
+/// published in host mode, reachable by name on the overlay. No socket of dockerd's: the Docker
+/// gate's volume is mounted at [`names::DOCKER_GATE_DIR`] and `DOCKER_HOST` names the gate's
+/// socket ([`names::DOCKER_GATE_HOST`]), the hub's only way to Docker (see [`gate`]).
 /// With `tls`, the certificate and key secrets appear as [`HUB_TLS_CERT_FILE`] and
 /// [`HUB_TLS_KEY_FILE`] under `/run/secrets/` (fixed names, so the generated config does not
 /// change with the certificate), and `cluster.hub_redirect_port` is published too.
@@ -394,9 +411,10 @@ pub fn hub_service(cfg: &Config, hub_config_name: &str, tls: Option<&HubTlsFiles
                         "JPY_COOKIE_SECRET_FILE={}",
                         crate::settings::secret_path(COOKIE_SECRET)
                     ),
+                    format!("DOCKER_HOST={}", names::DOCKER_GATE_HOST),
                 ]),
                 mounts: Some(vec![
-                    bind(&c.docker_socket, DOCKER_SOCKET, false),
+                    docker_gate_volume_mount(cfg),
                     Mount {
                         target: Some(HUB_DATA_DIR.into()),
                         source: Some(c.hub_data_volume.clone()),
@@ -714,8 +732,23 @@ pub(crate) fn host_port(target: u16, published: u16) -> EndpointPortConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// (type, source, target) of each mount of a container spec.
+    pub(crate) fn mounts_of(c: &TaskSpecContainerSpec) -> Vec<(MountType, String, String)> {
+        c.mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m.typ.unwrap(),
+                    m.source.clone().unwrap_or_default(),
+                    m.target.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
 
     fn container(s: &ServiceSpec) -> &TaskSpecContainerSpec {
         s.task_template
@@ -938,7 +971,7 @@ mod tests {
     }
 
     #[test]
-    fn hub_runs_on_a_manager_with_socket_volume_config_and_secrets() {
+    fn hub_runs_on_a_manager_with_the_gate_volume_config_and_secrets() {
         let p = default_plan();
         let s = &p.hub;
         assert_eq!(s.name.as_deref(), Some("swarmhub-hub"));
@@ -946,26 +979,14 @@ mod tests {
         use EndpointPortConfigPublishModeEnum::HOST;
         assert_eq!(ports_of(s), [(8000, 8000, HOST)]);
         let c = container(s);
-        let mounts: Vec<_> = c
-            .mounts
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m.typ.unwrap(),
-                    m.source.clone().unwrap(),
-                    m.target.clone().unwrap(),
-                )
-            })
-            .collect();
+        let mounts = mounts_of(c);
         assert_eq!(
             mounts,
             [
                 (
-                    MountType::BIND,
-                    "/var/run/docker.sock".into(),
-                    "/var/run/docker.sock".into()
+                    MountType::VOLUME,
+                    "swarmhub-hub-docker-gate".into(),
+                    "/run/swarmhub-docker-gate".into()
                 ),
                 (
                     MountType::VOLUME,
@@ -973,6 +994,12 @@ mod tests {
                     "/srv/jupyterhub/data".into()
                 ),
             ]
+        );
+        assert!(
+            c.env
+                .as_ref()
+                .unwrap()
+                .contains(&"DOCKER_HOST=unix:///run/swarmhub-docker-gate/docker.sock".into())
         );
         let cfg = &c.configs.as_ref().unwrap()[0];
         assert_eq!(
@@ -991,6 +1018,118 @@ mod tests {
                 "/srv/jupyterhub/jupyterhub_config.py"
             ]
         );
+    }
+
+    /// The hub of every kind of plan: no bind mount at all, nothing of dockerd's socket, and
+    /// `DOCKER_HOST` the gate's socket.
+    #[test]
+    fn the_hub_has_no_bind_mount_and_no_docker_socket() {
+        let mut tls = Config::default();
+        tls.cluster.public_url = "https://hub.example.edu/".into();
+        tls.tls.mode = crate::settings::TlsMode::Files;
+        tls.cluster.docker_socket = "/run/other/docker.sock".into();
+        let files = HubTlsFiles {
+            cert: "/etc/swarmhub/hub.pem".into(),
+            key: "/etc/swarmhub/hub-key.pem".into(),
+            fingerprint: "0123456789ab".into(),
+        };
+        let with_tls = PlanInputs {
+            tls: Some(files),
+            ..PlanInputs::default()
+        };
+        let mut local = Config::default();
+        local.hub.volumes = crate::settings::VolumeMode::Local;
+        for (cfg, inputs) in [
+            (Config::default(), PlanInputs::default()),
+            (tls, with_tls),
+            (local, PlanInputs::default()),
+        ] {
+            let p = plan(&cfg, &inputs).unwrap();
+            let c = container(&p.hub);
+            let mounts = c.mounts.as_ref().unwrap();
+            assert!(
+                mounts.iter().all(|m| m.typ == Some(MountType::VOLUME)),
+                "{mounts:?}"
+            );
+            let json = serde_json::to_string(&p.hub).unwrap();
+            assert!(!json.contains(&cfg.cluster.docker_socket), "{json}");
+            assert!(!json.contains(DOCKER_SOCKET), "{json}");
+            let hosts: Vec<&String> = c
+                .env
+                .iter()
+                .flatten()
+                .filter(|e| e.starts_with("DOCKER_HOST="))
+                .collect();
+            assert_eq!(hosts, [&format!("DOCKER_HOST={}", names::DOCKER_GATE_HOST)]);
+            // the hub's socket is the one the gate listens on, in the volume both mount
+            let gate = container(&p.docker_gate);
+            let args = gate.args.as_ref().unwrap();
+            let listen = args.iter().position(|a| a == "--listen").unwrap() + 1;
+            assert_eq!(format!("unix://{}", args[listen]), names::DOCKER_GATE_HOST);
+            let shared = |mounts: &[Mount]| {
+                mounts
+                    .iter()
+                    .find(|m| m.target.as_deref() == Some(names::DOCKER_GATE_DIR))
+                    .map(|m| (m.typ, m.source.clone()))
+            };
+            assert_eq!(
+                shared(mounts),
+                shared(gate.mounts.as_ref().unwrap()),
+                "one volume"
+            );
+            assert!(shared(mounts).is_some());
+            assert!(args[listen].starts_with(&format!("{}/", names::DOCKER_GATE_DIR)));
+        }
+    }
+
+    #[test]
+    fn the_gate_is_global_on_the_managers_with_the_socket_the_volume_and_the_rules() {
+        let mut cfg = Config::default();
+        cfg.cluster.hub_service = "course-hub".into();
+        cfg.hub.volumes = crate::settings::VolumeMode::Local;
+        let p = plan(&cfg, &PlanInputs::default()).unwrap();
+        let g = &p.docker_gate;
+        assert_eq!(g.name.as_deref(), Some("course-hub-docker-gate"));
+        let mode = g.mode.as_ref().unwrap();
+        assert!(mode.global.is_some() && mode.replicated.is_none());
+        assert_eq!(replicas_of(g), None);
+        assert_eq!(constraints_of(g), ["node.role==manager"]);
+        let c = container(g);
+        let mounts = mounts_of(c);
+        assert_eq!(
+            mounts,
+            [
+                (
+                    MountType::BIND,
+                    cfg.cluster.docker_socket.clone(),
+                    DOCKER_SOCKET.into()
+                ),
+                (
+                    MountType::VOLUME,
+                    "course-hub-docker-gate".into(),
+                    names::DOCKER_GATE_DIR.into()
+                ),
+            ]
+        );
+        let json = c.env.as_ref().unwrap()[0]
+            .strip_prefix(&format!("{}=", swarmhub_docker_gate::RULES_ENV))
+            .unwrap();
+        let rules = swarmhub_docker_gate::GateRules::from_json(json).unwrap();
+        assert_eq!(rules, docker_gate_rules(&cfg.hub_settings().unwrap()));
+        assert_eq!(rules.mounts[0].source, "local-home-{user}");
+        assert!(managed(&g.labels) && managed(&c.labels));
+        // no secret reaches the gate, in its environment or otherwise
+        assert!(c.secrets.is_none());
+        let planned: Vec<String> = p.secrets.iter().map(|s| s.name.clone()).collect();
+        let text = serde_json::to_string(g).unwrap();
+        for name in &planned {
+            assert!(!text.contains(name.as_str()), "{name} in {text}");
+        }
+        // a changed setting the rules depend on is a changed gate
+        let mut other = cfg.clone();
+        other.images.notebook_teacher = "swarmhub/notebook-teacher:0.2.0".into();
+        let q = plan(&other, &PlanInputs::default()).unwrap();
+        assert_ne!(fingerprint(&q.docker_gate), fingerprint(g));
     }
 
     #[test]

@@ -22,6 +22,9 @@
 //!   `VolumeDriver.Mount: ...`) instead of waiting for `start_timeout`, and whose `remove_object`
 //!   (a stop) returns once the service's containers have ended (bounded), so that a start right
 //!   after a stop cannot be answered by the dying server at the service's name;
+//! - Docker reached only through the Docker gate's socket (`docker_url`): the hub holds no
+//!   socket of dockerd's, and the gate forwards only calls about the notebook services these
+//!   settings describe;
 //! - endpoint mode `dnsrr`, the attachable overlay network, internal IPs (service names), explicit
 //!   `cmd`, pinned images, `allowed_images = {}`, CPU/memory limits, placement constraints;
 //! - `ldapauthenticator.LDAPAuthenticator` 2.x with `allowed_groups` = students + teachers and
@@ -91,6 +94,10 @@ pub struct HubSettings {
     pub hub_api_port: u16,
     /// Overlay network of the notebook services (`SwarmSpawner.network_name`).
     pub network: String,
+    /// Where SwarmSpawner reaches Docker (`client_kwargs["base_url"]`): the Docker gate's
+    /// socket ([`names::DOCKER_GATE_HOST`]). The hub has no socket of dockerd's; the gate
+    /// allows exactly the notebook services of these settings.
+    pub docker_url: String,
     /// The hub database on its persisted volume.
     pub db_url: String,
     /// The cookie secret file on that volume.
@@ -343,6 +350,7 @@ impl HubSettings {
             hub_service: c.hub_service.clone(),
             hub_api_port: HUB_API_PORT,
             network: c.network.clone(),
+            docker_url: names::DOCKER_GATE_HOST.into(),
             db_url: format!("sqlite:///{HUB_DATA_DIR}/jupyterhub.sqlite"),
             cookie_secret_file: format!("{HUB_DATA_DIR}/jupyterhub_cookie_secret"),
             admin_users: h.admin_users.clone(),
@@ -500,7 +508,7 @@ class Any:
     def __call__(self, *a, **k): return Any()
 class Mount:
     def __init__(self, target, source, type, no_copy=False, driver_config=None):
-        self.source, self.driver_config = source, driver_config
+        self.target, self.source, self.type, self.driver_config = target, source, type, driver_config
 class DriverConfig:
     def __init__(self, name, options): self.name, self.options = name, options
 class SwarmSpawner: pass
@@ -621,7 +629,8 @@ mod tests {
     }
 
     /// The `SWARMHUB` dictionaries of a few `swarmhub.toml`s, as the generator before issue 14
-    /// (a second schema and a hand-built map) wrote them, plus the notebook labels' names.
+    /// (a second schema and a hand-built map) wrote them, plus the notebook labels' names and
+    /// (issue 16) the Docker gate's socket as `docker_url`.
     #[test]
     fn settings_are_what_the_generator_always_wrote() {
         for (toml_text, want) in [
@@ -669,6 +678,29 @@ mod tests {
         assert!(out.contains("    \"notebook_labels\": {\"swarmhub.component\": \"notebook\"},\n"));
         assert!(out.contains("    \"user_label\": \"swarmhub.user\",\n"));
         assert!(out.contains("    \"role_label\": \"swarmhub.role\",\n"));
+    }
+
+    /// The spawner's Docker client is the gate's socket; the template names no socket of its own.
+    #[test]
+    fn the_spawner_reaches_docker_only_through_the_gate() {
+        // no bind DN: the config reads no secret file when it runs here
+        let s = Config::default().hub_settings().unwrap();
+        assert_eq!(s.docker_url, names::DOCKER_GATE_HOST);
+        assert!(
+            TEMPLATE
+                .contains(r#"c.SwarmSpawner.client_kwargs = {"base_url": SWARMHUB["docker_url"]}"#)
+        );
+        assert!(!TEMPLATE.contains("docker.sock"));
+        let Some(v) = run_config_py(
+            &s,
+            r#"print(json.dumps(g["c"].SwarmSpawner.client_kwargs))"#,
+        ) else {
+            return;
+        };
+        assert_eq!(
+            v,
+            json!({"base_url": "unix:///run/swarmhub-docker-gate/docker.sock"})
+        );
     }
 
     #[test]

@@ -682,6 +682,17 @@ impl Config {
         name("cluster.network", &c.network)?;
         name("cluster.nfsd_service", &c.nfsd_service)?;
         name("cluster.hub_service", &c.hub_service)?;
+        if c.hub_service.len() > names::HUB_SERVICE_MAX {
+            return Err(invalid(
+                "cluster.hub_service",
+                format!(
+                    "{:?} is longer than {} characters: its Docker gate's service ({}) must fit Docker's 63",
+                    c.hub_service,
+                    names::HUB_SERVICE_MAX,
+                    names::docker_gate_service(&c.hub_service)
+                ),
+            ));
+        }
         name("cluster.hub_data_volume", &c.hub_data_volume)?;
         name("ldap.password_secret", &self.ldap.password_secret)?;
         let label_ok = !c.storage_node_label.is_empty()
@@ -1537,6 +1548,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("also cluster.hub_port"), "{e}");
+        // the gate's service is named after the hub service: it must leave room
+        let long = "h".repeat(names::HUB_SERVICE_MAX + 1);
+        let e = load(&format!("[cluster]\nhub_service = \"{long}\"\n"), &[]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, .. } if key == "cluster.hub_service"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("-docker-gate"), "{e}");
         // the certificate's secrets are named after the hub service: it must leave room
         let long = "h".repeat(names::HUB_SERVICE_MAX_WITH_TLS + 1);
         let e = load(

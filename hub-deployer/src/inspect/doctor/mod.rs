@@ -6,7 +6,10 @@
 //! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`, `registry` (only
 //! with a `[registry]`), `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`,
 //! `nfsd-service`, `nfsd-allow`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
-//! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `hub-api`, `hub-tls` (plain
+//! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `docker-gate` (the hub's
+//! Docker gate runs on every ready, active manager), `hub-docker-socket` (the hub's service has
+//! no bind mount, so no socket of dockerd's, and its `DOCKER_HOST` is the gate's socket),
+//! `hub-api`, `hub-tls` (plain
 //! HTTP fails; with TLS the served certificate must be the configured one, valid now, for the
 //! public URL's host, and is a warning within `tls.expiry_warn_days` of its end). When dockerd
 //! cannot be used, the checks that need it are skipped; the LDAP checks, which do not, still run.
@@ -31,12 +34,14 @@
 //! and holds the order of the swarm checks (`swarm_check_names`), `registry.rs` the registry and
 //! the pinned deployment, `plugin.rs` the volume plugin on
 //! every node, `firewall.rs` the firewall guard, `nfsd.rs` nfsd's service, allow list and API,
-//! `ldap.rs` the directory, `hub.rs` the hub's API and certificate; in each, the `async fn`s do
+//! `ldap.rs` the directory, `gate.rs` the hub's Docker gate and the hub's way to Docker, `hub.rs`
+//! the hub's API and certificate; in each, the `async fn`s do
 //! the I/O and the `check_*` functions judge what they read (pure, unit-tested there).
 //! `firewall` is read on every node by a one-shot global job (`swarmhub-firewall-check`) that
 //! lists swarmhub's iptables chain there, so doctor starts (and removes) that job.
 
 mod firewall;
+mod gate;
 mod hub;
 mod ldap;
 mod nfsd;
@@ -44,6 +49,7 @@ mod plugin;
 mod registry;
 mod swarm;
 
+use gate::{GATE_CHECKS, gate_checks};
 use ldap::ldap_checks;
 use registry::pins;
 use swarm::{check_dockerd, images_check, swarm_check_names, swarm_checks};
@@ -60,6 +66,7 @@ use crate::inspect::health::probe_timeout;
 use crate::settings::Config;
 
 pub use firewall::check_firewall;
+pub use gate::{check_docker_gate, check_hub_docker_socket};
 pub use hub::{base_path, check_hub_answer, check_hub_tls, hub_api_url, hub_check, hub_tls_check};
 pub use nfsd::{check_nfsd_allow, check_nfsd_api, check_nfsd_service};
 pub use plugin::{
@@ -315,10 +322,17 @@ pub async fn examine_at(cfg: &Config, opts: &DoctorOptions, host: &str) -> Repor
     match &cluster {
         Some(c) => {
             checks.push(images_check(c, cfg, pinned.as_ref()).await);
+            checks.extend(gate_checks(c, cfg).await);
             checks.push(hub_check(c, cfg).await);
             checks.push(hub_tls_check(c, cfg, opts.config_path.as_deref()).await);
         }
-        None => checks.extend(["images", "hub-api", "hub-tls"].map(|n| Check::skip(n, unusable))),
+        None => checks.extend(
+            ["images"]
+                .into_iter()
+                .chain(GATE_CHECKS)
+                .chain(["hub-api", "hub-tls"])
+                .map(|n| Check::skip(n, unusable)),
+        ),
     }
     Report::new(checks)
 }
@@ -422,7 +436,15 @@ unhealthy: 1 ok, 1 failed, 1 skipped
             "{:?}",
             by_name("dockerd")
         );
-        for n in ["nodes", "secrets", "nfsd-api", "images", "hub-api"] {
+        for n in [
+            "nodes",
+            "secrets",
+            "nfsd-api",
+            "images",
+            "docker-gate",
+            "hub-docker-socket",
+            "hub-api",
+        ] {
             assert_eq!(by_name(n).outcome, Outcome::Skip, "{n}");
         }
         let ldap = by_name("ldap-connect");
@@ -452,6 +474,8 @@ unhealthy: 1 ok, 1 failed, 1 skipped
                 "ldap-teacher-group",
                 "ldap-student-group",
                 "images",
+                "docker-gate",
+                "hub-docker-socket",
                 "hub-api",
                 "hub-tls"
             ]
@@ -462,7 +486,7 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         cfg.registry.address = Some("r:5000".into());
         let r = examine_at(&cfg, &DoctorOptions::default(), &host).await;
         let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names.len(), 20, "{names:?}");
+        assert_eq!(names.len(), 22, "{names:?}");
         assert_eq!(names[4..6], ["secrets", "registry"], "{names:?}");
         assert_eq!(r.checks[5].outcome, Outcome::Skip, "{:?}", r.checks[5]);
     }

@@ -605,6 +605,16 @@ mod tests {
             )),
             "{images:?}"
         );
+        // the Docker gate runs the CLI image
+        assert!(
+            images.detail.contains(&format!(
+                "{} runs {}, the registry has {} now",
+                crate::names::docker_gate_service(&cfg.cluster.hub_service),
+                short("swarmhub", 'a'),
+                short("swarmhub", 'b')
+            )),
+            "{images:?}"
+        );
         assert!(
             images
                 .fix

@@ -1,6 +1,6 @@
 //! Checks `dockerd`, `nodes`, `storage-node`, `network`, `secrets` and `images`: the
 //! connection, the nodes, the storage node, the overlay network, the secrets, and the images:
-//! without a registry, every image is on this node; with one, nfsd and the hub run the images
+//! without a registry, every image is on this node; with one, nfsd, the hub and its Docker gate run the images
 //! the registry has now (the nodes pull them; this one needs none). Also the order of all the
 //! swarm checks ([`swarm_check_names`], [`swarm_checks`]), which asks `registry.rs`,
 //! `plugin.rs`, `firewall.rs` and `nfsd.rs` for theirs. The `async fn`s here read dockerd and
@@ -154,13 +154,15 @@ pub(super) async fn service_and_tasks(
 }
 
 /// Without a registry: the images are on this node (other nodes: the plugin rollout checks).
-/// With one (`pins`): nfsd and the hub run the images pinned to what the registry has now.
+/// With one (`pins`): nfsd, the hub and its Docker gate (the CLI image) run the images pinned to what the registry has now.
 pub(super) async fn images_check(c: &Swarm, cfg: &Config, pins: Option<&Pins>) -> Check {
     if let Some(pins) = pins {
         let mut services = Vec::new();
+        let gate = crate::names::docker_gate_service(&cfg.cluster.hub_service);
         for (name, key) in [
             (&cfg.cluster.nfsd_service, "images.nfsd"),
             (&cfg.cluster.hub_service, "images.hub"),
+            (&gate, "images.cli"),
         ] {
             let what = format!("cannot inspect service {name}");
             let spec = timed(cfg.timeouts.docker_seconds, &what, c.service(name)).await;
@@ -412,7 +414,7 @@ pub fn check_images(results: &[(String, String, Result<bool, String>)]) -> Check
 pub struct ServiceImage {
     /// Its name.
     pub service: String,
-    /// The setting of its image (`images.nfsd`, `images.hub`).
+    /// The setting of its image (`images.nfsd`, `images.hub`, `images.cli` for the Docker gate).
     pub key: &'static str,
     /// The image of its spec (`None`: not deployed), or why it could not be read.
     pub running: Result<Option<String>, String>,
@@ -462,7 +464,7 @@ pub fn check_service_images(address: &str, services: &[ServiceImage]) -> Check {
         return Check::warn(
             "images",
             detail([other, same, notes].concat()),
-            "swarmhub restart (brings nfsd and the hub to the images the registry has now)",
+            "swarmhub restart (brings nfsd, the hub and its Docker gate to the images the registry has now)",
         );
     }
     if same.is_empty() {

@@ -50,9 +50,11 @@ pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
     let network = network_status(c, &cfg.cluster.network, &mut errors).await;
 
     let mut services = Vec::new();
+    let gate = names::docker_gate_service(&cfg.cluster.hub_service);
     for (component, name) in [
         ("nfsd", &cfg.cluster.nfsd_service),
         ("hub", &cfg.cluster.hub_service),
+        (names::DOCKER_GATE_COMPONENT, &gate),
     ] {
         services.push(service_status(c, component, name, &mut errors).await);
     }
@@ -251,6 +253,12 @@ mod tests {
                     ServiceHealth::Running,
                     1
                 ),
+                (
+                    "docker-gate",
+                    names::docker_gate_service(&cfg.cluster.hub_service).as_str(),
+                    ServiceHealth::Running,
+                    1
+                ),
             ]
         );
         assert!(
@@ -259,6 +267,11 @@ mod tests {
                 .all(|x| x.deployed && x.desired == Some(1))
         );
         assert_eq!(s.services[0].tasks[0].node, "alpha");
+        let gate_line = format!(
+            "{} (docker-gate): swarmhub/swarmhub:0.1.0, 1/1 running",
+            names::docker_gate_service(&cfg.cluster.hub_service)
+        );
+        assert!(s.text().contains(&gate_line), "{}", s.text());
 
         let [nb] = s.notebooks.as_slice() else {
             panic!("one notebook: {:?}", s.notebooks)

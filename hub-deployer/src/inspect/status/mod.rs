@@ -21,7 +21,7 @@
 //! | `nodes[]` | [`NodeStatus`]: host name, role, state, availability, address, `storage`, `plugin_enabled`, `plugin_version`, `plugin_settings`, `plugin_current` |
 //! | `plugin` | [`DeployedPlugin`]: the plugin the settings in effect deploy (`source`, the `version` and `settings` a node on it records) |
 //! | `network` | [`NetworkStatus`]: the overlay network (`found`, `driver`, `scope`, `attachable`) |
-//! | `services[]` | [`ServiceStatus`] of nfsd and the hub: `deployed`, `image`, `desired`, `running`, `health.state` (`not_deployed`, `stopped`, `running`, `starting`, `failing`), recent `tasks[]` |
+//! | `services[]` | [`ServiceStatus`] of nfsd, the hub and the hub's Docker gate (component `docker-gate`, global: `desired` counts the tasks Swarm wants running, one per manager): `deployed`, `image`, `desired`, `running`, `health.state` (`not_deployed`, `stopped`, `running`, `starting`, `failing`), recent `tasks[]` |
 //! | `notebooks[]` | [`NotebookStatus`]: services SwarmSpawner made (label `swarmhub.component=notebook`) |
 //! | `other_services[]` | names of services attached to the network that are neither swarmhub's nor notebooks |
 //! | `nfsd_api` | [`NfsdApiStatus`]: `url`, `reachable`, nfsd's `health` document or the `error` |
@@ -202,12 +202,12 @@ impl ServiceHealth {
     }
 }
 
-/// nfsd or the hub.
+/// nfsd, the hub or the hub's Docker gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceStatus {
-    /// `nfsd` or `hub`.
+    /// `nfsd`, `hub` or `docker-gate`.
     pub component: String,
-    /// Service name (`cluster.nfsd_service`, `cluster.hub_service`).
+    /// Service name (`cluster.nfsd_service`, `cluster.hub_service`, `<hub_service>-docker-gate`).
     pub name: String,
     /// The service exists.
     pub deployed: bool,

@@ -134,7 +134,7 @@ fn network_text(net: &NetworkStatus) -> String {
     out
 }
 
-/// nfsd, the hub (and the demo's directory): image, replicas, health, recent tasks.
+/// nfsd, the hub, its Docker gate (and the demo's directory): image, tasks, health, recent tasks.
 fn services_text(services: &[ServiceStatus]) -> String {
     let mut out = String::from("\nservices:\n");
     for s in services {
