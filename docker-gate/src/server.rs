@@ -174,6 +174,9 @@ impl<U: Upstream> Gate<U> {
 
     async fn answer(&self, req: Request) -> Result<Response<Body>, GateError> {
         let (parts, body) = req.into_parts();
+        // the whole request first (at most MAX_BODY): a refusal is then answered to a client
+        // that has finished sending, instead of closing the connection under its write
+        let body = read_body(body).await?;
         let routed = route(&parts.method, parts.uri.path(), parts.uri.query())?;
         match &routed.call {
             Call::Ping
@@ -189,7 +192,6 @@ impl<U: Upstream> Gate<U> {
                     .await?)
             }
             Call::ServiceCreate => {
-                let body = read_body(body).await?;
                 let checked = self.check_spec(&routed, &body).await?;
                 info!(
                     service = checked.name,
@@ -217,7 +219,6 @@ impl<U: Upstream> Gate<U> {
                     Found::Service(s, b) => (s, b),
                     Found::Answer(r) => return Ok(r),
                 };
-                let body = read_body(body).await?;
                 let checked = self.check_spec(&routed, &body).await?;
                 let spec = service.spec.as_ref();
                 let name = spec.and_then(|s| s.name.as_deref()).unwrap_or_default();
@@ -457,6 +458,7 @@ fn pass_headers(from: &HeaderMap) -> Result<HeaderMap, Refusal> {
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use axum::http::Request as HttpRequest;
     use http_body_util::BodyExt;
@@ -706,6 +708,33 @@ mod tests {
             body["message"].as_str().unwrap().contains("\"update\""),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_answered_after_its_whole_body_arrived() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.sock");
+        let listener = bind_unix(&path).unwrap();
+        let gate = Arc::new(Gate::new(rules(), docker()));
+        tokio::spawn(async move { axum::serve(listener, router(gate)).await });
+        let mut conn = tokio::net::UnixStream::connect(&path).await.unwrap();
+        // what python's http.client does: the headers, then the body in a second write
+        let body = vec![b'x'; 200_000];
+        let head = format!(
+            "POST /v1.41/containers/create HTTP/1.1\r\nHost: gate\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        conn.write_all(&body)
+            .await
+            .expect("the gate reads the body before it answers");
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        assert!(answer.contains("rule \\\"calls\\\""), "{answer}");
     }
 
     #[tokio::test]
