@@ -5,6 +5,7 @@ pub mod attack;
 pub mod browser;
 pub mod builder;
 pub mod docker;
+pub mod gate_attack;
 pub mod guest;
 pub mod https;
 pub mod hub;

@@ -47,6 +47,7 @@ use swarmhub_tests::attack;
 use swarmhub_tests::builder::Builder;
 use swarmhub_tests::docker::repo_root;
 use swarmhub_tests::docker::{Out, run_timeout};
+use swarmhub_tests::gate_attack;
 use swarmhub_tests::https;
 use swarmhub_tests::hub::{self, Browser, SPAWN_LIMIT, find_file, notebook};
 use swarmhub_tests::images::{Image, ensure_images};
@@ -421,7 +422,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-fn write_config(d: &Deploy, slapd: &Slapd, volumes: &str) -> anyhow::Result<()> {
+/// The deployment's `swarmhub.toml` with `hub.volumes = volumes` and `extra_hub` lines in
+/// `[hub]`.
+fn write_config(d: &Deploy, slapd: &Slapd, volumes: &str, extra_hub: &str) -> anyhow::Result<()> {
     let v = d.version.borrow().clone();
     std::fs::write(
         &d.config,
@@ -437,6 +440,7 @@ course_id = "{COURSE}"
 course_owner = "tina"
 notebook_constraints = ["node.role==worker"]
 volumes = "{volumes}"
+{extra_hub}
 
 [timeouts]
 service_seconds = 300
@@ -461,7 +465,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
 
     // ---- 1. setup with the CLI ---------------------------------------------------------------
     d.swarm.label_node(1, "swarmhub.storage", "true")?;
-    write_config(d, slapd, "swarmhub")?;
+    write_config(d, slapd, "swarmhub", "")?;
     let ca = https_certificate(d, dir)?;
     let check = d.swarmhub_ok(&["config", "check"])?;
     assert!(check.contains("valid"), "{check}");
@@ -898,6 +902,15 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     )?;
     bob.stop_server()?;
 
+    // ---- 7d. a compromised hub attacks dockerd through the Docker gate -----------------------
+    let t = Instant::now();
+    let hub_breaches = attacks_from_the_hub(d, dir)?;
+    timings.add(
+        "7d: a compromised hub's attacks through the gate",
+        t.elapsed(),
+    );
+    d.exec_ok("alice", "cat ~/after-attacks.txt")?;
+
     // ---- 7c. upgrade to the next version through the registry, alice's notebook up ---------
     upgrade(d, slapd, &alice, timings)?;
     read_back("after the upgrade")?;
@@ -986,7 +999,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     );
     storm::stop_all(&base_url, &dir.join("storm"), &plan.students)?;
     timings.add("3 students log in at once, save, stop", t.elapsed());
-    write_config(d, slapd, "local")?;
+    write_config(d, slapd, "local", "")?;
     d.swarmhub_ok(&["hub", "run"])?;
     hub::wait_login_page(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
@@ -1009,7 +1022,7 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
         "a local volume and no swarmhub volume with volumes = \"local\": {mounts}"
     );
     bob.stop_server()?;
-    write_config(d, slapd, "swarmhub")?;
+    write_config(d, slapd, "swarmhub", "")?;
     d.swarmhub_ok(&["hub", "run"])?;
     hub::wait_login_page(&base_url)?;
     let took = bob.login_and_spawn("bob-password")?;
@@ -1017,11 +1030,69 @@ fn steps(d: &mut Deploy, slapd: &Slapd, dir: &Path, timings: &mut Timings) -> an
     bob.stop_server()?;
     // alice's work survived everything
     read_back("at the end")?;
+
+    // ---- 10. the idle culler stops an idle notebook, through the gate ----------------------
+    write_config(d, slapd, "swarmhub", "idle_timeout_seconds = 60")?;
+    d.swarmhub_ok(&["hub", "run"])?;
+    hub::wait_login_page(&base_url)?;
+    bob.login_and_spawn("bob-password")?;
+    let t = Instant::now();
+    let ((), took) = wait_until(
+        "the idle culler to stop bob's idle notebook (timeout 60 s)",
+        Duration::from_secs(300),
+        || {
+            if d.service_exists("jupyter-bob") {
+                Err("jupyter-bob still exists".into())
+            } else {
+                Ok(())
+            }
+        },
+    )?;
+    timings.add(
+        "bob's idle notebook culled (idle_timeout_seconds = 60)",
+        took,
+    );
+    let gate_log = d.swarm.docker(
+        1,
+        &[
+            "service",
+            "logs",
+            "--raw",
+            &format!("{HUB_SERVICE}-docker-gate"),
+        ],
+    );
+    let gate_log = format!("{}{}", gate_log.stdout, gate_log.stderr);
+    ensure!(
+        gate_log
+            .lines()
+            .any(|l| l.contains("removing notebook service") && l.contains("jupyter-bob")),
+        "the gate logged no removal of jupyter-bob after the culler ran ({:.0} s):\n{}",
+        t.elapsed().as_secs_f64(),
+        gate_log
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let hub_log = d
+        .swarm
+        .docker(1, &["service", "logs", "--raw", HUB_SERVICE]);
+    ensure!(
+        format!("{}{}", hub_log.stdout, hub_log.stderr).contains("Culling server bob"),
+        "the hub's log does not show the culler stopping bob's server"
+    );
     ensure!(
         breaches.is_empty(),
         "{} attacks from bob's notebook got through (step 7b):\n{}",
         breaches.len(),
         breaches.join("\n")
+    );
+    ensure!(
+        hub_breaches.is_empty(),
+        "{} calls of a compromised hub got through the Docker gate (step 7d):\n{}",
+        hub_breaches.len(),
+        hub_breaches.join("\n")
     );
     Ok(())
 }
@@ -1120,7 +1191,7 @@ fn upgrade(
          i=$((i+1)); sleep 0.2; done' > /dev/null 2>&1 &",
     )?;
     d.version.replace(format!("{old_version}-next"));
-    write_config(d, slapd, "swarmhub")?;
+    write_config(d, slapd, "swarmhub", "")?;
     let t = Instant::now();
     let builder = Builder::start()?;
     let context = repo_root();
@@ -1244,6 +1315,87 @@ fn https_certificate(d: &Deploy, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// A command in bob's notebook that must fail; its stderr.
+/// Step 7d: the hub container is taken over. Its only way to Docker is the gate's socket; every
+/// call beyond notebook services answers 403, and dockerd (read with the manager's own CLI)
+/// holds nothing new afterwards. Returns the breaches (checked at the end with bob's).
+fn attacks_from_the_hub(d: &Deploy, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let (hub_node, hub_container) = (1..=3)
+        .find_map(|i| {
+            let out = d.swarm.docker(
+                i,
+                &[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=com.docker.swarm.service.name={HUB_SERVICE}"),
+                ],
+            );
+            let id = out.stdout.split_whitespace().next()?.to_string();
+            Some((i, id))
+        })
+        .context("the hub's container on some node")?;
+    let alice_node = d.notebook_node("alice")?;
+    let victim_container = d.notebook_container(alice_node, "alice")?;
+    let worker = d.swarm.docker(2, &["info", "-f", "{{.Swarm.NodeID}}"]);
+    ensure!(worker.success(), "node 2's id: {}", worker.describe());
+    let docker = |args: &[&str], timeout: Duration| d.swarm.docker_timeout(hub_node, args, timeout);
+    let before = gate_attack::DockerState::read(&docker)?;
+    let args = json!({
+        "socket": "/run/swarmhub-docker-gate/docker.sock",
+        "version": "1.41",
+        "me": "bob",
+        "victim": "alice",
+        "victim_container": victim_container,
+        "image": d.service_image("jupyter-alice")?,
+        "unapproved_image": d.service_image(HUB_SERVICE)?,
+        "network": "swarmhub",
+        "home_target": "/home/jovyan",
+        "hub_service": HUB_SERVICE,
+        "nfsd_service": NFSD_SERVICE,
+        "token_secret": "swarmhub-nfsd-token",
+        "node_id": worker.stdout.trim(),
+    });
+    let report = gate_attack::run(&docker, &hub_container, &args, dir)?;
+    eprintln!(
+        "==== a compromised hub (node {hub_node}) through the gate ====\n{}",
+        report.summary()
+    );
+    let mut breaches = report.breaches();
+    ensure!(
+        report.attacks.len() >= 35 && report.controls.len() >= 6,
+        "the hub attack ran {} attacks and {} controls",
+        report.attacks.len(),
+        report.controls.len()
+    );
+    let after = gate_attack::DockerState::read(&docker)?;
+    breaches.extend(before.added_in(&after));
+    // every refusal is logged by the gate with its rule
+    let logs = d.swarm.docker(
+        hub_node,
+        &[
+            "service",
+            "logs",
+            "--raw",
+            &format!("{HUB_SERVICE}-docker-gate"),
+        ],
+    );
+    let refused = format!("{}{}", logs.stdout, logs.stderr)
+        .lines()
+        .filter(|l| l.contains("refused"))
+        .count();
+    eprintln!("the gate logged {refused} refusals");
+    if refused < report.attacks.len() - 2 {
+        breaches.push(format!(
+            "the gate logged {refused} refusals for {} attacks",
+            report.attacks.len()
+        ));
+    }
+    for b in &breaches {
+        eprintln!("BREACH [hub] {b}");
+    }
+    Ok(breaches)
+}
+
 fn bob_denied(d: &Deploy, script: &str) -> anyhow::Result<String> {
     let out = d.exec("bob", script)?;
     ensure!(!out.success(), "bob succeeded: {}", out.describe());
