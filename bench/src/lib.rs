@@ -2,6 +2,7 @@
 //! and runs the same workloads on the local file system, interleaving the targets round by
 //! round, and reports medians and ratios as a markdown table. See docs/BENCHMARKS.md.
 
+pub mod gate;
 pub mod nfs;
 pub mod servers;
 pub mod workloads;
