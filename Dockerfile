@@ -90,9 +90,10 @@ RUN python3 -m venv /opt/venv \
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # ------------------------------------------------------------- hub
-# Runs as root (it talks to dockerd's socket). Working directory /srv/jupyterhub, where the
-# service mounts the generated jupyterhub_config.py; the database and the cookie secret file live
-# in /srv/jupyterhub/data, the hub's volume. The entrypoint exports JUPYTERHUB_CRYPT_KEY and
+# Runs as root, without a Docker socket: it reaches dockerd only through the Docker gate's socket
+# (/run/swarmhub-docker-gate/docker.sock, a volume the gate service shares). Working directory
+# /srv/jupyterhub, where the service mounts the generated jupyterhub_config.py; the database and
+# the cookie secret file live in /srv/jupyterhub/data, the hub's volume. The entrypoint exports JUPYTERHUB_CRYPT_KEY and
 # JPY_COOKIE_SECRET from the files named by JUPYTERHUB_CRYPT_KEY_FILE and JPY_COOKIE_SECRET_FILE.
 FROM python-base AS hub
 # configurable-http-proxy from npm, installed with npm's own tarball: Debian's npm package pulls
