@@ -1,0 +1,3 @@
+#![no_main]
+//! cargo-fuzz target: swarmhub_fuzz_targets::plugin_bodies (see fuzz-targets/src/lib.rs).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| swarmhub_fuzz_targets::plugin_bodies(data));
