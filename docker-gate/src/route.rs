@@ -204,14 +204,18 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Result<Routed,
 }
 
 impl Routed {
+    /// `/v1.41` for a versioned request, empty for an unversioned one.
+    pub fn version_prefix(&self) -> String {
+        self.version
+            .as_ref()
+            .map(|v| format!("/v{v}"))
+            .unwrap_or_default()
+    }
+
     /// The path and query this call is forwarded with, written from the parsed parts. `id` is
     /// the resolved id to use for the call's object (a service's or task's full id), if any.
     pub fn upstream_path(&self, id: Option<&str>) -> String {
-        let prefix = self
-            .version
-            .as_ref()
-            .map(|v| format!("/v{v}"))
-            .unwrap_or_default();
+        let prefix = self.version_prefix();
         let id_or = |given: &str| id.unwrap_or(given).to_string();
         let (path, query): (String, Vec<(String, String)>) = match &self.call {
             Call::Ping => ("/_ping".into(), vec![]),

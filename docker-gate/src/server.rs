@@ -294,14 +294,7 @@ impl<U: Upstream> Gate<U> {
                         Lookup::Answered(status, b) => return Ok(json_response(status, b)),
                     };
                 let service_id = task.service_id.clone().unwrap_or_default();
-                let path = Routed {
-                    version: routed.version.clone(),
-                    call: Call::ServiceInspect {
-                        id: service_id.clone(),
-                        insert_defaults: false,
-                    },
-                }
-                .upstream_path(None);
+                let path = self.inspect_path(&routed, &service_id);
                 match self.notebook_service(&path, &service_id).await {
                     Ok(Found::Service(..)) => Ok(json_response(StatusCode::OK, bytes)),
                     // the task's service is gone: the task is a notebook's only if it says so
@@ -385,11 +378,7 @@ impl<U: Upstream> Gate<U> {
                 // the spec may name the notebook network by id
                 let path = format!(
                     "{}/networks/{}",
-                    routed
-                        .version
-                        .as_ref()
-                        .map(|v| format!("/v{v}"))
-                        .unwrap_or_default(),
+                    routed.version_prefix(),
                     self.rules.network
                 );
                 let id = match get_json::<U, Network>(&self.up, path).await? {

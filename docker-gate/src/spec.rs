@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{Mount, MountType, ServiceSpec};
 use serde_json::Value;
+use swarmhub_control_api::names::validate_user_name;
 
 use crate::route::Refusal;
 use crate::rules::GateRules;
@@ -310,14 +311,9 @@ fn is_scalar(v: &Value) -> bool {
     )
 }
 
-/// A user name as swarmhub allows it ([A-Za-z0-9][A-Za-z0-9_.-]*), at most `max` bytes.
-pub fn valid_user(name: &str, max: usize) -> bool {
-    !name.is_empty()
-        && name.len() <= max
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+/// A user name as swarmhub allows it (control-api's rule for LDAP names), at most `max` bytes.
+fn valid_user(name: &str, max: usize) -> bool {
+    name.len() <= max && validate_user_name(name).is_ok()
 }
 
 fn check_name(name: Option<&str>, rules: &GateRules) -> Result<String, Refusal> {
