@@ -8,7 +8,7 @@
 //! volume this node recorded without `layout=home` gets it at its next mount (Docker never sends
 //! a known volume's options again).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -99,6 +99,10 @@ pub struct Driver<P> {
     // std locks: held for map updates only, never across an await
     state: Mutex<PluginState>,
     mounted: Mutex<HashSet<String>>,
+    /// References (mount IDs) per volume that an earlier plugin process gave out through a
+    /// backend whose mounts end with the process (FUSE): the containers holding them see only
+    /// errors on that mount until they restart. Cleared by their Unmount (or a reap).
+    dead: Mutex<HashMap<String, BTreeSet<String>>>,
     last_error: Mutex<HashMap<String, String>>,
     // one async lock per volume serialises its mounts and unmounts
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -123,11 +127,17 @@ impl<P: Provisioner> Driver<P> {
             .filter(|n| mounter.is_mounted(&config.mount_root.join(n)))
             .cloned()
             .collect();
+        let dead = if mounter.outlives_process() {
+            HashMap::new()
+        } else {
+            dead_references(&state)
+        };
         Ok(Self {
             config,
             state_path,
             state: Mutex::new(state),
             mounted: Mutex::new(mounted),
+            dead: Mutex::new(dead),
             last_error: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             mounter,
@@ -499,6 +509,9 @@ impl<P: Provisioner> Driver<P> {
             let remaining = v.total_refs();
             self.save(&next)?;
             *state = next;
+            if !next_refs_hold(&state, name, id) {
+                self.forget_dead(name, Some(id));
+            }
             remaining
         };
         if remaining == 0 && self.is_mounted(name) {
@@ -533,6 +546,11 @@ impl<P: Provisioner> Driver<P> {
             s.insert("backend".into(), json!(self.backend()));
             s.insert("mounted".into(), json!(mounted));
             s.insert("references".into(), json!(v.total_refs()));
+            let dead = self.dead_count(name);
+            if dead > 0 {
+                s.insert("dead_references".into(), json!(dead));
+                s.insert("dead_references_fix".into(), json!(DEAD_MOUNTS_FIX));
+            }
             s.insert("created_at".into(), json!(v.created_at));
             if let Some(e) = self.last_error.lock().expect("poisoned").get(name) {
                 s.insert("last_error".into(), json!(e));
@@ -587,6 +605,15 @@ impl<P: Provisioner> Driver<P> {
             let _g = lock.lock().await;
             let target = self.target(&name);
             let mounted = self.mounter.is_mounted(&target);
+            let dead = self.dead_count(&name);
+            if dead > 0 {
+                tracing::warn!(
+                    volume = %name,
+                    dead,
+                    "{dead} container mount(s) of this volume were made by an earlier plugin process and ended with it ({} mounts end with the plugin): those containers see 'Transport endpoint is not connected' there until they restart; {DEAD_MOUNTS_FIX}",
+                    self.backend()
+                );
+            }
             if v.total_refs() > 0 && !mounted {
                 tracing::info!(volume = %name, "remounting a volume that containers still reference");
                 let _ = self.mount_now(&name, &v).await;
@@ -626,6 +653,7 @@ impl<P: Provisioner> Driver<P> {
             self.save(&next)?;
             *state = next;
         }
+        self.forget_dead(name, None);
         if self.is_mounted(name) {
             self.unmount_now(name).await?;
         }
@@ -636,10 +664,58 @@ impl<P: Provisioner> Driver<P> {
         Ok(())
     }
 
+    /// How many references of `name` an earlier plugin process gave out through mounts that
+    /// ended with it.
+    pub fn dead_count(&self, name: &str) -> usize {
+        self.dead
+            .lock()
+            .expect("poisoned")
+            .get(name)
+            .map_or(0, BTreeSet::len)
+    }
+
+    /// Forgets dead reference `id` of `name` (or all of them).
+    fn forget_dead(&self, name: &str, id: Option<&str>) {
+        let mut dead = self.dead.lock().expect("poisoned");
+        if let Some(ids) = dead.get_mut(name) {
+            match id {
+                Some(id) => {
+                    ids.remove(id);
+                }
+                None => ids.clear(),
+            }
+            if ids.is_empty() {
+                dead.remove(name);
+            }
+        }
+    }
+
     /// The mount root.
     pub fn mount_root(&self) -> &Path {
         &self.config.mount_root
     }
+}
+
+/// What an operator does about containers holding dead mounts (logged and in `Status`).
+pub const DEAD_MOUNTS_FIX: &str = "`swarmhub doctor` names them, `swarmhub notebooks restart --dead-mounts` restarts exactly those notebooks (their files stay)";
+
+/// Every reference in `state`, per volume: at the start of a process whose backend's mounts
+/// end with the process, all of them were given out by an earlier process.
+fn dead_references(state: &PluginState) -> HashMap<String, BTreeSet<String>> {
+    state
+        .volumes
+        .iter()
+        .filter(|(_, v)| v.total_refs() > 0)
+        .map(|(n, v)| (n.clone(), v.refs.keys().cloned().collect()))
+        .collect()
+}
+
+/// Whether mount ID `id` still holds a reference to `name` in `state`.
+fn next_refs_hold(state: &PluginState, name: &str, id: &str) -> bool {
+    state
+        .volumes
+        .get(name)
+        .is_some_and(|v| v.refs.contains_key(id))
 }
 
 fn no_such_volume(name: &str) -> DriverError {

@@ -162,6 +162,17 @@ impl Plugin {
         Plugin::start_in(self.dir, self.mounter, prov).await
     }
 
+    /// A new process over the same state directory, with another mount backend.
+    async fn restart_with_mounter<P: Provisioner>(
+        self,
+        mounter: Arc<RecordingMounter>,
+        prov: Arc<P>,
+    ) -> Plugin {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        Plugin::start_in(self.dir, mounter, prov).await
+    }
+
     fn state_file(&self) -> PathBuf {
         self.dir.path().join("state/state.json")
     }
@@ -810,4 +821,110 @@ async fn an_upgraded_node_asks_for_layout_home_at_the_first_mount_of_a_hub_home(
         "mount, mount, unmount, mount: {:?}",
         mounter.calls()
     );
+}
+
+/// A backend whose mounts end with the process (FUSE): after a restart the plugin knows which
+/// references an earlier process gave out, says so in `Status` (and its log), remounts for new
+/// containers, and forgets each dead reference when its container lets go of it. A backend whose
+/// mounts outlive the process (kernel NFS) has no dead references after a restart.
+#[tokio::test]
+async fn references_of_an_earlier_process_are_dead_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let prov = Arc::new(RecordingProvisioner::default());
+    let p = Plugin::start_in(
+        dir,
+        Arc::new(RecordingMounter::process_bound()),
+        prov.clone(),
+    )
+    .await;
+    for v in ["home-alice", "home-bob"] {
+        assert_eq!(err(&p.create_for_user(v, "alice").await), "");
+    }
+    for (v, id) in [
+        ("home-alice", "a1"),
+        ("home-alice", "a2"),
+        ("home-bob", "b1"),
+    ] {
+        let m = p
+            .call("/VolumeDriver.Mount", json!({"Name": v, "ID": id}))
+            .await;
+        assert_eq!(err(&m), "", "{m}");
+    }
+    let status = |g: &Value| g["Volume"]["Status"].clone();
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert!(status(&g).get("dead_references").is_none(), "{g}");
+
+    // the process ends, and its mounts with it: a new process with nothing mounted
+    p.stop.cancel();
+    p.task.await.unwrap().unwrap();
+    let fresh = Arc::new(RecordingMounter::process_bound());
+    let p = Plugin::start_in(p.dir, fresh.clone(), prov.clone()).await;
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(status(&g)["references"], 2, "{g}");
+    assert_eq!(status(&g)["dead_references"], 2, "{g}");
+    assert!(
+        status(&g)["dead_references_fix"]
+            .as_str()
+            .unwrap()
+            .contains("swarmhub notebooks restart --dead-mounts"),
+        "{g}"
+    );
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-bob"}))
+        .await;
+    assert_eq!(status(&g)["dead_references"], 1, "{g}");
+
+    // reconcile mounts again what is referenced, so a new container gets a live mount
+    for _ in 0..200 {
+        if fresh.calls().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fresh.calls().len(), 2, "{:?}", fresh.calls());
+    let m = p
+        .call(
+            "/VolumeDriver.Mount",
+            json!({"Name": "home-alice", "ID": "a3"}),
+        )
+        .await;
+    assert_eq!(err(&m), "", "{m}");
+    // the restarted containers let go of their dead mounts one by one
+    let unmount = |v: &'static str, id: &'static str| {
+        let p = &p;
+        async move {
+            let u = p
+                .call("/VolumeDriver.Unmount", json!({"Name": v, "ID": id}))
+                .await;
+            assert_eq!(err(&u), "", "{u}");
+        }
+    };
+    unmount("home-alice", "a1").await;
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(status(&g)["references"], 2, "{g}");
+    assert_eq!(status(&g)["dead_references"], 1, "{g}");
+    unmount("home-alice", "a2").await;
+    unmount("home-bob", "b1").await;
+    for v in ["home-alice", "home-bob"] {
+        let g = p.call("/VolumeDriver.Get", json!({"Name": v})).await;
+        assert!(status(&g).get("dead_references").is_none(), "{g}");
+    }
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(status(&g)["references"], 1, "the new container's: {g}");
+
+    // mounts that outlive the process: nothing is dead after a restart
+    let p = p.restart_with_mounter(Arc::default(), prov).await;
+    let g = p
+        .call("/VolumeDriver.Get", json!({"Name": "home-alice"}))
+        .await;
+    assert_eq!(status(&g)["references"], 1, "{g}");
+    assert!(status(&g).get("dead_references").is_none(), "{g}");
 }

@@ -322,6 +322,10 @@ impl Mounter for FuseMounter {
         "fuse"
     }
 
+    fn outlives_process(&self) -> bool {
+        false
+    }
+
     fn mount(&self, spec: &MountSpec, target: &Path, deadline: Duration) -> Result<(), MountError> {
         let started = Instant::now();
         let key = mount_key(target);

@@ -105,6 +105,12 @@ pub trait Mounter: Send + Sync + 'static {
     fn is_mounted(&self, target: &Path) -> bool {
         is_mounted(target)
     }
+    /// Whether a mount outlives the process that made it (kernel NFS: yes; FUSE: no, it is
+    /// served by this process). When not, every container that still holds a mount an earlier
+    /// plugin process gave it sees only errors until it restarts.
+    fn outlives_process(&self) -> bool {
+        true
+    }
 }
 
 /// Whether something is mounted exactly at `target`, according to `/proc/self/mountinfo`.

@@ -24,9 +24,19 @@ pub struct RecordingMounter {
     fail_with: Mutex<Option<String>>,
     missing_once: Mutex<HashSet<String>>,
     refused_once: Mutex<HashSet<String>>,
+    /// Whether its "mounts" end with the process, like FUSE's (see [`Mounter::outlives_process`]).
+    process_bound: bool,
 }
 
 impl RecordingMounter {
+    /// A recorder whose mounts end with the process that made them, like the FUSE backend's.
+    pub fn process_bound() -> Self {
+        Self {
+            process_bound: true,
+            ..Self::default()
+        }
+    }
+
     /// Makes the following mounts fail with `cause` (`None` to succeed again).
     pub fn fail(&self, cause: Option<&str>) {
         *self.fail_with.lock().expect("poisoned") = cause.map(str::to_string);
@@ -123,5 +133,9 @@ impl Mounter for RecordingMounter {
 
     fn is_mounted(&self, target: &Path) -> bool {
         self.mounted.lock().expect("poisoned").contains(target)
+    }
+
+    fn outlives_process(&self) -> bool {
+        !self.process_bound
     }
 }
