@@ -91,6 +91,10 @@ pub const PLUGIN_ALIAS: &str = "swarmhub-nfs";
 /// The one-shot global job of `doctor` that lists the firewall guard on every node.
 pub const FIREWALL_CHECK_SERVICE: &str = "swarmhub-firewall-check";
 
+/// The one-shot global job that checks the swarmhub mounts of every running container on every
+/// node (`status`, `doctor`, `notebooks restart --dead-mounts`).
+pub const MOUNT_CHECK_SERVICE: &str = "swarmhub-mount-check";
+
 /// Node label the rollout writes with the plugin version it installed on that node.
 pub const PLUGIN_VERSION_LABEL: &str = "swarmhub.plugin-version";
 

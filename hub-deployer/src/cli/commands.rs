@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::cli::{
     ApiCommand, BuildArgs, Cli, Command, ConfigCommand, DemoCommand, DeployArgs, DockerGateArgs,
-    FirewallAction, HubCommand, NfsCommand, NodeInstallArgs, Output, PluginCommand, TlsCommand,
-    VolumeCommand,
+    FirewallAction, HubCommand, NfsCommand, NodeInstallArgs, NotebooksCommand, Output,
+    PluginCommand, TlsCommand, VolumeCommand,
 };
 use crate::demo;
 use crate::docker::cluster::Cluster;
@@ -24,7 +24,7 @@ use crate::lifecycle::registry;
 use crate::lifecycle::volume::{self, ApiAction, ApiResult};
 use crate::lifecycle::{self, Ctx, Part};
 use crate::names;
-use crate::node::firewall;
+use crate::node::{firewall, mounts};
 use crate::plan::{self, Plan, PlanInputs, SecretInput, SecretSource};
 use crate::progress::Progress;
 use crate::settings::hub;
@@ -97,6 +97,16 @@ pub fn run(
                 emit(out, &(plugin::result_line(&r) + "\n"))
             })
         }
+        Command::Plugin(PluginCommand::NodeMounts { proc }) => runtime()?.block_on(async {
+            let c = Cluster::reach(&settings::TimeoutsConfig::default()).await?;
+            let report = crate::inspect::mounts::node_side(c.engine(), proc, mounts::PROBE_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot list this node's containers: {}", e.message())
+                })?;
+            let json = serde_json::to_string(&report).map_err(anyhow::Error::from)?;
+            emit(out, &format!("{}{json}\n", mounts::RESULT_PREFIX))
+        }),
         Command::Plugin(PluginCommand::NodeFirewall {
             root,
             ports,
@@ -408,10 +418,19 @@ async fn on_swarm(cli: &Cli, cfg: &Config, out: &mut dyn Write) -> Result<(), Cl
                 server,
                 token_file,
             } => install_here(&ctx, bundle, server.as_deref(), token_file.clone()).await?,
-            PluginCommand::NodeInstall(_) | PluginCommand::NodeFirewall { .. } => {
+            PluginCommand::NodeInstall(_)
+            | PluginCommand::NodeFirewall { .. }
+            | PluginCommand::NodeMounts { .. } => {
                 unreachable!("handled without a swarm")
             }
         },
+        Command::Notebooks(NotebooksCommand::Restart { dead_mounts, users }) => {
+            let sel = lifecycle::notebooks::Selection {
+                dead_mounts: *dead_mounts,
+                users: users.clone(),
+            };
+            lifecycle::notebooks::restart(&ctx, &sel).await?
+        }
         Command::Status => return status(cli, &ctx, out).await,
         Command::Volume(v) => return volumes(cli, &ctx, v, out).await,
         Command::Init { .. }

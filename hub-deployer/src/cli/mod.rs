@@ -121,8 +121,12 @@ pub enum Command {
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Show nodes (with plugin state and version), services and their tasks with errors,
-    /// notebooks and volumes.
+    /// notebooks and volumes; while a notebook runs, also every swarmhub mount of a running
+    /// container that does not answer (a one-shot job on every node looks).
     Status,
+    /// The users' notebook servers (the services JupyterHub started).
+    #[command(subcommand)]
+    Notebooks(NotebooksCommand),
     /// Check the whole deployment and say how to fix each problem (exit code 6 if any check
     /// fails). With a registry: that it has every image and the plugin, and that every node
     /// and service runs what it has now (logged in as for `run`: --registry-password-file).
@@ -320,6 +324,23 @@ pub enum HubCommand {
     Push(BuildArgs),
 }
 
+/// `swarmhub notebooks ...`.
+#[derive(Debug, Subcommand)]
+pub enum NotebooksCommand {
+    /// Replace the container of chosen notebooks (the service stays, so JupyterHub keeps the
+    /// server; the files stay on nfsd). Waits until each runs again.
+    Restart {
+        /// Exactly the notebooks with a swarmhub mount that does not answer as their container
+        /// sees it (after a restart of the plugin, its FUSE mounts in running notebooks are
+        /// dead); checks again afterwards.
+        #[arg(long)]
+        dead_mounts: bool,
+        /// The notebooks of these users.
+        #[arg(value_name = "USER")]
+        users: Vec<String>,
+    },
+}
+
 /// `swarmhub plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -348,6 +369,15 @@ pub enum PluginCommand {
     /// The node side of the rollout (run by the rollout job in the swarmhub image).
     #[command(hide = true)]
     NodeInstall(Box<NodeInstallArgs>),
+    /// The node side of the mount check (run by the job swarmhub-mount-check in the swarmhub
+    /// image): every running container's swarmhub mounts, each probed through the container's
+    /// root under --proc; prints one result line.
+    #[command(hide = true)]
+    NodeMounts {
+        /// The node's procfs as this process sees it.
+        #[arg(long, value_name = "DIR", default_value = crate::node::mounts::HOST_PROC)]
+        proc: PathBuf,
+    },
     /// swarmhub's iptables guard of nfsd's ports on this node: apply, check or remove the
     /// SWARMHUB-NFSD chain and its jumps from INPUT and DOCKER-USER, with the node's own iptables
     /// (run by the rollout and doctor's check job; on a node itself: --root /).

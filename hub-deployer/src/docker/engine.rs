@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::models::{
-    BuildInfo, Config, ConfigSpec, ImageInspect, Network, NetworkCreateRequest, NetworkInspect,
-    Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo, Secret, SecretSpec, Service,
-    ServiceSpec, SwarmInitRequest, SystemInfo, Task, VolumeListResponse,
+    BuildInfo, Config, ConfigSpec, ContainerInspectResponse, ImageInspect, Network,
+    NetworkCreateRequest, NetworkInspect, Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo,
+    Secret, SecretSpec, Service, ServiceSpec, SwarmInitRequest, SystemInfo, Task,
+    VolumeListResponse,
 };
 use futures_util::stream::BoxStream;
 
@@ -212,6 +213,8 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError>;
     /// Remove one of this dockerd's volumes (refused with 409 while a container uses it).
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    /// This dockerd's running containers, each inspected (mounts, labels, process id).
+    async fn running_containers(&self) -> Result<Vec<ContainerInspectResponse>, EngineError>;
 
     /// Build `build` from the build context `context` (a tar); dockerd's output, line by line.
     fn build_image(

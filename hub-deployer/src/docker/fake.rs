@@ -48,6 +48,8 @@ struct State {
     volumes_in_use: Vec<String>,
     /// refuse to disable a plugin while volumes of it exist, as dockerd does
     volumes_hold_plugins: bool,
+    /// running containers, as `docker inspect` shows them
+    containers: Vec<bollard::models::ContainerInspectResponse>,
 }
 
 impl State {
@@ -799,6 +801,13 @@ impl Engine for Fake {
     async fn list_all_tasks(&self) -> Result<Vec<Task>, EngineError> {
         let st = self.record("list_all_tasks".into());
         Ok(st.tasks.values().flatten().cloned().collect())
+    }
+
+    async fn running_containers(
+        &self,
+    ) -> Result<Vec<bollard::models::ContainerInspectResponse>, EngineError> {
+        let st = self.record("running_containers".into());
+        Ok(st.containers.clone())
     }
 
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {

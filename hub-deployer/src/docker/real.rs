@@ -8,24 +8,25 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    BuildInfo, Config, ConfigSpec, ContainerCreateBody, HostConfig, ImageInspect, Network,
-    NetworkCreateRequest, NetworkInspect, Node, NodeSpec, Plugin, PluginPrivilege, PushImageInfo,
-    Secret, SecretSpec, Service, ServiceSpec, SwarmInitRequest, SystemInfo, Task,
-    VolumeListResponse,
+    BuildInfo, Config, ConfigSpec, ContainerCreateBody, ContainerInspectResponse, HostConfig,
+    ImageInspect, Network, NetworkCreateRequest, NetworkInspect, Node, NodeSpec, Plugin,
+    PluginPrivilege, PushImageInfo, Secret, SecretSpec, Service, ServiceSpec, SwarmInitRequest,
+    SystemInfo, Task, VolumeListResponse,
 };
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, CreatePluginOptions,
     DisablePluginOptions, DownloadFromContainerOptions, EnablePluginOptions,
-    GetPluginPrivilegesOptions, InspectNetworkOptions, InstallPluginOptions, ListConfigsOptions,
-    ListNetworksOptions, ListServicesOptions, ListTasksOptions, ListVolumesOptions, LogsOptions,
-    PushImageOptions, RemoveContainerOptions, RemovePluginOptions, TagImageOptions,
-    UpdateNodeOptions, UpdateServiceOptions,
+    GetPluginPrivilegesOptions, InspectContainerOptions, InspectNetworkOptions,
+    InstallPluginOptions, ListConfigsOptions, ListContainersOptionsBuilder, ListNetworksOptions,
+    ListServicesOptions, ListTasksOptions, ListVolumesOptions, LogsOptions, PushImageOptions,
+    RemoveContainerOptions, RemovePluginOptions, TagImageOptions, UpdateNodeOptions,
+    UpdateServiceOptions,
 };
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::engine::{Engine, EngineError, ImageBuild, RegistryLogin};
+use super::engine::{Engine, EngineError, ImageBuild, RegistryLogin, absent};
 
 impl From<DockerError> for EngineError {
     fn from(e: DockerError) -> Self {
@@ -315,6 +316,25 @@ impl Engine for Docker {
 
     async fn list_volumes(&self) -> Result<VolumeListResponse, EngineError> {
         read(|| Docker::list_volumes(self, None::<ListVolumesOptions>)).await
+    }
+
+    async fn running_containers(&self) -> Result<Vec<ContainerInspectResponse>, EngineError> {
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&HashMap::from([("status", vec!["running"])]))
+            .build();
+        let listed = read(|| Docker::list_containers(self, Some(options.clone()))).await?;
+        let mut found = Vec::new();
+        for c in listed {
+            let Some(id) = c.id else { continue };
+            // a container that ended since the list is no longer running: skipped
+            if let Some(c) = absent(
+                read(|| Docker::inspect_container(self, &id, None::<InspectContainerOptions>))
+                    .await,
+            )? {
+                found.push(c);
+            }
+        }
+        Ok(found)
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {

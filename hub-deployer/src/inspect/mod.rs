@@ -1,6 +1,7 @@
 //! What the swarm runs and whether it is healthy: `swarmhub status` and `swarmhub doctor`.
-//! Reads and judgements only; nothing here changes the swarm except the one-shot job doctor
-//! runs to read every node's firewall guard.
+//! Reads and judgements only; nothing here changes the swarm except the one-shot jobs that
+//! read every node's firewall guard (doctor) and every running container's swarmhub mounts
+//! (status and doctor).
 //!
 //! Each file says what it may touch:
 //!
@@ -10,10 +11,13 @@
 //!   nfsd), `ldap.rs` (the directory) and `hub.rs` (the hub's API and certificate) each read
 //!   first and judge after, the `check_*` judgements pure.
 //! - [`health`]: the judgements both share (pure).
+//! - [`mounts`]: the swarmhub mounts of every running container on every node, as each
+//!   container sees them (the one-shot job `swarmhub-mount-check`; both use it).
 //! - [`probe`]: the HTTP(S) probes both use (network I/O only).
 
 pub mod doctor;
 pub mod health;
+pub mod mounts;
 pub mod probe;
 pub mod status;
 
@@ -97,8 +101,9 @@ pub(crate) mod tests {
     /// The fake swarm as a healthy `swarmhub run` of `cfg` leaves it (with a registry, `cfg`
     /// as [`pinned`]): the storage node `alpha` at
     /// 127.0.0.1 with the plugin enabled and labelled by a rollout, the hub and nfsd running
-    /// (nfsd allowing the node), alice's notebook and volume, and a complete firewall guard
-    /// (what the firewall job prints). Calls forgotten.
+    /// (nfsd allowing the node), alice's notebook and volume, a complete firewall guard (what
+    /// the firewall job prints) and alice's live mounts (what the mount check job prints).
+    /// Calls forgotten.
     pub(crate) async fn healthy(cfg: &Config) -> Cluster<Fake> {
         let c = fake_swarm();
         let addr = "127.0.0.1";
@@ -139,12 +144,26 @@ pub(crate) mod tests {
             driver: "local".into(),
             ..Default::default()
         });
-        e.set_task_log(&firewall::result_line(&firewall::Report {
-            backend: "iptables v1.8.9 (nf_tables)".into(),
-            change: Change::Unchanged,
-            problems: Vec::new(),
-            rules: Vec::new(),
-        }));
+        // every task of the fake prints this: each job reads the line with its own prefix
+        let mounts = crate::inspect::mounts::tests::node_with(
+            NODE,
+            "alice",
+            crate::node::mounts::MountState::Live,
+        );
+        let crate::inspect::mounts::Found::Report(mounts) = mounts.found else {
+            unreachable!("a report")
+        };
+        e.set_task_log(&format!(
+            "{}\n{}{}\n",
+            firewall::result_line(&firewall::Report {
+                backend: "iptables v1.8.9 (nf_tables)".into(),
+                change: Change::Unchanged,
+                problems: Vec::new(),
+                rules: Vec::new(),
+            }),
+            crate::node::mounts::RESULT_PREFIX,
+            serde_json::to_string(&mounts).unwrap()
+        ));
         e.clear_calls();
         c
     }

@@ -12,6 +12,7 @@
 //! crypt key and nfsd token). Deleting user data is `swarmhub volume delete`, nowhere here.
 
 pub mod images;
+pub mod notebooks;
 pub mod plugin;
 pub mod prepare;
 pub mod registry;

@@ -2,6 +2,7 @@
 //! answer: the job prints one line `PREFIX{json}` that the CLI reads back from the task's log.
 
 pub mod firewall;
+pub mod mounts;
 
 /// The last line of `log` that carries `prefix`, without it.
 pub fn result_after(log: &str, prefix: &str) -> Option<String> {

@@ -37,8 +37,8 @@ use serde::Serialize;
 use crate::names;
 use crate::names::{
     COMPONENT_LABEL, COOKIE_SECRET, CRYPT_KEY_SECRET, FIREWALL_CHECK_SERVICE, HUB_CONFIG_PREFIX,
-    HUB_TLS_CERT_FILE, HUB_TLS_KEY_FILE, MANAGED_LABEL, NFSD_TOKEN_SECRET, PLUGIN_ALIAS,
-    ROLLOUT_SERVICE, SPEC_LABEL,
+    HUB_TLS_CERT_FILE, HUB_TLS_KEY_FILE, MANAGED_LABEL, MOUNT_CHECK_SERVICE, NFSD_TOKEN_SECRET,
+    PLUGIN_ALIAS, ROLLOUT_SERVICE, SPEC_LABEL,
 };
 use crate::settings::hub;
 use crate::settings::tls::HubTlsFiles;
@@ -550,6 +550,32 @@ pub fn firewall_check_service(cfg: &Config) -> ServiceSpec {
         args,
         host_root_mounts(),
         None,
+        firewall_caps(),
+    )
+}
+
+/// The one-shot global job of `status`, `doctor` and `notebooks restart --dead-mounts` that
+/// checks, on every node, each swarmhub mount of each running container as the container sees
+/// it (see [`crate::node::mounts`]): the node's dockerd socket to list the containers, the
+/// node's procfs (read-only) to look through their roots, and CAP_SYS_PTRACE, which the kernel
+/// asks for to open another user's `/proc/<pid>/root`.
+pub fn mount_check_service(cfg: &Config) -> ServiceSpec {
+    node_job(
+        cfg,
+        MOUNT_CHECK_SERVICE,
+        "mount-check",
+        vec![
+            "plugin".into(),
+            "node-mounts".into(),
+            "--proc".into(),
+            crate::node::mounts::HOST_PROC.into(),
+        ],
+        vec![
+            bind(&cfg.cluster.docker_socket, DOCKER_SOCKET, false),
+            bind("/proc", crate::node::mounts::HOST_PROC, true),
+        ],
+        None,
+        vec!["CAP_SYS_PTRACE".into()],
     )
 }
 
@@ -563,6 +589,7 @@ fn node_job(
     args: Vec<String>,
     mounts: Vec<Mount>,
     secrets: Option<Vec<TaskSpecContainerSpecSecrets>>,
+    capabilities: Vec<String>,
 ) -> ServiceSpec {
     ServiceSpec {
         name: Some(name.into()),
@@ -574,7 +601,7 @@ fn node_job(
                 args: Some(args),
                 mounts: Some(mounts),
                 secrets,
-                capability_add: Some(firewall_caps()),
+                capability_add: Some(capabilities),
                 ..Default::default()
             }),
             restart_policy: Some(restart(TaskSpecRestartPolicyConditionEnum::NONE)),
@@ -629,6 +656,7 @@ pub fn plugin_rollout_service(cfg: &Config, nfs_server: &str) -> ServiceSpec {
         ]
         .concat(),
         Some(rollout_secrets(cfg)),
+        firewall_caps(),
     )
 }
 

@@ -5,7 +5,9 @@
 //!
 //! Checks, by name: `dockerd`, `nodes`, `storage-node`, `network`, `secrets`, `registry` (only
 //! with a `[registry]`), `plugin-enabled`, `plugin-version`, `plugin-settings`, `firewall`,
-//! `nfsd-service`, `nfsd-allow`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
+//! `notebook-mounts` (every swarmhub mount of every running container answers, as the
+//! container sees it: after a restart of the plugin, its FUSE mounts in running notebooks are
+//! dead), `nfsd-service`, `nfsd-allow`, `nfsd-api`, `ldap-connect`, `ldap-bind`,
 //! `ldap-teacher-group`, `ldap-student-group` (one per DN), `images`, `docker-gate` (the hub's
 //! Docker gate runs on every ready, active manager), `hub-docker-socket` (the hub's service has
 //! no bind mount, so no socket of dockerd's, and its `DOCKER_HOST` is the gate's socket),
@@ -38,12 +40,14 @@
 //! the hub's API and certificate; in each, the `async fn`s do
 //! the I/O and the `check_*` functions judge what they read (pure, unit-tested there).
 //! `firewall` is read on every node by a one-shot global job (`swarmhub-firewall-check`) that
-//! lists swarmhub's iptables chain there, so doctor starts (and removes) that job.
+//! lists swarmhub's iptables chain there, and `notebook-mounts` by another
+//! (`swarmhub-mount-check`, `mounts.rs`), so doctor starts (and removes) those jobs.
 
 mod firewall;
 mod gate;
 mod hub;
 mod ldap;
+mod mounts;
 mod nfsd;
 mod plugin;
 mod registry;
@@ -68,6 +72,7 @@ use crate::settings::Config;
 pub use firewall::check_firewall;
 pub use gate::{check_docker_gate, check_hub_docker_socket};
 pub use hub::{base_path, check_hub_answer, check_hub_tls, hub_api_url, hub_check, hub_tls_check};
+pub use mounts::check_notebook_mounts;
 pub use nfsd::{check_nfsd_allow, check_nfsd_api, check_nfsd_service};
 pub use plugin::{
     check_plugin_deployed, check_plugin_deployed_settings, check_plugin_enabled,
@@ -466,6 +471,7 @@ unhealthy: 1 ok, 1 failed, 1 skipped
                 "plugin-version",
                 "plugin-settings",
                 "firewall",
+                "notebook-mounts",
                 "nfsd-service",
                 "nfsd-allow",
                 "nfsd-api",
@@ -486,7 +492,7 @@ unhealthy: 1 ok, 1 failed, 1 skipped
         cfg.registry.address = Some("r:5000".into());
         let r = examine_at(&cfg, &DoctorOptions::default(), &host).await;
         let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names.len(), 22, "{names:?}");
+        assert_eq!(names.len(), 23, "{names:?}");
         assert_eq!(names[4..6], ["secrets", "registry"], "{names:?}");
         assert_eq!(r.checks[5].outcome, Outcome::Skip, "{:?}", r.checks[5]);
     }

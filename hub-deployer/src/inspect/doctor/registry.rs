@@ -484,7 +484,9 @@ mod tests {
             c.engine().changes(),
             [
                 format!("create_service {job}"),
-                format!("delete_service {job}")
+                format!("delete_service {job}"),
+                format!("create_service {}", crate::names::MOUNT_CHECK_SERVICE),
+                format!("delete_service {}", crate::names::MOUNT_CHECK_SERVICE)
             ]
         );
     }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::firewall::firewall_check;
+use super::mounts::mounts_check;
 use super::nfsd::nfsd_checks;
 use super::plugin::plugin_checks;
 use super::registry::{Pins, check_registry_transport};
@@ -53,7 +54,7 @@ pub(super) async fn check_dockerd(cfg: &Config, host: &str) -> (Check, Option<Cl
 }
 
 /// The checks [`swarm_checks`] makes without a `[registry]`, in its order.
-pub(super) const SWARM_CHECKS: [&str; 11] = [
+pub(super) const SWARM_CHECKS: [&str; 12] = [
     "nodes",
     "storage-node",
     "network",
@@ -62,6 +63,7 @@ pub(super) const SWARM_CHECKS: [&str; 11] = [
     "plugin-version",
     "plugin-settings",
     "firewall",
+    "notebook-mounts",
     "nfsd-service",
     "nfsd-allow",
     "nfsd-api",
@@ -136,6 +138,7 @@ pub(super) async fn swarm_checks(c: &Swarm, cfg: &Config, pins: Option<&Pins>) -
     let pinned = pins.and_then(|p| p.config(cfg));
     let job_cfg = pinned.as_ref().unwrap_or(cfg);
     out.push(firewall_check(c, job_cfg, nodes.as_deref()).await);
+    out.push(mounts_check(c, job_cfg, nodes.as_deref()).await);
     out.extend(nfsd_checks(c, cfg, nodes.as_deref()).await);
     out
 }
@@ -786,13 +789,15 @@ pub(super) mod tests {
             api.detail.contains(&port) && api.fix.as_deref().is_some_and(|f| f.contains(&port)),
             "{api:?}"
         );
-        // the only change doctor makes: the firewall job, created and removed again
+        // the only changes doctor makes: its two jobs (firewall, mounts), created and removed again
         let job = names::FIREWALL_CHECK_SERVICE;
         assert_eq!(
             c.engine().changes(),
             [
                 format!("create_service {job}"),
-                format!("delete_service {job}")
+                format!("delete_service {job}"),
+                format!("create_service {}", names::MOUNT_CHECK_SERVICE),
+                format!("delete_service {}", names::MOUNT_CHECK_SERVICE)
             ]
         );
     }

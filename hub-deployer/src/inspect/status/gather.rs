@@ -1,6 +1,7 @@
 //! The Docker reads that fill a [`Status`]: nodes, the network, the services and their tasks,
-//! notebooks, nfsd's health endpoint, the plugin's volumes. May touch dockerd (reads only) and
-//! nfsd's HTTP API; every decision about what was read is a pure function elsewhere
+//! notebooks, nfsd's health endpoint, the plugin's volumes, and (while a notebook runs) the
+//! running containers' swarmhub mounts. May touch dockerd (reads, plus the one-shot job
+//! `swarmhub-mount-check` that it starts and removes) and nfsd's HTTP API; every decision about what was read is a pure function elsewhere
 //! ([`super::judge`], [`crate::inspect::health`]). A failed read is recorded in
 //! `Status::errors` or in its section, never returned, once the connection works.
 
@@ -12,13 +13,17 @@ use super::judge::{
     classify_services, deployed_plugin, nfsd_api_node, nfsd_api_status, node_status,
     plugin_volumes, swarm_summary,
 };
-use super::{NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status, VolumesStatus};
+use super::{
+    MountsStatus, NetworkStatus, NfsdApiStatus, NotebookStatus, ServiceStatus, Status,
+    VolumesStatus,
+};
 use crate::docker::cluster::Swarm;
 use crate::docker::engine::absent;
 use crate::inspect::health::{network_status_of, probe_timeout, service_status_of, storage_nodes};
-use crate::inspect::probe;
+use crate::inspect::{mounts, probe};
 use crate::names;
 use crate::names::PLUGIN_ALIAS;
+use crate::progress::Progress;
 use crate::settings::Config;
 
 /// Read everything `status` shows, each node's plugin compared with the one `cfg` deploys
@@ -90,6 +95,11 @@ pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
     };
 
     let volumes = volumes_status(c).await;
+    let mounts = if notebooks.iter().any(|n| n.running > 0) {
+        mounts_status(c, cfg).await
+    } else {
+        MountsStatus::default()
+    };
 
     Ok(Status {
         docker_host: c.host.clone(),
@@ -102,8 +112,33 @@ pub async fn gather(c: &Swarm, cfg: &Config) -> anyhow::Result<Status> {
         other_services,
         nfsd_api,
         volumes,
+        mounts,
         errors,
     })
+}
+
+/// The swarmhub mounts of every running container, by the one-shot job on every node.
+async fn mounts_status(c: &Swarm, cfg: &Config) -> MountsStatus {
+    match mounts::read(c, cfg, &Progress::stderr()).await {
+        Ok(nodes) => {
+            let broken = mounts::broken(&nodes);
+            MountsStatus {
+                checked: true,
+                fix: (!broken.is_empty()).then(|| mounts::RESTART_FIX.to_string()),
+                broken,
+                nodes,
+                error: None,
+            }
+        }
+        Err(e) => MountsStatus {
+            error: Some(format!(
+                "cannot run the job {}: {}",
+                names::MOUNT_CHECK_SERVICE,
+                e.chain().join(": ")
+            )),
+            ..MountsStatus::default()
+        },
+    }
 }
 
 async fn network_status(c: &Swarm, name: &str, errors: &mut Vec<String>) -> NetworkStatus {
@@ -293,11 +328,20 @@ mod tests {
         assert!(s.volumes.listed);
         let volumes: Vec<&str> = s.volumes.volumes.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(volumes, ["home-alice"]);
-        // reads only
+        // alice's notebook runs: its mounts were checked, by the one job status starts and
+        // removes; nothing else was changed
         assert!(
-            c.engine().changes().is_empty(),
+            s.mounts.checked && s.mounts.broken.is_empty(),
             "{:?}",
-            c.engine().changes()
+            s.mounts
+        );
+        assert_eq!(s.mounts.nodes.len(), 1, "{:?}", s.mounts);
+        assert_eq!(
+            c.engine().changes(),
+            [
+                "create_service swarmhub-mount-check",
+                "delete_service swarmhub-mount-check"
+            ]
         );
     }
 

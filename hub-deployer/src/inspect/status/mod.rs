@@ -26,6 +26,7 @@
 //! | `other_services[]` | names of services attached to the network that are neither swarmhub's nor notebooks |
 //! | `nfsd_api` | [`NfsdApiStatus`]: `url`, `reachable`, nfsd's `health` document or the `error` |
 //! | `volumes` | [`VolumesStatus`]: the `swarmhub-nfs` volumes this dockerd knows, or the `error` |
+//! | `mounts` | [`MountsStatus`]: whether the swarmhub mounts of running containers were `checked` (only while a notebook runs: it takes a one-shot job on every node), every `broken` one (dead or silent, as the container sees it) with the `fix`, `nodes[]` as each node's job found them, or the `error` |
 //! | `errors[]` | Docker calls that failed; the sections they feed are empty |
 
 mod gather;
@@ -38,6 +39,7 @@ use serde::Serialize;
 use swarmhub_control_api::Health;
 
 use crate::docker::cluster::TaskInfo;
+use crate::inspect::mounts::{BrokenMount, NodeMounts};
 
 pub use gather::gather;
 // kept at their old paths for callers of `status::...`
@@ -75,6 +77,8 @@ pub struct Status {
     pub nfsd_api: NfsdApiStatus,
     /// `swarmhub-nfs` volumes this dockerd knows.
     pub volumes: VolumesStatus,
+    /// The swarmhub mounts of running containers, as they see them.
+    pub mounts: MountsStatus,
     /// Docker calls that failed (the sections they feed are empty).
     pub errors: Vec<String>,
 }
@@ -274,6 +278,22 @@ pub struct VolumesStatus {
     pub error: Option<String>,
 }
 
+/// The swarmhub mounts of the running containers on every node, as each container sees them
+/// (read by the one-shot job `swarmhub-mount-check`, see [`crate::inspect::mounts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MountsStatus {
+    /// Whether they were checked (only while a notebook runs).
+    pub checked: bool,
+    /// Every dead or silent mount.
+    pub broken: Vec<BrokenMount>,
+    /// What to do about them (when there are any).
+    pub fix: Option<String>,
+    /// What each node's job found.
+    pub nodes: Vec<NodeMounts>,
+    /// Why they could not be checked.
+    pub error: Option<String>,
+}
+
 /// One volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VolumeEntry {
@@ -365,6 +385,11 @@ pub(crate) mod tests {
             version: None,
             settings: Some("f1ngerpr1nt0".into()),
         };
+        let mounts_alpha = crate::inspect::mounts::tests::node_with(
+            "alpha",
+            "alice",
+            crate::inspect::mounts::tests::dead(),
+        );
         Status {
             docker_host: "unix:///var/run/docker.sock".into(),
             swarm: SwarmSummary {
@@ -430,6 +455,13 @@ pub(crate) mod tests {
                 warnings: Vec::new(),
                 error: None,
             },
+            mounts: MountsStatus {
+                checked: true,
+                broken: crate::inspect::mounts::broken(std::slice::from_ref(&mounts_alpha)),
+                fix: Some(crate::inspect::mounts::RESTART_FIX.into()),
+                nodes: vec![mounts_alpha],
+                error: None,
+            },
             errors: Vec::new(),
         }
     }
@@ -448,6 +480,7 @@ pub(crate) mod tests {
             "other_services",
             "nfsd_api",
             "volumes",
+            "mounts",
             "errors",
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v:#}");

@@ -2,8 +2,8 @@
 //! column-aligned [`table`] they use. Pure: formats a gathered [`Status`], no I/O.
 
 use super::{
-    DeployedPlugin, NetworkStatus, NfsdApiStatus, NodeStatus, NotebookStatus, ServiceStatus,
-    Status, VolumesStatus,
+    DeployedPlugin, MountsStatus, NetworkStatus, NfsdApiStatus, NodeStatus, NotebookStatus,
+    ServiceStatus, Status, VolumesStatus,
 };
 use crate::inspect::health::short_reference;
 use crate::inspect::probe;
@@ -18,6 +18,7 @@ impl Status {
             network_text(&self.network),
             services_text(&self.services),
             notebooks_text(&self.notebooks, &self.other_services, &self.network.name),
+            mounts_text(&self.mounts),
             volumes_text(&self.nfsd_api, &self.volumes),
             errors_text(&self.errors),
         ]
@@ -257,6 +258,28 @@ fn volumes_text(api: &NfsdApiStatus, v: &VolumesStatus) -> String {
 }
 
 /// The Docker calls that failed (nothing when none did).
+/// Dead or silent mounts of running containers, with the fix; nothing when all answer or they
+/// were not checked.
+fn mounts_text(m: &MountsStatus) -> String {
+    if let Some(e) = &m.error {
+        return format!("notebook mounts: not checked: {e}\n");
+    }
+    if m.broken.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "notebook mounts: {} do not answer (restart those notebooks):\n",
+        m.broken.len()
+    );
+    for b in &m.broken {
+        out.push_str(&format!("  {}\n", b.line()));
+    }
+    if let Some(fix) = &m.fix {
+        out.push_str(&format!("  fix: {fix}\n"));
+    }
+    out
+}
+
 fn errors_text(errors: &[String]) -> String {
     if errors.is_empty() {
         return String::new();
@@ -343,6 +366,9 @@ services:
 notebooks: 1 (1 running)
   SERVICE        USER   ROLE     NODE   STATE
   jupyter-alice  alice  student  alpha  running
+notebook mounts: 1 do not answer (restart those notebooks):
+  jupyter-alice on alpha: /home/jovyan (home-alice) dead (Transport endpoint is not connected (os error 107))
+  fix: swarmhub notebooks restart --dead-mounts (restarts exactly those notebooks; their users' files stay, their servers come back with live mounts)
 
 volumes:
   nfsd: unreachable: http://10.0.0.5:8049/v1/health is unreachable: connection refused
