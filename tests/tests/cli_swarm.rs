@@ -2,8 +2,10 @@
 //! `run` twice (the second changes nothing), `stop`/`start`/`rerun`/`remove` keep a marker file
 //! in a user's tree and the secrets, `remove` leaves no service, config or network behind,
 //! `status --output json` and `doctor` report a deliberately broken cluster (plugin disabled,
-//! nfsd stopped) with the fix, `volume delete` needs confirmation, and the plugin rollout runs
-//! as a one-shot global job.
+//! nfsd stopped) with the fix, `volume delete` needs confirmation, the plugin rollout runs
+//! as a one-shot global job, and a restart of the plugin under 10 notebooks with 50 mounted
+//! volumes is found by `status` and `doctor` and cured by `notebooks restart --dead-mounts`
+//! without losing a line.
 //!
 //! Real parts: dockerd (docker.io; a one-node test machine of the harness, never this host's
 //! own dockerd: the test runs inside it, see `swarmhub_tests::docker::Dockerd`), slapd (listening on docker_gwbridge's gateway so nfsd's
@@ -45,8 +47,16 @@ impl Drop for Cleanup {
             docker(&["service", "rm", s]);
         }
         docker(&["rm", "-f", "swarmhub-clitest-writer"]);
+        for i in 0..MNT_NOTEBOOKS {
+            docker(&["service", "rm", &format!("jupyter-mnt{i}")]);
+        }
         std::thread::sleep(Duration::from_secs(3));
         docker(&["volume", "rm", "-f", "home-alice"]);
+        for i in 0..MNT_NOTEBOOKS {
+            for k in 0..MNT_VOLUMES {
+                docker(&["volume", "rm", "-f", &format!("mnt{i}-v{k}")]);
+            }
+        }
         docker(&["volume", "rm", "-f", HUB_VOLUME]);
         // the hub's certificate secrets are named by their content
         let tls = docker(&[
@@ -409,6 +419,9 @@ mode = "self-signed"
     );
     assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
 
+    // ---- the plugin restarted under 10 notebooks with 50 mounted volumes -------------------
+    dead_mounts_after_a_plugin_restart(&config, &data, password_file)?;
+
     // ---- the plugin's settings changed since its rollout: doctor says so, run re-applies ----
     let settings_label = || {
         docker_ok(&[
@@ -511,6 +524,370 @@ mode = "self-signed"
     drop(slapd);
     drop(cleanup);
     Ok(())
+}
+
+/// Notebooks of the scenario below, and the volumes each mounts.
+const MNT_NOTEBOOKS: usize = 10;
+const MNT_VOLUMES: usize = 5;
+
+/// FUSE mounts end with the plugin process: 10 notebook services (busybox, with the notebook
+/// labels), each appending a line per second to a log on each of its 5 swarmhub volumes, see
+/// the plugin disabled and enabled again (what the demo's plugin reinstall did). Checked: what
+/// the containers see (errors, ENOTCONN), the plugin's references before and after (the dead
+/// ones reported in its Status), that `status` and `doctor` name exactly the 50 dead mounts with
+/// the fix, that `notebooks restart --dead-mounts` restarts exactly those 10 and their writes go
+/// on with every line written before still on disk, one FUSE mount per volume (no leak), and
+/// none left once the notebooks are gone. Prints `FIGURE` lines for docs/RELIABILITY.md.
+fn dead_mounts_after_a_plugin_restart(
+    config: &Path,
+    data: &Path,
+    password_file: &Path,
+) -> anyhow::Result<()> {
+    let name = |i: usize| format!("jupyter-mnt{i}");
+    let volume = |i: usize, k: usize| format!("mnt{i}-v{k}");
+    let all_volumes =
+        || (0..MNT_NOTEBOOKS).flat_map(move |i| (0..MNT_VOLUMES).map(move |k| (i, k)));
+    // appends n to every volume's log; a failed append is counted in the container's /tmp
+    let script = format!(
+        "n=0; while true; do n=$((n+1)); for k in $(seq 0 {}); do echo $n >> /v$k/log || echo \"$n $k\" >> /tmp/errors; done; sleep 1; done",
+        MNT_VOLUMES - 1
+    );
+    for i in 0..MNT_NOTEBOOKS {
+        let mut args: Vec<String> = [
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            &name(i),
+            "--label",
+            "swarmhub.component=notebook",
+            "--label",
+            &format!("swarmhub.user=mnt{i}"),
+            "--label",
+            "swarmhub.role=student",
+            "--label",
+            docker::LABEL,
+        ]
+        .map(String::from)
+        .to_vec();
+        for k in 0..MNT_VOLUMES {
+            args.push("--mount".into());
+            args.push(format!(
+                "type=volume,source={},target=/v{k},volume-driver=swarmhub-nfs,volume-opt=user=alice",
+                volume(i, k)
+            ));
+        }
+        args.extend([
+            BUSYBOX.to_string(),
+            "sh".into(),
+            "-c".into(),
+            script.clone(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker_ok(&args);
+    }
+    let log_of = |i: usize, k: usize| data.join("volumes").join(volume(i, k)).join("log");
+    let lines = |i: usize, k: usize| {
+        std::fs::read_to_string(log_of(i, k))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let waited = Instant::now();
+    while all_volumes().any(|(i, k)| lines(i, k) < 3) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(300),
+            "the 10 notebooks did not all write 3 lines to their 5 volumes: {}",
+            docker(&["service", "ls"]).stdout
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!(
+        "FIGURE mounts: {MNT_NOTEBOOKS} notebooks writing to {} volumes after {:.1} s",
+        MNT_NOTEBOOKS * MNT_VOLUMES,
+        waited.elapsed().as_secs_f64()
+    );
+    let status_of = |v: &str| -> serde_json::Value {
+        serde_json::from_str(&docker_ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{json .Status}}",
+            v,
+        ]))
+        .unwrap_or_default()
+    };
+    // the plugin's FUSE mounts of these volumes, as its own process sees them (the test's
+    // thread does not share the machine's mount namespace); the most any plugin process has
+    let fuse_mounts = || {
+        plugin_mountinfos()
+            .iter()
+            .map(|info| {
+                all_volumes()
+                    .map(|(i, k)| {
+                        let at = format!("/{} ", volume(i, k));
+                        info.lines()
+                            // fuser mounts `fuse` with the source `swarmhub:<server>:<export>`
+                            .filter(|l| l.contains(&at) && l.contains(" - fuse swarmhub:"))
+                            .count()
+                    })
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let refs_before: Vec<u64> = all_volumes()
+        .map(|(i, k)| status_of(&volume(i, k))["references"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(refs_before.iter().all(|r| *r == 1), "{refs_before:?}");
+    let mounts_before = fuse_mounts();
+    assert_eq!(mounts_before, 50, "one FUSE mount per volume");
+    let containers = || -> Vec<String> {
+        (0..MNT_NOTEBOOKS)
+            .map(|i| {
+                docker_ok(&[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=com.docker.swarm.service.name={}", name(i)),
+                ])
+            })
+            .collect()
+    };
+    let before = containers();
+    assert!(before.iter().all(|c| c.len() == 12), "{before:?}");
+    let healthy = swarmhub(config, &["--output", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&healthy.stdout)?;
+    assert_eq!(v["mounts"]["checked"], true, "{}", v["mounts"]);
+    assert_eq!(
+        v["mounts"]["broken"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        v["mounts"]
+    );
+
+    // the plugin process ends and starts again
+    let lines_before: Vec<usize> = all_volumes().map(|(i, k)| lines(i, k)).collect();
+    docker_ok(&["plugin", "disable", "-f", "swarmhub-nfs"]);
+    docker_ok(&["plugin", "enable", "swarmhub-nfs"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let errors: Vec<usize> = before
+        .iter()
+        .map(|c| {
+            docker(&["exec", c, "cat", "/tmp/errors"])
+                .stdout
+                .lines()
+                .count()
+        })
+        .collect();
+    let seen = docker(&["exec", &before[0], "ls", "/v0"]);
+    eprintln!(
+        "FIGURE mounts: after the plugin restart, failed appends per container after 5 s: {errors:?}; ls /v0 in one: {}",
+        seen.stderr.trim()
+    );
+    assert!(
+        errors.iter().all(|e| *e > 0),
+        "every container sees its mounts dead: {errors:?}"
+    );
+    assert!(
+        seen.stderr.contains("not connected"),
+        "a dead FUSE mount answers ENOTCONN: {}",
+        seen.describe()
+    );
+    let refs_after: Vec<(u64, u64)> = all_volumes()
+        .map(|(i, k)| {
+            let s = status_of(&volume(i, k));
+            (
+                s["references"].as_u64().unwrap_or(0),
+                s["dead_references"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        refs_after.iter().all(|r| *r == (1, 1)),
+        "each volume keeps its container's reference, known dead: {refs_after:?}"
+    );
+
+    // status and doctor name exactly the 50 dead mounts, with the fix
+    let status = swarmhub(config, &["--output", "json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout)?;
+    let broken = v["mounts"]["broken"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(broken.len(), 50, "{}", v["mounts"]);
+    assert!(
+        broken.iter().all(|b| b["state"] == "dead"
+            && b["service"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("jupyter-mnt"))
+            && b["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not connected"))),
+        "{}",
+        v["mounts"]
+    );
+    assert!(
+        v["mounts"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("swarmhub notebooks restart --dead-mounts")),
+        "{}",
+        v["mounts"]
+    );
+    let text = swarmhub_ok(config, &["status"]);
+    assert!(text.contains("notebook mounts: 50 do not answer"), "{text}");
+    let doctor = swarmhub(
+        config,
+        &["doctor", "--ldap-password-file", path(password_file)],
+    );
+    assert_eq!(doctor.code(), Some(6), "{}", doctor.describe());
+    assert!(
+        doctor
+            .stdout
+            .contains("✗ notebook-mounts: 50 mount(s) of running containers do not answer")
+            && doctor
+                .stdout
+                .contains("fix: swarmhub notebooks restart --dead-mounts"),
+        "{}",
+        doctor.stdout
+    );
+
+    // one command restarts exactly them; their writes go on, nothing written before is lost
+    let restarted = Instant::now();
+    let out = swarmhub_ok(config, &["notebooks", "restart", "--dead-mounts"]);
+    eprintln!(
+        "FIGURE mounts: notebooks restart --dead-mounts took {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    for i in 0..MNT_NOTEBOOKS {
+        assert!(
+            out.contains(&format!("service {}: restarted", name(i))),
+            "{out}"
+        );
+    }
+    assert_eq!(out.matches(": restarted").count(), MNT_NOTEBOOKS, "{out}");
+    let after = containers();
+    assert!(
+        after
+            .iter()
+            .zip(&before)
+            .all(|(a, b)| a.len() == 12 && a != b),
+        "new containers: {before:?} → {after:?}"
+    );
+    let waited = Instant::now();
+    let grown = |want: &[usize]| {
+        all_volumes()
+            .zip(want)
+            .all(|((i, k), n)| lines(i, k) >= n + 3)
+    };
+    while !grown(&lines_before) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "writes did not go on after the restart"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (i, k) in all_volumes() {
+        let log = std::fs::read_to_string(log_of(i, k))?;
+        let first: Vec<&str> = log
+            .lines()
+            .take(lines_before[i * MNT_VOLUMES + k])
+            .collect();
+        let want: Vec<String> = (1..=first.len()).map(|n| n.to_string()).collect();
+        assert_eq!(
+            first,
+            want,
+            "{}: the lines written before the restart",
+            volume(i, k)
+        );
+    }
+    let errors_after: Vec<usize> = after
+        .iter()
+        .map(|c| {
+            docker(&["exec", c, "cat", "/tmp/errors"])
+                .stdout
+                .lines()
+                .count()
+        })
+        .collect();
+    assert!(errors_after.iter().all(|e| *e == 0), "{errors_after:?}");
+    let refs: Vec<(u64, u64)> = all_volumes()
+        .map(|(i, k)| {
+            let s = status_of(&volume(i, k));
+            (
+                s["references"].as_u64().unwrap_or(0),
+                s["dead_references"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(refs.iter().all(|r| *r == (1, 0)), "{refs:?}");
+    assert_eq!(fuse_mounts(), 50, "one FUSE mount per volume, none leaked");
+    let doctor = swarmhub(
+        config,
+        &["doctor", "--ldap-password-file", path(password_file)],
+    );
+    assert_eq!(doctor.code(), Some(0), "{}", doctor.describe());
+    assert!(
+        doctor
+            .stdout
+            .contains("✓ notebook-mounts: 50 swarmhub mount(s) of 10 running container(s)"),
+        "{}",
+        doctor.stdout
+    );
+    // safe to re-run: nothing is dead, nothing restarts
+    let again = swarmhub_ok(config, &["notebooks", "restart", "--dead-mounts"]);
+    assert!(!again.contains(": restarted"), "{again}");
+    assert_eq!(containers(), after);
+    eprintln!(
+        "FIGURE mounts: references before {} / after restart {} (dead {}) / after notebooks restart {}; FUSE mounts before {mounts_before}, after {}",
+        refs_before.iter().sum::<u64>(),
+        refs_after.iter().map(|r| r.0).sum::<u64>(),
+        refs_after.iter().map(|r| r.1).sum::<u64>(),
+        refs.iter().map(|r| r.0).sum::<u64>(),
+        fuse_mounts()
+    );
+
+    // gone with the notebooks: no reference, no mount
+    for i in 0..MNT_NOTEBOOKS {
+        docker_ok(&["service", "rm", &name(i)]);
+    }
+    let waited = Instant::now();
+    while fuse_mounts() > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "{} FUSE mounts left after the notebooks went",
+            fuse_mounts()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for (i, k) in all_volumes() {
+        assert_eq!(status_of(&volume(i, k))["references"], 0);
+        // the containers of removed tasks go shortly after their mounts
+        let waited = Instant::now();
+        while !docker(&["volume", "rm", &volume(i, k)]).success() {
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "volume {} still in use",
+                volume(i, k)
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    Ok(())
+}
+
+/// `/proc/<pid>/mountinfo` of every running `swarmhub-volume-plugin` process.
+fn plugin_mountinfos() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with("swarmhub-volume"))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("mountinfo")).ok())
+        .collect()
 }
 
 fn path(p: &Path) -> &str {

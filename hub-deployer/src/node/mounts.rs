@@ -126,7 +126,7 @@ pub fn is_swarmhub_driver(driver: &str) -> bool {
 
 /// One running container's swarmhub mounts, each probed through its root under `proc` (the
 /// node's procfs); `None` when it has none. (The node side lists the containers through
-/// dockerd: [`crate::inspect::mounts::node_side`].)
+/// dockerd: `inspect::mounts::node_side`.)
 pub async fn container_mounts(
     c: &ContainerInspectResponse,
     proc: &Path,
