@@ -5,6 +5,7 @@
 pub mod gate;
 pub mod nfs;
 pub mod servers;
+pub mod soak;
 pub mod workloads;
 
 use std::path::{Path, PathBuf};
