@@ -1291,6 +1291,85 @@ mod tests {
         assert_eq!(f.planned_restarts(), 9);
     }
 
+    fn acked(versions: &[u64], attempted: u64) -> NotebookLog {
+        NotebookLog {
+            acks: versions
+                .iter()
+                .map(|&v| Ack {
+                    version: v,
+                    began_s: v as f64,
+                    acked_s: v as f64 + 0.5,
+                })
+                .collect(),
+            last_attempted: attempted,
+            ..NotebookLog::default()
+        }
+    }
+
+    #[test]
+    fn disk_check_finds_lost_and_newer_saves() {
+        let cfg = SoakConfig {
+            min_bytes: 100,
+            max_bytes: 300,
+            ..SoakConfig::ci()
+        };
+        let data = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..4).map(|i| format!("v{i}")).collect();
+        let put = |nb: usize, bytes: &[u8]| {
+            let d = data.path().join("volumes").join(&names[nb]);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(NOTEBOOK_FILE), bytes).unwrap();
+        };
+        let c = |nb, v| content(cfg.seed, nb, v, cfg.min_bytes, cfg.max_bytes);
+        put(0, &c(0, 5)); // the last acknowledged version: fine
+        put(1, &c(1, 4)); // an older version: lost
+        put(2, &c(2, 6)); // newer than acknowledged, its rename attempted: not lost
+        // notebook 3: no file although version 2 was acknowledged: lost
+        let mut report = SoakReport {
+            notebooks: vec![
+                acked(&[4, 5], 5),
+                acked(&[4, 5], 5),
+                acked(&[5], 6),
+                acked(&[1, 2], 2),
+            ],
+            ..SoakReport::default()
+        };
+        verify_on_disk(&cfg, data.path(), &names, &mut report);
+        let lost: Vec<usize> = report.lost.iter().map(|l| l.notebook).collect();
+        assert_eq!(lost, [1, 3], "{:?}", report.lost);
+        assert!(
+            report.lost[0].found.contains("Some(4)"),
+            "{:?}",
+            report.lost
+        );
+        assert_eq!(report.newer_unacked, 1);
+        assert!(!report.ok());
+    }
+
+    #[test]
+    fn recovery_counts_saves_begun_after_the_signal() {
+        let mut report = SoakReport {
+            notebooks: vec![acked(&[1, 2, 3], 3), acked(&[1, 3], 3)],
+            restarts: vec![RestartRecord {
+                signal: Signal::Kill,
+                at_s: 1.2,
+                rss_before_kib: None,
+                down_ms: 50.0,
+                first_save_ms: None,
+                all_saved_ms: None,
+            }],
+            ..SoakReport::default()
+        };
+        recovery(&mut report);
+        let r = &report.restarts[0];
+        // notebook 0: version 2 began at 2.0, acked at 2.5; notebook 1: version 3 at 3.5
+        assert!((r.first_save_ms.unwrap() - 1300.0).abs() < 1e-6, "{r:?}");
+        assert!((r.all_saved_ms.unwrap() - 2300.0).abs() < 1e-6, "{r:?}");
+        report.notebooks.push(acked(&[1], 1));
+        recovery(&mut report);
+        assert!(report.restarts[0].all_saved_ms.is_none());
+    }
+
     #[test]
     fn errno_names() {
         let e = std::io::Error::from_raw_os_error(libc::ENOTCONN);
