@@ -3,6 +3,7 @@
 //! round, and reports medians and ratios as a markdown table. See docs/BENCHMARKS.md.
 
 pub mod gate;
+pub mod killnfsd;
 pub mod nfs;
 pub mod servers;
 pub mod soak;
