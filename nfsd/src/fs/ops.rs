@@ -355,6 +355,19 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        let uid = match set.uid {
+            Set(u) => Some(attr::store_uid(view, u)),
+            _ => None,
+        };
+        let gid = match set.gid {
+            Set(g) => Some(attr::store_gid(view, g)),
+            _ => None,
+        };
+        // -1 is no id: chown(2) reads it as "leave unchanged", and rustix's Uid/Gid refuse it
+        // with a panic, which on the multi-thread runtime left the call without a reply
+        if uid == Some(u32::MAX) || gid == Some(u32::MAX) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
         let symlink = is_type(st, libc::S_IFLNK);
         if let Set(size) = set.size {
             check_regular(st)?;
@@ -370,14 +383,6 @@ impl Fs {
             rustix::fs::chmod(proc_path(fd), Mode::from_raw_mode(mode & 0o7777))
                 .map_err(errno_to_nfs_rustix)?;
         }
-        let uid = match set.uid {
-            Set(u) => Some(attr::store_uid(view, u)),
-            _ => None,
-        };
-        let gid = match set.gid {
-            Set(g) => Some(attr::store_gid(view, g)),
-            _ => None,
-        };
         if uid.is_some() || gid.is_some() {
             rustix::fs::chownat(
                 fd,
