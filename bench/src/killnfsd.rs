@@ -874,6 +874,8 @@ pub struct Report {
     pub wall: Duration,
     /// Notebooks found at a version later than the last acknowledged one (sent, reply lost).
     pub newer_than_acked: u64,
+    /// Fewest autosaves one client had acknowledged (every client kept going).
+    pub min_client_acks: u64,
 }
 
 impl Report {
@@ -905,7 +907,7 @@ impl Report {
     pub fn table(&self) -> String {
         let t = &self.tally;
         let mut s = String::new();
-        let rows: Vec<(&str, String, &str)> = vec![
+        let mut rows: Vec<(&str, String, &str)> = vec![
             ("mode", self.mode.clone(), ""),
             (
                 "load",
@@ -954,31 +956,44 @@ impl Report {
                 "≤ 5000",
             ),
             (
-                "calls resent after a broken connection (reconnects)",
-                format!("{} ({})", t.resends, t.reconnects),
-                "",
-            ),
-            (
-                "calls without a reply within 30 s (then resent)",
-                t.timeouts.to_string(),
-                "",
-            ),
-            (
-                "resent CREATE → EXIST / resent RENAME → NOENT (confirmed)",
-                format!("{} / {}", t.dup_create_exist, t.dup_rename_noent),
-                "",
-            ),
-            (
-                "WRITEs sent again after a verifier change",
-                t.rewrites.to_string(),
-                "",
-            ),
-            (
                 "notebooks at a later version than acknowledged",
                 self.newer_than_acked.to_string(),
                 "",
             ),
         ];
+        rows.insert(
+            5,
+            (
+                "fewest acknowledged autosaves of one client",
+                self.min_client_acks.to_string(),
+                "",
+            ),
+        );
+        if !self.mode.starts_with("guest") {
+            // what the userspace clients did to recover (the kernel client keeps its own)
+            rows.extend(vec![
+                (
+                    "calls resent after a broken connection (reconnects)",
+                    format!("{} ({})", t.resends, t.reconnects),
+                    "",
+                ),
+                (
+                    "calls without a reply within 30 s (then resent)",
+                    t.timeouts.to_string(),
+                    "",
+                ),
+                (
+                    "resent CREATE → EXIST / resent RENAME → NOENT (confirmed)",
+                    format!("{} / {}", t.dup_create_exist, t.dup_rename_noent),
+                    "",
+                ),
+                (
+                    "WRITEs sent again after a verifier change",
+                    t.rewrites.to_string(),
+                    "",
+                ),
+            ]);
+        }
         s.push_str("| figure | value | target |\n|---|--:|--:|\n");
         for (a, b, c) in rows {
             let _ = writeln!(s, "| {a} | {b} | {c} |");
@@ -1025,6 +1040,7 @@ impl Report {
             "rewrites": self.tally.rewrites,
             "restart_first_answer_ms": ms,
             "restart_max_ms": (self.max_restart_ms() * 10.0).round() / 10.0,
+            "min_client_acks": self.min_client_acks,
         })
     }
 }
@@ -1242,6 +1258,7 @@ pub fn run_host(cfg: &HostConfig) -> anyhow::Result<Report> {
         wall.as_secs_f64(),
         vol.display()
     ));
+    rep2.min_client_acks = ledgers.iter().map(|l| l.acks).min().unwrap_or(0);
     for l in &ledgers {
         rep2.acked_renames += l.acks;
         rep2.tally.absorb(&l.tally);
@@ -1495,6 +1512,7 @@ pub fn run_guest(cfg: &GuestConfig) -> anyhow::Result<Report> {
         cfg.streams,
         res.output
     );
+    rep.min_client_acks = clients.values().map(|c| c.1).min().unwrap_or(0);
     let fill = vec![b'x'; cfg.payload_kib * 1024];
     for (c, (acked, n)) in &clients {
         rep.acked_renames += n;

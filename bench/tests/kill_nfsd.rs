@@ -33,7 +33,7 @@ fn kill_9_under_autosave_and_stream_load_loses_nothing() {
     assert_eq!(rep.tally.estale, 0, "ESTALE seen by clients:\n{table}");
     assert_eq!(rep.tally.errors, 0, "errors seen by clients:\n{table}");
     // the load really ran across the kills, and the check really looked at it
-    assert!(rep.acked_renames > 16, "too few autosaves:\n{table}");
+    assert!(rep.min_client_acks > 0, "a client never saved:\n{table}");
     assert!(rep.acked_stream_ops > 0, "no stream acknowledged:\n{table}");
     assert_eq!(rep.checked_targets, 16, "{table}");
     assert!(rep.tally.reconnects > 0, "no client saw a kill:\n{table}");
