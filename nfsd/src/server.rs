@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::Settings;
 use crate::fs::handle::HandleCodec;
+use crate::fs::replay::RenameLog;
 use crate::fs::{Fs, FsOptions};
 use crate::identity::ldap::LdapDirectory;
 use crate::metrics::Metrics;
@@ -128,6 +129,10 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
         codec,
         metrics: metrics.clone(),
         mounts: MountPolicy::new(settings.bare_mounts),
+        renames: Arc::new(
+            RenameLog::open(&root.join("rename-replay"))
+                .with_context(|| format!("opening {}", root.join("rename-replay").display()))?,
+        ),
     });
     Ok(Core {
         service,
