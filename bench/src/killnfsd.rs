@@ -876,6 +876,8 @@ pub struct Report {
     pub newer_than_acked: u64,
     /// Fewest autosaves one client had acknowledged (every client kept going).
     pub min_client_acks: u64,
+    /// Resent RENAMEs nfsd answered OK from its replay record (the first copy had done it).
+    pub replayed_renames: usize,
 }
 
 impl Report {
@@ -954,6 +956,11 @@ impl Report {
                     self.max_restart_ms()
                 ),
                 "≤ 5000",
+            ),
+            (
+                "resent RENAMEs nfsd answered from its replay record",
+                self.replayed_renames.to_string(),
+                "",
             ),
             (
                 "notebooks at a later version than acknowledged",
@@ -1041,6 +1048,7 @@ impl Report {
             "restart_first_answer_ms": ms,
             "restart_max_ms": (self.max_restart_ms() * 10.0).round() / 10.0,
             "min_client_acks": self.min_client_acks,
+            "replayed_renames": self.replayed_renames,
         })
     }
 }
@@ -1143,9 +1151,19 @@ fn check_stream_file(rep: &mut Report, path: &Path, name: &str, acked: u64) {
     }
 }
 
+/// What nfsd logs (at info) when it answers a resent RENAME from its replay record.
+const REPLAYED: &str = "a resent RENAME whose first copy took effect";
+
 /// Starts nfsd over `data` with one volume; returns it, its endpoint and the volume's directory.
+/// nfsd logs warnings, and the RENAMEs it answers from its replay record (`REPLAYED`).
 fn start_with_volume(bin: &Path, data: &Path) -> anyhow::Result<(Nfsd, Endpoint, PathBuf)> {
-    let n = servers::start_nfsd(bin, data, &[])?;
+    std::fs::create_dir_all(data)?;
+    let options = swarmhub_tests::nfsd::NfsdOptions {
+        bin: Some(bin.to_path_buf()),
+        rust_log: "warn,swarmhub_nfsd::nfs::nfs3=info".into(),
+        stop_on_drop: true,
+    };
+    let n = Nfsd::start_with(data, &[], options)?;
     servers::create_volume(&n, VOLUME, "killer", BENCH_UID, BENCH_GID)?;
     let ep = Endpoint::nfsd(&n, VOLUME);
     Ok((n, ep, data.join("volumes").join(VOLUME)))
@@ -1253,6 +1271,12 @@ pub fn run_host(cfg: &HostConfig) -> anyhow::Result<Report> {
         )
     })?;
     rep2.wall = wall;
+    rep2.replayed_renames = nfsd
+        .lock()
+        .expect("nfsd lock")
+        .log_text()
+        .matches(REPLAYED)
+        .count();
     say(format!(
         "load stopped after {:.1} s; checking {} on disk",
         wall.as_secs_f64(),
@@ -1475,6 +1499,12 @@ pub fn run_guest(cfg: &GuestConfig) -> anyhow::Result<Report> {
         seed: cfg.seed,
         restarts,
         wall,
+        replayed_renames: nfsd
+            .lock()
+            .expect("nfsd lock")
+            .log_text()
+            .matches(REPLAYED)
+            .count(),
         ..Default::default()
     };
     // the guest's application errors
