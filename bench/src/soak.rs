@@ -352,6 +352,13 @@ pub struct SoakReport {
     /// Problems of the harness itself (plugin or nfsd failing to stop, Unmount errors).
     pub harness_errors: Vec<String>,
     pub plugin_cpu_s: Option<f64>,
+    /// The plugin's reconnects to nfsd by the NFS call that found the connection broken (from
+    /// its log): only a mutating call here means one was in flight at a restart and was resent.
+    pub plugin_reconnects: BTreeMap<String, usize>,
+    /// ERROR lines in the plugin's log (a call failed with EIO after its retry window, ...).
+    pub plugin_log_errors: usize,
+    /// Seconds the `VolumeDriver.Unmount` calls of all volumes took at the end.
+    pub unmount_s: f64,
 }
 
 impl SoakReport {
@@ -429,6 +436,9 @@ impl SoakReport {
             "newer_unacked": self.newer_unacked,
             "leftover_mounts": self.leftover_mounts.len(),
             "harness_errors": self.harness_errors.len(),
+            "plugin_reconnects": self.plugin_reconnects,
+            "plugin_log_errors": self.plugin_log_errors,
+            "unmount_all_s": (self.unmount_s * 10.0).round() / 10.0,
             "down_ms": self.restarts.iter().map(|r| whole(r.down_ms)).collect::<Vec<_>>(),
             "first_save_ms": self.restarts.iter().map(|r| ms(r.first_save_ms)).collect::<Vec<_>>(),
             "all_saved_ms": self.restarts.iter().map(|r| ms(r.all_saved_ms)).collect::<Vec<_>>(),
@@ -531,6 +541,11 @@ impl SoakReport {
         if let Some(cpu) = self.plugin_cpu_s {
             let _ = writeln!(s, "plugin CPU time over the run: {cpu:.1} s");
         }
+        let _ = writeln!(
+            s,
+            "plugin reconnects to nfsd, by the call that found the connection broken: {:?}; ERROR lines in its log: {}; Unmount of every volume at the end: {:.1} s",
+            self.plugin_reconnects, self.plugin_log_errors, self.unmount_s
+        );
         let _ = writeln!(s, "\n{}", self.rss_rows());
         let _ = writeln!(s, "{}", self.summary_json());
         s
@@ -1136,6 +1151,7 @@ pub fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
     };
 
     // what dockerd does when the containers stop, then the plugin and nfsd stop
+    let unmounting = Instant::now();
     for name in &names {
         if let Err(e) = driver_call(
             &rt,
@@ -1146,10 +1162,13 @@ pub fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
             harness.lock().unwrap().push(format!("{e:#}"));
         }
     }
+    report.unmount_s = unmounting.elapsed().as_secs_f64();
     report.leftover_mounts = mounts_under(&mount_root);
     if let Err(e) = plugin.stop() {
         harness.lock().unwrap().push(format!("{e:#}"));
     }
+    let log = std::fs::read_to_string(&plugin.log).unwrap_or_default();
+    (report.plugin_reconnects, report.plugin_log_errors) = scan_plugin_log(&log);
     // whatever is still mounted now was left behind; detach it so the temp dir can go
     for m in mounts_under(&mount_root) {
         if !report.leftover_mounts.contains(&m) {
@@ -1185,6 +1204,22 @@ fn detach(p: &Path) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Reconnects by call and ERROR lines in the plugin's log.
+pub fn scan_plugin_log(log: &str) -> (BTreeMap<String, usize>, usize) {
+    let mut reconnects = BTreeMap::new();
+    let mut errors = 0;
+    for line in log.lines() {
+        if let Some(rest) = line.split("reconnecting cause=").nth(1) {
+            let call = rest.split_whitespace().next().unwrap_or("?").to_string();
+            *reconnects.entry(call).or_default() += 1;
+        }
+        if line.split_whitespace().nth(1) == Some("ERROR") {
+            errors += 1;
+        }
+    }
+    (reconnects, errors)
 }
 
 /// Every notebook's file in nfsd's data dir must be its last acknowledged version (or a later
@@ -1368,6 +1403,20 @@ mod tests {
         report.notebooks.push(acked(&[1], 1));
         recovery(&mut report);
         assert!(report.restarts[0].all_saved_ms.is_none());
+    }
+
+    #[test]
+    fn plugin_log_scan() {
+        let log = "2026-12-06T17:53:17.956251Z  WARN swarmhub_volume_plugin::mounter::fuse::client: nfsd connection failed; reconnecting cause=GETATTR to nfsd at 127.0.0.1:43845: nfsd closed the connection
+2026-12-06T17:53:18.071597Z  WARN swarmhub_volume_plugin::mounter::fuse::client: nfsd connection failed; reconnecting cause=RENAME to nfsd at 127.0.0.1:43845: reset
+2026-12-06T17:53:18.071597Z  WARN swarmhub_volume_plugin::mounter::fuse::client: nfsd connection failed; reconnecting cause=GETATTR to nfsd at 127.0.0.1:43845: reset
+2026-12-06T17:53:19.000000Z ERROR swarmhub_volume_plugin::mounter::fuse::fs: nfsd unreachable; failing WRITE with EIO
+2026-12-06T17:53:19.000000Z  INFO an ERROR in a message is not an error line";
+        let (r, e) = scan_plugin_log(log);
+        assert_eq!(r.get("GETATTR"), Some(&2));
+        assert_eq!(r.get("RENAME"), Some(&1));
+        assert_eq!(r.len(), 2);
+        assert_eq!(e, 1);
     }
 
     #[test]
