@@ -775,6 +775,7 @@ struct Plugin {
     child: Option<Child>,
     socket: PathBuf,
     log: PathBuf,
+    mount_root: PathBuf,
 }
 
 impl Plugin {
@@ -821,6 +822,11 @@ impl Drop for Plugin {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // a run that failed half way leaves the killed plugin's FUSE mounts (ENOTCONN) behind:
+        // detach them so the temp dir can go and the next run starts clean
+        for m in mounts_under(&self.mount_root) {
+            let _ = detach(Path::new(&m));
+        }
     }
 }
 
@@ -864,6 +870,7 @@ fn start_plugin(bin: &Path, n: &Nfsd, work: &Path, mount_root: &Path) -> anyhow:
         child: Some(child),
         socket,
         log,
+        mount_root: mount_root.to_path_buf(),
     };
     let until = Instant::now() + Duration::from_secs(10);
     while !p.socket.exists() {
