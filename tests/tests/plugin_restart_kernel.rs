@@ -13,8 +13,10 @@
 //! each restart the guest checks: no writer saw an error and every writer went on writing; the
 //! NFS mounts in /proc/mounts are the same 50 (none lost, none doubled by the reconcile); state.json
 //! is unchanged (each volume's reference `{ID: 1}`); `Get` answers every volume as mounted with
-//! one reference; the plugin logged no remount or unmount. Finally the writers stop, every volume
-//! is unmounted through `Unmount` → no NFS mount and no mount point left, no reference left.
+//! one reference; the plugin logged no remount or unmount. Then the writers stop; the plugin is
+//! killed, one volume's mount is taken away behind its back (as a node reboot or an admin's
+//! `umount` would) and the plugin's start must mount it again, once, with its data. Finally every
+//! volume is unmounted through `Unmount` → no NFS mount and no mount point left, no reference left.
 //! The host (nfsd's data dir) checks that each writer's file holds exactly the lines 1..N the
 //! guest says it wrote, in order.
 //!
@@ -215,6 +217,25 @@ done
 cat "$W"/*.done
 check writers-done "$VOLUMES" "$(ls "$W"/*.done | wc -l)"
 for f in "$W"/*.err; do [ -s "$f" ] && echo "info: $(basename "$f"): $(head -3 "$f" | tr '\n' ' ')"; done
+
+# --- reconcile does act: a referenced volume's mount gone while the plugin was down (a node
+# reboot, an admin's umount) is mounted again at start, once, with its data -----------------
+LOST=$(vol 1)
+kill -KILL $PLUGIN_PID; wait $PLUGIN_PID
+umount "$ROOT/$LOST" || fail lost-umount "umount $ROOT/$LOST: rc=$?"
+figure nfs-mounts-with-one-lost "$(nfs_mounts)"
+start_plugin
+figure start-to-first-answer-ms-after-lost-mount "$FIRST_MS"
+waited=0
+until grep -q " $ROOT/$LOST nfs " /proc/mounts || [ $waited -ge 300 ]; do sleep 0.1; waited=$((waited + 1)); done
+sleep 5
+figure mounts-after-reconcile "$(nfs_mounts)"
+figure reconcile-remounts-after-lost-mount "$(grep -c 'remounting' "/tmp/plugin-$START.log")"
+check reconcile-remounts-lost "$VOLUMES" "$(nfs_mounts)"
+check reconcile-remounts-once 1 "$(grep -c 'remounting' "/tmp/plugin-$START.log")"
+check reconcile-no-duplicate "" "$(grep ' nfs ' /proc/mounts | cut -d' ' -f2 | sort | uniq -d)"
+check reconcile-lost-data "$(cat "$W/$LOST.last")" "$(wc -l <"$ROOT/$LOST/log.txt" | tr -d ' ')"
+check reconcile-lost-refs 1 "$(c /VolumeDriver.Get "{\"Name\":\"$LOST\"}" | sed -n 's/.*"references":\([0-9]*\).*/\1/p')"
 i=1
 while [ $i -le $VOLUMES ]; do
     v=$(vol $i)
@@ -367,6 +388,13 @@ fn plugin_restarts_under_50_kernel_mounts_in_the_guest() {
         assert_eq!(fig(&format!("writer-errors-after-{kind}")), 0);
     }
     assert_eq!(fig("mounts-before"), VOLUMES as u64);
+    assert_eq!(fig("nfs-mounts-with-one-lost"), VOLUMES as u64 - 1);
+    assert_eq!(
+        fig("mounts-after-reconcile"),
+        VOLUMES as u64,
+        "lost mount restored"
+    );
+    assert_eq!(fig("reconcile-remounts-after-lost-mount"), 1);
     assert_eq!(fig("mounts-after-unmount"), 0, "leaked mounts");
     assert_eq!(fig("refs-after-unmount-state"), 0, "references left");
     assert_eq!(fig("mount-points-left"), 0, "mount points left");
