@@ -3,8 +3,10 @@
 //! round, and reports medians and ratios as a markdown table. See docs/BENCHMARKS.md.
 
 pub mod gate;
+pub mod killnfsd;
 pub mod nfs;
 pub mod servers;
+pub mod soak;
 pub mod workloads;
 
 use std::path::{Path, PathBuf};

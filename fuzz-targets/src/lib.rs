@@ -22,6 +22,9 @@ use swarmhub_nfsd::nfs::precheck::{mount_args_bounded, nfs_args_bounded};
 use swarmhub_nfsd::rpc::message::parse_call;
 use swarmhub_nfsd::rpc::record::read_record;
 
+pub mod nfs_calls;
+pub use nfs_calls::nfs_calls;
+
 /// The largest record the fuzzed framing accepts (nfsd's cap is 1 MiB + 64 KiB; smaller here
 /// keeps executions fast and reaches the same branches).
 pub const RECORD_MAX: usize = 64 * 1024;
@@ -39,6 +42,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mount_path", mount_path),
     ("swarmhub_toml", swarmhub_toml),
     ("gate_request", gate_request),
+    ("nfs_calls", nfs_calls),
 ];
 
 /// ONC RPC record marking: the bytes as a TCP stream, read record by record until the end or

@@ -25,7 +25,7 @@ pub struct Args {
     /// TOML config file; its keys are the long flag names with '_' for '-'
     #[arg(long, env = "SWARMHUB_NFSD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data root: volumes/, shares/, removed/, registry.json, handle.key [default: /var/lib/swarmhub-nfsd]
+    /// Data root: volumes/, shares/, removed/, registry.json, handle.key, rename-replay [default: /var/lib/swarmhub-nfsd]
     #[arg(long, env = "SWARMHUB_NFSD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address of the NFS + MOUNT listener [default: 127.0.0.1:2049]

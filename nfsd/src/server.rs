@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::Settings;
 use crate::fs::handle::HandleCodec;
+use crate::fs::replay::RenameLog;
 use crate::fs::{Fs, FsOptions};
 use crate::identity::ldap::LdapDirectory;
 use crate::metrics::Metrics;
@@ -75,15 +76,26 @@ fn preflight(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts nfsd with `settings`.
-pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    preflight(&settings)?;
+/// What answers NFS and MOUNT calls, as [`assemble`] builds it.
+pub struct Core {
+    /// The NFS and MOUNT service: [`crate::rpc::Service::call`] answers one call, given the
+    /// record a connection read after record framing and its parsed header.
+    pub service: Arc<NfsService>,
+    pub volumes: Arc<Volumes>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the NFS and MOUNT service over `settings.data_dir` exactly as [`start`] does (checks,
+/// umask 0, handle key, LDAP directory, volume registry and views, the data root's file handle
+/// support), without listeners or the control API. [`start`] serves it on TCP; in-process
+/// harnesses (the `nfs_calls` fuzz target) call it directly. Needs root, like [`start`].
+pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
+    preflight(settings)?;
     // new files and directories get exactly the mode clients ask for
     rustix::process::umask(rustix::fs::Mode::empty());
     let root = &settings.data_dir;
     let codec = HandleCodec::load_or_create(&root.join("handle.key"))
         .with_context(|| format!("loading the handle key in {}", root.display()))?;
-    let token = settings.load_token()?;
     let directory = settings
         .ldap
         .clone()
@@ -117,7 +129,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         codec,
         metrics: metrics.clone(),
         mounts: MountPolicy::new(settings.bare_mounts),
+        renames: Arc::new(
+            RenameLog::open(&root.join("rename-replay"))
+                .with_context(|| format!("opening {}", root.join("rename-replay").display()))?,
+        ),
     });
+    Ok(Core {
+        service,
+        volumes,
+        metrics,
+    })
+}
+
+/// Starts nfsd with `settings`.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let Core {
+        service,
+        volumes,
+        metrics,
+    } = assemble(&settings)?;
+    let root = &settings.data_dir;
+    let token = settings.load_token()?;
     let nfs_listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding the NFS listener to {}", settings.listen))?;

@@ -1708,3 +1708,48 @@ async fn readonly_volume_refuses_changes_and_serves_reads() {
     // and reads go on working
     assert_eq!(read(&mut c, &f, 5, 100).await.unwrap(), b"me");
 }
+
+/// Found by the `nfs_calls` fuzz target: an owner or group of -1 (`0xffffffff`) in SETATTR or
+/// in the attributes of SYMLINK, CREATE, MKDIR or MKNOD panicked in rustix's `Uid::from_raw`
+/// while the call acted as the view; on the multi-thread runtime nfsd runs on, the call was
+/// never answered and a hard-mounted client retried it for good. It is `NFS3ERR_INVAL` now,
+/// and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_or_group_of_minus_one_is_invalid_not_a_lost_call() {
+    let (srv, mut c, root) = setup("ids").await;
+    let (f, _) = lookup(&mut c, &root, "keep.txt").await.unwrap();
+    let tree = srv.dir.join("volumes/ids");
+    let before = owner(&tree.join("keep.txt"));
+    for (uid, gid) in [(Some(u32::MAX), None), (None, Some(u32::MAX))] {
+        let set = sattr3 {
+            uid: uid.map_or(Nfs3Option::None, Nfs3Option::Some),
+            gid: gid.map_or(Nfs3Option::None, Nfs3Option::Some),
+            ..Default::default()
+        };
+        let r = tokio::time::timeout(Duration::from_secs(10), setattr(&mut c, &f, set.clone()))
+            .await
+            .expect("SETATTR with an id of -1 got no reply");
+        assert_eq!(r, Err(nfsstat3::NFS3ERR_INVAL), "SETATTR {uid:?} {gid:?}");
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            c.symlink(&SYMLINK3args {
+                where_: dirop(&root, "l"),
+                symlink: symlinkdata3 {
+                    symlink_attributes: set,
+                    symlink_data: nfspath3(Opaque::owned(b"keep.txt".to_vec())),
+                },
+            }),
+        )
+        .await
+        .expect("SYMLINK with an id of -1 got no reply")
+        .unwrap();
+        assert!(
+            matches!(r, Nfs3Result::Err((nfsstat3::NFS3ERR_INVAL, _))),
+            "SYMLINK {uid:?} {gid:?}: {r:?}"
+        );
+        // SYMLINK makes the link before it applies the attributes
+        let _ = std::fs::remove_file(tree.join("l"));
+    }
+    assert_eq!(owner(&tree.join("keep.txt")), before);
+    still_serves(&srv, "ids").await;
+}

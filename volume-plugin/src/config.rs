@@ -45,6 +45,21 @@ pub enum Command {
         #[arg(long)]
         target: PathBuf,
     },
+    /// POST one call to a running plugin's socket the way dockerd does and print the JSON answer
+    /// (exit 1 on an `Err` answer or no answer); for tests without Docker and for debugging
+    #[command(hide = true)]
+    Call {
+        /// The plugin's socket [default: --socket / SWARMHUB_NFS_SOCKET]
+        #[arg(long = "socket", id = "call_socket")]
+        socket: Option<PathBuf>,
+        /// Seconds to wait for the answer
+        #[arg(long, default_value_t = 120)]
+        timeout_seconds: u64,
+        /// The endpoint, e.g. /VolumeDriver.Mount
+        endpoint: String,
+        /// The JSON body, e.g. '{"Name":"v1","ID":"c1"}' [default: {}]
+        body: Option<String>,
+    },
 }
 
 /// Mount backend.
@@ -148,6 +163,30 @@ mod tests {
         assert_eq!(a.serve.backend, Backend::Fuse);
         Args::try_parse_from(["p", "--bogus"]).unwrap_err();
         Args::try_parse_from(["p", "--backend", "nfs4"]).unwrap_err();
+        let c = Args::try_parse_from([
+            "p",
+            "call",
+            "--socket",
+            "/run/p.sock",
+            "/VolumeDriver.Get",
+            r#"{"Name":"v"}"#,
+        ])
+        .unwrap();
+        match c.command {
+            Some(Command::Call {
+                socket,
+                endpoint,
+                body,
+                timeout_seconds,
+            }) => {
+                assert_eq!(socket, Some(PathBuf::from("/run/p.sock")));
+                assert_eq!(endpoint, "/VolumeDriver.Get");
+                assert_eq!(body.as_deref(), Some(r#"{"Name":"v"}"#));
+                assert_eq!(timeout_seconds, 120);
+            }
+            other => panic!("not a call: {other:?}"),
+        }
+        Args::try_parse_from(["p", "call"]).unwrap_err();
         let v6 = Args::try_parse_from(["p", "--server", "fd00::1"]).unwrap();
         assert_eq!(v6.serve.nfs_address(), "[fd00::1]:2049");
     }

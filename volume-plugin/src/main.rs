@@ -1,4 +1,5 @@
-//! `swarmhub-volume-plugin`: serve Docker (default), or mount/unmount one export for tests.
+//! `swarmhub-volume-plugin`: serve Docker (default), mount/unmount one export for tests, or
+//! `call` a running plugin like dockerd does (hidden; for tests without Docker).
 
 use std::process::ExitCode;
 
@@ -51,6 +52,17 @@ fn main() -> ExitCode {
         Some(Command::Unmount { target }) => {
             server::mounter(args.serve.backend).and_then(|m| m.unmount(&target).map_err(Into::into))
         }
+        Some(Command::Call {
+            socket,
+            timeout_seconds,
+            endpoint,
+            body,
+        }) => run_call(
+            &socket.unwrap_or(args.serve.socket),
+            &endpoint,
+            body.as_deref().unwrap_or(""),
+            std::time::Duration::from_secs(timeout_seconds),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,4 +95,27 @@ fn run_serve(args: swarmhub_volume_plugin::config::ServeArgs) -> anyhow::Result<
         });
         server::serve(args, driver, stop).await
     })
+}
+
+/// Prints the plugin's answer (also an `Err` answer) on stdout; fails on `Err` or no answer.
+fn run_call(
+    socket: &std::path::Path,
+    endpoint: &str,
+    body: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(swarmhub_volume_plugin::client::call(
+        socket, endpoint, body, timeout,
+    ));
+    if let Some(answer) = r
+        .as_ref()
+        .ok()
+        .or(r.as_ref().err().and_then(|e| e.answer()))
+    {
+        println!("{answer}");
+    }
+    r.map(drop).map_err(Into::into)
 }

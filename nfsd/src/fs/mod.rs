@@ -8,6 +8,7 @@ pub mod creds;
 pub mod handle;
 pub mod kernel;
 pub mod ops;
+pub mod replay;
 pub mod usage;
 
 use std::io;

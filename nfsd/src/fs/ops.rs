@@ -355,6 +355,19 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
+        let uid = match set.uid {
+            Set(u) => Some(attr::store_uid(view, u)),
+            _ => None,
+        };
+        let gid = match set.gid {
+            Set(g) => Some(attr::store_gid(view, g)),
+            _ => None,
+        };
+        // -1 is no id: chown(2) reads it as "leave unchanged", and rustix's Uid/Gid refuse it
+        // with a panic, which on the multi-thread runtime left the call without a reply
+        if uid == Some(u32::MAX) || gid == Some(u32::MAX) {
+            return Err(nfsstat3::NFS3ERR_INVAL);
+        }
         let symlink = is_type(st, libc::S_IFLNK);
         if let Set(size) = set.size {
             check_regular(st)?;
@@ -370,14 +383,6 @@ impl Fs {
             rustix::fs::chmod(proc_path(fd), Mode::from_raw_mode(mode & 0o7777))
                 .map_err(errno_to_nfs_rustix)?;
         }
-        let uid = match set.uid {
-            Set(u) => Some(attr::store_uid(view, u)),
-            _ => None,
-        };
-        let gid = match set.gid {
-            Set(g) => Some(attr::store_gid(view, g)),
-            _ => None,
-        };
         if uid.is_some() || gid.is_some() {
             rustix::fs::chownat(
                 fd,
@@ -676,6 +681,20 @@ impl Fs {
         to_dir: &KernelHandle,
         to_name: &[u8],
     ) -> R<(wcc_data, wcc_data)> {
+        self.rename_noting(view, from_dir, from_name, to_dir, to_name, |_, _| {})
+    }
+
+    /// `rename`, calling `before(dev, ino)` with the source's inode right before rename(2)
+    /// (the replay record of [`super::replay`]).
+    pub fn rename_noting(
+        &self,
+        view: &View,
+        from_dir: &KernelHandle,
+        from_name: &[u8],
+        to_dir: &KernelHandle,
+        to_name: &[u8],
+        before: impl FnOnce(u64, u64),
+    ) -> R<(wcc_data, wcc_data)> {
         let from_name = check_new_name(from_name)?;
         let to_name = check_new_name(to_name)?;
         if view.readonly {
@@ -690,6 +709,7 @@ impl Fs {
             let source = rustix::fs::statat(from.as_fd(), from_name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(errno_to_nfs_rustix)?;
             let target = rustix::fs::statat(to.as_fd(), to_name, AtFlags::SYMLINK_NOFOLLOW).ok();
+            before(source.st_dev, source.st_ino);
             rustix::fs::renameat(from.as_fd(), from_name, to.as_fd(), to_name).map_err(|e| {
                 if e == rustix::io::Errno::NOTEMPTY {
                     nfsstat3::NFS3ERR_EXIST
@@ -712,6 +732,25 @@ impl Fs {
             wcc_of(view, &from_before, from.as_fd()),
             wcc_of(view, &to_before, to.as_fd()),
         ))
+    }
+
+    /// Whether `name` in `dir` is the inode `(dev, ino)` (looked up as the view, without
+    /// following a symlink); false when it does not exist.
+    pub fn names_inode(
+        &self,
+        view: &View,
+        dir: &KernelHandle,
+        name: &[u8],
+        dev: u64,
+        ino: u64,
+    ) -> R<bool> {
+        let name = check_new_name(name)?;
+        let dfd = self.dir(dir)?;
+        let _as = self.act(view)?;
+        Ok(
+            rustix::fs::statat(dfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino),
+        )
     }
 
     /// Makes a hard link to `file` named `name` in `dir`. Not in a share view (`NFS3ERR_ACCES`).

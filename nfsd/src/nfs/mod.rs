@@ -30,6 +30,8 @@ pub struct NfsService {
     pub metrics: Arc<Metrics>,
     /// What MNT accepts, and the log of refused mounts.
     pub mounts: mount::MountPolicy,
+    /// Recent RENAMEs, so that a resend after a restart is answered as the first copy was.
+    pub renames: Arc<crate::fs::replay::RenameLog>,
 }
 
 /// Outcome of one procedure: the result to pack and, for metrics, its status when not OK.

@@ -9,6 +9,7 @@ use nfs3_types::xdr_codec::{BoundedList, Opaque, Void};
 
 use super::{Answer, NfsService, Outcome, decode};
 use crate::fs::ops::{CreateHow, SpecialKind};
+use crate::fs::replay::RenameLog;
 use crate::rpc::Request;
 
 /// Largest READ and WRITE we offer (and FSINFO advertises).
@@ -80,7 +81,10 @@ pub async fn dispatch(svc: &NfsService, req: &Request) -> Answer {
                 Err((s, dir_wcc)) => RMDIR3res::Err((s, RMDIR3resfail { dir_wcc })),
             })
         }
-        NFSPROC3_RENAME => done(rename(svc, args!(RENAME3args<'static, 'static>, req)).await),
+        NFSPROC3_RENAME => {
+            let key = RenameLog::key(req.peer.ip(), req.header.xid, req.args());
+            done(rename(svc, args!(RENAME3args<'static, 'static>, req), key).await)
+        }
         NFSPROC3_LINK => done(link(svc, args!(LINK3args<'static>, req)).await),
         NFSPROC3_READDIR => done(readdir(svc, args!(READDIR3args, req)).await),
         NFSPROC3_READDIRPLUS => done(readdirplus(svc, args!(READDIRPLUS3args, req)).await),
@@ -338,7 +342,9 @@ async fn remove(
         .map_err(|s| (s, wcc_data::default()))
 }
 
-async fn rename(svc: &NfsService, a: RENAME3args<'static, 'static>) -> RENAME3res {
+/// RENAME; `key` names the call for the replay after a restart ([`RenameLog`]): a resend whose
+/// first copy renamed the file before nfsd died is answered OK, not NOENT.
+async fn rename(svc: &NfsService, a: RENAME3args<'static, 'static>, key: u64) -> RENAME3res {
     let (view, from) = resolve!(svc, a.from.dir, RENAME3resfail::default());
     let (to_view, to) = resolve!(svc, a.to.dir, RENAME3resfail::default());
     if view.id != to_view.id {
@@ -346,8 +352,27 @@ async fn rename(svc: &NfsService, a: RENAME3args<'static, 'static>) -> RENAME3re
     }
     let from_name = a.from.name.0.into_owned();
     let to_name = a.to.name.0.into_owned();
+    let log = svc.renames.clone();
     match svc
-        .blocking(move |fs| fs.rename(&view, &from, &from_name, &to, &to_name))
+        .blocking(move |fs| {
+            let r = fs.rename_noting(&view, &from, &from_name, &to, &to_name, |dev, ino| {
+                log.record(key, dev, ino)
+            });
+            match r {
+                Err(nfsstat3::NFS3ERR_NOENT) => match log.lookup(key) {
+                    Some((dev, ino))
+                        if fs
+                            .names_inode(&view, &to, &to_name, dev, ino)
+                            .unwrap_or(false) =>
+                    {
+                        tracing::info!("a resent RENAME whose first copy took effect: answered OK");
+                        Ok((wcc_data::default(), wcc_data::default()))
+                    }
+                    _ => r,
+                },
+                r => r,
+            }
+        })
         .await
     {
         Ok((fromdir_wcc, todir_wcc)) => RENAME3res::Ok(RENAME3resok {
