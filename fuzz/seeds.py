@@ -229,3 +229,9 @@ nfs_seeds = {
 }
 for k, v in nfs_seeds.items():
     put("nfs_calls", k, v)
+    # also where the target's unit tests read them: cmin may drop them from the corpus
+    if not ONLY or "nfs_calls" in ONLY:
+        d = os.path.join(HERE, "..", "fuzz-targets", "src", "nfs_calls", "seeds")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, k), "wb") as f:
+            f.write(v)

@@ -1,11 +1,13 @@
 //! The harness reaches the file system: the seeds' calls succeed or fail as nfsd must answer
 //! them, so a harness that stopped at the RPC layer (or a seed format gone stale) fails here.
+//! The seeds are written by `fuzz/seeds.py nfs_calls` into `seeds/` next to this file (and
+//! into the corpus, which `cargo fuzz cmin` may thin out).
 
 use super::trace;
 
 fn seed(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus/nfs_calls")
+        .join("src/nfs_calls/seeds")
         .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
