@@ -18,6 +18,20 @@ use crate::settings::Config;
 /// The command that restarts exactly the notebooks with dead mounts.
 pub const RESTART_FIX: &str = "swarmhub notebooks restart --dead-mounts (restarts exactly those notebooks; their users' files stay, their servers come back with live mounts)";
 
+/// What to do about mounts that are silent but not dead: nothing in the notebooks.
+pub const SILENT_FIX: &str = "the mounts wait for nfsd and go on by themselves when it answers again: bring nfsd and its node back (see the nfsd-service and nfsd-api checks); do not restart these notebooks, their unsaved work is still in their kernels";
+
+/// The fix for these broken mounts: restart the notebooks when any is dead, else wait for nfsd.
+pub fn fix_for(broken: &[BrokenMount]) -> Option<&'static str> {
+    if broken.iter().any(|b| b.state.is_dead()) {
+        Some(RESTART_FIX)
+    } else if broken.is_empty() {
+        None
+    } else {
+        Some(SILENT_FIX)
+    }
+}
+
 /// What one node's task of the job found, or why it found nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeMounts {
@@ -56,7 +70,8 @@ pub struct BrokenMount {
     pub volume: String,
     /// Where the container has it.
     pub destination: String,
-    /// What it answered.
+    /// What it answered (`state`, and `error` or `seconds`).
+    #[serde(flatten)]
     pub state: MountState,
 }
 
@@ -81,12 +96,14 @@ pub async fn node_side(
     proc: &std::path::Path,
     timeout: std::time::Duration,
 ) -> Result<Report, EngineError> {
-    let mut containers = Vec::new();
-    for c in docker.running_containers().await? {
-        if let Some(found) = container_mounts(&c, proc, timeout).await {
-            containers.push(found);
-        }
-    }
+    let running = docker.running_containers().await?;
+    // every container at once: a node's probes take one timeout at most, not one per mount
+    let mut containers: Vec<_> =
+        futures_util::future::join_all(running.iter().map(|c| container_mounts(c, proc, timeout)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
     containers.sort_by(|a, b| a.container.cmp(&b.container));
     Ok(Report { containers })
 }
@@ -202,6 +219,13 @@ pub(crate) mod tests {
             "jupyter-alice on node-1: /home/jovyan (home-alice) dead (Transport endpoint is not connected (os error 107))"
         );
         assert_eq!(b[1].user.as_deref(), Some("carol"));
+        assert_eq!(fix_for(&b), Some(RESTART_FIX));
+        assert_eq!(
+            fix_for(&b[1..]),
+            Some(SILENT_FIX),
+            "silent only: wait for nfsd"
+        );
+        assert_eq!(fix_for(&[]), None);
         assert!(
             b[1].line().ends_with("not answering within 5 s"),
             "{}",

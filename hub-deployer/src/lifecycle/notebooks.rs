@@ -1,13 +1,14 @@
 //! `swarmhub notebooks restart`: replace the task of chosen notebook services, as `docker
 //! service update --force` does. With `--dead-mounts`, exactly the notebooks that have a
-//! swarmhub mount that does not answer as their container sees it (the one-shot job
+//! swarmhub mount that answers with an error as their container sees it (a mount that does not
+//! answer in time waits for nfsd and is left alone) (the one-shot job
 //! `swarmhub-mount-check`, [`crate::inspect::mounts`]): after the plugin restarted, its FUSE
 //! mounts in running containers are dead for good, and a new container is the only cure. With
 //! user names, those users' notebooks.
 //!
 //! The service stays (JupyterHub keeps it as the user's server), its new container gets live
-//! mounts, and the files stay: they are on nfsd, not in the container. Each restart waits until
-//! the new task runs; with `--dead-mounts` the mounts are checked again afterwards and any that
+//! mounts, and the files stay: they are on nfsd, not in the container. Every chosen notebook is
+//! restarted at once, then each is waited for until its new task runs; with `--dead-mounts` the mounts are checked again afterwards and any that
 //! still does not answer fails the command (exit 6). Safe to re-run: with nothing dead it
 //! restarts nothing. Containers with dead mounts that are not notebooks are named, not touched.
 
@@ -64,6 +65,18 @@ pub async fn restart(ctx: &Ctx<'_>, sel: &Selection) -> Result<Vec<Step>, CliErr
         let found = mounts::read(c, ctx.cfg, &ctx.progress).await?;
         for b in mounts::broken(&found) {
             match b.service.as_deref() {
+                // a silent mount waits for nfsd: a new container would not help, and the
+                // kernels' unsaved work would go
+                _ if !b.state.is_dead() => steps.push(
+                    Step::new("container", &b.container, Change::Kept).note(format!(
+                        "not restarted: its mount {} ({}) on {} is {}; {}",
+                        b.destination,
+                        b.volume,
+                        b.node,
+                        b.state.describe(),
+                        mounts::SILENT_FIX
+                    )),
+                ),
                 Some(s) if notebooks.contains_key(s) => chosen.entry(s.to_string()).or_default().push(
                     format!("{} ({}) {}", b.destination, b.volume, b.state.describe()),
                 ),
@@ -96,9 +109,13 @@ pub async fn restart(ctx: &Ctx<'_>, sel: &Selection) -> Result<Vec<Step>, CliErr
             );
         }
     }
+    // all at once, then each waited for: a class's notebooks stop and start in parallel
+    let mut restarted = Vec::new();
     for (service, why) in &chosen {
-        let step = apply::force_restart(c, service).await?;
-        apply::wait_running(c, service, 1, &ctx.progress).await?;
+        restarted.push((apply::force_restart(c, service).await?, why));
+    }
+    for (step, why) in restarted {
+        apply::wait_running(c, &step.name, 1, &ctx.progress).await?;
         steps.push(step.note(format!(
             "{}; the user's server is back with live mounts, the files stay",
             why.join(", ")
@@ -111,6 +128,7 @@ pub async fn restart(ctx: &Ctx<'_>, sel: &Selection) -> Result<Vec<Step>, CliErr
             .map(mounts::BrokenMount::line)
             .collect();
         if !still.is_empty() {
+            // (silent ones included: a new container's mount should answer at once)
             return Err(CliError::HealthCheck(format!(
                 "restarted notebooks still have mounts that do not answer: {}; check the plugin on their nodes (swarmhub doctor)",
                 still.join(" | ")

@@ -105,6 +105,12 @@ impl MountState {
         matches!(self, MountState::Dead { .. } | MountState::Silent { .. })
     }
 
+    /// Dead for good: only a new container gets a live mount (a silent mount may be waiting
+    /// for nfsd, and goes on by itself when nfsd answers again).
+    pub fn is_dead(&self) -> bool {
+        matches!(self, MountState::Dead { .. })
+    }
+
     /// A few words for people.
     pub fn describe(&self) -> String {
         match self {
@@ -134,15 +140,17 @@ pub async fn container_mounts(
 ) -> Option<ContainerMounts> {
     let found = swarmhub_mounts(c)?;
     let pid = c.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
-    let mut mounts = Vec::new();
-    for (volume, destination) in found {
-        let state = probe(proc, pid, &destination, timeout).await;
-        mounts.push(MountCheck {
-            volume,
-            destination,
-            state,
-        });
-    }
+    // all at once: while nfsd is unreachable every probe waits out its timeout
+    let mounts =
+        futures_util::future::join_all(found.into_iter().map(|(volume, destination)| async move {
+            let state = probe(proc, pid, &destination, timeout).await;
+            MountCheck {
+                volume,
+                destination,
+                state,
+            }
+        }))
+        .await;
     let labels = c
         .config
         .as_ref()

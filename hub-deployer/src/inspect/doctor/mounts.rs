@@ -5,7 +5,7 @@
 
 use super::Check;
 use crate::docker::cluster::{NodeInfo, Swarm};
-use crate::inspect::mounts::{self, Found, NodeMounts, RESTART_FIX};
+use crate::inspect::mounts::{self, Found, NodeMounts};
 use crate::names;
 use crate::settings::Config;
 
@@ -44,11 +44,11 @@ pub fn check_notebook_mounts(found: &[NodeMounts]) -> Check {
         return Check::fail(
             NAME,
             format!(
-                "{} mount(s) of running containers do not answer: {} (after a restart of the plugin its FUSE mounts in running containers stay dead)",
+                "{} mount(s) of running containers do not answer: {} (after a restart of the plugin its FUSE mounts in running containers stay dead; a mount that does not answer in time waits for nfsd)",
                 broken.len(),
                 lines.join(" | ")
             ),
-            RESTART_FIX,
+            mounts::fix_for(&broken).unwrap_or(mounts::RESTART_FIX),
         );
     }
     let unread: Vec<String> = found
@@ -125,6 +125,26 @@ mod tests {
             c.fix
                 .unwrap()
                 .starts_with("swarmhub notebooks restart --dead-mounts"),
+        );
+    }
+
+    #[test]
+    fn silent_mounts_fail_with_wait_for_nfsd_not_a_restart() {
+        let c = check_notebook_mounts(&[node_with(
+            "node-1",
+            "alice",
+            MountState::Silent { seconds: 5 },
+        )]);
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(
+            c.detail.contains("not answering within 5 s"),
+            "{}",
+            c.detail
+        );
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.contains("wait for nfsd") && fix.contains("do not restart"),
+            "{fix}"
         );
     }
 

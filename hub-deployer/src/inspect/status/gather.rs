@@ -124,7 +124,7 @@ async fn mounts_status(c: &Swarm, cfg: &Config) -> MountsStatus {
             let broken = mounts::broken(&nodes);
             MountsStatus {
                 checked: true,
-                fix: (!broken.is_empty()).then(|| mounts::RESTART_FIX.to_string()),
+                fix: mounts::fix_for(&broken).map(str::to_string),
                 broken,
                 nodes,
                 error: None,

@@ -267,10 +267,7 @@ fn mounts_text(m: &MountsStatus) -> String {
     if m.broken.is_empty() {
         return String::new();
     }
-    let mut out = format!(
-        "notebook mounts: {} do not answer (restart those notebooks):\n",
-        m.broken.len()
-    );
+    let mut out = format!("notebook mounts: {} do not answer:\n", m.broken.len());
     for b in &m.broken {
         out.push_str(&format!("  {}\n", b.line()));
     }
@@ -366,7 +363,7 @@ services:
 notebooks: 1 (1 running)
   SERVICE        USER   ROLE     NODE   STATE
   jupyter-alice  alice  student  alpha  running
-notebook mounts: 1 do not answer (restart those notebooks):
+notebook mounts: 1 do not answer:
   jupyter-alice on alpha: /home/jovyan (home-alice) dead (Transport endpoint is not connected (os error 107))
   fix: swarmhub notebooks restart --dead-mounts (restarts exactly those notebooks; their users' files stay, their servers come back with live mounts)
 
