@@ -7,6 +7,7 @@ pub mod killnfsd;
 pub mod nfs;
 pub mod servers;
 pub mod soak;
+pub mod storage_loss;
 pub mod workloads;
 
 use std::path::{Path, PathBuf};
