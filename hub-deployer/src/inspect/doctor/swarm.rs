@@ -258,7 +258,7 @@ pub fn check_nodes(nodes: &[NodeInfo]) -> Check {
         .map(|n| {
             if n.state != "ready" {
                 format!(
-                    "start docker on {h} (systemctl start docker), or if {h} is gone for good: docker node rm {h}",
+                    "bring {h} back: a node is down when its dockerd stopped (systemctl start docker on {h}), its network is cut or it lost power; if {h} is gone for good: docker node rm {h}",
                     h = n.hostname
                 )
             } else {
@@ -282,10 +282,13 @@ pub fn check_storage(nodes: &[NodeInfo], label: &str) -> Check {
         return Check::fail(
             "storage-node",
             format!(
-                "storage node {} is {}: nfsd cannot run and no notebook can reach its data",
+                "storage node {} is {}: Swarm cannot run nfsd there; nfsd's container may still serve (see nfsd-api), else the notebooks' saves wait until it is back (measured: docs/RELIABILITY.md, \"The storage node lost mid-lecture\")",
                 one.hostname, one.state
             ),
-            format!("start docker on {} (systemctl start docker)", one.hostname),
+            format!(
+                "bring {h} back: start its dockerd (systemctl start docker on {h}), or restore its network or power; nothing in the notebooks needs a restart",
+                h = one.hostname
+            ),
         );
     }
     match storage_node_in(nodes, label) {
