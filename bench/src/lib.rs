@@ -5,6 +5,7 @@
 pub mod gate;
 pub mod killnfsd;
 pub mod nfs;
+pub mod rng;
 pub mod servers;
 pub mod soak;
 pub mod storage_loss;

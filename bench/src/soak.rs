@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use hyper::Method;
+
+use crate::rng::Rng;
 use serde_json::{Value, json};
 use swarmhub_tests::nfsd::{self, Nfsd};
 
@@ -178,29 +180,6 @@ pub fn whole(x: f64) -> u64 {
 
 fn whole_usize(x: f64) -> usize {
     usize::try_from(whole(x)).unwrap_or(usize::MAX)
-}
-
-/// A small deterministic generator (splitmix64): jitter and file contents.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// The bytes of version `version` of notebook `nb`: a JSON-ish header naming both, then

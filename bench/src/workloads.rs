@@ -393,13 +393,6 @@ pub fn remove_local(cfg: &Config, t: &Target, dir_name: &str) -> anyhow::Result<
 // ---------------------------------------------------------------------------------------------
 // (e) notebook autosave: CREATE temp, WRITE 64 KiB UNSTABLE, COMMIT, RENAME over the notebook
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Client `i`'s offset into `period` in round `round`: spread by a hash, so that the clients do
 /// not all write at once.
 fn phase(period: Duration, round: usize, i: usize) -> Duration {
@@ -408,7 +401,7 @@ fn phase(period: Duration, round: usize, i: usize) -> Duration {
     }
     // a period of 584 years or more saturates; the configured ones are seconds
     let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(splitmix((round * 1000 + i) as u64) % period_ns)
+    Duration::from_nanos(crate::rng::splitmix(&mut ((round * 1000 + i) as u64)) % period_ns)
 }
 
 /// When the `k`-th save after `phase` is due (`k` beyond u32 saturates; counts are far smaller).

@@ -617,6 +617,18 @@ fn dead_mounts_after_a_plugin_restart(
         ]))
         .unwrap_or_default()
     };
+    // (references, of them dead) per volume, as the plugin reports them
+    let references = || -> Vec<(u64, u64)> {
+        all_volumes()
+            .map(|(i, k)| {
+                let s = status_of(&volume(i, k));
+                (
+                    s["references"].as_u64().unwrap_or(0),
+                    s["dead_references"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
     // the plugin's FUSE mounts of these volumes, as its own process sees them (the test's
     // thread does not share the machine's mount namespace); the most any plugin process has
     let fuse_mounts = || {
@@ -671,15 +683,7 @@ fn dead_mounts_after_a_plugin_restart(
     docker_ok(&["plugin", "disable", "-f", "swarmhub-nfs"]);
     docker_ok(&["plugin", "enable", "swarmhub-nfs"]);
     std::thread::sleep(Duration::from_secs(5));
-    let errors: Vec<usize> = before
-        .iter()
-        .map(|c| {
-            docker(&["exec", c, "cat", "/tmp/errors"])
-                .stdout
-                .lines()
-                .count()
-        })
-        .collect();
+    let errors = failed_appends(&before);
     let seen = docker(&["exec", &before[0], "ls", "/v0"]);
     eprintln!(
         "FIGURE mounts: after the plugin restart, failed appends per container after 5 s: {errors:?}; ls /v0 in one: {}",
@@ -694,15 +698,7 @@ fn dead_mounts_after_a_plugin_restart(
         "a dead FUSE mount answers ENOTCONN: {}",
         seen.describe()
     );
-    let refs_after: Vec<(u64, u64)> = all_volumes()
-        .map(|(i, k)| {
-            let s = status_of(&volume(i, k));
-            (
-                s["references"].as_u64().unwrap_or(0),
-                s["dead_references"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
+    let refs_after = references();
     assert!(
         refs_after.iter().all(|r| *r == (1, 1)),
         "each volume keeps its container's reference, known dead: {refs_after:?}"
@@ -801,25 +797,9 @@ fn dead_mounts_after_a_plugin_restart(
             volume(i, k)
         );
     }
-    let errors_after: Vec<usize> = after
-        .iter()
-        .map(|c| {
-            docker(&["exec", c, "cat", "/tmp/errors"])
-                .stdout
-                .lines()
-                .count()
-        })
-        .collect();
+    let errors_after = failed_appends(&after);
     assert!(errors_after.iter().all(|e| *e == 0), "{errors_after:?}");
-    let refs: Vec<(u64, u64)> = all_volumes()
-        .map(|(i, k)| {
-            let s = status_of(&volume(i, k));
-            (
-                s["references"].as_u64().unwrap_or(0),
-                s["dead_references"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
+    let refs = references();
     assert!(refs.iter().all(|r| *r == (1, 0)), "{refs:?}");
     assert_eq!(fuse_mounts(), 50, "one FUSE mount per volume, none leaked");
     let doctor = swarmhub(
@@ -874,6 +854,19 @@ fn dead_mounts_after_a_plugin_restart(
         }
     }
     Ok(())
+}
+
+/// Lines each container logged in its `/tmp/errors` (one per failed append).
+fn failed_appends(containers: &[String]) -> Vec<usize> {
+    containers
+        .iter()
+        .map(|c| {
+            docker(&["exec", c, "cat", "/tmp/errors"])
+                .stdout
+                .lines()
+                .count()
+        })
+        .collect()
 }
 
 /// `/proc/<pid>/mountinfo` of every running `swarmhub-volume-plugin` process.
