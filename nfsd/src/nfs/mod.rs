@@ -1,6 +1,6 @@
 //! The NFS service: routes each RPC call to MOUNT or NFSv3, decodes its arguments with
-//! `nfs3_types`, resolves handles to views, runs the file system operation on a blocking thread,
-//! and records metrics. The procedures themselves live in [`mount`] and [`nfs3`].
+//! `nfs3_types`, resolves handles to views, runs the file system operation (in place for the
+//! quick procedures, on a thread that may block for the others), and records metrics. The procedures themselves live in [`mount`] and [`nfs3`].
 
 pub mod mount;
 pub mod nfs3;
@@ -93,6 +93,12 @@ impl NfsService {
         }
     }
 
+    /// Runs a quick file system operation right here, on the connection's task: only for the
+    /// procedures of [`nfs3::answered_inline`].
+    pub fn in_place<T>(&self, f: impl FnOnce(&Fs) -> Result<T, nfsstat3>) -> Result<T, nfsstat3> {
+        f(&self.fs)
+    }
+
     /// Runs a file system operation, which may block. On the multi-threaded runtime it runs in
     /// place (`block_in_place` hands this worker's other tasks to another thread), which saves the
     /// two thread hops of `spawn_blocking` that dominated the cost of a GETATTR; on a
@@ -116,9 +122,15 @@ impl NfsService {
 }
 
 impl Service for Arc<NfsService> {
+    fn inline(&self, h: &message::CallHeader) -> bool {
+        h.prog == nfs3_types::nfs3::PROGRAM
+            && h.vers == nfs3_types::nfs3::VERSION
+            && nfs3::answered_inline(h.proc_)
+    }
+
     async fn call(&self, req: Request) -> Option<Vec<u8>> {
         let h = &req.header;
-        let xid = h.xid;
+        let (xid, peer) = (h.xid, req.peer);
         if h.rpcvers != 2 {
             return Some(message::denied(
                 xid,
@@ -134,7 +146,7 @@ impl Service for Arc<NfsService> {
                 let name = nfs3::name(h.proc_);
                 let start = Instant::now();
                 let answer = if precheck::nfs_args_bounded(h.proc_, req.args()) {
-                    nfs3::dispatch(self, &req).await
+                    nfs3::dispatch(self, req).await
                 } else {
                     Answer::Garbage
                 };
@@ -171,7 +183,7 @@ impl Service for Arc<NfsService> {
                 Some(frame)
             }
             Answer::Garbage => {
-                tracing::warn!(peer = %req.peer, procedure = proc_name, "arguments do not decode");
+                tracing::warn!(%peer, procedure = proc_name, "arguments do not decode");
                 self.metrics
                     .observe(pm, start.elapsed(), Some("GARBAGE_ARGS"));
                 Some(message::accept_error(xid, accept_stat_data::GARBAGE_ARGS))

@@ -15,6 +15,25 @@ use crate::rpc::Request;
 /// Largest READ and WRITE we offer (and FSINFO advertises).
 pub const MAX_IO: u32 = 1 << 20;
 
+/// Procedures answered on the connection's task ([`crate::rpc::Service::inline`]): they read
+/// attributes, names and links the kernel keeps cached, never flush anything, and each runs its
+/// operation with [`NfsService::in_place`]. Everything else runs in a task of its own on a
+/// thread that may block.
+pub fn answered_inline(proc_: u32) -> bool {
+    use NFS_PROGRAM::*;
+    matches!(
+        NFS_PROGRAM::try_from(proc_),
+        Ok(NFSPROC3_NULL
+            | NFSPROC3_GETATTR
+            | NFSPROC3_LOOKUP
+            | NFSPROC3_ACCESS
+            | NFSPROC3_READLINK
+            | NFSPROC3_FSSTAT
+            | NFSPROC3_FSINFO
+            | NFSPROC3_PATHCONF)
+    )
+}
+
 /// Metric name of an NFS procedure.
 pub fn name(proc_: u32) -> &'static str {
     crate::metrics::PROCEDURES
@@ -46,7 +65,7 @@ macro_rules! args {
     };
 }
 
-pub async fn dispatch(svc: &NfsService, req: &Request) -> Answer {
+pub async fn dispatch(svc: &NfsService, req: Request) -> Answer {
     let Ok(proc_) = NFS_PROGRAM::try_from(req.header.proc_) else {
         return Answer::NoProc;
     };
@@ -62,7 +81,10 @@ pub async fn dispatch(svc: &NfsService, req: &Request) -> Answer {
         NFSPROC3_ACCESS => done(access(svc, args!(ACCESS3args, req)).await),
         NFSPROC3_READLINK => done(readlink(svc, args!(READLINK3args, req)).await),
         NFSPROC3_READ => done(read(svc, args!(READ3args, req)).await),
-        NFSPROC3_WRITE => done(write(svc, args!(WRITE3args<'static>, req)).await),
+        NFSPROC3_WRITE => match WriteArgs::decode(req.args()) {
+            Some(a) => done(write(svc, a, req).await),
+            None => Answer::Garbage,
+        },
         NFSPROC3_CREATE => done(create(svc, args!(CREATE3args<'static>, req)).await),
         NFSPROC3_MKDIR => done(mkdir(svc, args!(MKDIR3args<'static>, req)).await),
         NFSPROC3_SYMLINK => done(symlink(svc, args!(SYMLINK3args<'static>, req)).await),
@@ -107,7 +129,7 @@ macro_rules! resolve {
 
 async fn getattr(svc: &NfsService, a: GETATTR3args) -> GETATTR3res {
     let (view, kh) = resolve!(svc, a.object, Void);
-    match svc.blocking(move |fs| fs.getattr(&view, &kh)).await {
+    match svc.in_place(|fs| fs.getattr(&view, &kh)) {
         Ok(obj_attributes) => GETATTR3res::Ok(GETATTR3resok { obj_attributes }),
         Err(s) => GETATTR3res::Err((s, Void)),
     }
@@ -131,10 +153,7 @@ async fn setattr(svc: &NfsService, a: SETATTR3args) -> SETATTR3res {
 
 async fn lookup(svc: &NfsService, a: LOOKUP3args<'static>) -> LOOKUP3res {
     let (view, dir) = resolve!(svc, a.what.dir, LOOKUP3resfail::default());
-    let name = a.what.name.0.into_owned();
-    let v = view.clone();
-    let d = dir.clone();
-    let r = svc.blocking(move |fs| fs.lookup(&v, &d, &name)).await;
+    let r = svc.in_place(|fs| fs.lookup(&view, &dir, &a.what.name.0));
     match r {
         Ok((obj, dir_attr)) => LOOKUP3res::Ok(LOOKUP3resok {
             object: svc.handle(&view, &obj.kh),
@@ -143,8 +162,7 @@ async fn lookup(svc: &NfsService, a: LOOKUP3args<'static>) -> LOOKUP3res {
         }),
         Err(s) => {
             let dir_attributes = svc
-                .blocking(move |fs| Ok(fs.post_attr(&view, &dir)))
-                .await
+                .in_place(|fs| Ok(fs.post_attr(&view, &dir)))
                 .unwrap_or(post_op_attr::None);
             LOOKUP3res::Err((s, LOOKUP3resfail { dir_attributes }))
         }
@@ -154,7 +172,7 @@ async fn lookup(svc: &NfsService, a: LOOKUP3args<'static>) -> LOOKUP3res {
 async fn access(svc: &NfsService, a: ACCESS3args) -> ACCESS3res {
     let (view, kh) = resolve!(svc, a.object, ACCESS3resfail::default());
     let asked = a.access;
-    match svc.blocking(move |fs| fs.access(&view, &kh, asked)).await {
+    match svc.in_place(|fs| fs.access(&view, &kh, asked)) {
         Ok((access, attr)) => ACCESS3res::Ok(ACCESS3resok {
             obj_attributes: post_op_attr::Some(attr),
             access,
@@ -165,7 +183,7 @@ async fn access(svc: &NfsService, a: ACCESS3args) -> ACCESS3res {
 
 async fn readlink(svc: &NfsService, a: READLINK3args) -> READLINK3res<'static> {
     let (view, kh) = resolve!(svc, a.symlink, READLINK3resfail::default());
-    match svc.blocking(move |fs| fs.readlink(&view, &kh)).await {
+    match svc.in_place(|fs| fs.readlink(&view, &kh)) {
         Ok((target, attr)) => READLINK3res::Ok(READLINK3resok {
             symlink_attributes: post_op_attr::Some(attr),
             data: nfspath3(Opaque::owned(target)),
@@ -196,16 +214,51 @@ async fn read(svc: &NfsService, a: READ3args) -> READ3res<'static> {
     }
 }
 
-async fn write(svc: &NfsService, a: WRITE3args<'static>) -> WRITE3res {
+/// WRITE's arguments with the data left where it arrived: a 1 MiB WRITE is not copied to be
+/// decoded (`nfs3_types` decodes opaque data into a new buffer).
+struct WriteArgs {
+    file: nfs_fh3,
+    offset: u64,
+    count: u32,
+    stable: stable_how,
+    /// Where the data lies in the arguments.
+    data: std::ops::Range<usize>,
+}
+
+impl WriteArgs {
+    /// Decodes WRITE3args (RFC 1813 §3.3.7) from the whole argument area, or `None`.
+    fn decode(args: &[u8]) -> Option<Self> {
+        use nfs3_types::xdr_codec::Unpack;
+        let mut c = std::io::Cursor::new(args);
+        let (file, _) = nfs_fh3::unpack(&mut c).ok()?;
+        let (offset, _) = u64::unpack(&mut c).ok()?;
+        let (count, _) = u32::unpack(&mut c).ok()?;
+        let (stable, _) = stable_how::unpack(&mut c).ok()?;
+        let (len, _) = u32::unpack(&mut c).ok()?;
+        let start = usize::try_from(c.position()).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        // the opaque is padded to four bytes, and must end the arguments
+        (end.next_multiple_of(4) == args.len()).then_some(Self {
+            file,
+            offset,
+            count,
+            stable,
+            data: start..end,
+        })
+    }
+}
+
+async fn write(svc: &NfsService, a: WriteArgs, req: Request) -> WRITE3res {
     let (view, kh) = resolve!(svc, a.file, WRITE3resfail::default());
     if a.data.len() != a.count as usize || a.count > MAX_IO {
         return WRITE3res::Err((nfsstat3::NFS3ERR_INVAL, WRITE3resfail::default()));
     }
-    let data = a.data.0.into_owned();
-    let len = a.count; // the length of `data`, checked above
+    let len = a.count; // the length of the data, checked above
     let (offset, stable) = (a.offset, a.stable);
+    let data = req.header.args_at + a.data.start..req.header.args_at + a.data.end;
+    let record = req.record;
     match svc
-        .blocking(move |fs| fs.write(&view, &kh, offset, &data, stable))
+        .blocking(move |fs| fs.write(&view, &kh, offset, &record[data], stable))
         .await
     {
         Ok((file_wcc, committed)) => {
@@ -509,7 +562,7 @@ async fn readdirplus(svc: &NfsService, a: READDIRPLUS3args) -> READDIRPLUS3res<'
 
 async fn fsstat(svc: &NfsService, a: FSSTAT3args) -> FSSTAT3res {
     let (view, kh) = resolve!(svc, a.fsroot, FSSTAT3resfail::default());
-    match svc.blocking(move |fs| fs.fsstat(&view, &kh)).await {
+    match svc.in_place(|fs| fs.fsstat(&view, &kh)) {
         Ok((st, attr)) => FSSTAT3res::Ok(FSSTAT3resok {
             obj_attributes: post_op_attr::Some(attr),
             tbytes: st.total,
@@ -526,7 +579,7 @@ async fn fsstat(svc: &NfsService, a: FSSTAT3args) -> FSSTAT3res {
 
 async fn fsinfo(svc: &NfsService, a: FSINFO3args) -> FSINFO3res {
     let (view, kh) = resolve!(svc, a.fsroot, FSINFO3resfail::default());
-    match svc.blocking(move |fs| fs.getattr(&view, &kh)).await {
+    match svc.in_place(|fs| fs.getattr(&view, &kh)) {
         Ok(attr) => FSINFO3res::Ok(FSINFO3resok {
             obj_attributes: post_op_attr::Some(attr),
             rtmax: MAX_IO,
@@ -549,7 +602,7 @@ async fn fsinfo(svc: &NfsService, a: FSINFO3args) -> FSINFO3res {
 
 async fn pathconf(svc: &NfsService, a: PATHCONF3args) -> PATHCONF3res {
     let (view, kh) = resolve!(svc, a.object, PATHCONF3resfail::default());
-    match svc.blocking(move |fs| fs.getattr(&view, &kh)).await {
+    match svc.in_place(|fs| fs.getattr(&view, &kh)) {
         Ok(attr) => PATHCONF3res::Ok(PATHCONF3resok {
             obj_attributes: post_op_attr::Some(attr),
             linkmax: 65_000,

@@ -3,15 +3,23 @@
 //! per connection (reading stops until one finishes: back-pressure, not errors), a record size
 //! cap, and an idle timeout. Shutdown is one token fanned out: the listener stops accepting,
 //! connections stop reading, calls in flight finish and their replies are written.
+//!
+//! The hot path has no hops: records are read through a buffer (pipelined calls arrive in one
+//! read), a call the service marks [`Service::inline`] is answered on the connection's own task,
+//! any other gets a task of its own, and whichever task computed a reply writes it to the socket
+//! itself ([`Replies`]); replies that are ready together leave in one vectored write.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use tokio::io::AsyncWriteExt;
+use tokio::io::BufReader;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -63,6 +71,13 @@ impl Request {
 /// What answers calls. Returns a framed reply, or `None` to send nothing.
 pub trait Service: Send + Sync + 'static {
     fn call(&self, req: Request) -> impl Future<Output = Option<Vec<u8>>> + Send;
+
+    /// Whether a call is cheap and never waits (no disk flush, no lock held by another call), so
+    /// it is answered on the connection's own task, in order, before the next record is read:
+    /// no task spawned, no thread woken. Everything else runs in a task of its own.
+    fn inline(&self, _header: &CallHeader) -> bool {
+        false
+    }
 }
 
 /// Events the server reports for metrics.
@@ -134,6 +149,10 @@ pub async fn serve<S: Service, E: Events>(
     Ok(())
 }
 
+/// Read buffer of a connection: small calls that a client pipelines arrive in one read; a large
+/// WRITE's data bypasses it and lands in its record directly.
+const READ_BUFFER: usize = 64 * 1024;
+
 async fn connection<S: Service, E: Events>(
     socket: TcpStream,
     peer: SocketAddr,
@@ -143,27 +162,15 @@ async fn connection<S: Service, E: Events>(
     shutdown: CancellationToken,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let (mut rd, mut wr) = socket.into_split();
-    // a reply travels with its call's in-flight permit, given back only once it is written: a
-    // client that never reads its replies holds at most max_in_flight calls and replies in
-    // memory, then nfsd stops reading from it
-    let (tx, mut rx) =
-        mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(limits.max_in_flight.max(1));
-    let writer = tokio::spawn(async move {
-        while let Some((frame, permit)) = rx.recv().await {
-            let written = wr.write_all(&frame).await;
-            drop(permit);
-            if let Err(e) = written {
-                tracing::debug!(%peer, "writing a reply failed: {e}");
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (rd, wr) = socket.into_split();
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let replies = Arc::new(Replies::new(peer, wr));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     let calls = TaskTracker::new();
     loop {
-        // wait for a free slot first: a full connection stops reading
+        // wait for a free slot first: a full connection stops reading. A reply travels with its
+        // call's permit, given back only once it is written: a client that never reads its
+        // replies holds at most max_in_flight calls and replies in memory
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
             p = in_flight.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -208,30 +215,118 @@ async fn connection<S: Service, E: Events>(
             Err(HeaderError::BadCredential { xid }) => {
                 events.bad_record("bad_credential");
                 let reply = auth_error(xid, nfs3_types::rpc::auth_stat::AUTH_BADCRED);
-                if tx.send((reply, permit)).await.is_err() {
+                if !replies.send(reply, permit).await {
                     break;
                 }
                 continue;
             }
         };
+        let req = Request {
+            peer,
+            header,
+            record,
+        };
+        if service.inline(&req.header) {
+            if let Some(reply) = service.call(req).await
+                && !replies.send(reply, permit).await
+            {
+                break;
+            }
+            continue;
+        }
         let service = service.clone();
-        let tx = tx.clone();
+        let replies = replies.clone();
         calls.spawn(async move {
-            let reply = service
-                .call(Request {
-                    peer,
-                    header,
-                    record,
-                })
-                .await;
-            if let Some(reply) = reply {
-                let _ = tx.send((reply, permit)).await;
+            if let Some(reply) = service.call(req).await {
+                replies.send(reply, permit).await;
             }
         });
     }
     calls.close();
     calls.wait().await;
-    drop(tx);
-    let _ = writer.await;
+    // every reply is written (or the socket failed); dropping the write half shuts it down
+    drop(replies);
     tracing::debug!(%peer, "connection closed");
+}
+
+/// The write side of a connection. The task that computed a reply writes it; if another task is
+/// writing at that moment, the reply joins a queue which that writer drains before it lets go,
+/// so replies ready at the same time leave together in one `writev`, in the order they joined.
+struct Replies {
+    peer: SocketAddr,
+    wr: OwnedWriteHalf,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<(Vec<u8>, OwnedSemaphorePermit)>,
+    /// A task is writing and will drain `frames` before it stops.
+    writing: bool,
+    /// A write failed: the connection is going away, replies are dropped.
+    broken: bool,
+}
+
+impl Replies {
+    fn new(peer: SocketAddr, wr: OwnedWriteHalf) -> Self {
+        Self {
+            peer,
+            wr,
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // the lock is never held across a panic point that leaves the queue inconsistent
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends one framed reply; its permit is released once it is written. False once the
+    /// connection can no longer be written to.
+    async fn send(&self, frame: Vec<u8>, permit: OwnedSemaphorePermit) -> bool {
+        {
+            let mut q = self.queue();
+            if q.broken {
+                return false;
+            }
+            q.frames.push_back((frame, permit));
+            if q.writing {
+                return true;
+            }
+            q.writing = true;
+        }
+        loop {
+            let batch: Vec<_> = {
+                let mut q = self.queue();
+                if q.frames.is_empty() {
+                    q.writing = false;
+                    return true;
+                }
+                q.frames.drain(..).collect()
+            };
+            if let Err(e) = self.write_all(&batch).await {
+                tracing::debug!(peer = %self.peer, "writing a reply failed: {e}");
+                let mut q = self.queue();
+                q.broken = true;
+                q.writing = false;
+                q.frames.clear();
+                return false;
+            }
+            // the permits of the batch are released here
+        }
+    }
+
+    async fn write_all(&self, batch: &[(Vec<u8>, OwnedSemaphorePermit)]) -> std::io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|(f, _)| IoSlice::new(f)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match self.wr.try_write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wr.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
