@@ -201,6 +201,11 @@ fn metric_info(cfg: &Config, w: char, m: &str) -> MetricInfo {
             true,
             "",
         ),
+        (_, "dir_flushes_per_op") => (
+            format!("({w}) directory fsyncs per operation (nfsd: group commit shares them)"),
+            true,
+            "",
+        ),
         ('a', "files_per_s") => (
             format!(
                 "(a) CREATE + 4 KiB WRITE UNSTABLE + COMMIT, {} files, {} conns: files/s",
@@ -533,6 +538,7 @@ fn start_target(cfg: &Config, name: &str, bin: Option<&Path>) -> anyhow::Result<
                 endpoint: Some(Endpoint::nfsd(&n, "bench")),
                 root_dir: data.join("volumes/bench"),
                 pid: n.pid(),
+                metrics: Some(n.api),
             };
             Ok((t, Running::Nfsd(n)))
         }
@@ -547,6 +553,7 @@ fn start_target(cfg: &Config, name: &str, bin: Option<&Path>) -> anyhow::Result<
                 endpoint: Some(Endpoint::ganesha(&g)),
                 root_dir: g.dir.clone(),
                 pid: g.pid(),
+                metrics: None,
             };
             Ok((t, Running::Ganesha(g)))
         }
@@ -559,6 +566,7 @@ fn start_target(cfg: &Config, name: &str, bin: Option<&Path>) -> anyhow::Result<
                 endpoint: None,
                 root_dir: dir,
                 pid: None,
+                metrics: None,
             };
             Ok((t, Running::Local))
         }
@@ -640,6 +648,7 @@ fn run_one(
         }
     }
     let perf = Perf::start(cfg, t, w, round);
+    let flushes_before = t.metrics.and_then(servers::dir_flushes);
     let before = t.pid.and_then(servers::proc_usage);
     let me = std::process::id();
     let client_before = servers::proc_usage(me);
@@ -660,6 +669,7 @@ fn run_one(
     };
     let after = t.pid.and_then(servers::proc_usage);
     let client_after = servers::proc_usage(me);
+    let flushes_after = t.metrics.and_then(servers::dir_flushes);
     perf.stop();
     let mut r = r;
     if let (Ok(o), Some(b), Some(a)) = (r.as_mut(), &client_before, &client_after)
@@ -678,6 +688,13 @@ fn run_one(
             .push(("server_cpu_us_per_op", cpu * 1e6 / o.ops as f64));
         o.metrics
             .push(("server_switches_per_op", sw as f64 / o.ops as f64));
+    }
+    if let (Ok(o), Some(b), Some(a)) = (r.as_mut(), flushes_before, flushes_after)
+        && o.ops > 0
+        && matches!(w, 'a' | 'd' | 'e')
+    {
+        o.metrics
+            .push(("dir_flushes_per_op", (a - b) as f64 / o.ops as f64));
     }
     r
 }

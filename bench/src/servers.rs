@@ -77,6 +77,8 @@ pub struct Target {
     pub root_dir: PathBuf,
     /// The server process (for RSS), if any.
     pub pid: Option<u32>,
+    /// nfsd's control API, whose `/metrics` counts directory flushes.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Finds (or builds) the `swarmhub-nfsd` binary.
@@ -184,6 +186,18 @@ pub fn check_prerequisites(need_ganesha: bool, need_nfs_cp: bool) -> anyhow::Res
 pub struct ProcUsage {
     pub cpu_secs: f64,
     pub switches: std::collections::HashMap<u32, u64>,
+}
+
+/// Directory fsyncs an nfsd has run so far (`swarmhub_nfsd_directory_flushes_total`).
+pub fn dir_flushes(api: std::net::SocketAddr) -> Option<u64> {
+    let (status, body) = swarmhub_tests::nfsd::http(api, "GET", "/metrics", None, None).ok()?;
+    if status != 200 {
+        return None;
+    }
+    body.lines()
+        .find_map(|l| l.strip_prefix("swarmhub_nfsd_directory_flushes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
 }
 
 pub fn proc_usage(pid: u32) -> Option<ProcUsage> {

@@ -49,6 +49,10 @@ pub struct Metrics {
     refused: Family<ReasonLabel, Counter>,
     bad_records: Family<ReasonLabel, Counter>,
     pub volumes: Gauge,
+    /// Directory flushes run (`fsync` of a directory after namespace changes).
+    pub dir_flushes: Counter,
+    /// Namespace changes made durable by a flush another call ran (group commit).
+    pub dir_flushes_shared: Counter,
 }
 
 /// Every procedure name we count (NFSv3 and MOUNT).
@@ -98,6 +102,8 @@ impl Metrics {
         let write_bytes = Counter::default();
         let connections = Gauge::default();
         let volumes = Gauge::default();
+        let dir_flushes = Counter::default();
+        let dir_flushes_shared = Counter::default();
         registry.register("rpc_calls", "RPC calls by procedure", calls.clone());
         registry.register(
             "rpc_errors",
@@ -127,6 +133,16 @@ impl Metrics {
             bad_records.clone(),
         );
         registry.register("volumes", "Volumes in the registry", volumes.clone());
+        registry.register(
+            "directory_flushes",
+            "fsync calls of directories after namespace changes",
+            dir_flushes.clone(),
+        );
+        registry.register(
+            "directory_flushes_shared",
+            "Namespace changes made durable by a directory flush that another call ran",
+            dir_flushes_shared.clone(),
+        );
         let procs = PROCEDURES
             .iter()
             .map(|&name| {
@@ -151,6 +167,8 @@ impl Metrics {
             refused,
             bad_records,
             volumes,
+            dir_flushes,
+            dir_flushes_shared,
         })
     }
 

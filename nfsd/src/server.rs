@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::Settings;
+use crate::fs::flush::DirFlushes;
 use crate::fs::handle::HandleCodec;
 use crate::fs::replay::RenameLog;
 use crate::fs::{Fs, FsOptions};
@@ -116,13 +117,18 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
             "open_by_handle_at failed: nfsd needs CAP_DAC_READ_SEARCH (add it to the container or service)",
         )?;
     }
-    let fs = Arc::new(Fs::new(
+    let metrics = Metrics::new();
+    let mut fs = Fs::new(
         mount,
         FsOptions {
             sync_metadata: settings.sync_metadata,
         },
-    ));
-    let metrics = Metrics::new();
+    );
+    fs.flushes = DirFlushes::counted(
+        metrics.dir_flushes.clone(),
+        metrics.dir_flushes_shared.clone(),
+    );
+    let fs = Arc::new(fs);
     let service = Arc::new(NfsService {
         volumes: volumes.clone(),
         fs,

@@ -5,6 +5,7 @@
 
 pub mod attr;
 pub mod creds;
+pub mod flush;
 pub mod handle;
 pub mod kernel;
 pub mod ops;
@@ -64,6 +65,8 @@ pub struct Fs {
     /// Changes with every start, so clients resend writes that were never committed.
     pub write_verifier: [u8; 8],
     pub options: FsOptions,
+    /// Directory flushes shared by the calls that change a directory at the same time.
+    pub flushes: flush::DirFlushes,
 }
 
 impl Fs {
@@ -72,6 +75,7 @@ impl Fs {
             mount,
             write_verifier: rand::random(),
             options,
+            flushes: flush::DirFlushes::default(),
         }
     }
 

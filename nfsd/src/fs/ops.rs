@@ -15,6 +15,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat, Timespec, Timestamps};
 
 use super::attr::{self, check_name, check_new_name, fattr, wcc};
 use super::creds::ActAs;
+use super::flush::Change;
 use super::kernel::{self, KernelHandle};
 use super::{Fs, View, errno_to_nfs_rustix, io_to_nfs};
 
@@ -195,11 +196,25 @@ impl Fs {
         })
     }
 
-    fn sync_dir(&self, dir: BorrowedFd<'_>) {
-        if self.options.sync_metadata
-            && let Err(e) = rustix::fs::fsync(dir)
-        {
-            tracing::warn!("fsync of a directory failed: {e}");
+    /// Announces a namespace change about to be made in the directory whose attributes are
+    /// `st`; [`Self::sync_dir`] then makes it durable.
+    fn change(&self, st: &Stat) -> Option<Change<'_>> {
+        self.options
+            .sync_metadata
+            .then(|| self.flushes.begin(st.st_dev, st.st_ino))
+    }
+
+    /// Makes a namespace change made in `dir` durable, sharing the flush with the other calls
+    /// that changed it at the same time ([`super::flush`]).
+    fn sync_dir(&self, dir: BorrowedFd<'_>, change: Option<Change<'_>>) {
+        let Some(change) = change else {
+            return;
+        };
+        if let Some(errno) = change.durable(dir).error {
+            tracing::warn!(
+                "fsync of a directory failed: {}",
+                std::io::Error::from_raw_os_error(errno)
+            );
         }
     }
 
@@ -243,17 +258,17 @@ impl Fs {
         // at most `count`, a u32
         let want = u32::try_from(size.saturating_sub(offset)).map_or(count, |left| left.min(count));
         let want = want as usize;
-        let mut buf = vec![0u8; want];
-        let mut done = 0;
-        while done < want {
-            let n = rustix::io::pread(fd.as_fd(), &mut buf[done..], offset + done as u64)
+        // read into the spare capacity: a 1 MiB buffer is not zeroed first
+        let mut buf = Vec::with_capacity(want);
+        while buf.len() < want {
+            let at = offset + buf.len() as u64;
+            let n = rustix::io::pread(fd.as_fd(), rustix::buffer::spare_capacity(&mut buf), at)
                 .map_err(errno_to_nfs_rustix)?;
             if n == 0 {
                 break;
             }
-            done += n;
         }
-        buf.truncate(done);
+        let done = buf.len();
         let eof = offset + done as u64 >= size;
         Ok((buf, eof, fattr(view, &st)))
     }
@@ -436,6 +451,7 @@ impl Fs {
         }
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         let mode = match how {
             CreateHow::Unchecked(s) | CreateHow::Guarded(s) => mode_of(s, 0o644),
             CreateHow::Exclusive(_) => 0o600,
@@ -497,7 +513,7 @@ impl Fs {
             view.usage.add_blocks(st.st_uid, 0, attr::blocks(&st));
         }
         let obj = self.obj_of(view, fd.as_fd())?;
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -520,6 +536,7 @@ impl Fs {
             .ok_or(nfsstat3::NFS3ERR_DQUOT)?;
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         let mode = mode_of(set, 0o755);
         let (fd, st) = {
             let _as = self.act(view)?;
@@ -543,7 +560,7 @@ impl Fs {
         reserved.settle(0, attr::blocks(&st));
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
         let obj = self.obj_of(view, fd.as_fd())?;
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -569,6 +586,7 @@ impl Fs {
         };
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         let mode = mode_of(set, 0o644) & 0o777;
         let (fd, obj) = {
             let _as = self.act(view)?;
@@ -578,7 +596,7 @@ impl Fs {
         };
         let st = fstat(fd.as_fd())?;
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -605,6 +623,7 @@ impl Fs {
         refuse_in_share(view, "SYMLINK")?;
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         let (fd, obj) = {
             let _as = self.act(view)?;
             rustix::fs::symlinkat(OsStr::from_bytes(target), dfd.as_fd(), name)
@@ -617,7 +636,7 @@ impl Fs {
             ..set.clone()
         };
         self.apply_sattr(view, fd.as_fd(), &st, &no_mode, false)?;
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -640,6 +659,7 @@ impl Fs {
         }
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         {
             let _as = self.act(view)?;
             let victim = rustix::fs::statat(dfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
@@ -668,7 +688,7 @@ impl Fs {
                     .add_blocks(victim.st_uid, attr::blocks(&victim), 0);
             }
         }
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         Ok(wcc_of(view, &before, dfd.as_fd()))
     }
 
@@ -704,6 +724,10 @@ impl Fs {
         let to = self.dir(to_dir)?;
         let from_before = fstat(from.as_fd())?;
         let to_before = fstat(to.as_fd())?;
+        let from_change = self.change(&from_before);
+        let to_change = (from_before.st_ino != to_before.st_ino)
+            .then(|| self.change(&to_before))
+            .flatten();
         {
             let _as = self.act(view)?;
             let source = rustix::fs::statat(from.as_fd(), from_name, AtFlags::SYMLINK_NOFOLLOW)
@@ -724,10 +748,8 @@ impl Fs {
                 }
             }
         }
-        self.sync_dir(from.as_fd());
-        if from_before.st_ino != to_before.st_ino {
-            self.sync_dir(to.as_fd());
-        }
+        self.sync_dir(from.as_fd(), from_change);
+        self.sync_dir(to.as_fd(), to_change);
         Ok((
             wcc_of(view, &from_before, from.as_fd()),
             wcc_of(view, &to_before, to.as_fd()),
@@ -773,6 +795,7 @@ impl Fs {
         }
         let dfd = self.dir(dir)?;
         let before = fstat(dfd.as_fd())?;
+        let change = self.change(&before);
         {
             let _as = self.act(view)?;
             // linking through /proc needs no CAP_DAC_READ_SEARCH, so the kernel checks the
@@ -786,7 +809,7 @@ impl Fs {
             )
             .map_err(errno_to_nfs_rustix)?;
         }
-        self.sync_dir(dfd.as_fd());
+        self.sync_dir(dfd.as_fd(), change);
         let attr = fattr(view, &fstat(ffd.as_fd())?);
         Ok((attr, wcc_of(view, &before, dfd.as_fd())))
     }
