@@ -122,6 +122,7 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
         mount,
         FsOptions {
             sync_metadata: settings.sync_metadata,
+            open_files: open_files_budget(),
         },
     );
     fs.flushes = DirFlushes::counted(
@@ -147,6 +148,35 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
     })
 }
 
+/// How many descriptors nfsd may keep open by handle: raises the soft `RLIMIT_NOFILE` to the
+/// hard one (connections, the data root and the kept descriptors all count against it), then
+/// keeps a quarter of it at most.
+fn open_files_budget() -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(
+                "could not raise the open file limit to {:?}: {e}",
+                limit.maximum
+            );
+        }
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let budget = usize::try_from(soft / 4)
+        .unwrap_or(usize::MAX)
+        .min(crate::fs::DEFAULT_OPEN_FILES);
+    if budget < crate::fs::DEFAULT_OPEN_FILES {
+        tracing::warn!(
+            soft_limit = soft,
+            budget,
+            "the open file limit is low: fewer descriptors are kept open by handle; raise LimitNOFILE / --ulimit nofile"
+        );
+    }
+    budget
+}
+
 /// Starts nfsd with `settings`.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let Core {
@@ -166,6 +196,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let api_addr = api_listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        // descriptors kept by handle that nobody used for a while are closed
+        let fs = service.fs.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(crate::fs::open_files::IDLE / 3);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tick.tick() => fs.open_files.sweep(crate::fs::open_files::IDLE),
+                };
+            }
+        });
+    }
     {
         let shutdown = shutdown.clone();
         let limits = settings.limits.clone();

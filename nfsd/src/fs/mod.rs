@@ -8,6 +8,7 @@ pub mod creds;
 pub mod flush;
 pub mod handle;
 pub mod kernel;
+pub mod open_files;
 pub mod ops;
 pub mod replay;
 pub mod usage;
@@ -47,15 +48,22 @@ pub struct FsOptions {
     /// fsync the directory after namespace changes (create, mkdir, rename, remove, link,
     /// symlink), as NFSv3 requires of a server that acknowledges them.
     pub sync_metadata: bool,
+    /// Descriptors kept open by handle ([`open_files`]); 0 keeps none.
+    pub open_files: usize,
 }
 
 impl Default for FsOptions {
     fn default() -> Self {
         Self {
             sync_metadata: true,
+            open_files: DEFAULT_OPEN_FILES,
         }
     }
 }
+
+/// Descriptors kept open by default: far below any sane `RLIMIT_NOFILE` once nfsd has raised
+/// its soft limit to the hard one, and enough for the files a class works on at once.
+pub const DEFAULT_OPEN_FILES: usize = 1024;
 
 /// Shared state of the operations: a descriptor on the data root's file system (for
 /// `open_by_handle_at`) and the write verifier of this server instance.
@@ -67,6 +75,8 @@ pub struct Fs {
     pub options: FsOptions,
     /// Directory flushes shared by the calls that change a directory at the same time.
     pub flushes: flush::DirFlushes,
+    /// Descriptors kept open by handle.
+    pub open_files: open_files::OpenFiles,
 }
 
 impl Fs {
@@ -76,6 +86,7 @@ impl Fs {
             write_verifier: rand::random(),
             options,
             flushes: flush::DirFlushes::default(),
+            open_files: open_files::OpenFiles::new(options.open_files),
         }
     }
 

@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 use nfs3_types::nfs3::{
     createverf3, fattr3, nfsstat3, nfstime3, post_op_attr, pre_op_attr, sattr3, set_atime,
@@ -17,6 +18,7 @@ use super::attr::{self, check_name, check_new_name, fattr, wcc};
 use super::creds::ActAs;
 use super::flush::Change;
 use super::kernel::{self, KernelHandle};
+use super::open_files::{Kind, Open};
 use super::{Fs, View, errno_to_nfs_rustix, io_to_nfs};
 
 type R<T> = Result<T, nfsstat3>;
@@ -151,28 +153,90 @@ impl Fs {
         })
     }
 
-    fn dir(&self, kh: &KernelHandle) -> R<OwnedFd> {
-        // a symlink opened with O_DIRECTORY is ELOOP (mapped to INVAL); clients expect NOTDIR
-        self.open(kh, libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|s| match s {
-                nfsstat3::NFS3ERR_INVAL => nfsstat3::NFS3ERR_NOTDIR,
-                s => s,
-            })
-    }
-
-    fn path(&self, kh: &KernelHandle) -> R<OwnedFd> {
-        self.open(kh, libc::O_PATH)
-    }
-
-    /// Opens a regular file for I/O with `flags`, and its attributes. The handle is opened
-    /// `O_PATH` first, which opens nothing, and only a regular file is then reopened through
-    /// that pinned inode: opening a FIFO for reading waits for a writer (a worker thread stuck
-    /// for good), a device's open runs its driver. Other types are `ISDIR` or `INVAL`, as knfsd.
-    fn regular(&self, kh: &KernelHandle, flags: OFlags) -> R<(OwnedFd, Stat)> {
-        let pfd = self.path(kh)?;
+    /// The object behind a handle as [`super::open_files`] keeps it, and its attributes. On a
+    /// miss the handle is opened `O_PATH`, which opens nothing, and only a directory or a
+    /// regular file is then reopened through that pinned inode: opening a FIFO for reading
+    /// waits for a writer (a worker thread stuck for good), a device's open runs its driver.
+    /// An inode with no links left was removed (only a descriptor kept it): `STALE`.
+    fn object(&self, kh: &KernelHandle) -> R<(Open, Stat)> {
+        if let Some(open) = self.open_files.get(kh) {
+            let st = fstat(open.fd.as_fd())?;
+            if st.st_nlink > 0 {
+                return Ok((open, st));
+            }
+            self.open_files.forget(kh);
+            return Err(nfsstat3::NFS3ERR_STALE);
+        }
+        let pfd = self.open(kh, libc::O_PATH)?;
         let st = fstat(pfd.as_fd())?;
+        if st.st_nlink == 0 {
+            return Err(nfsstat3::NFS3ERR_STALE);
+        }
+        let open = if is_type(&st, libc::S_IFDIR) {
+            let fd = rustix::fs::openat(
+                &pfd,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno_to_nfs_rustix)?;
+            Open {
+                fd: Arc::new(fd),
+                kind: Kind::Dir,
+            }
+        } else if is_type(&st, libc::S_IFREG) {
+            // read-write where the file system allows it (root opens it; callers check the
+            // view's rights), else read-only: WRITE then reopens and gets the real error
+            match reopen(pfd.as_fd(), OFlags::RDWR) {
+                Ok(fd) => Open {
+                    fd: Arc::new(fd),
+                    kind: Kind::File { writable: true },
+                },
+                Err(_) => Open {
+                    fd: Arc::new(reopen(pfd.as_fd(), OFlags::RDONLY)?),
+                    kind: Kind::File { writable: false },
+                },
+            }
+        } else {
+            Open {
+                fd: Arc::new(pfd),
+                kind: Kind::Other,
+            }
+        };
+        self.open_files
+            .insert(kh, st.st_dev, st.st_ino, open.clone());
+        Ok((open, st))
+    }
+
+    /// A directory: its descriptor (shared: never read through it) and attributes. A handle of
+    /// anything else is `NOTDIR`.
+    fn dir(&self, kh: &KernelHandle) -> R<(Arc<OwnedFd>, Stat)> {
+        let (open, st) = self.object(kh)?;
+        if open.kind != Kind::Dir {
+            return Err(nfsstat3::NFS3ERR_NOTDIR);
+        }
+        Ok((open.fd, st))
+    }
+
+    /// Any object: a descriptor to `fstat`, `*at` with an empty path, or reach through
+    /// `/proc/self/fd`, and its attributes.
+    fn path(&self, kh: &KernelHandle) -> R<(Arc<OwnedFd>, Stat)> {
+        let (open, st) = self.object(kh)?;
+        Ok((open.fd, st))
+    }
+
+    /// A regular file for I/O at explicit offsets (`flags` says whether it is written), and its
+    /// attributes. Other types are `ISDIR` or `INVAL`, as knfsd.
+    fn regular(&self, kh: &KernelHandle, flags: OFlags) -> R<(Arc<OwnedFd>, Stat)> {
+        let (open, st) = self.object(kh)?;
         check_regular(&st)?;
-        Ok((reopen(pfd.as_fd(), flags)?, st))
+        let writes = flags.intersects(OFlags::WRONLY | OFlags::RDWR);
+        match open.kind {
+            Kind::File { writable: false } if writes => {
+                Ok((Arc::new(reopen(open.fd.as_fd(), flags)?), st))
+            }
+            _ => Ok((open.fd, st)),
+        }
     }
 
     fn obj_at(&self, view: &View, dir: BorrowedFd<'_>, name: &OsStr) -> R<(OwnedFd, Obj)> {
@@ -220,8 +284,8 @@ impl Fs {
 
     /// Attributes of any object.
     pub fn getattr(&self, view: &View, kh: &KernelHandle) -> R<fattr3> {
-        let fd = self.path(kh)?;
-        Ok(fattr(view, &fstat(fd.as_fd())?))
+        let (_, st) = self.path(kh)?;
+        Ok(fattr(view, &st))
     }
 
     /// Best-effort attributes for replies that carry them on failure.
@@ -233,8 +297,8 @@ impl Fs {
     /// Finds `name` in `dir`. `..` of the view's root is the root itself.
     pub fn lookup(&self, view: &View, dir: &KernelHandle, name: &[u8]) -> R<(Obj, fattr3)> {
         let name = check_name(name)?;
-        let dfd = self.dir(dir)?;
-        let dir_attr = fattr(view, &fstat(dfd.as_fd())?);
+        let (dfd, dir_st) = self.dir(dir)?;
+        let dir_attr = fattr(view, &dir_st);
         if name == "." || (name == ".." && *dir == view.root) {
             let obj = self.obj_of(view, dfd.as_fd())?;
             return Ok((obj, dir_attr));
@@ -338,8 +402,7 @@ impl Fs {
         set: &sattr3,
         guard: Option<nfstime3>,
     ) -> R<wcc_data> {
-        let fd = self.path(kh)?;
-        let before = fstat(fd.as_fd())?;
+        let (fd, before) = self.path(kh)?;
         if let Some(ctime) = guard
             && wcc(&before).ctime != ctime
         {
@@ -449,8 +512,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         let mode = match how {
             CreateHow::Unchecked(s) | CreateHow::Guarded(s) => mode_of(s, 0o644),
@@ -534,8 +596,7 @@ impl Fs {
             .usage
             .reserve(view.ids.uid, 4096)
             .ok_or(nfsstat3::NFS3ERR_DQUOT)?;
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         let mode = mode_of(set, 0o755);
         let (fd, st) = {
@@ -584,8 +645,7 @@ impl Fs {
             SpecialKind::Socket => rustix::fs::FileType::Socket,
             SpecialKind::Device => return Err(nfsstat3::NFS3ERR_PERM),
         };
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         let mode = mode_of(set, 0o644) & 0o777;
         let (fd, obj) = {
@@ -621,8 +681,7 @@ impl Fs {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
         refuse_in_share(view, "SYMLINK")?;
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         let (fd, obj) = {
             let _as = self.act(view)?;
@@ -642,8 +701,7 @@ impl Fs {
 
     /// The target of a symlink.
     pub fn readlink(&self, view: &View, kh: &KernelHandle) -> R<(Vec<u8>, fattr3)> {
-        let fd = self.path(kh)?;
-        let st = fstat(fd.as_fd())?;
+        let (fd, st) = self.path(kh)?;
         if !is_type(&st, libc::S_IFLNK) {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
@@ -657,8 +715,7 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         {
             let _as = self.act(view)?;
@@ -686,6 +743,8 @@ impl Fs {
             if victim.st_nlink <= 1 || is_dir {
                 view.usage
                     .add_blocks(victim.st_uid, attr::blocks(&victim), 0);
+                // its last name is gone: a kept descriptor would hold its blocks
+                self.open_files.forget_inode(victim.st_dev, victim.st_ino);
             }
         }
         self.sync_dir(dfd.as_fd(), change);
@@ -720,10 +779,8 @@ impl Fs {
         if view.readonly {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
-        let from = self.dir(from_dir)?;
-        let to = self.dir(to_dir)?;
-        let from_before = fstat(from.as_fd())?;
-        let to_before = fstat(to.as_fd())?;
+        let (from, from_before) = self.dir(from_dir)?;
+        let (to, to_before) = self.dir(to_dir)?;
         let from_change = self.change(&from_before);
         let to_change = (from_before.st_ino != to_before.st_ino)
             .then(|| self.change(&to_before))
@@ -745,6 +802,7 @@ impl Fs {
                 let same = t.st_ino == source.st_ino && t.st_dev == source.st_dev;
                 if !same && (t.st_nlink <= 1 || is_type(&t, libc::S_IFDIR)) {
                     view.usage.add_blocks(t.st_uid, attr::blocks(&t), 0);
+                    self.open_files.forget_inode(t.st_dev, t.st_ino);
                 }
             }
         }
@@ -767,7 +825,7 @@ impl Fs {
         ino: u64,
     ) -> R<bool> {
         let name = check_new_name(name)?;
-        let dfd = self.dir(dir)?;
+        let (dfd, _) = self.dir(dir)?;
         let _as = self.act(view)?;
         Ok(
             rustix::fs::statat(dfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
@@ -788,13 +846,11 @@ impl Fs {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
         refuse_in_share(view, "LINK")?;
-        let ffd = self.path(file)?;
-        let fst = fstat(ffd.as_fd())?;
+        let (ffd, fst) = self.path(file)?;
         if is_type(&fst, libc::S_IFDIR) {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
-        let dfd = self.dir(dir)?;
-        let before = fstat(dfd.as_fd())?;
+        let (dfd, before) = self.dir(dir)?;
         let change = self.change(&before);
         {
             let _as = self.act(view)?;
@@ -816,16 +872,14 @@ impl Fs {
 
     /// ACCESS: the rights out of `asked` that the view's identity has.
     pub fn access(&self, view: &View, kh: &KernelHandle, asked: u32) -> R<(u32, fattr3)> {
-        let fd = self.path(kh)?;
-        let st = fstat(fd.as_fd())?;
+        let (_, st) = self.path(kh)?;
         Ok((attr::access_bits(view, &st, asked), fattr(view, &st)))
     }
 
     /// Space of the view: its quota when it has one (a home's size, or in a shared tree the
     /// size of the view's own bytes), else the file system's.
     pub fn fsstat(&self, view: &View, kh: &KernelHandle) -> R<(FsStat, fattr3)> {
-        let fd = self.path(kh)?;
-        let st = fstat(fd.as_fd())?;
+        let (fd, st) = self.path(kh)?;
         let vfs = rustix::fs::fstatvfs(&fd).map_err(errno_to_nfs_rustix)?;
         let frsize = vfs.f_frsize.max(1);
         let mut out = FsStat {
@@ -857,7 +911,7 @@ impl Fs {
         dircount: Option<usize>,
     ) -> R<DirPage> {
         let plus = dircount.is_some();
-        let root_fd = self.dir(dir)?;
+        let (root_fd, _) = self.dir(dir)?;
         let at_root = *dir == view.root;
         let _as = self.act(view)?;
         // reopening "." as the view checks its read permission on the directory
