@@ -3,6 +3,7 @@
 //! round, and reports medians and ratios as a markdown table. See docs/BENCHMARKS.md.
 
 pub mod gate;
+pub mod guestbench;
 pub mod killnfsd;
 pub mod nfs;
 pub mod rng;
@@ -202,7 +203,7 @@ fn metric_info(cfg: &Config, w: char, m: &str) -> MetricInfo {
             "",
         ),
         (_, "dir_flushes_per_op") => (
-            format!("({w}) directory fsyncs per operation (nfsd: group commit shares them)"),
+            format!("({w}) directory fsyncs per operation (nfsd's durable namespace changes)"),
             true,
             "",
         ),

@@ -51,8 +51,6 @@ pub struct Metrics {
     pub volumes: Gauge,
     /// Directory flushes run (`fsync` of a directory after namespace changes).
     pub dir_flushes: Counter,
-    /// Namespace changes made durable by a flush another call ran (group commit).
-    pub dir_flushes_shared: Counter,
 }
 
 /// Every procedure name we count (NFSv3 and MOUNT).
@@ -103,7 +101,6 @@ impl Metrics {
         let connections = Gauge::default();
         let volumes = Gauge::default();
         let dir_flushes = Counter::default();
-        let dir_flushes_shared = Counter::default();
         registry.register("rpc_calls", "RPC calls by procedure", calls.clone());
         registry.register(
             "rpc_errors",
@@ -138,11 +135,6 @@ impl Metrics {
             "fsync calls of directories after namespace changes",
             dir_flushes.clone(),
         );
-        registry.register(
-            "directory_flushes_shared",
-            "Namespace changes made durable by a directory flush that another call ran",
-            dir_flushes_shared.clone(),
-        );
         let procs = PROCEDURES
             .iter()
             .map(|&name| {
@@ -168,7 +160,6 @@ impl Metrics {
             bad_records,
             volumes,
             dir_flushes,
-            dir_flushes_shared,
         })
     }
 

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::config::Settings;
-use crate::fs::flush::DirFlushes;
 use crate::fs::handle::HandleCodec;
 use crate::fs::replay::RenameLog;
 use crate::fs::{Fs, FsOptions};
@@ -125,10 +124,7 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
             open_files: open_files_budget(),
         },
     );
-    fs.flushes = DirFlushes::counted(
-        metrics.dir_flushes.clone(),
-        metrics.dir_flushes_shared.clone(),
-    );
+    fs.dir_flushes = metrics.dir_flushes.clone();
     let fs = Arc::new(fs);
     let service = Arc::new(NfsService {
         volumes: volumes.clone(),

@@ -5,7 +5,6 @@
 
 pub mod attr;
 pub mod creds;
-pub mod flush;
 pub mod handle;
 pub mod kernel;
 pub mod open_files;
@@ -73,8 +72,8 @@ pub struct Fs {
     /// Changes with every start, so clients resend writes that were never committed.
     pub write_verifier: [u8; 8],
     pub options: FsOptions,
-    /// Directory flushes shared by the calls that change a directory at the same time.
-    pub flushes: flush::DirFlushes,
+    /// Counts directory fsyncs (the metrics' counter once the server has set it).
+    pub dir_flushes: prometheus_client::metrics::counter::Counter,
     /// Descriptors kept open by handle.
     pub open_files: open_files::OpenFiles,
 }
@@ -85,7 +84,7 @@ impl Fs {
             mount,
             write_verifier: rand::random(),
             options,
-            flushes: flush::DirFlushes::default(),
+            dir_flushes: Default::default(),
             open_files: open_files::OpenFiles::new(options.open_files),
         }
     }

@@ -16,7 +16,6 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat, Timespec, Timestamps};
 
 use super::attr::{self, check_name, check_new_name, fattr, wcc};
 use super::creds::ActAs;
-use super::flush::Change;
 use super::kernel::{self, KernelHandle};
 use super::open_files::{Kind, Open};
 use super::{Fs, View, errno_to_nfs_rustix, io_to_nfs};
@@ -260,25 +259,16 @@ impl Fs {
         })
     }
 
-    /// Announces a namespace change about to be made in the directory whose attributes are
-    /// `st`; [`Self::sync_dir`] then makes it durable.
-    fn change(&self, st: &Stat) -> Option<Change<'_>> {
-        self.options
-            .sync_metadata
-            .then(|| self.flushes.begin(st.st_dev, st.st_ino))
-    }
-
-    /// Makes a namespace change made in `dir` durable, sharing the flush with the other calls
-    /// that changed it at the same time ([`super::flush`]).
-    fn sync_dir(&self, dir: BorrowedFd<'_>, change: Option<Change<'_>>) {
-        let Some(change) = change else {
+    /// Makes a namespace change made in `dir` durable (RFC 1813: a reply means it is on disk).
+    /// Concurrent calls on one directory each fsync it: the kernel already overlaps and shares
+    /// their writes, and a userspace group commit in front of it measured slower (BENCHMARKS.md).
+    fn sync_dir(&self, dir: BorrowedFd<'_>) {
+        if !self.options.sync_metadata {
             return;
-        };
-        if let Some(errno) = change.durable(dir).error {
-            tracing::warn!(
-                "fsync of a directory failed: {}",
-                std::io::Error::from_raw_os_error(errno)
-            );
+        }
+        self.dir_flushes.inc();
+        if let Err(e) = rustix::fs::fsync(dir) {
+            tracing::warn!("fsync of a directory failed: {e}");
         }
     }
 
@@ -513,7 +503,6 @@ impl Fs {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         let mode = match how {
             CreateHow::Unchecked(s) | CreateHow::Guarded(s) => mode_of(s, 0o644),
             CreateHow::Exclusive(_) => 0o600,
@@ -575,7 +564,7 @@ impl Fs {
             view.usage.add_blocks(st.st_uid, 0, attr::blocks(&st));
         }
         let obj = self.obj_of(view, fd.as_fd())?;
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -597,7 +586,6 @@ impl Fs {
             .reserve(view.ids.uid, 4096)
             .ok_or(nfsstat3::NFS3ERR_DQUOT)?;
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         let mode = mode_of(set, 0o755);
         let (fd, st) = {
             let _as = self.act(view)?;
@@ -621,7 +609,7 @@ impl Fs {
         reserved.settle(0, attr::blocks(&st));
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
         let obj = self.obj_of(view, fd.as_fd())?;
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -646,7 +634,6 @@ impl Fs {
             SpecialKind::Device => return Err(nfsstat3::NFS3ERR_PERM),
         };
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         let mode = mode_of(set, 0o644) & 0o777;
         let (fd, obj) = {
             let _as = self.act(view)?;
@@ -656,7 +643,7 @@ impl Fs {
         };
         let st = fstat(fd.as_fd())?;
         self.apply_sattr(view, fd.as_fd(), &st, set, false)?;
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -682,7 +669,6 @@ impl Fs {
         }
         refuse_in_share(view, "SYMLINK")?;
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         let (fd, obj) = {
             let _as = self.act(view)?;
             rustix::fs::symlinkat(OsStr::from_bytes(target), dfd.as_fd(), name)
@@ -695,7 +681,7 @@ impl Fs {
             ..set.clone()
         };
         self.apply_sattr(view, fd.as_fd(), &st, &no_mode, false)?;
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         Ok((obj, wcc_of(view, &before, dfd.as_fd())))
     }
 
@@ -716,7 +702,6 @@ impl Fs {
             return Err(nfsstat3::NFS3ERR_ROFS);
         }
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         {
             let _as = self.act(view)?;
             let victim = rustix::fs::statat(dfd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
@@ -747,7 +732,7 @@ impl Fs {
                 self.open_files.forget_inode(victim.st_dev, victim.st_ino);
             }
         }
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         Ok(wcc_of(view, &before, dfd.as_fd()))
     }
 
@@ -781,10 +766,6 @@ impl Fs {
         }
         let (from, from_before) = self.dir(from_dir)?;
         let (to, to_before) = self.dir(to_dir)?;
-        let from_change = self.change(&from_before);
-        let to_change = (from_before.st_ino != to_before.st_ino)
-            .then(|| self.change(&to_before))
-            .flatten();
         {
             let _as = self.act(view)?;
             let source = rustix::fs::statat(from.as_fd(), from_name, AtFlags::SYMLINK_NOFOLLOW)
@@ -806,8 +787,10 @@ impl Fs {
                 }
             }
         }
-        self.sync_dir(from.as_fd(), from_change);
-        self.sync_dir(to.as_fd(), to_change);
+        self.sync_dir(from.as_fd());
+        if from_before.st_ino != to_before.st_ino {
+            self.sync_dir(to.as_fd());
+        }
         Ok((
             wcc_of(view, &from_before, from.as_fd()),
             wcc_of(view, &to_before, to.as_fd()),
@@ -851,7 +834,6 @@ impl Fs {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
         let (dfd, before) = self.dir(dir)?;
-        let change = self.change(&before);
         {
             let _as = self.act(view)?;
             // linking through /proc needs no CAP_DAC_READ_SEARCH, so the kernel checks the
@@ -865,7 +847,7 @@ impl Fs {
             )
             .map_err(errno_to_nfs_rustix)?;
         }
-        self.sync_dir(dfd.as_fd(), change);
+        self.sync_dir(dfd.as_fd());
         let attr = fattr(view, &fstat(ffd.as_fd())?);
         Ok((attr, wcc_of(view, &before, dfd.as_fd())))
     }
