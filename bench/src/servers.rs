@@ -196,8 +196,7 @@ pub fn dir_flushes(api: std::net::SocketAddr) -> Option<u64> {
     }
     body.lines()
         .find_map(|l| l.strip_prefix("swarmhub_nfsd_directory_flushes_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 pub fn proc_usage(pid: u32) -> Option<ProcUsage> {
