@@ -1,5 +1,6 @@
 //! The listener's limits with real sockets: client allowlist, connection cap, idle timeout, and
-//! back-pressure from the in-flight cap (deep pipelines are served, not refused).
+//! back-pressure from the in-flight cap (deep pipelines are served, not refused; a client that
+//! stops reading stalls only itself), and replies written by many tasks arriving whole.
 
 mod common;
 
@@ -155,4 +156,93 @@ async fn deep_pipelines_are_served_not_refused() {
     };
     let (_, seen) = tokio::join!(writer, reader);
     assert_eq!(seen.len(), 1000);
+}
+
+/// An RPC NULL call (AUTH_NONE) to `prog` version `vers`, framed.
+fn null_call_to(xid: u32, prog: u32, vers: u32) -> Vec<u8> {
+    let words = [xid, 0, 2, prog, vers, 0, 0, 0, 0, 0];
+    let body: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    let mut f = (0x8000_0000u32 | u32::try_from(body.len()).unwrap())
+        .to_be_bytes()
+        .to_vec();
+    f.extend(body);
+    f
+}
+
+/// Reads `n` replies to NULL calls, checking that each is one whole record (last fragment, the
+/// 24 bytes of an accepted SUCCESS reply with no verifier), and returns their xids.
+async fn read_null_replies(rd: &mut (impl AsyncReadExt + Unpin), n: usize) -> Vec<u32> {
+    let mut xids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut mark = [0u8; 4];
+        rd.read_exact(&mut mark).await.unwrap();
+        let mark = u32::from_be_bytes(mark);
+        assert_eq!(mark, 0x8000_0000 | 24, "a NULL reply is one 24-byte record");
+        let mut body = [0u8; 24];
+        rd.read_exact(&mut body).await.unwrap();
+        assert_eq!(
+            &body[4..24],
+            &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        xids.push(u32::from_be_bytes(body[..4].try_into().unwrap()));
+    }
+    xids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_written_by_many_tasks_arrive_whole_and_all() {
+    // NFS NULL is answered on the connection's task, MOUNT NULL in a task of its own: their
+    // replies are written by different tasks, batched when ready together
+    let (_d, r) = start_with(|s| s.limits.max_in_flight = 8).await;
+    let mut s = TcpStream::connect(r.nfs_addr).await.unwrap();
+    let mut all = Vec::new();
+    for xid in 0..4000u32 {
+        all.extend(if xid % 2 == 0 {
+            null_call_to(xid, 100_003, 3)
+        } else {
+            null_call_to(xid, 100_005, 3)
+        });
+    }
+    let (mut rd, mut wr) = s.split();
+    let writer = async { wr.write_all(&all).await.unwrap() };
+    let (_, xids) = tokio::join!(writer, read_null_replies(&mut rd, 4000));
+    let seen: std::collections::HashSet<u32> = xids.into_iter().collect();
+    assert_eq!(seen.len(), 4000, "every call answered exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_stalls_only_its_own_connection() {
+    let (_d, r) = start_with(|s| s.limits.max_in_flight = 4).await;
+    // far more replies than the socket buffers hold, and the client reads none of them yet
+    const CALLS: u32 = 300_000;
+    let hog = TcpStream::connect(r.nfs_addr).await.unwrap();
+    let (mut hog_rd, mut hog_wr) = hog.into_split();
+    let flood = tokio::spawn(async move {
+        let mut all = Vec::new();
+        for xid in 0..CALLS {
+            all.extend(null_call_to(xid, 100_005, 3));
+        }
+        hog_wr.write_all(&all).await.unwrap();
+        hog_wr
+    });
+    // the server answers 4 calls, cannot write their replies once the buffers are full, and
+    // stops reading: 12 MB of calls cannot all be taken in (at 100k calls/s they would take
+    // seconds even if it kept reading)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !flood.is_finished(),
+        "the server read all 300,000 calls of a client that reads nothing"
+    );
+    // meanwhile another client is served
+    let mut other = TcpStream::connect(r.nfs_addr).await.unwrap();
+    other.write_all(&null_call(7)).await.unwrap();
+    let xid = tokio::time::timeout(Duration::from_secs(30), read_reply_xid(&mut other))
+        .await
+        .expect("another client waited for the one that does not read")
+        .unwrap();
+    assert_eq!(xid, 7);
+    // once the hog reads, everything it sent is answered
+    let xids = read_null_replies(&mut hog_rd, CALLS as usize).await;
+    assert_eq!(xids.len(), CALLS as usize);
+    let _hog_wr = flood.await.unwrap();
 }
