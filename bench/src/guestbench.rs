@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use swarmhub_tests::guest::{self, Ganesha, GuestRun};
-use swarmhub_tests::nfsd::{self, Nfsd, NfsdOptions};
+use swarmhub_tests::nfsd::{self, Nfsd};
+
+use crate::servers;
 
 /// What to run; the binary's flags.
 #[derive(Debug, Clone)]
@@ -298,18 +300,9 @@ pub fn run(a: &GuestBenchConfig) -> Result<bool> {
 /// swarmhub-nfsd over `work/nfsd-data` with one volume, `guestbench`.
 fn start_nfsd(bin: &Path, work: &Path) -> Result<Nfsd> {
     let data = work.join("nfsd-data");
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
-    let options = NfsdOptions {
-        bin: Some(bin.to_path_buf()),
-        rust_log: "warn".into(),
-        stop_on_drop: true,
-    };
-    let n = Nfsd::start_with(&data, &[], options)
+    let n = servers::start_nfsd(bin, &data, &[])
         .with_context(|| format!("starting {} over {}", bin.display(), data.display()))?;
-    let volume = serde_json::json!({
-        "name": "guestbench", "user": "guestbench", "identity": {"uid": 20010, "gid": 20000}
-    });
-    n.create_volume(&volume.to_string())
+    servers::create_volume(&n, "guestbench", "guestbench", 20010, 20000)
         .context("creating nfsd volume guestbench")?;
     Ok(n)
 }
@@ -463,6 +456,26 @@ struct Meta {
     rounds: u32,
 }
 
+/// One table row: the medians of nfsd's and ganesha's rounds (bold for the total), their ratio,
+/// then every round of each.
+fn row(label: &str, n: &[Option<f64>], g: &[Option<f64>], bold: bool) -> String {
+    let (mn, mg) = (median(n), median(g));
+    let b = if bold { "**" } else { "" };
+    format!(
+        "| {label} | {b}{}{b} | {b}{}{b} | {b}{}{b} | {} | {} |",
+        secs(mn),
+        secs(mg),
+        ratio(mg, mn),
+        list(n),
+        list(g)
+    )
+}
+
+/// Every round's value, in order.
+fn list(v: &[Option<f64>]) -> String {
+    v.iter().map(|x| secs(*x)).collect::<Vec<_>>().join(" / ")
+}
+
 fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_owned(), |x| format!("{x:.2}"))
 }
@@ -476,7 +489,6 @@ fn ratio(ganesha: Option<f64>, nfsd: Option<f64>) -> String {
 
 fn render(t: &Times, m: &Meta, missing: &[String], fails: &[&str]) -> String {
     let mut s = String::new();
-    let list = |v: &[Option<f64>]| v.iter().map(|x| secs(*x)).collect::<Vec<_>>().join(" / ");
     let _ = writeln!(
         s,
         "## Kernel NFS client (qemu guest): swarmhub-nfsd vs nfs-ganesha\n"
@@ -507,30 +519,17 @@ fn render(t: &Times, m: &Meta, missing: &[String], fails: &[&str]) -> String {
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---|---|");
     for (step, label) in STEPS {
-        let n = t.rounds("nfsd", step, m.rounds);
-        let g = t.rounds("ganesha", step, m.rounds);
-        let (mn, mg) = (median(&n), median(&g));
-        let _ = writeln!(
-            s,
-            "| {label} | {} | {} | {} | {} | {} |",
-            secs(mn),
-            secs(mg),
-            ratio(mg, mn),
-            list(&n),
-            list(&g)
+        let (n, g) = (
+            t.rounds("nfsd", step, m.rounds),
+            t.rounds("ganesha", step, m.rounds),
         );
+        let _ = writeln!(s, "{}", row(label, &n, &g, false));
     }
-    let n = t.totals("nfsd", m.rounds);
-    let g = t.totals("ganesha", m.rounds);
-    let (mn, mg) = (median(&n), median(&g));
+    let (n, g) = (t.totals("nfsd", m.rounds), t.totals("ganesha", m.rounds));
     let _ = writeln!(
         s,
-        "| **total** (per round, then median) | **{}** | **{}** | **{}** | {} | {} |",
-        secs(mn),
-        secs(mg),
-        ratio(mg, mn),
-        list(&n),
-        list(&g)
+        "{}",
+        row("**total** (per round, then median)", &n, &g, true)
     );
     let local: Vec<String> = STEPS[..3]
         .iter()
@@ -556,29 +555,8 @@ fn render(t: &Times, m: &Meta, missing: &[String], fails: &[&str]) -> String {
 
 /// CPU model, nproc, RAM, host kernel, work dir file system, date, commit.
 fn machine_line(work_dir: &Path) -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or_else(|| "?".to_owned(), |x| x.1.trim().to_owned());
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".to_owned(), |s| s.trim().to_owned());
-    let fs = output_of(
-        Command::new("findmnt")
-            .args(["-no", "FSTYPE", "-T"])
-            .arg(work_dir),
-    );
     let date = output_of(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let root = guest::repo_root();
     let rev =
@@ -595,9 +573,8 @@ fn machine_line(work_dir: &Path) -> String {
     ]))
     .is_empty();
     format!(
-        "{model}, {nproc} CPUs, {mem_gib:.1} GiB RAM, host kernel {kernel}, work dir {} ({fs}); \
-         {date}; git {rev}{}",
-        work_dir.display(),
+        "{}; host kernel {kernel}; {date}; git {rev}{}",
+        crate::machine_description(work_dir),
         if dirty { " (work tree modified)" } else { "" }
     )
 }

@@ -117,15 +117,14 @@ pub fn assemble(settings: &Settings) -> anyhow::Result<Core> {
         )?;
     }
     let metrics = Metrics::new();
-    let mut fs = Fs::new(
+    let fs = Arc::new(Fs::new(
         mount,
         FsOptions {
             sync_metadata: settings.sync_metadata,
             open_files: open_files_budget(),
         },
-    );
-    fs.dir_flushes = metrics.dir_flushes.clone();
-    let fs = Arc::new(fs);
+        metrics.dir_flushes.clone(),
+    ));
     let service = Arc::new(NfsService {
         volumes: volumes.clone(),
         fs,

@@ -72,19 +72,24 @@ pub struct Fs {
     /// Changes with every start, so clients resend writes that were never committed.
     pub write_verifier: [u8; 8],
     pub options: FsOptions,
-    /// Counts directory fsyncs (the metrics' counter once the server has set it).
+    /// Counts directory fsyncs (the metrics' counter).
     pub dir_flushes: prometheus_client::metrics::counter::Counter,
     /// Descriptors kept open by handle.
     pub open_files: open_files::OpenFiles,
 }
 
 impl Fs {
-    pub fn new(mount: OwnedFd, options: FsOptions) -> Self {
+    /// `dir_flushes` counts the directory fsyncs (the metrics' counter).
+    pub fn new(
+        mount: OwnedFd,
+        options: FsOptions,
+        dir_flushes: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         Self {
             mount,
             write_verifier: rand::random(),
             options,
-            dir_flushes: Default::default(),
+            dir_flushes,
             open_files: open_files::OpenFiles::new(options.open_files),
         }
     }

@@ -133,21 +133,8 @@ impl OpenFiles {
 
     /// Closes the descriptors unused for `idle`.
     pub fn sweep(&self, idle: Duration) -> usize {
-        let mut inner = self.lock();
         let now = Instant::now();
-        let before = inner.by_handle.len();
-        let Inner {
-            by_handle,
-            by_inode,
-        } = &mut *inner;
-        by_handle.retain(|_, e| {
-            let keep = now.duration_since(e.used) < idle;
-            if !keep {
-                by_inode.remove(&e.inode);
-            }
-            keep
-        });
-        before - inner.by_handle.len()
+        retain(&mut self.lock(), |e| now.duration_since(e.used) < idle)
     }
 
     /// Descriptors kept now.
@@ -163,20 +150,26 @@ impl OpenFiles {
 fn evict_oldest_half(inner: &mut Inner) {
     let mut used: Vec<Instant> = inner.by_handle.values().map(|e| e.used).collect();
     used.sort_unstable();
-    let Some(&cut) = used.get(used.len() / 2) else {
-        return;
-    };
+    if let Some(&cut) = used.get(used.len() / 2) {
+        retain(inner, |e| e.used > cut);
+    }
+}
+
+/// Keeps the entries `keep` says yes to, closes the others; returns how many were closed.
+fn retain(inner: &mut Inner, keep: impl Fn(&Entry) -> bool) -> usize {
     let Inner {
         by_handle,
         by_inode,
     } = inner;
+    let before = by_handle.len();
     by_handle.retain(|_, e| {
-        let keep = e.used > cut;
-        if !keep {
+        let kept = keep(e);
+        if !kept {
             by_inode.remove(&e.inode);
         }
-        keep
+        kept
     });
+    before - by_handle.len()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The NFS service: routes each RPC call to MOUNT or NFSv3, decodes its arguments with
 //! `nfs3_types`, resolves handles to views, runs the file system operation (in place for the
-//! quick procedures, on a thread that may block for the others), and records metrics. The procedures themselves live in [`mount`] and [`nfs3`].
+//! quick procedures, on a thread that may block for the others), and records metrics. The
+//! procedures themselves live in [`mount`] and [`nfs3`].
 
 pub mod mount;
 pub mod nfs3;
