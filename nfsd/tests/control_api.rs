@@ -884,6 +884,10 @@ async fn metrics_count_nfs_calls_and_volumes() {
     assert!(value("swarmhub_nfsd_rpc_calls_total{procedure=\"MOUNT_MNT\"} ") >= 1.0);
     assert!(value("swarmhub_nfsd_rpc_calls_total{procedure=\"WRITE\"} ") >= 1.0);
     assert!(value("swarmhub_nfsd_write_bytes_total ") >= 1000.0);
+    assert!(
+        value("swarmhub_nfsd_directory_flushes_total ") >= 1.0,
+        "the CREATE fsyncs its directory, and the counter says so"
+    );
     assert_eq!(value("swarmhub_nfsd_volumes "), 2.0);
     assert!(
         text.contains("NFS3ERR_NOENT"),
