@@ -884,9 +884,10 @@ async fn metrics_count_nfs_calls_and_volumes() {
     assert!(value("swarmhub_nfsd_rpc_calls_total{procedure=\"MOUNT_MNT\"} ") >= 1.0);
     assert!(value("swarmhub_nfsd_rpc_calls_total{procedure=\"WRITE\"} ") >= 1.0);
     assert!(value("swarmhub_nfsd_write_bytes_total ") >= 1000.0);
-    assert!(
-        value("swarmhub_nfsd_directory_flushes_total ") >= 1.0,
-        "the CREATE fsyncs its directory, and the counter says so"
+    assert_eq!(
+        value("swarmhub_nfsd_directory_flushes_total "),
+        0.0,
+        "test servers run with sync_metadata off: no directory fsync"
     );
     assert_eq!(value("swarmhub_nfsd_volumes "), 2.0);
     assert!(
@@ -896,4 +897,27 @@ async fn metrics_count_nfs_calls_and_volumes() {
     assert!(text.trim_end().ends_with("# EOF"));
     // no names leak
     assert!(!text.contains("home-alice"));
+}
+
+#[tokio::test]
+async fn directory_fsyncs_are_counted_when_namespace_changes_are_synchronous() {
+    let srv = Server::start_with(|s| s.sync_metadata = true).await;
+    srv.volume("home-alice", None, 30001, 30000).await;
+    let (mut c, root) = srv.mount("home-alice", 1000).await;
+    create(&mut c, &root, "a", 0o644).await.unwrap();
+    mkdir(&mut c, &root, "d", 0o755).await.unwrap();
+    let text = http(srv.running().api_addr, "GET", "/metrics", None, None)
+        .await
+        .text();
+    let flushes: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("swarmhub_nfsd_directory_flushes_total "))
+        .unwrap_or_else(|| panic!("no directory fsync counter in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        flushes, 2.0,
+        "one fsync of the directory per CREATE and MKDIR"
+    );
 }
