@@ -60,8 +60,21 @@ pub fn all_images(cfg: &Config) -> Vec<ImageTarget> {
     v
 }
 
-/// The build context as a tar: everything under `dir` but `.git` and `target/` (except
-/// `target/dist`).
+/// What the build context leaves out besides `target/` (whose `target/dist` it keeps): what
+/// `.dockerignore` lists, i.e. git's data and cargo-fuzz's build output, findings and corpus
+/// (`fuzz/run.sh` leaves gigabytes there; no image needs them).
+const LEFT_OUT: [&str; 5] = [
+    ".git",
+    "fuzz/target",
+    "fuzz/artifacts",
+    "fuzz/coverage",
+    "fuzz/corpus",
+];
+
+/// The build context as a tar: everything under `dir` but [`LEFT_OUT`] and `target/` (except
+/// `target/dist`). Every file is a plain entry: the tar crate would write a sparse file (a
+/// linker's output often is one) as a GNU sparse entry, which dockerd refuses ("unhandled tar
+/// header type 83").
 pub fn context_tar(dir: &Path) -> anyhow::Result<Vec<u8>> {
     if !dir.join("Dockerfile").is_file() {
         anyhow::bail!(
@@ -71,6 +84,7 @@ pub fn context_tar(dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
+    b.sparse(false);
     add_dir(&mut b, dir, Path::new(""))?;
     b.into_inner().context("cannot finish the build context")
 }
@@ -85,7 +99,7 @@ fn add_dir(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) -> anyhow::Re
     for e in entries {
         let name = rel.join(e.file_name());
         let n = name.to_string_lossy();
-        if n == ".git" || (n == "target" && !root.join("target/dist").exists()) {
+        if LEFT_OUT.contains(&n.as_ref()) || (n == "target" && !root.join("target/dist").exists()) {
             continue;
         }
         let ft = e.file_type().with_context(|| format!("cannot stat {n}"))?;
@@ -361,6 +375,60 @@ mod tests {
         assert!(!n.iter().any(|x| x.starts_with("target/debug")), "{n:?}");
         let e = context_tar(&d.join("src")).unwrap_err();
         assert!(e.to_string().contains("--context"), "{e}");
+    }
+
+    #[test]
+    fn the_context_leaves_out_fuzzing_output_and_has_no_sparse_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("Dockerfile"), "FROM scratch\n").unwrap();
+        for f in [
+            "fuzz/target/release/x",
+            "fuzz/corpus/nfs_calls/1",
+            "fuzz/artifacts/a",
+            "fuzz/coverage/c",
+        ] {
+            std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        std::fs::create_dir_all(d.join("fuzz/fuzz_targets")).unwrap();
+        std::fs::write(d.join("fuzz/fuzz_targets/t.rs"), "").unwrap();
+        // a file with a 4 MiB hole, as a linker may leave a binary
+        let sparse = std::fs::File::create(d.join("holes.bin")).unwrap();
+        sparse.set_len(4 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&sparse, b"end", (4 << 20) - 3).unwrap();
+        drop(sparse);
+        let tar = context_tar(d).unwrap();
+        let mut seen = Vec::new();
+        for e in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let kind = e.header().entry_type();
+            assert!(!kind.is_gnu_sparse(), "{name} is a sparse entry");
+            if name == "holes.bin" {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+                assert_eq!(data.len(), 4 << 20);
+                assert!(data.ends_with(b"end"));
+            }
+            seen.push(name);
+        }
+        assert!(
+            seen.contains(&"fuzz/fuzz_targets/t.rs".to_string()),
+            "{seen:?}"
+        );
+        assert!(seen.contains(&"holes.bin".to_string()), "{seen:?}");
+        for gone in [
+            "fuzz/target",
+            "fuzz/corpus",
+            "fuzz/artifacts",
+            "fuzz/coverage",
+        ] {
+            assert!(
+                !seen.iter().any(|x| x.starts_with(gone)),
+                "{gone}: {seen:?}"
+            );
+        }
     }
 
     #[test]
