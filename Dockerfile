@@ -98,11 +98,17 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 FROM python-base AS hub
 # configurable-http-proxy from npm, installed with npm's own tarball: Debian's npm package pulls
 # in hundreds of node-* packages (minutes of dpkg) that the image would not use.
+# nginx is the TLS front (hub-deployer/src/settings/tls_front.rs): with TLS it serves HTTPS on
+# the public port and redirects plain HTTP sent there; the proxy listens behind it. Its package
+# must not start it (policy-rc.d); the hub runs it as a managed service.
 ARG CHP_VERSION=5.3.0
 ARG NPM_VERSION=10.9.8
-RUN apt-get update -qq \
- && apt-get install -y -qq --no-install-recommends nodejs >/dev/null \
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
+ && apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends nodejs nginx-light >/dev/null \
+ && rm -f /usr/sbin/policy-rc.d \
  && rm -rf /var/lib/apt/lists/* \
+ && nginx -v \
  && mkdir /tmp/npm \
  && curl -fsSL "https://registry.npmjs.org/npm/-/npm-${NPM_VERSION}.tgz" \
     | tar -xz -C /tmp/npm --strip-components=1 \

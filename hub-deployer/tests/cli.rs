@@ -138,7 +138,7 @@ fn tls_self_signed_makes_keeps_and_checks() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = swarmhub(d, &["--config", "files.toml", "config", "render-hub"], &[]);
     assert!(
-        text(&out.stdout).contains("\"ssl_cert\": \"/run/secrets/swarmhub-hub-tls.crt\""),
+        text(&out.stdout).contains("ssl_certificate /run/secrets/swarmhub-hub-tls.crt;"),
         "{}",
         text(&out.stdout)
     );

@@ -123,8 +123,16 @@ fn data_dir_of_the_checks(s: &mut HubSettings) {
 }
 
 /// Render, compile with the system python3, then run the checks with the real packages.
-fn check(settings: &HubSettings, expect: serde_json::Value, dir: &Path) -> String {
-    let text = render(settings);
+///
+/// The TLS front's file is written into `dir` (the hub writes it under its container's `/run`);
+/// the checks compare it, and the front's service, with the settings.
+fn check(settings: &HubSettings, mut expect: serde_json::Value, dir: &Path) -> String {
+    let mut settings = settings.clone();
+    let front_file = dir.join("tls-front.conf");
+    settings.tls_front_file = front_file.to_str().unwrap().into();
+    expect["tls_front_file"] = json!(front_file);
+    expect["tls_front_conf"] = json!(settings.tls_front_conf);
+    let text = render(&settings);
     let config = dir.join("jupyterhub_config.py");
     fs::write(&config, &text).unwrap();
     run(
@@ -217,10 +225,15 @@ fn generated_config_works_with_the_real_packages() {
     let text = check(
         &s,
         json!({
-            "ssl_cert": "/run/secrets/swarmhub-hub-tls.crt",
-            "ssl_key": "/run/secrets/swarmhub-hub-tls.key",
-            "proxy_command": ["configurable-http-proxy", "--redirect-port", "8080", "--redirect-to", "443"],
-            "port": 8000,
+            // behind the TLS front, which redirects plain HTTP on :8080 to https://host/
+            "tls_front_lines": [
+                "ssl_certificate /run/secrets/swarmhub-hub-tls.crt;",
+                "ssl_certificate_key /run/secrets/swarmhub-hub-tls.key;",
+                "listen 8080;",
+                "return 301 https://$host$request_uri;",
+            ],
+            "proxy_ip": "127.0.0.1",
+            "proxy_port": 8010,
             "base_path": "/",
             "public_url": "https://hub.example.edu/",
             "hub_api_port": 8081,
@@ -299,7 +312,7 @@ idle_timeout_seconds = 0
     assert_eq!(s.ldap_search_password_file, None);
     // what swarmhub.toml does not set: the template still handles it
     data_dir_of_the_checks(&mut s);
-    s.port = 9000;
+    s.proxy_port = 9000;
     s.hub_api_port = 9081;
     s.default_url = None;
     s.ldap_lookup_dn = false;
@@ -314,7 +327,8 @@ idle_timeout_seconds = 0
     check(
         &s,
         json!({
-            "port": 9000,
+            "proxy_ip": "",
+            "proxy_port": 9000,
             "base_path": "/jupyter/",
             "public_url": "http://hub.example.edu:8080/jupyter/",
             "hub_api_port": 9081,

@@ -33,6 +33,9 @@
 //!   environment and the two `swarmhub-nfs` volume mounts (home and exchange view, each with
 //!   its `size=` quota) in `extra_container_spec["mounts"]`, refusing user names that cannot
 //!   name a volume;
+//! - with TLS, the hub's TLS front ([`tls_front`], nginx) as a hub-managed service: the config
+//!   writes its configuration to `tls_front_file` and the proxy listens behind it on the
+//!   container's loopback, with `--no-x-forward`;
 //! - the hub database and cookie secret under a persisted data directory, `hub_ip = 0.0.0.0`,
 //!   `hub_connect_ip` = the hub's service name, and jupyterhub-idle-culler as a hub-managed
 //!   service with its own role.
@@ -45,12 +48,16 @@ use swarmhub_control_api::names::{
     MAX_USER_NAME, validate_share_name, validate_user_name, validate_volume_name,
 };
 
+use super::tls_front::{self, TlsFront};
 use super::{
-    Config, ConfigError, HUB_API_PORT, HUB_CONTAINER_PORT, HUB_DATA_DIR,
-    HUB_REDIRECT_CONTAINER_PORT, TlsMode, VolumeMode, check_image, invalid, secret_path,
+    Config, ConfigError, HUB_API_PORT, HUB_CONTAINER_PORT, HUB_DATA_DIR, TlsMode, VolumeMode,
+    check_image, invalid, secret_path,
 };
 use crate::names;
 
+/// Where the generated config writes the TLS front's nginx configuration (the container's
+/// `/run`, written again at every hub start).
+pub const TLS_FRONT_FILE: &str = "/run/swarmhub-tls-front.conf";
 /// The fixed part of the generated file.
 const TEMPLATE: &str = include_str!("jupyterhub_config.py.tmpl");
 /// The line of [`TEMPLATE`] that [`render`] replaces with `SWARMHUB = {...}`.
@@ -75,19 +82,20 @@ pub const AUTH_STATE_ATTRIBUTES: [&str; 2] = ["uidNumber", "gidNumber"];
 pub struct HubSettings {
     /// URL users open, with a trailing slash (`JupyterHub.public_url`): `cluster.public_url`.
     pub public_url: String,
-    /// The certificate chain inside the hub container (`JupyterHub.ssl_cert`); none: plain HTTP.
-    pub ssl_cert: Option<String>,
-    /// Its key inside the hub container (`JupyterHub.ssl_key`).
-    pub ssl_key: Option<String>,
-    /// Port inside the container where the proxy answers plain HTTP with a redirect to HTTPS
-    /// (`--redirect-port`).
-    pub redirect_port: Option<u16>,
-    /// The public HTTPS port that redirect points at (`--redirect-to`).
-    pub redirect_to: Option<u16>,
+    /// With TLS: the nginx configuration of the hub's TLS front ([`tls_front`]), which serves
+    /// HTTPS on the public port; the config writes it to `tls_front_file` and runs nginx as a
+    /// hub-managed service. None: the proxy itself serves plain HTTP on the public port.
+    pub tls_front_conf: Option<String>,
+    /// Where the generated config writes `tls_front_conf` inside the hub container.
+    pub tls_front_file: String,
     /// The public URL's path with both slashes: JupyterHub's base URL (in `bind_url`).
     pub base_path: String,
-    /// Port the proxy listens on inside the hub container.
-    pub port: u16,
+    /// Address configurable-http-proxy listens on inside the hub container (`bind_url`): every
+    /// address without TLS, the loopback behind the TLS front.
+    pub proxy_ip: String,
+    /// Its port: [`HUB_CONTAINER_PORT`] (published) without TLS,
+    /// [`tls_front::PROXY_BEHIND_FRONT_PORT`] behind the front.
+    pub proxy_port: u16,
     /// The hub's service name: notebooks reach the hub API at it (`hub_connect_ip`).
     pub hub_service: String,
     /// Port of the hub's internal API (`JupyterHub.hub_port`).
@@ -337,16 +345,22 @@ impl HubSettings {
                 "must be at least 60 (or 0: never stop idle notebooks)",
             ));
         }
-        let tls_on = cfg.tls.mode != TlsMode::Off;
-        let redirect = (tls_on && c.hub_redirect_port != 0).then_some(HUB_REDIRECT_CONTAINER_PORT);
+        let front = (cfg.tls.mode != TlsMode::Off).then(|| TlsFront {
+            cert_file: secret_path(names::HUB_TLS_CERT_FILE),
+            key_file: secret_path(names::HUB_TLS_KEY_FILE),
+            redirect_to: (c.hub_redirect_port != 0).then_some(c.hub_port),
+        });
+        let (proxy_ip, proxy_port) = match front {
+            Some(_) => ("127.0.0.1", tls_front::PROXY_BEHIND_FRONT_PORT),
+            None => ("", HUB_CONTAINER_PORT),
+        };
         Ok(HubSettings {
             public_url,
-            ssl_cert: tls_on.then(|| secret_path(names::HUB_TLS_CERT_FILE)),
-            ssl_key: tls_on.then(|| secret_path(names::HUB_TLS_KEY_FILE)),
-            redirect_port: redirect,
-            redirect_to: redirect.map(|_| c.hub_port),
+            tls_front_conf: front.as_ref().map(tls_front::render),
+            tls_front_file: TLS_FRONT_FILE.into(),
             base_path,
-            port: HUB_CONTAINER_PORT,
+            proxy_ip: proxy_ip.into(),
+            proxy_port,
             hub_service: c.hub_service.clone(),
             hub_api_port: HUB_API_PORT,
             network: c.network.clone(),
@@ -630,7 +644,8 @@ mod tests {
 
     /// The `SWARMHUB` dictionaries of a few `swarmhub.toml`s, as the generator before issue 14
     /// (a second schema and a hand-built map) wrote them, plus the notebook labels' names and
-    /// (issue 16) the Docker gate's socket as `docker_url`.
+    /// (issue 16) the Docker gate's socket as `docker_url`, and (issue 13) the TLS front in place
+    /// of the proxy's own TLS (`tls_front_conf`/`tls_front_file`, `proxy_ip`/`proxy_port`).
     #[test]
     fn settings_are_what_the_generator_always_wrote() {
         for (toml_text, want) in [
@@ -735,7 +750,7 @@ mod tests {
     #[test]
     fn defaults_fill_the_rest() {
         let s = example();
-        assert_eq!(s.port, 8000);
+        assert_eq!((s.proxy_ip.as_str(), s.proxy_port), ("", 8000));
         assert_eq!(s.network, "swarmhub");
         assert_eq!(s.cmd, vec!["jupyterhub-singleuser"]);
         assert_eq!(s.volume_driver, "swarmhub-nfs");
@@ -866,9 +881,14 @@ mod tests {
             .collect();
         assert_eq!(
             secretish,
-            BTreeSet::from(["cookie_secret_file", "ldap_search_password_file", "ssl_key"])
+            BTreeSet::from(["cookie_secret_file", "ldap_search_password_file"])
         );
-        assert_eq!(m["ssl_key"], "/run/secrets/swarmhub-hub-tls.key");
+        // the TLS front names the key's file, under /run/secrets
+        let front = m["tls_front_conf"].as_str().unwrap();
+        assert!(
+            front.contains("ssl_certificate_key /run/secrets/swarmhub-hub-tls.key;"),
+            "{front}"
+        );
         assert_eq!(
             m["cookie_secret_file"],
             "/srv/jupyterhub/data/jupyterhub_cookie_secret"

@@ -9,6 +9,7 @@
 
 pub mod hub;
 pub mod tls;
+pub mod tls_front;
 
 use crate::names;
 use std::collections::BTreeMap;
@@ -28,10 +29,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "swarmhub.toml";
 /// [`Config::default`] and mentions every key.
 pub const INIT_TEMPLATE: &str = include_str!("swarmhub.toml.tmpl");
 
-/// Port the hub's proxy listens on inside its container (published as `cluster.hub_port`).
+/// The hub's public port inside its container (published as `cluster.hub_port`): the proxy's
+/// without TLS, the TLS front's with it.
 pub const HUB_CONTAINER_PORT: u16 = 8000;
-/// Port inside the hub container where the proxy redirects plain HTTP to HTTPS (published as
-/// `cluster.hub_redirect_port`).
+/// Port inside the hub container where the TLS front redirects plain HTTP to HTTPS (published
+/// as `cluster.hub_redirect_port`).
 pub const HUB_REDIRECT_CONTAINER_PORT: u16 = 8080;
 /// Port of the hub's internal API inside the overlay network (notebooks call it).
 pub const HUB_API_PORT: u16 = 8081;
@@ -136,7 +138,7 @@ pub struct ClusterConfig {
     /// Port the hub is published on (host mode) on the manager that runs it.
     pub hub_port: u16,
     /// With TLS: a second published port where plain HTTP is answered with a redirect to
-    /// `https://<host>:<hub_port>/...` (configurable-http-proxy's `--redirect-port`). 0 = none.
+    /// `https://<host>:<hub_port>/...` (by the hub's TLS front, `settings::tls_front`). 0 = none.
     pub hub_redirect_port: u16,
     /// URL users open (TLS may end in front of the hub); its path is the hub's base URL.
     pub public_url: String,
@@ -1583,20 +1585,26 @@ mod tests {
         )
         .unwrap();
         let t = c.hub_settings().unwrap();
+        let front = t.tls_front_conf.as_deref().unwrap();
+        for want in [
+            "ssl_certificate /run/secrets/swarmhub-hub-tls.crt;",
+            "ssl_certificate_key /run/secrets/swarmhub-hub-tls.key;",
+            &format!("listen {HUB_REDIRECT_CONTAINER_PORT};"),
+            "return 301 https://$host$request_uri;",
+        ] {
+            assert!(front.contains(want), "{want:?} missing from:\n{front}");
+        }
+        // the proxy listens behind the front, on the container's loopback only
         assert_eq!(
-            t.ssl_cert.as_deref(),
-            Some("/run/secrets/swarmhub-hub-tls.crt")
-        );
-        assert_eq!(
-            t.ssl_key.as_deref(),
-            Some("/run/secrets/swarmhub-hub-tls.key")
-        );
-        assert_eq!(
-            (t.redirect_port, t.redirect_to),
-            (Some(HUB_REDIRECT_CONTAINER_PORT), Some(443))
+            (t.proxy_ip.as_str(), t.proxy_port),
+            ("127.0.0.1", tls_front::PROXY_BEHIND_FRONT_PORT)
         );
         let d = Config::default().hub_settings().unwrap();
-        assert_eq!((d.ssl_cert, d.ssl_key, d.redirect_port), (None, None, None));
+        assert_eq!(d.tls_front_conf, None);
+        assert_eq!(
+            (d.proxy_ip.as_str(), d.proxy_port),
+            ("", HUB_CONTAINER_PORT)
+        );
     }
 
     #[test]

@@ -164,13 +164,13 @@ def check_loads_like_jupyterhub():
     ).load_config()
     assert cfg.JupyterHub.hub_ip == "0.0.0.0"
     app = load_app()
-    scheme = "https" if EXPECT.get("ssl_cert") else "http"
-    assert app.bind_url == f"{scheme}://:{EXPECT['port']}{EXPECT['base_path']}", app.bind_url
-    # configurable-http-proxy terminates TLS with the secrets' files; JupyterHub passes them on
-    assert app.ssl_cert == EXPECT.get("ssl_cert", ""), app.ssl_cert
-    assert app.ssl_key == EXPECT.get("ssl_key", ""), app.ssl_key
+    # the proxy speaks plain HTTP: on every address without TLS, behind the TLS front with it
+    want_bind = f"http://{EXPECT['proxy_ip']}:{EXPECT['proxy_port']}{EXPECT['base_path']}"
+    assert app.bind_url == want_bind, app.bind_url
+    assert app.ssl_cert == "" and app.ssl_key == "", (app.ssl_cert, app.ssl_key)
     proxy = ConfigurableHTTPProxy(config=app.config)
-    want = EXPECT.get("proxy_command", ["configurable-http-proxy"])
+    front = EXPECT["tls_front_conf"]
+    want = ["configurable-http-proxy"] + (["--no-x-forward"] if front else [])
     assert proxy.command == want, proxy.command
     assert app.base_url == EXPECT["base_path"], app.base_url
     if hasattr(JupyterHub, "public_url"):
@@ -524,12 +524,35 @@ def check_missing_password_file_is_a_clear_error():
         shutil.move(aside, path)
 
 
+def check_tls_front_service():
+    # with TLS the config writes nginx's configuration and runs nginx as a managed service
+    path = EXPECT["tls_front_file"]
+    if os.path.exists(path):
+        os.unlink(path)
+    app = load_app()
+    fronts = [s for s in app.services if s["name"] == "swarmhub-tls-front"]
+    front = EXPECT["tls_front_conf"]
+    if not front:
+        assert not fronts, app.services
+        assert not os.path.exists(path), path
+        return
+    (svc,) = fronts
+    assert svc["command"] == ["nginx", "-c", path, "-g", "daemon off;"], svc
+    assert "url" not in svc, svc
+    with open(path, encoding="utf-8") as f:
+        written = f.read()
+    assert written == front, written
+    for line in EXPECT.get("tls_front_lines", []):
+        assert line in written, (line, written)
+
+
 def check_idle_culler_service():
     app = load_app()
+    culler = [s for s in app.services if s["name"] != "swarmhub-tls-front"]
     if not EXPECT["idle_culler"]:
-        assert not app.services and not app.load_roles, (app.services, app.load_roles)
+        assert not culler and not app.load_roles, (app.services, app.load_roles)
         return
-    (svc,) = app.services
+    (svc,) = culler
     assert svc["name"] == "jupyterhub-idle-culler"
     cmd = svc["command"]
     assert cmd[:3] == [sys.executable, "-m", "jupyterhub_idle_culler"], cmd
@@ -563,6 +586,7 @@ CHECKS = [
     check_vanished_service_fails,
     check_stop_waits_until_the_old_container_ended,
     check_missing_password_file_is_a_clear_error,
+    check_tls_front_service,
     check_idle_culler_service,
 ]
 
