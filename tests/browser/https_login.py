@@ -8,7 +8,9 @@ serves HTTPS with a certificate of swarmhub's own CA.
    `certutil -d sql:$HOME/.pki/nssdb -A -t 'C,,' -n swarmhub-ca -i ca.pem` does for a user), it
    logs in through the hub's login form at the URL the hub is configured with, waits for
    JupyterLab's shell, saves a file through the UI's own contents API (fetch PUT from the page,
-   the _xsrf cookie as X-XSRFToken), opens it in JupyterLab's editor and saves a screenshot.
+   the _xsrf cookie as X-XSRFToken), starts a kernel and runs `print(6 * 7)` in it over the
+   kernel's wss:// WebSocket (what a notebook cell needs, through the hub's TLS front), opens the
+   file in JupyterLab's editor and saves a screenshot.
 
 Never --ignore-certificate-errors: the certificate is really checked. Prints one JSON line with
 what it saw; exits 1 with the reason (and a screenshot of the failure when there is a page).
@@ -157,6 +159,56 @@ def trusted(args):
         r = driver.execute_async_script(script, put_url, args.content)
         if r["status"] not in (200, 201):
             fail(f"PUT {put_url} from the page: HTTP {r['status']} {r['body'][:300]} (xsrf cookie: {r['xsrf']})", driver, shot_fail)
+        # a kernel from the page, and code run in it over its WebSocket (wss:// through the hub's
+        # TLS front and the proxy): what running a notebook cell needs
+        kernel = """
+            const [base, done] = arguments;
+            let finished = false;
+            const end = (r) => { if (!finished) { finished = true; done(r); } };
+            const m = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/);
+            const hdr = {"Content-Type": "application/json",
+                         "X-XSRFToken": m ? decodeURIComponent(m[1]) : ""};
+            (async () => {
+                const r = await fetch(base + "api/kernels", {
+                    method: "POST", credentials: "same-origin", headers: hdr, body: "{}"});
+                if (r.status !== 201) {
+                    return end({ok: false, step: "start the kernel", status: r.status,
+                                body: (await r.text()).slice(0, 300)});
+                }
+                const k = await r.json();
+                const session = crypto.randomUUID();
+                const url = base.replace(/^http/, "ws") + "api/kernels/" + k.id
+                    + "/channels?session_id=" + session;
+                const ws = new WebSocket(url);
+                const timer = setTimeout(() => end({ok: false, step: "no output", url}), 150000);
+                ws.onerror = () => { clearTimeout(timer); end({ok: false, step: "WebSocket error", url}); };
+                ws.onclose = (e) => { clearTimeout(timer);
+                    end({ok: false, step: "WebSocket closed " + e.code, url}); };
+                ws.onopen = () => ws.send(JSON.stringify({
+                    header: {msg_id: crypto.randomUUID(), username: "", session,
+                             msg_type: "execute_request", version: "5.3",
+                             date: new Date().toISOString()},
+                    parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+                    content: {code: "print(6 * 7)", silent: false, store_history: false,
+                              user_expressions: {}, allow_stdin: false, stop_on_error: true}}));
+                ws.onmessage = async (e) => {
+                    if (typeof e.data !== "string") return;
+                    const msg = JSON.parse(e.data);
+                    if (msg.msg_type === "stream" && msg.content.text.includes("42")) {
+                        clearTimeout(timer);
+                        ws.onclose = null;
+                        ws.close();
+                        await fetch(base + "api/kernels/" + k.id, {
+                            method: "DELETE", credentials: "same-origin", headers: hdr});
+                        end({ok: true, url, output: msg.content.text.trim()});
+                    }
+                };
+            })().catch(e => end({ok: false, step: "exception", error: String(e)}));
+        """
+        driver.set_script_timeout(180)
+        ran = driver.execute_async_script(kernel, prefix)
+        if not ran.get("ok") or not ran["url"].startswith("wss://"):
+            fail(f"a kernel's code over its WebSocket from the page: {ran}", driver, shot_fail)
         # the saved file, opened in JupyterLab's editor: what the picture shows
         driver.get(f"{prefix}lab/tree/{args.file}")
         first_line = args.content.splitlines()[0]
@@ -176,6 +228,8 @@ def trusted(args):
             "screenshot": shot,
             "put": put_url,
             "put_status": r["status"],
+            "kernel_websocket": ran["url"].split("?")[0],
+            "kernel_output": ran["output"],
         }
     finally:
         driver.quit()

@@ -35,7 +35,7 @@ fn script() -> PathBuf {
 /// printed it), with the demo's state in `state_dir` (`tls/ca.pem`, `data/`): curl's checks
 /// (with and without the CA, plain HTTP on the HTTPS port and on `redirect_port`), then
 /// Chromium without the CA (interstitial) and with it (login as `user`, JupyterLab, a file
-/// saved through the contents API from the page), and the file on disk owned by `owner`
+/// saved through the contents API from the page, a kernel's code run over its wss:// socket), and the file on disk owned by `owner`
 /// (uidNumber, gidNumber). Returns what was seen, with the screenshot's path.
 pub fn browser_https_step(
     url: &str,
@@ -97,13 +97,15 @@ pub fn browser_https_step(
         owner.1
     );
     report.push_str(&format!(
-        "chromium without the CA: {}\nchromium with the CA: logged in as {user} at {}hub/login, JupyterLab at {} after {} s, PUT {} -> HTTP {}\nfile on nfsd's disk: {} ({}:{})\nscreenshot of JupyterLab: {}\n",
+        "chromium without the CA: {}\nchromium with the CA: logged in as {user} at {}hub/login, JupyterLab at {} after {} s, PUT {} -> HTTP {}\nkernel over {}: printed {}\nfile on nfsd's disk: {} ({}:{})\nscreenshot of JupyterLab: {}\n",
         seen["untrusted"].as_str().unwrap_or_default(),
         url,
         seen["lab_url"].as_str().unwrap_or_default(),
         seen["login_to_lab_seconds"],
         seen["put"].as_str().unwrap_or_default(),
         seen["put_status"],
+        seen["kernel_websocket"].as_str().unwrap_or_default(),
+        seen["kernel_output"],
         on_disk.display(),
         meta.uid(),
         meta.gid(),

@@ -1,8 +1,9 @@
 //! What clients see of a hub that serves HTTPS, checked with curl: the page over HTTPS with the
 //! hub's CA trusted; certificate verification refusing the connection without it; plain HTTP
-//! on the HTTPS port closed at once without an answer (configurable-http-proxy's behaviour,
-//! not a hang); plain HTTP on the redirect port answered with a redirect to the HTTPS URL.
-//! Every request has curl's `--max-time`, so a hang is a failure, not a stuck test.
+//! on the HTTPS port answered by the hub's TLS front with a redirect to the same URL over
+//! HTTPS (not a hang, not a connection closed without a word); plain HTTP on the redirect port
+//! answered with a redirect to the HTTPS URL. Every request has curl's `--max-time`, so a hang
+//! is a failure, not a stuck test.
 
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +36,25 @@ fn expect_200(args: &[&str], url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Plain HTTP GET `from` must answer 301 to `want`, and following it with the CA `ca` must
+/// end in 200. Returns how long the redirect took.
+fn expect_redirect(from: &str, want: &str, ca: &str) -> anyhow::Result<Duration> {
+    let r = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        from,
+    ])?;
+    ensure!(
+        r.success() && r.stdout.trim() == format!("301 {want}"),
+        "plain HTTP to {from} must answer 301 to {want}: {}",
+        r.describe()
+    );
+    expect_200(&["-L", "--cacert", ca], from)?;
+    Ok(r.took)
+}
+
 /// `base` is the hub's HTTPS URL without the trailing slash (`https://host:port`), `ca` the
 /// CA its certificate comes from, `redirect_port` the plain-HTTP port that redirects (if
 /// any). Returns what was seen, one line per check, for the test's log.
@@ -63,19 +83,14 @@ pub fn check_hub_https(
         refused.stderr.lines().next().unwrap_or_default()
     ));
 
-    // plain HTTP on the HTTPS port: closed without an answer, at once (not curl's 28, a timeout)
-    let plain = login.replacen("https://", "http://", 1);
-    let closed = curl(&["-o", "/dev/null", "-w", "%{http_code}", &plain])?;
-    ensure!(
-        matches!(closed.code(), Some(52 | 56)) && closed.stdout.trim() == "000",
-        "plain HTTP to the HTTPS port ({plain}) must be closed without an answer (curl exit 52 or 56), not hang (28) or answer: {}",
-        closed.describe()
-    );
+    // plain HTTP on the HTTPS port: a redirect to the same host, port and path over HTTPS,
+    // which works with the CA (before the TLS front, the connection closed without a word)
+    let path = "/hub/login?next=%2Fhub%2F";
+    let plain = format!("{}{path}", base.replacen("https://", "http://", 1));
+    let want = format!("{base}{path}");
+    let took = expect_redirect(&plain, &want, &ca_s)?;
     report.push_str(&format!(
-        "plain http to the https port: closed without an answer (curl exit {}: {}) after {:.2?}\n",
-        closed.code().unwrap_or(-1),
-        closed.stderr.trim(),
-        closed.took
+        "plain http to the https port: 301 to {want} after {took:.2?}; followed with the CA: HTTP 200\n"
     ));
 
     // plain HTTP on the redirect port: a redirect to the same path over HTTPS, which works
@@ -83,24 +98,11 @@ pub fn check_hub_https(
         let host_port = base
             .strip_prefix("https://")
             .context("the base URL is not https://")?;
-        let (host, https_port) = host_port
+        let (host, _) = host_port
             .rsplit_once(':')
             .context("the base URL has no port")?;
-        let from = format!("http://{host}:{port}/hub/login?next=%2Fhub%2F");
-        let r = curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-            &from,
-        ])?;
-        let want = format!("https://{host}:{https_port}/hub/login?next=%2Fhub%2F");
-        ensure!(
-            r.success() && r.stdout.trim() == format!("301 {want}"),
-            "plain HTTP to the redirect port ({from}) must answer 301 to {want}: {}",
-            r.describe()
-        );
-        expect_200(&["-L", "--cacert", &ca_s], &from)?;
+        let from = format!("http://{host}:{port}{path}");
+        expect_redirect(&from, &want, &ca_s)?;
         report.push_str(&format!(
             "plain http to port {port}: 301 to {want}; followed with the CA: HTTP 200\n"
         ));

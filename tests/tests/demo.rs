@@ -18,10 +18,12 @@
 //!    writes a notebook through the contents API, which is owned by student1's uidNumber and
 //!    gidNumber on nfsd's disk; the teacher gets the teacher image.
 //!    The hub speaks HTTPS with the demo's own CA (`tls/ca.pem`): curl trusts it, fails
-//!    certificate verification without it, gets plain HTTP on the HTTPS port closed at once and
+//!    certificate verification without it, gets plain HTTP on the HTTPS port redirected to HTTPS and
 //!    a 301 on the redirect port; headless Chromium shows the certificate interstitial without
-//!    the CA and, with it, logs student1 in through the form into JupyterLab and saves a file
-//!    from the page, found on nfsd's disk with student1's ids (`tests/src/browser.rs`).
+//!    the CA and, with it, logs student1 in through the form into JupyterLab, saves a file
+//!    from the page, found on nfsd's disk with student1's ids, and runs code in a kernel over
+//!    its wss:// socket (`tests/src/browser.rs`); the hub logged the client's address, not the
+//!    TLS front's loopback.
 //!    Then (3a, issue 13, on a machine where the demo is up) the Docker-level test binaries
 //!    that once shared the machine's dockerd (cli_swarm, plugin_docker) run as child processes
 //!    in a mount namespace where this machine's default paths (`/run/docker.sock`,
@@ -72,6 +74,36 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The client addresses JupyterHub logged for requests to `path` (`... GET /hub/login
+/// (user@ADDRESS) 1.2ms`). The TLS front passes the browser's address on (X-Real-IP): none may
+/// be the container's loopback, where the front itself connects from.
+fn hub_log_clients(path: &str) -> anyhow::Result<Vec<String>> {
+    let logs = docker(&["service", "logs", "--raw", "swarmhub-hub"]);
+    ensure!(logs.success(), "docker service logs: {}", logs.describe());
+    let needle = format!(" {path}");
+    let clients: Vec<String> = logs
+        .stdout
+        .lines()
+        .chain(logs.stderr.lines())
+        .filter(|l| l.contains(" GET ") && l.contains(&needle))
+        .filter_map(|l| {
+            let (_, tail) = l.rsplit_once(" (")?;
+            let (who, _) = tail.split_once(')')?;
+            Some(who.rsplit_once('@')?.1.to_string())
+        })
+        .collect();
+    ensure!(
+        !clients.is_empty(),
+        "the hub logged no GET {path}:\n{}",
+        logs.describe()
+    );
+    ensure!(
+        clients.iter().all(|ip| ip != "127.0.0.1" && ip != "::1"),
+        "the hub logged GET {path} from the loopback, not the client: the TLS front's X-Real-IP did not arrive: {clients:?}"
+    );
+    Ok(clients)
 }
 
 fn demo_sh(args: &[&str]) -> Out {
@@ -281,6 +313,8 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
         (STUDENT1.1, STUDENT1.2),
     )?;
     eprintln!("==== https in a browser ====\n{seen}");
+    let clients = hub_log_clients("/hub/login")?;
+    eprintln!("the hub logged /hub/login requests from {clients:?}");
 
     // ---- 3b. student1 attacks the teacher's home from the notebook -----------------------
     // (the issue: nfs-ls/nfs-cat/nfs-cp from a student's notebook read and wrote it); checked
