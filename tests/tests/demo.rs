@@ -23,7 +23,8 @@
 //!    the CA and, with it, logs student1 in through the form into JupyterLab, saves a file
 //!    from the page, found on nfsd's disk with student1's ids, and runs code in a kernel over
 //!    its wss:// socket (`tests/src/browser.rs`); the hub logged the client's address, not the
-//!    TLS front's loopback.
+//!    TLS front's loopback. The front (nginx, stopped inside the hub container) goes away and
+//!    JupyterHub starts it again.
 //!    Then (3a, issue 13, on a machine where the demo is up) the Docker-level test binaries
 //!    that once shared the machine's dockerd (cli_swarm, plugin_docker) run as child processes
 //!    in a mount namespace where this machine's default paths (`/run/docker.sock`,
@@ -104,6 +105,53 @@ fn hub_log_clients(path: &str) -> anyhow::Result<Vec<String>> {
         "the hub logged GET {path} from the loopback, not the client: the TLS front's X-Real-IP did not arrive: {clients:?}"
     );
     Ok(clients)
+}
+
+/// Stops the hub's TLS front (nginx's master, by its pid file) inside the hub container, as a
+/// crash would: JupyterHub, which runs the front as a managed service, must start it again (it
+/// polls its services; 30 s by default), and the login page must answer over HTTPS. Returns
+/// what was seen.
+fn tls_front_comes_back(base: &str) -> anyhow::Result<String> {
+    const PID_FILE: &str = "/run/swarmhub-tls-front.pid";
+    let id = docker_ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=com.docker.swarm.service.name=swarmhub-hub",
+    ]);
+    ensure!(
+        !id.is_empty() && !id.contains('\n'),
+        "one hub container: {id:?}"
+    );
+    let pid = || {
+        docker(&["exec", &id, "cat", PID_FILE])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let before = pid();
+    ensure!(
+        before.parse::<u32>().is_ok(),
+        "no TLS front pid in {PID_FILE}: {before:?}"
+    );
+    docker_ok(&["exec", &id, "sh", "-c", &format!("kill -TERM {before}")]);
+    // a new master writes its own pid: the front stopped and was started again (nginx removes
+    // the file when it exits, so an empty read is the gap between the two)
+    let (after, restarted) = swarmhub_tests::swarm::wait_until(
+        "JupyterHub starting the TLS front again",
+        Duration::from_secs(120),
+        || {
+            let now = pid();
+            match now.parse::<u32>() {
+                Ok(_) if now != before => Ok(now),
+                _ => Err(format!("pid file: {now:?}")),
+            }
+        },
+    )?;
+    let back = hub::wait_login_page(base)?;
+    Ok(format!(
+        "TLS front stopped (pid {before}): JupyterHub started it again (pid {after}) after {restarted:.1?}, login page over HTTPS {back:.1?} later"
+    ))
 }
 
 fn demo_sh(args: &[&str]) -> Out {
@@ -315,6 +363,8 @@ fn demo_sh_brings_up_a_hub_the_printed_logins_can_use() -> anyhow::Result<()> {
     eprintln!("==== https in a browser ====\n{seen}");
     let clients = hub_log_clients("/hub/login")?;
     eprintln!("the hub logged /hub/login requests from {clients:?}");
+    let front = tls_front_comes_back(url.trim_end_matches('/'))?;
+    eprintln!("{front}");
 
     // ---- 3b. student1 attacks the teacher's home from the notebook -----------------------
     // (the issue: nfs-ls/nfs-cat/nfs-cp from a student's notebook read and wrote it); checked
