@@ -154,12 +154,14 @@ fn certificate(dir: &Path) {
 fn start_nginx(dir: &Path, conf: &str, ports: &[u16]) -> Nginx {
     let file = dir.join("front.conf");
     std::fs::write(&file, conf).unwrap();
-    let test = Command::new("nginx")
+    // errors to stderr from the start, not to the package's log file
+    let nginx = || {
+        let mut c = Command::new("nginx");
+        c.args(["-e", "stderr", "-c"]).arg(&file);
+        c
+    };
+    let test = nginx()
         .arg("-t")
-        .arg("-e")
-        .arg("stderr")
-        .arg("-c")
-        .arg(&file)
         .output()
         .expect("run nginx (apt-get install -y nginx-light)");
     assert!(
@@ -167,11 +169,7 @@ fn start_nginx(dir: &Path, conf: &str, ports: &[u16]) -> Nginx {
         "nginx -t refuses the front's configuration: {}\n{conf}",
         String::from_utf8_lossy(&test.stderr)
     );
-    let child = Command::new("nginx")
-        .arg("-e")
-        .arg("stderr")
-        .arg("-c")
-        .arg(&file)
+    let child = nginx()
         .args(["-g", "daemon off;"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
